@@ -1,0 +1,3 @@
+from sica.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""The `sica` command line: the app and its global options; each command lives in its own module."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from sica.cli import chat_cmd, gateway_cmd, models_cmd
+from sica.cli.state import CliState, UserError
+from sica.config import ConfigError
+from sica.local_model import LocalModelServerError, WeightsError
+
+app = typer.Typer(name="sica", help="A self-improving coding agent, its LLM gateway and its local model.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app.command("chat")(chat_cmd.chat)
+app.command("gateway")(gateway_cmd.gateway)
+app.add_typer(models_cmd.models_app, name="models")
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", "-c", dir_okay=False,
+                                                help="Config file (default: ./sica.toml, then "
+                                                     "~/.config/sica/sica.toml).")] = None,
+) -> None:
+    ctx.obj = CliState(config, Console(), Console(stderr=True))
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected errors into one-line messages and exit codes."""
+    err = Console(stderr=True)
+    try:
+        app(standalone_mode=False)
+    except ConfigError as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except (UserError, LocalModelServerError, WeightsError) as error:
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(130)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)

@@ -1,0 +1,241 @@
+"""Configuration: `sica.toml` plus `SICA_*` environment variables, validated by pydantic-settings.
+
+The file is found by `--config`, else `./sica.toml`, else `~/.config/sica/sica.toml`; environment variables
+override it (`SICA_GATEWAY__PORT=9000` sets `[gateway] port`). Paths inside the file are relative to the file.
+Settings are loaded once, at the command line, and passed down: nothing below reads the environment itself.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sica.local_model.catalog import resolve_model
+
+Provider = Literal["anthropic", "openai", "openai_compatible", "local", "scripted"]
+Wire = Literal["openai", "anthropic"]
+ROLES = ("main", "reasoning", "fast", "overseer")
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as one line that names the problem and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PricePerMillion(_Section):
+    """USD per million tokens; cache prices default to the input price."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+
+
+class ModelAlias(_Section):
+    """One `[models.ALIAS]` table: which upstream serves the alias, and how it is priced and limited."""
+
+    provider: Provider
+    model: str
+    wire: Wire | None = None
+    api_key_env: str | None = None
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    price: Literal["free"] | PricePerMillion | None = None
+    script: Path | None = None
+    max_output_tokens: int = Field(default=4096, gt=0)
+    context_window: int = Field(default=32768, gt=0)
+    tool_mode: Literal["native", "text"] | None = None
+    timeout_s: float = Field(default=600.0, gt=0)
+    max_concurrent: int | None = Field(default=None, gt=0)
+    requests_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _check_provider_fields(self) -> ModelAlias:
+        if self.provider == "openai_compatible" and not self.base_url:
+            raise ValueError("provider 'openai_compatible' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+        if self.provider == "local":
+            resolve_model(self.model)
+        if self.provider == "scripted" and self.script is None:
+            raise ValueError("provider 'scripted' needs script = 'path/to/script.jsonl'")
+        if self.wire is not None and self.wire != self._natural_wire() and self.provider != "scripted":
+            raise ValueError(f"provider '{self.provider}' speaks the {self._natural_wire()} API; only scripted "
+                             "aliases choose their wire")
+        return self
+
+    def _natural_wire(self) -> Wire:
+        return "anthropic" if self.provider == "anthropic" else "openai"
+
+    @property
+    def wire_format(self) -> Wire:
+        """The API format the alias's upstream speaks; the gateway never translates between formats."""
+        return self.wire or self._natural_wire()
+
+    @property
+    def effective_tool_mode(self) -> Literal["native", "text"]:
+        """Small local models write tool calls as text; hosted ones call tools natively."""
+        return self.tool_mode or ("text" if self.provider == "local" else "native")
+
+
+class Roles(_Section):
+    """Which alias plays which part; unset roles fall back to the default alias."""
+
+    main: str | None = None
+    reasoning: str | None = None
+    fast: str | None = None
+    overseer: str | None = None
+
+
+class RetrySettings(_Section):
+    """How the gateway retries 429/5xx/connection errors/time-outs before answering 503."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    initial_backoff_s: float = Field(default=1.0, ge=0)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    deadline_s: float = Field(default=300.0, gt=0)
+
+
+class CassetteSettings(_Section):
+    """Record exchanges to a JSONL cassette, or answer from one."""
+
+    mode: Literal["off", "record", "replay"] = "off"
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _path_when_on(self) -> CassetteSettings:
+        if self.mode != "off" and self.path is None:
+            raise ValueError(f"cassette mode '{self.mode}' needs path = 'cassette.jsonl'")
+        return self
+
+
+class GatewaySettings(_Section):
+    """The standalone gateway's address and ledger, and behaviour shared by every gateway."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, lt=65536)
+    ledger_path: Path = Field(default_factory=lambda: Path.home() / ".local/share/sica/gateway.sqlite")
+    store_bodies: bool = True
+    min_output_tokens: int = Field(default=16, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    retry: RetrySettings = RetrySettings()
+    cassette: CassetteSettings = CassetteSettings()
+
+
+class LocalModelSettings(_Section):
+    """The bundled llama.cpp server the harness starts for `provider = "local"` aliases."""
+
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache/sica/models")
+    n_parallel: int = Field(default=2, gt=0)
+    n_ctx: int = Field(default=16384, gt=0)
+    threads: int | None = Field(default=None, gt=0)
+    startup_timeout_s: float = Field(default=180.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """All of sica's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="SICA_", env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    models: dict[str, ModelAlias] = Field(default_factory=dict)
+    roles: Roles = Roles()
+    gateway: GatewaySettings = GatewaySettings()
+    local: LocalModelSettings = LocalModelSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file arrives as init arguments; the environment overrides it.
+        return env_settings, init_settings
+
+    def role_alias(self, role: str) -> str:
+        """The alias that plays `role`."""
+        return getattr(self.roles, role) or default_alias(self)
+
+
+def default_alias(settings: Settings) -> str:
+    """The alias used where none is named: `local` when present, else the first configured one."""
+    return "local" if "local" in settings.models else next(iter(settings.models))
+
+
+def default_models(environ: Mapping[str, str]) -> dict[str, ModelAlias]:
+    """Aliases used when the config defines none: a hosted model if its key is set, else the local 1.5B."""
+    if environ.get("ANTHROPIC_API_KEY"):
+        return {"claude": ModelAlias(provider="anthropic", model="claude-sonnet-4-5", api_key_env="ANTHROPIC_API_KEY",
+                                     context_window=200_000)}
+    if environ.get("OPENAI_API_KEY"):
+        return {"gpt": ModelAlias(provider="openai", model="gpt-4.1", api_key_env="OPENAI_API_KEY",
+                                  context_window=1_000_000)}
+    return {"local": ModelAlias(provider="local", model="qwen2.5-coder-1.5b", context_window=8192)}
+
+
+def find_config_file(explicit: Path | None, cwd: Path, home: Path) -> Path | None:
+    """`--config` if given (it must exist), else `./sica.toml`, else `~/.config/sica/sica.toml`, else none."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} not found: check the --config path")
+        return explicit
+    for candidate in (cwd / "sica.toml", home / ".config/sica/sica.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Settings:
+    """Read and validate the configuration; raise `ConfigError` with a one-line message on any problem."""
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(config_file.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{config_file}: not readable TOML ({exc}); fix the file or pass another --config") from None
+    where = str(config_file) if config_file else "configuration"
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(where, exc)) from None
+    if config_file is not None:
+        settings = _resolve_paths(settings, config_file.parent.resolve())
+    if not settings.models:
+        settings = settings.model_copy(update={"models": default_models(environ)})
+    for role in ROLES:
+        alias = getattr(settings.roles, role)
+        if alias is not None and alias not in settings.models:
+            raise ConfigError(f"{where}: roles.{role} = '{alias}' names no [models.{alias}] table; define it or "
+                              f"use one of: {', '.join(settings.models)}")
+    return settings
+
+
+def _one_line(where: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {location}: {first['msg']}{more}; see sica.example.toml for every key"
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    """Make the file's relative paths relative to the file, not to the current directory."""
+
+    def resolve(path: Path | None) -> Path | None:
+        return None if path is None else (base / path.expanduser()).resolve()
+
+    models = {name: alias.model_copy(update={"script": resolve(alias.script)}) for name, alias in settings.models.items()}
+    gateway = settings.gateway.model_copy(update={
+        "ledger_path": resolve(settings.gateway.ledger_path),
+        "cassette": settings.gateway.cassette.model_copy(update={"path": resolve(settings.gateway.cassette.path)}),
+    })
+    local = settings.local.model_copy(update={"cache_dir": resolve(settings.local.cache_dir)})
+    return settings.model_copy(update={"models": models, "gateway": gateway, "local": local})

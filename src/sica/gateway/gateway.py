@@ -1,0 +1,300 @@
+"""The gateway: authenticates a call, routes it by alias, reserves its worst case, sends it upstream with
+retries, meters it into the ledger and answers in the client's own wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from fastapi.responses import Response, StreamingResponse
+
+from sica.config import Settings, Wire
+from sica.gateway import wire as wires
+from sica.gateway.accounts import Account, AccountTree, BudgetExceeded, Reservation, new_token, token_digest
+from sica.gateway.errors import GatewayError, bad_request, unauthorized, upstream_unavailable
+from sica.gateway.ledger import CallOutcome, Ledger
+from sica.gateway.pricing import nano_to_usd, usd_to_nano
+from sica.gateway.retry import CallClock, Retrier
+from sica.gateway.routing import Redactor, Route
+from sica.gateway.upstreams import UpstreamError, UpstreamRequest, UpstreamStream
+from sica.gateway.usage import TokenUsage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AccountHandle:
+    """What the harness gets when it opens an account: the id (for children and reports) and the token."""
+
+    id: str
+    name: str
+    token: str
+
+
+@dataclass
+class _Call:
+    """One call in flight: its route, account, reservation, ledger row and clock."""
+
+    route: Route
+    account: Account
+    reservation: Reservation
+    request: UpstreamRequest
+    ledger_id: int
+    input_estimate: int
+    clock: CallClock
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The account token, sent as `Authorization: Bearer …` (OpenAI SDK) or `x-api-key` (Anthropic SDK)."""
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return headers.get("x-api-key")
+
+
+class Gateway:
+    """Routes, accounts and ledger of one gateway. Serve it with `sica.gateway.server`."""
+
+    def __init__(self, settings: Settings, routes: dict[str, Route], ledger: Ledger, redact: Redactor,
+                 retrier: Retrier | None = None) -> None:
+        self.settings = settings
+        self.routes = routes
+        self.ledger = ledger
+        self.accounts = AccountTree()
+        self._redact = redact
+        self._retrier = retrier or Retrier(settings.gateway.retry)
+        self._streams: set[asyncio.Task[None]] = set()
+        self.interrupted_on_start = ledger.settle_interrupted()
+        ledger.load_into(self.accounts)
+
+    # Accounts ---------------------------------------------------------------------------------------------
+
+    def open_account(self, name: str, *, parent: str | None = None, limit_usd: float | None = None,
+                     limit_tokens: int | None = None, token: str | None = None) -> AccountHandle:
+        """Open a budget account under `parent`. Given a token already known, reopen that account instead,
+        with the new limits and its spend carried over."""
+        token = token or new_token()
+        digest = token_digest(token)
+        limit_nano = None if limit_usd is None else usd_to_nano(limit_usd)
+        existing = self.accounts.by_token(token)
+        if existing is not None:
+            existing.limit_nano, existing.limit_tokens = limit_nano, limit_tokens
+            self.ledger.update_account(existing, digest)
+            return AccountHandle(existing.id, existing.name, token)
+        account = Account(uuid.uuid4().hex, name, parent, limit_nano, limit_tokens)
+        self.accounts.add(account, digest)
+        self.ledger.add_account(account, digest)
+        return AccountHandle(account.id, name, token)
+
+    def account(self, account_id: str) -> Account:
+        """The live state of an account: limits, spend and reservations (nano-USD and tokens)."""
+        return self.accounts.get(account_id)
+
+    # Requests ---------------------------------------------------------------------------------------------
+
+    def authenticate(self, headers: Mapping[str, str]) -> Account:
+        token = bearer_token(headers)
+        account = self.accounts.by_token(token) if token else None
+        if account is None:
+            raise unauthorized("missing or unknown account token: send the token the harness gave you as "
+                               "'Authorization: Bearer TOKEN' or 'x-api-key: TOKEN'")
+        return account
+
+    async def handle(self, wire: Wire, raw: bytes, headers: Mapping[str, str]) -> Response:
+        """Serve one chat call (`/v1/chat/completions` or `/v1/messages`)."""
+        try:
+            account = self.authenticate(headers)
+            body = _parse_body(raw)
+            route = self._route(wire, body)
+            call = self._begin(route, account, body, raw, headers)
+            if body.get("stream") is True:
+                return await self._stream(call)
+            return await self._complete(call)
+        except GatewayError as error:
+            return error.response(wire)
+
+    def _route(self, wire: Wire, body: dict[str, Any]) -> Route:
+        alias = body.get("model")
+        route = self.routes.get(alias) if isinstance(alias, str) else None
+        if route is None:
+            raise bad_request(f"unknown model {alias!r}: use one of the configured aliases "
+                              f"({', '.join(self.routes)})")
+        if route.alias.wire_format != wire:
+            endpoint = "/v1/messages" if route.alias.wire_format == "anthropic" else "/v1/chat/completions"
+            raise bad_request(f"alias '{route.name}' speaks the {route.alias.wire_format} API: send it to {endpoint}")
+        return route
+
+    def _begin(self, route: Route, account: Account, body: dict[str, Any], raw: bytes,
+               headers: Mapping[str, str]) -> _Call:
+        wire = route.alias.wire_format
+        requested = wires.requested_max_tokens(wire, body) or route.alias.max_output_tokens
+        # Every token is at least one byte, so the request's size bounds its input tokens from above.
+        input_estimate = len(raw)
+        try:
+            reservation = self.accounts.reserve(account.id, route.pricer, input_estimate, requested,
+                                                self.settings.gateway.min_output_tokens)
+        except BudgetExceeded as exceeded:
+            binding = exceeded.account
+            raise GatewayError(402, "budget_exceeded", str(exceeded), account=binding.name,
+                               spent_usd=nano_to_usd(binding.spent_nano),
+                               limit_usd=None if binding.limit_nano is None else nano_to_usd(binding.limit_nano),
+                               spent_tokens=binding.spent_tokens, limit_tokens=binding.limit_tokens) from None
+        upstream_body = dict(body, model=route.alias.model)
+        wires.set_max_tokens(wire, upstream_body, reservation.max_output, provider=route.alias.provider)
+        stream = body.get("stream") is True
+        if stream:
+            wires.ask_for_stream_usage(wire, upstream_body)
+        stored = raw.decode(errors="replace") if self.settings.gateway.store_bodies else None
+        ledger_id = self.ledger.begin_call(account.id, route.name, route.alias.provider, route.alias.model, stream,
+                                           reservation.cost_nano, reservation.tokens, stored)
+        return _Call(route, account, reservation, UpstreamRequest(account.id, upstream_body, headers), ledger_id,
+                     input_estimate, CallClock())
+
+    async def _attempt(self, call: _Call, send: Callable[[UpstreamRequest], Awaitable[T]]) -> T:
+        arrived = time.monotonic()
+        async with call.route.limiter.admit(call.reservation.tokens):
+            started = time.monotonic()
+            call.clock.queued_s += started - arrived
+            try:
+                return await send(call.request)
+            finally:
+                call.clock.upstream_s += time.monotonic() - started
+
+    async def _complete(self, call: _Call) -> Response:
+        try:
+            reply = await self._retrier.run(lambda: self._attempt(call, call.route.upstream.complete), call.clock)
+        except UpstreamError as error:
+            return self._failed(call, error)
+        usage = wires.usage_from_response(call.route.alias.wire_format, reply.payload)
+        self._finish(call, "ok" if usage else "ok_unmetered", usage, http_status=200,
+                     response_body=reply.raw.decode(errors="replace"))
+        return Response(reply.raw, media_type="application/json")
+
+    async def _stream(self, call: _Call) -> Response:
+        stack = contextlib.AsyncExitStack()
+
+        async def open_attempt() -> UpstreamStream:
+            arrived = time.monotonic()
+            await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens))
+            call.clock.queued_s += time.monotonic() - arrived
+            try:
+                return await call.route.upstream.open_stream(call.request)
+            except BaseException:
+                await stack.aclose()
+                raise
+
+        opened_at = time.monotonic()
+        try:
+            upstream = await self._retrier.run(open_attempt, call.clock)
+        except UpstreamError as error:
+            call.clock.upstream_s += time.monotonic() - opened_at - call.clock.queued_s
+            return self._failed(call, error)
+        stack.push_async_callback(upstream.aclose)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        pump = asyncio.create_task(self._pump(call, upstream, stack, queue, opened_at))
+        self._streams.add(pump)
+        pump.add_done_callback(self._streams.discard)
+
+        async def relay() -> AsyncIterator[bytes]:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+
+        return StreamingResponse(relay(), media_type="text/event-stream")
+
+    async def _pump(self, call: _Call, upstream: UpstreamStream, stack: contextlib.AsyncExitStack,
+                    queue: asyncio.Queue[bytes | None], opened_at: float) -> None:
+        """Read the upstream stream to its end, whether or not the client is still listening, and meter it."""
+        wire = call.route.alias.wire_format
+        meter = wires.StreamMeter(wire)
+        seen: list[bytes] = []
+        status, error_class = "ok", None
+        try:
+            async for chunk in upstream.chunks():
+                meter.feed(chunk)
+                seen.append(chunk)
+                queue.put_nowait(chunk)
+            if not meter.complete:
+                status, error_class = "truncated", "stream_incomplete"
+                queue.put_nowait(wires.sse_error_event(wire, "the upstream stream ended early"))
+        except UpstreamError as error:
+            status, error_class = "truncated", error.error_class
+            queue.put_nowait(wires.sse_error_event(wire, self._redact(error.message)))
+        except asyncio.CancelledError:
+            status, error_class = "truncated", "gateway_shutdown"
+            raise
+        finally:
+            await stack.aclose()
+            call.clock.upstream_s = time.monotonic() - opened_at - call.clock.queued_s
+            usage = meter.usage if status == "ok" else None
+            self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
+                         error_class=error_class, response_body=self._redact(b"".join(seen).decode(errors="replace")))
+            queue.put_nowait(None)
+
+    def _failed(self, call: _Call, error: UpstreamError) -> Response:
+        """Settle a call no attempt of which succeeded, and tell the client in its own error shape."""
+        wire = call.route.alias.wire_format
+        name = call.route.name
+        self._finish(call, "error", TokenUsage(), http_status=error.status, error_class=error.error_class,
+                     response_body=self._redact(error.body.decode(errors="replace")) if error.body else None)
+        if error.status in (401, 403):
+            raise upstream_unavailable(f"alias '{name}': the upstream rejected the gateway's credentials (HTTP "
+                                       f"{error.status}); check the alias's API key")
+        if error.retryable or error.status is None or error.status >= 500:
+            raise upstream_unavailable(f"alias '{name}': {self._redact(error.message)} (after "
+                                       f"{call.clock.attempts} attempt{'s' if call.clock.attempts > 1 else ''})")
+        return Response(self._redact.bytes(error.body or b"{}"), status_code=error.status,
+                        media_type="application/json")
+
+    def _finish(self, call: _Call, status: str, usage: TokenUsage | None, *, http_status: int | None,
+                error_class: str | None = None, response_body: str | None = None) -> None:
+        """Settle the reservation and the ledger row. A call whose usage is unknown costs its worst case."""
+        if usage is None:
+            cost, tokens = call.reservation.cost_nano, call.reservation.tokens
+            usage = TokenUsage(input=call.input_estimate, output=call.reservation.max_output)
+        else:
+            cost, tokens = call.route.pricer.cost(usage), usage.total
+        if status == "error":
+            cost, tokens = 0, 0
+        self.accounts.settle(call.reservation, cost, tokens)
+        if not self.settings.gateway.store_bodies:
+            response_body = None
+        self.ledger.end_call(call.ledger_id, CallOutcome(
+            status, usage, cost, http_status, error_class, call.clock.attempts, call.clock.queued_s,
+            call.clock.upstream_s, response_body))
+
+    # Listing and shutdown ---------------------------------------------------------------------------------
+
+    def list_models(self, anthropic_shape: bool) -> dict[str, Any]:
+        """The aliases, in the shape of the asking SDK's model list."""
+        if anthropic_shape:
+            data = [{"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+                    for name in self.routes]
+            return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None}
+        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "sica"}
+                                           for name in self.routes]}
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Let streams whose clients left finish metering; cancel (and settle) what is still running after."""
+        if not self._streams:
+            return
+        _, pending = await asyncio.wait(set(self._streams), timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _parse_body(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise bad_request("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object")
+    return body

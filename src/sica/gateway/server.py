@@ -1,0 +1,122 @@
+"""Running a gateway: start the local model servers its aliases need, open the ledger, serve HTTP on a unix
+socket or a loopback TCP port, and take it all down again on exit (also on errors and Ctrl-C)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from sica.config import Settings
+from sica.gateway.app import create_app
+from sica.gateway.gateway import Gateway
+from sica.gateway.ledger import Ledger
+from sica.gateway.routing import build_routes
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where to serve: a unix socket path, or a TCP host and port (port 0 picks a free one)."""
+
+    uds: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass
+class RunningGateway:
+    """A gateway being served: its state and where clients reach it."""
+
+    gateway: Gateway
+    base_url: str
+    uds: Path | None
+
+    def client(self, token: str | None = None) -> httpx.AsyncClient:
+        """An httpx client for this gateway (over the unix socket when there is one)."""
+        transport = httpx.AsyncHTTPTransport(uds=str(self.uds)) if self.uds else None
+        headers = {"authorization": f"Bearer {token}"} if token else None
+        return httpx.AsyncClient(base_url=self.base_url, transport=transport, headers=headers, timeout=600)
+
+
+@contextlib.asynccontextmanager
+async def local_model_servers(settings: Settings, log_dir: Path) -> AsyncIterator[dict[str, str]]:
+    """Start one llama.cpp server per local model the aliases name; yield model name → base URL."""
+    from sica.local_model import LocalModelServer, LocalModelServerError, ServeOptions, installed, resolve_model
+
+    wanted = sorted({alias.model for alias in settings.models.values() if alias.provider == "local"})
+    async with contextlib.AsyncExitStack() as stack:
+        urls = {}
+        for model in wanted:
+            spec = resolve_model(model)
+            path = installed(spec, settings.local.cache_dir)
+            if path is None:
+                raise LocalModelServerError(f"local model {spec.short_name} is not installed in "
+                                            f"{settings.local.cache_dir}: run `sica models install {spec.short_name}`")
+            options = ServeOptions(model_path=path, n_parallel=settings.local.n_parallel, n_ctx=settings.local.n_ctx,
+                                   threads=settings.local.threads, alias=spec.full_name)
+            server = LocalModelServer(options, log_dir / f"llama-{spec.short_name}.log",
+                                      startup_timeout=settings.local.startup_timeout_s)
+            await server.astart()
+            stack.push_async_callback(server.aclose)
+            urls[model] = server.base_url
+        yield urls
+
+
+def _bound_socket(listen: Listen) -> socket.socket:
+    if listen.uds is not None:
+        listen.uds.parent.mkdir(parents=True, exist_ok=True)
+        listen.uds.unlink(missing_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(listen.uds))
+        listen.uds.chmod(0o666)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((listen.host, listen.port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def run_gateway(settings: Settings, environ: Mapping[str, str], ledger_path: Path, listen: Listen,
+                      log_dir: Path | None = None) -> AsyncIterator[RunningGateway]:
+    """Serve a gateway in this event loop for the duration of the `async with` block."""
+    log_dir = log_dir or ledger_path.parent
+    async with contextlib.AsyncExitStack() as stack:
+        local_urls = await stack.enter_async_context(local_model_servers(settings, log_dir))
+        client = await stack.enter_async_context(httpx.AsyncClient(limits=httpx.Limits(max_connections=None,
+                                                                                       max_keepalive_connections=64)))
+        routes, redact = build_routes(settings, environ, client, local_urls)
+        ledger = Ledger(ledger_path)
+        stack.callback(ledger.close)
+        gateway = Gateway(settings, routes, ledger, redact)
+        sock = _bound_socket(listen)
+        stack.callback(sock.close)
+        config = uvicorn.Config(create_app(gateway), log_level="warning", access_log=False, lifespan="off",
+                                loop="none", http="httptools", timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        # Signals belong to whoever embeds the gateway (Ctrl-C cancels the caller, which shuts this down).
+        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        if listen.uds is not None:
+            base_url = "http://gateway"
+        else:
+            host, port = sock.getsockname()[:2]
+            base_url = f"http://{host}:{port}"
+        try:
+            yield RunningGateway(gateway, base_url, listen.uds)
+        finally:
+            server.should_exit = True
+            await gateway.drain()
+            await task

@@ -1,0 +1,134 @@
+"""The scripted upstream through the real gateway: both wire formats, official SDKs, tool calls, streams."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+SCRIPT = """
+{"content": "hello there", "usage": {"input": 10, "output": 3}}
+{"tool_calls": [{"name": "view", "arguments": {"path": "a.py"}}], "usage": {"input": 20, "output": 5}}
+"""
+
+CONFIG = """
+[models.fake]
+provider = "scripted"
+model = "scripted-model"
+script = "script.jsonl"
+price = { input = 1.0, output = 2.0 }
+
+[models.fake_claude]
+provider = "scripted"
+model = "scripted-claude"
+script = "script.jsonl"
+wire = "anthropic"
+"""
+
+
+@pytest.fixture
+def gateway(make_settings, serve):
+    return serve(make_settings(CONFIG, {"script.jsonl": SCRIPT}))
+
+
+def openai_client(running, token):
+    return openai.OpenAI(base_url=running.base_url + "/v1", api_key=token, max_retries=0)
+
+
+def test_openai_sdk_gets_content_then_tool_call_and_ledger_meters_both(gateway):
+    account = gateway.gateway.open_account("test")
+    client = openai_client(gateway, account.token)
+    first = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}])
+    assert first.choices[0].message.content == "hello there"
+    second = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}])
+    call = second.choices[0].message.tool_calls[0]
+    assert (call.function.name, call.function.arguments) == ("view", '{"path": "a.py"}')
+    rows = list(gateway.gateway.ledger.calls(account.id))
+    assert [(r["status"], r["input_tokens"], r["output_tokens"]) for r in rows] == [("ok", 10, 3), ("ok", 20, 5)]
+    # 1 USD/M input and 2 USD/M output: 10·1000 + 3·2000 nano-USD, then 20·1000 + 5·2000.
+    assert [r["cost_nano"] for r in rows] == [16_000, 30_000]
+    assert gateway.gateway.account(account.id).spent_nano == 46_000
+    assert gateway.gateway.account(account.id).reserved_nano == 0
+
+
+def test_each_account_reads_the_script_from_its_own_position(gateway):
+    a = openai_client(gateway, gateway.gateway.open_account("a").token)
+    b = openai_client(gateway, gateway.gateway.open_account("b").token)
+    ask = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
+    assert a.chat.completions.create(**ask).choices[0].message.content == "hello there"
+    assert b.chat.completions.create(**ask).choices[0].message.content == "hello there"
+    assert a.chat.completions.create(**ask).choices[0].message.tool_calls
+
+
+def test_exhausted_script_is_upstream_unavailable(gateway):
+    client = openai_client(gateway, gateway.gateway.open_account("a").token)
+    ask = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
+    client.chat.completions.create(**ask)
+    client.chat.completions.create(**ask)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(**ask)
+    assert caught.value.status_code == 503
+    assert caught.value.body["type"] == "upstream_unavailable"
+
+
+def test_openai_stream_is_metered_from_its_final_chunk(gateway):
+    account = gateway.gateway.open_account("s")
+    client = openai_client(gateway, account.token)
+    stream = client.chat.completions.create(model="fake", messages=[{"role": "user", "content": "hi"}], stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "hello there"
+    (row,) = gateway.gateway.ledger.calls(account.id)
+    assert (row["status"], row["stream"], row["input_tokens"], row["output_tokens"]) == ("ok", 1, 10, 3)
+
+
+def test_unknown_token_is_401_and_unknown_model_400(gateway):
+    client = openai_client(gateway, "not-a-token")
+    with pytest.raises(openai.AuthenticationError) as caught:
+        client.chat.completions.create(model="fake", messages=[])
+    assert caught.value.body["type"] == "unauthorized"
+    client = openai_client(gateway, gateway.gateway.open_account("a").token)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="nope", messages=[])
+    assert "unknown model 'nope'" in caught.value.message
+
+
+def test_models_and_health(gateway):
+    token = gateway.gateway.open_account("a").token
+    models = openai_client(gateway, token).models.list()
+    assert [m.id for m in models.data] == ["fake", "fake_claude"]
+    assert httpx.get(gateway.base_url + "/healthz").json()["status"] == "ok"
+
+
+def anthropic_client(running, token):
+    return anthropic.Anthropic(base_url=running.base_url, api_key=token, max_retries=0)
+
+
+def test_anthropic_sdk_gets_text_then_tool_use(gateway):
+    account = gateway.gateway.open_account("claude")
+    client = anthropic_client(gateway, account.token)
+    first = client.messages.create(model="fake_claude", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    assert first.content[0].text == "hello there"
+    second = client.messages.create(model="fake_claude", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
+    assert (second.content[0].name, second.content[0].input) == ("view", {"path": "a.py"})
+    rows = list(gateway.gateway.ledger.calls(account.id))
+    assert [(r["input_tokens"], r["output_tokens"]) for r in rows] == [(10, 3), (20, 5)]
+
+
+def test_anthropic_stream_is_metered_from_message_start_and_delta(gateway):
+    account = gateway.gateway.open_account("claude")
+    client = anthropic_client(gateway, account.token)
+    with client.messages.stream(model="fake_claude", max_tokens=100,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        text = "".join(stream.text_stream)
+    assert text == "hello there"
+    (row,) = gateway.gateway.ledger.calls(account.id)
+    assert (row["status"], row["input_tokens"], row["output_tokens"]) == ("ok", 10, 3)
+
+
+def test_wire_mismatch_is_bad_request(gateway):
+    client = anthropic_client(gateway, gateway.gateway.open_account("a").token)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client.messages.create(model="fake", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.body["error"]["type"] == "bad_request"
+    assert "/v1/chat/completions" in caught.value.message
