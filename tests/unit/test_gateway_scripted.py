@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anthropic
 import httpx
 import openai
 import pytest
+
+from sica.gateway import Listen, run_gateway
 
 SCRIPT = """
 {"content": "hello there", "usage": {"input": 10, "output": 3}}
@@ -132,3 +136,18 @@ def test_wire_mismatch_is_bad_request(gateway):
         client.messages.create(model="fake", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert caught.value.body["error"]["type"] == "bad_request"
     assert "/v1/chat/completions" in caught.value.message
+
+
+def test_serves_on_a_unix_socket(make_settings, tmp_path):
+    async def main() -> str:
+        settings = make_settings(CONFIG, {"script.jsonl": SCRIPT})
+        socket_path = tmp_path / "run" / "gateway.sock"
+        async with run_gateway(settings, {}, tmp_path / "uds.sqlite", Listen(uds=socket_path)) as running:
+            assert socket_path.stat().st_mode & 0o777 == 0o666
+            account = running.gateway.open_account("uds")
+            async with running.client(account.token) as http:
+                reply = await http.post("/v1/chat/completions",
+                                        json={"model": "fake", "messages": [{"role": "user", "content": "hi"}]})
+            return reply.json()["choices"][0]["message"]["content"]
+
+    assert asyncio.run(main()) == "hello there"

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -33,21 +32,13 @@ def _global_options(
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected errors into one-line messages and exit codes."""
+    """Entry point: typer reports usage errors; expected failures become one-line messages and exit codes."""
     err = Console(stderr=True)
     try:
-        app(standalone_mode=False)
+        app()
     except ConfigError as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(2)
     except (UserError, LocalModelServerError, WeightsError) as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)
         sys.exit(1)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        err.print("interrupted")
-        sys.exit(130)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)

@@ -209,22 +209,29 @@ class Gateway:
 
     async def _pump(self, call: _Call, upstream: UpstreamStream, stack: contextlib.AsyncExitStack,
                     queue: asyncio.Queue[bytes | None], opened_at: float) -> None:
-        """Read the upstream stream to its end, whether or not the client is still listening, and meter it."""
+        """Read the upstream stream to its end, whether or not the client is still listening, and meter it.
+
+        The newest chunk is held back until the next arrives, and the last one until the call is settled: a
+        client that has read the whole stream finds its call in the ledger.
+        """
         wire = call.route.alias.wire_format
         meter = wires.StreamMeter(wire)
         seen: list[bytes] = []
+        last = b""
         status, error_class = "ok", None
         try:
             async for chunk in upstream.chunks():
                 meter.feed(chunk)
                 seen.append(chunk)
-                queue.put_nowait(chunk)
+                if last:
+                    queue.put_nowait(last)
+                last = chunk
             if not meter.complete:
                 status, error_class = "truncated", "stream_incomplete"
-                queue.put_nowait(wires.sse_error_event(wire, "the upstream stream ended early"))
+                last += wires.sse_error_event(wire, "the upstream stream ended early")
         except UpstreamError as error:
             status, error_class = "truncated", error.error_class
-            queue.put_nowait(wires.sse_error_event(wire, self._redact(error.message)))
+            last += wires.sse_error_event(wire, self._redact(error.message))
         except asyncio.CancelledError:
             status, error_class = "truncated", "gateway_shutdown"
             raise
@@ -234,6 +241,8 @@ class Gateway:
             usage = meter.usage if status == "ok" else None
             self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
                          error_class=error_class, response_body=self._redact(b"".join(seen).decode(errors="replace")))
+            if last:
+                queue.put_nowait(last)
             queue.put_nowait(None)
 
     def _failed(self, call: _Call, error: UpstreamError) -> Response:

@@ -1,0 +1,97 @@
+"""The `sica` command line, run as a real process: standalone gateway, ledger, chat, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+CONFIG = """
+[models.fake]
+provider = "scripted"
+model = "scripted"
+script = "script.jsonl"
+price = { input = 1.0, output = 2.0 }
+
+[gateway]
+ledger_path = "ledger.sqlite"
+"""
+
+
+def sica(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sica", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, env=_environ(cwd), **kwargs)
+
+
+def _environ(home: Path) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
+    return environ | {"HOME": str(home), "COLUMNS": "200"}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "sica.toml").write_text(textwrap.dedent(CONFIG))
+    (tmp_path / "script.jsonl").write_text('{"content": "scripted hello", "usage": {"input": 5, "output": 2}}\n' * 3)
+    return tmp_path
+
+
+def test_chat_streams_the_answer_and_reports_usage(workdir):
+    done = sica("chat", "hi", "--model", "fake", cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "scripted hello"
+    assert "5 tokens in, 2 out" in done.stderr
+
+
+def test_standalone_gateway_prints_its_token_meters_calls_and_stops_on_ctrl_c(workdir):
+    process = subprocess.Popen([sys.executable, "-m", "sica", "gateway", "--port", "0", "--budget-usd", "1",
+                                "--token", "sica-cli-test-token"], cwd=workdir, env=_environ(workdir),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = "".join(process.stdout.readline() for _ in range(8))
+        assert "token               sica-cli-test-token" in banner
+        base_url = re.search(r"OpenAI base URL\s+(\S+)", banner).group(1)
+        reply = httpx.post(base_url + "/chat/completions", headers={"authorization": "Bearer sica-cli-test-token"},
+                           json={"model": "fake", "messages": [{"role": "user", "content": "hi"}]})
+        assert reply.json()["choices"][0]["message"]["content"] == "scripted hello"
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "spent $0.000009 on this account in all" in stderr
+
+    ledger = sica("gateway", "--ledger", cwd=workdir)
+    assert ledger.returncode == 0, ledger.stderr
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in ledger.stdout.splitlines()]
+    assert ["standalone", "fake", "scripted", "1", "0", "5", "2", "0.000009"] in rows
+
+
+def test_port_in_use_is_a_one_line_error(workdir):
+    with __import__("socket").socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        done = sica("gateway", "--port", str(taken.getsockname()[1]), cwd=workdir)
+    assert done.returncode == 1
+    assert "cannot listen on 127.0.0.1" in done.stderr and "--port 0" in done.stderr
+
+
+@pytest.mark.parametrize(("args", "config", "code", "message"), [
+    (["models", "list"], "[models.a]\nprovider = 1\n", 2, "models.a.provider"),
+    (["gateway", "--ledger", "--ledger-path", "nowhere.sqlite"], "", 1, "no ledger at"),
+    (["models", "install", "7b"], "", 1, "unknown local model '7b'; accepted names: 1.5b"),
+    (["chat", "hi", "--model", "nope"], CONFIG, 1, "unknown model alias 'nope'"),
+    (["--config", "missing.toml", "models", "list"], "", 2, "config file missing.toml not found"),
+    (["gateway", "--port", "99999"], "", 2, "Invalid value for '--port': Input should be less than or equal to 65535"),
+])
+def test_bad_input_is_one_clear_line(workdir, args, config, code, message):
+    (workdir / "sica.toml").write_text(textwrap.dedent(config))
+    done = sica(*args, cwd=workdir)
+    assert done.returncode == code, done.stderr
+    assert message in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
