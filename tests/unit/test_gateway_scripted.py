@@ -151,3 +151,18 @@ def test_serves_on_a_unix_socket(make_settings, tmp_path):
             return reply.json()["choices"][0]["message"]["content"]
 
     assert asyncio.run(main()) == "hello there"
+
+
+def test_a_failure_inside_the_gateway_still_settles_the_call(gateway):
+    async def broken(request):
+        raise RuntimeError("a bug")
+
+    gateway.gateway.routes["fake"].upstream.complete = broken
+    account = gateway.gateway.open_account("bug", limit_usd=1.0)
+    with pytest.raises(openai.InternalServerError):
+        openai_client(gateway, account.token).chat.completions.create(
+            model="fake", messages=[{"role": "user", "content": "hi"}])
+    (row,) = gateway.gateway.ledger.calls(account.id)
+    assert (row["status"], row["error_class"]) == ("internal_error", "RuntimeError")
+    state = gateway.gateway.account(account.id)
+    assert state.reserved_nano == 0 and state.spent_nano == row["cost_nano"] == row["reserved_nano"]

@@ -6,7 +6,6 @@ bundled local model, which the gateway starts and stops by itself.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -14,6 +13,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+import uvloop
 
 from sica.cli.state import CliState, UserError, state
 from sica.config import Settings, Wire
@@ -37,7 +37,7 @@ def chat(
         raise UserError(f"unknown model alias '{alias}': use one of {', '.join(settings.models)}")
     # Serve only the alias asked for: other aliases' keys and local models are not needed for this question.
     only_alias = settings.model_copy(update={"models": {alias: settings.models[alias]}})
-    asyncio.run(_chat(cli, only_alias, alias, prompt, max_tokens, budget_usd))
+    uvloop.run(_chat(cli, only_alias, alias, prompt, max_tokens, budget_usd))
 
 
 def _request(wire: Wire, alias: str, prompt: str, max_tokens: int) -> tuple[str, dict[str, Any]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvloop
 from rich.table import Table
 
 from sica.cli.state import CliState, UserError, state
@@ -41,7 +42,7 @@ def gateway(
         return
     listen = Listen(host=host or settings.gateway.host, port=settings.gateway.port if port is None else port)
     try:
-        asyncio.run(_serve(cli, settings, path, listen, budget_usd, budget_tokens, token))
+        uvloop.run(_serve(cli, settings, path, listen, budget_usd, budget_tokens, token))
     except KeyboardInterrupt:
         cli.err.print("gateway stopped")
 

@@ -48,6 +48,7 @@ class _Call:
     ledger_id: int
     input_estimate: int
     clock: CallClock
+    settled: bool = False
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:
@@ -113,11 +114,18 @@ class Gateway:
             body = _parse_body(raw)
             route = self._route(wire, body)
             call = self._begin(route, account, body, raw, headers)
-            if body.get("stream") is True:
-                return await self._stream(call)
-            return await self._complete(call)
         except GatewayError as error:
             return error.response(wire)
+        try:
+            return await (self._stream(call) if body.get("stream") is True else self._complete(call))
+        except GatewayError as error:
+            return error.response(wire)
+        except BaseException as error:
+            # Cancelled (shutdown) or a bug: the call may have cost upstream, so it is charged its worst case.
+            if not call.settled:
+                status = "cancelled" if isinstance(error, asyncio.CancelledError) else "internal_error"
+                self._finish(call, status, None, http_status=None, error_class=type(error).__name__)
+            raise
 
     def _route(self, wire: Wire, body: dict[str, Any]) -> Route:
         alias = body.get("model")
@@ -133,7 +141,10 @@ class Gateway:
     def _begin(self, route: Route, account: Account, body: dict[str, Any], raw: bytes,
                headers: Mapping[str, str]) -> _Call:
         wire = route.alias.wire_format
-        requested = wires.requested_max_tokens(wire, body) or route.alias.max_output_tokens
+        requested = wires.requested_max_tokens(wire, body)
+        if requested is not None and requested < 1:
+            raise bad_request(f"max_tokens must be a positive integer, not {requested}")
+        requested = requested or route.alias.max_output_tokens
         # Every token is at least one byte, so the request's size bounds its input tokens from above.
         input_estimate = len(raw)
         try:
@@ -156,11 +167,16 @@ class Gateway:
         return _Call(route, account, reservation, UpstreamRequest(account.id, upstream_body, headers), ledger_id,
                      input_estimate, CallClock())
 
-    async def _attempt(self, call: _Call, send: Callable[[UpstreamRequest], Awaitable[T]]) -> T:
+    async def _admit(self, call: _Call, stack: contextlib.AsyncExitStack) -> None:
+        """Wait for the upstream's limits (queue time) and hold its slot until `stack` closes."""
         arrived = time.monotonic()
-        async with call.route.limiter.admit(call.reservation.tokens):
+        await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens))
+        call.clock.queued_s += time.monotonic() - arrived
+
+    async def _attempt(self, call: _Call, send: Callable[[UpstreamRequest], Awaitable[T]]) -> T:
+        async with contextlib.AsyncExitStack() as stack:
+            await self._admit(call, stack)
             started = time.monotonic()
-            call.clock.queued_s += started - arrived
             try:
                 return await send(call.request)
             finally:
@@ -180,9 +196,7 @@ class Gateway:
         stack = contextlib.AsyncExitStack()
 
         async def open_attempt() -> UpstreamStream:
-            arrived = time.monotonic()
-            await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens))
-            call.clock.queued_s += time.monotonic() - arrived
+            await self._admit(call, stack)
             try:
                 return await call.route.upstream.open_stream(call.request)
             except BaseException:
@@ -270,6 +284,7 @@ class Gateway:
             cost, tokens = call.route.pricer.cost(usage), usage.total
         if status == "error":
             cost, tokens = 0, 0
+        call.settled = True
         self.accounts.settle(call.reservation, cost, tokens)
         if not self.settings.gateway.store_bodies:
             response_body = None

@@ -103,6 +103,30 @@ def _hold_lock(path: Path) -> int | None:
     return fd
 
 
+class _Checkpointer(threading.Thread):
+    """Copies the write-ahead log into the database every `interval_s`, off the gateway's event loop."""
+
+    def __init__(self, path: Path, interval_s: float = 1.0) -> None:
+        super().__init__(name="ledger-checkpoint", daemon=True)
+        self._path = path
+        self._interval_s = interval_s
+        self._stopping = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self._path, timeout=30)
+        try:
+            while not self._stopping.wait(self._interval_s):
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join()
+
+
 class Ledger:
     """One SQLite database (WAL, busy timeout) with one writer: this gateway."""
 
@@ -120,8 +144,12 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        # Checkpoints (which fsync) run in a thread of their own, not inside a commit on the event loop.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer = _Checkpointer(path)
 
     def close(self) -> None:
+        self._checkpointer.stop()
         with self._lock:
             self._db.close()
         os.close(self._owner_lock)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from sica.config import ConfigError, ModelAlias, Settings
 from sica.gateway.cassette import CassetteUpstream
@@ -56,7 +56,7 @@ def provider_key(name: str, alias: ModelAlias, environ: Mapping[str, str]) -> st
     return key or None
 
 
-def build_routes(settings: Settings, environ: Mapping[str, str], client: httpx.AsyncClient,
+def build_routes(settings: Settings, environ: Mapping[str, str], session: aiohttp.ClientSession,
                  local_base_urls: Mapping[str, str]) -> tuple[dict[str, Route], Redactor]:
     """Routes for every alias. `local_base_urls` maps local model names to the servers started for them."""
     routes: dict[str, Route] = {}
@@ -73,8 +73,9 @@ def build_routes(settings: Settings, environ: Mapping[str, str], client: httpx.A
                 secrets.add(key)
             base_url = local_base_urls[alias.model] if alias.provider == "local" else (
                 alias.base_url or DEFAULT_BASE_URLS[alias.provider])
-            timeout = httpx.Timeout(alias.timeout_s, connect=settings.gateway.connect_timeout_s)
-            upstream = HttpUpstream(wire=alias.wire_format, base_url=base_url, api_key=key, client=client, timeout=timeout)
+            timeout = aiohttp.ClientTimeout(sock_connect=settings.gateway.connect_timeout_s, sock_read=alias.timeout_s)
+            upstream = HttpUpstream(wire=alias.wire_format, base_url=base_url, api_key=key, session=session,
+                                    timeout=timeout)
         if cassette.mode != "off":
             assert cassette.path is not None
             upstream = CassetteUpstream(upstream, cassette.path, cassette.mode, alias=name)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 import uvicorn
 
@@ -76,7 +77,9 @@ def _bound_socket(listen: Listen) -> socket.socket:
         sock.bind(str(listen.uds))
         listen.uds.chmod(0o666)
     else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets whose protocol says TCP, and with Nagle on
+        # a response's body waits ~40 ms for the client's delayed ACK of its headers.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((listen.host, listen.port))
     sock.listen(1024)
@@ -91,9 +94,9 @@ async def run_gateway(settings: Settings, environ: Mapping[str, str], ledger_pat
     log_dir = log_dir or ledger_path.parent
     async with contextlib.AsyncExitStack() as stack:
         local_urls = await stack.enter_async_context(local_model_servers(settings, log_dir))
-        client = await stack.enter_async_context(httpx.AsyncClient(limits=httpx.Limits(max_connections=None,
-                                                                                       max_keepalive_connections=64)))
-        routes, redact = build_routes(settings, environ, client, local_urls)
+        session = await stack.enter_async_context(aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), trust_env=False))
+        routes, redact = build_routes(settings, environ, session, local_urls)
         ledger = Ledger(ledger_path)
         stack.callback(ledger.close)
         gateway = Gateway(settings, routes, ledger, redact)

@@ -1,0 +1,69 @@
+"""Per-upstream limits: concurrency through the real gateway; request and token rates on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from sica.gateway.limits import UpstreamLimiter
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def admit_all(limiter: UpstreamLimiter, token_counts: list[int]) -> None:
+    async def run() -> None:
+        for tokens in token_counts:
+            async with limiter.admit(tokens):
+                pass
+
+    asyncio.run(run())
+
+
+def test_requests_per_minute_spreads_a_burst_beyond_the_allowance():
+    time = FakeTime()
+    limiter = UpstreamLimiter(None, 2, None, clock=time.clock, sleep=time.sleep)
+    admit_all(limiter, [1, 1, 1])
+    assert time.slept == [30.0]  # the third request waits for one request's worth of refill
+
+
+def test_tokens_per_minute_waits_for_enough_tokens():
+    time = FakeTime()
+    limiter = UpstreamLimiter(None, None, 600, clock=time.clock, sleep=time.sleep)
+    admit_all(limiter, [500, 400])
+    assert time.slept == [30.0]  # 300 tokens missing at 10 tokens a second
+
+
+def test_max_concurrent_queues_calls_and_counts_the_wait_as_queue_time(make_settings, serve):
+    running = serve(make_settings("""
+        [models.fake]
+        provider = "scripted"
+        model = "scripted"
+        script = "script.jsonl"
+        max_concurrent = 2
+    """, {"script.jsonl": '{"content": "ok", "latency_s": 0.3}\n' * 6}))
+    token = running.gateway.open_account("limited").token
+
+    def call(_: int) -> int:
+        return httpx.post(running.base_url + "/v1/chat/completions", headers={"x-api-key": token}, timeout=30,
+                          json={"model": "fake", "messages": [{"role": "user", "content": "hi"}]}).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(call, range(6))) == [200] * 6
+    rows = list(running.gateway.ledger.calls())
+    spans = sorted((row["started_at"] + row["queued_s"], row["ended_at"]) for row in rows)
+    most_at_once = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert most_at_once <= 2
+    assert sorted(round(row["queued_s"] / 0.3) for row in rows) == [0, 0, 1, 1, 2, 2]
