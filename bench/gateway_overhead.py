@@ -1,28 +1,24 @@
 #!/usr/bin/env python
 """Latency and throughput the sica gateway adds over calling a fixed-latency upstream directly.
 
-Three processes, so that no two of them share a GIL or an event loop:
+Three processes, so that no two share a GIL or an event loop, all on 127.0.0.1:
 
-* a fake OpenAI-compatible upstream (raw asyncio protocol on uvloop) that answers `/v1/chat/completions` with a
-  fixed JSON body, usage included, after a fixed delay (`--latency-ms`, default 20 ms), or streams a fixed SSE
-  answer after the same delay when the request asks for `"stream": true`;
-* the gateway, started through `sica.gateway.run_gateway` from a temporary `sica.toml` (one priced
-  `openai_compatible` alias pointing at the fake) and a temporary SQLite ledger, with a two-level account tree
-  (run -> bench) with USD limits, so every call goes through authentication, worst-case reservation on both
-  accounts, ledger begin/end rows (bodies stored) and settlement;
-* this process, the load generator (uvloop; by default a minimal keep-alive HTTP/1.1 client on raw asyncio
-  streams, `--client httpx` for httpx.AsyncClient).
+* a fake OpenAI-compatible upstream (uvloop) that answers chat completions, plain or streamed, after a fixed
+  delay (`--latency-ms`);
+* the gateway, started with `sica.gateway.run_gateway` from a temporary `sica.toml` (one priced alias pointing at
+  the fake) and ledger, with a two-level budgeted account tree, so every call is authenticated, reserved on both
+  accounts, written to the ledger and settled. It runs on uvloop, as `sica gateway` does; `--gateway-loop asyncio`
+  runs it on the stdlib loop, as the tests do;
+* this process, the load generator (uvloop; a minimal keep-alive HTTP/1.1 client, or `--client httpx`).
 
-Phases: (1) sequential latency, direct and via the gateway alternated request by request (the order flips every
-pair) after a warm-up, p50/p99 of each and the difference; (2) throughput with `--concurrency` clients, each on
-its own keep-alive connection, for `--duration` seconds per round, rounds alternated direct/gateway in ABBA order;
-(3) optionally the same latency measurement for streamed calls. All traffic is on 127.0.0.1.
+Phases: (1) sequential latency, direct and via the gateway alternated request by request after a warm-up;
+(2) throughput with `--concurrency` clients, rounds alternated in ABBA order; (3) sequential streamed latency.
+The report puts direct and gateway side by side, with PASS/FAIL against the targets (added p50 <= 3 ms, added
+p99 <= 15 ms, >= 300 req/s via the gateway), and checks the ledger against the requests sent. It exits 0 whether
+the targets pass or not, 2 if it could not run.
 
-This is a benchmark, not a test: it exits 0 whether targets pass or fail (2 only if it could not run at all).
-
-    .venv/bin/python bench/gateway_overhead.py                     # default run, well under a minute
-    .venv/bin/python bench/gateway_overhead.py --gateway-loop uvloop --client httpx --json out.json
-    .venv/bin/python bench/gateway_overhead.py --py-spy /tmp/gw.txt # sample the gateway during its throughput rounds
+    .venv/bin/python bench/gateway_overhead.py                       # under a minute
+    .venv/bin/python bench/gateway_overhead.py --gateway-loop asyncio --json out.json
 """
 
 from __future__ import annotations
@@ -39,13 +35,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 HOST = "127.0.0.1"
 PROVIDER_KEY = "sk-bench-provider-key-0123456789abcdef"
@@ -54,14 +50,33 @@ TARGET_P99_ADDED_MS = 15.0
 TARGET_RPS = 300.0
 PROMPT_TOKENS, COMPLETION_TOKENS = 11, 7
 PRICE_IN, PRICE_OUT = 1.0, 2.0  # USD per million tokens
+COST_PER_CALL_NANO = round((PROMPT_TOKENS * PRICE_IN + COMPLETION_TOKENS * PRICE_OUT) * 1000)
 CHILD_STARTUP_S = 60.0
+
+
+def stop_event() -> asyncio.Event:
+    """Set on SIGTERM/SIGINT or when the parent closes our stdin (so an abandoned child does not linger)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    def watch_stdin() -> None:
+        try:
+            sys.stdin.buffer.read()
+        finally:
+            loop.call_soon_threadsafe(stop.set)
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    return stop
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # The fake upstream (child process)
 # ---------------------------------------------------------------------------------------------------------------
 
-def _upstream_payloads() -> tuple[bytes, bytes]:
+def upstream_replies() -> tuple[bytes, bytes]:
+    """The complete HTTP responses the fake upstream sends: a JSON completion and an SSE stream, usage in both."""
     usage = {"prompt_tokens": PROMPT_TOKENS, "completion_tokens": COMPLETION_TOKENS,
              "total_tokens": PROMPT_TOKENS + COMPLETION_TOKENS, "prompt_tokens_details": {"cached_tokens": 0}}
     body = json.dumps({
@@ -82,12 +97,12 @@ def _upstream_payloads() -> tuple[bytes, bytes]:
     return complete, streamed
 
 
-_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
-_NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
 
 
-class _UpstreamProtocol(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, one request at a time per connection (what httpx and our client do)."""
+class UpstreamProtocol(asyncio.Protocol):
+    """HTTP/1.1 keep-alive, one request at a time per connection (as the gateway and the load generator send)."""
 
     def __init__(self, latency_s: float, complete: bytes, streamed: bytes) -> None:
         self.latency_s, self.complete, self.streamed = latency_s, complete, streamed
@@ -108,19 +123,19 @@ class _UpstreamProtocol(asyncio.Protocol):
             if end < 0:
                 return
             head = bytes(self.buffer[:end + 2])
-            match = _CONTENT_LENGTH.search(head)
+            match = CONTENT_LENGTH.search(head)
             length = int(match.group(1)) if match else 0
             if len(self.buffer) < end + 4 + length:
                 return
             body = bytes(self.buffer[end + 4:end + 4 + length])
             del self.buffer[:end + 4 + length]
             if not head.startswith(b"POST ") or b"/chat/completions " not in head.split(b"\r\n", 1)[0]:
-                self._send(_NOT_FOUND)
+                self.send(NOT_FOUND)
                 continue
             stream = b'"stream":true' in body or b'"stream": true' in body
-            self.loop.call_later(self.latency_s, self._send, self.streamed if stream else self.complete)
+            self.loop.call_later(self.latency_s, self.send, self.streamed if stream else self.complete)
 
-    def _send(self, data: bytes) -> None:
+    def send(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -129,35 +144,17 @@ def serve_upstream(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="gateway_overhead.py _upstream")
     parser.add_argument("--latency-ms", type=float, required=True)
     args = parser.parse_args(argv)
-    import uvloop
 
     async def main() -> None:
-        stop = _stop_event()
-        complete, streamed = _upstream_payloads()
+        stop = stop_event()
+        complete, streamed = upstream_replies()
         server = await asyncio.get_running_loop().create_server(
-            lambda: _UpstreamProtocol(args.latency_ms / 1000, complete, streamed), HOST, 0, backlog=1024)
-        print(json.dumps({"port": server.sockets[0].getsockname()[1], "pid": os.getpid()}), flush=True)
+            lambda: UpstreamProtocol(args.latency_ms / 1000, complete, streamed), HOST, 0, backlog=1024)
+        print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
         await stop.wait()
         server.close()
 
     uvloop.run(main())
-
-
-def _stop_event() -> asyncio.Event:
-    """Set on SIGTERM/SIGINT or when the parent closes our stdin (so an abandoned child does not linger)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    def watch_stdin() -> None:
-        try:
-            sys.stdin.buffer.read()
-        finally:
-            loop.call_soon_threadsafe(stop.set)
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    return stop
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -179,29 +176,25 @@ ledger_path = "ledger.sqlite"
 
 
 def serve_gateway(argv: list[str]) -> None:
+    """Print the gateway's address and a token, serve until stopped, then print a summary of the ledger."""
     parser = argparse.ArgumentParser(prog="gateway_overhead.py _gateway")
     parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    parser.add_argument("--what-if", action="append", default=[])
-    parser.add_argument("--cprofile", type=Path)
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), required=True)
     args = parser.parse_args(argv)
 
     from sica.config import load_settings
     from sica.gateway import Listen, run_gateway
 
-    if "nodelay" in args.what_if:
-        _patch_nodelay()
-
     environ = {"BENCH_PROVIDER_KEY": PROVIDER_KEY}
     settings = load_settings(args.config, environ)
 
     async def main() -> None:
-        stop = _stop_event()
+        stop = stop_event()
         async with run_gateway(settings, environ, settings.gateway.ledger_path, Listen(host=HOST, port=0)) as running:
             gateway = running.gateway
             run = gateway.open_account("bench-run", limit_usd=1000.0)
             bench = gateway.open_account("bench", parent=run.id, limit_usd=100.0)
-            print(json.dumps({"base_url": running.base_url, "token": bench.token, "pid": os.getpid()}), flush=True)
+            print(json.dumps({"base_url": running.base_url, "token": bench.token}), flush=True)
             await stop.wait()
             await gateway.drain(timeout_s=5)
             statuses: dict[str, int] = {}
@@ -214,48 +207,7 @@ def serve_gateway(argv: list[str]) -> None:
                               "spent_nano": account.spent_nano, "reserved_nano": account.reserved_nano,
                               "parent_spent_nano": gateway.account(run.id).spent_nano}), flush=True)
 
-    # `sica gateway` and `sica chat` run the gateway with asyncio.run (uvicorn gets loop="none"), so that is the
-    # default; --gateway-loop uvloop shows what installing uvloop would give.
-    profiler = None
-    if args.cprofile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    try:
-        if args.loop == "uvloop":
-            import uvloop
-            uvloop.run(main())
-        else:
-            asyncio.run(main())
-    finally:
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(args.cprofile)
-
-
-def _patch_nodelay() -> None:
-    """What-if: give the gateway's listening socket proto=IPPROTO_TCP, as `loop.create_server(host, port)` would.
-
-    `sica.gateway.server._bound_socket` creates it as `socket.socket(AF_INET, SOCK_STREAM)`, so its `proto` is 0,
-    accepted sockets inherit proto 0, and asyncio's `_set_nodelay` (which checks `proto == IPPROTO_TCP`) leaves
-    Nagle on for every client connection (uvloop sets TCP_NODELAY regardless). This patch only affects the
-    benchmark's own gateway process; it does not change src/.
-    """
-    import socket
-
-    from sica.gateway import server
-
-    original = server._bound_socket
-
-    def bound_socket(listen: Any) -> socket.socket:
-        sock = original(listen)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
-            sock.setblocking(False)
-        return sock
-
-    server._bound_socket = bound_socket  # type: ignore[assignment]
+    (uvloop.run if args.loop == "uvloop" else asyncio.run)(main())
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -301,10 +253,13 @@ class Child:
 
 
 def start_child(name: str, args: list[str], workdir: Path) -> Child:
+    """Run this script with `args` and wait for the JSON line the child prints once it is ready."""
     log = workdir / f"{name}.log"
+    # SICA_* variables would override the benchmark's sica.toml (pydantic-settings reads the environment).
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SICA_")}
     with log.open("wb") as log_file:
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=log_file, cwd=workdir)
+                                stdout=subprocess.PIPE, stderr=log_file, cwd=workdir, env=env)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], CHILD_STARTUP_S)
     line = proc.stdout.readline() if ready else b""
@@ -334,12 +289,9 @@ class RawClient:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def _connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
     async def post(self, body: bytes) -> bytes:
         if self.writer is None or self.writer.is_closing():
-            await self._connect()
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None and self.writer is not None
         try:
             self.writer.write(self.prefix + str(len(body)).encode() + b"\r\n\r\n" + body)
@@ -356,7 +308,7 @@ class RawClient:
                     parts.append((await self.reader.readexactly(size + 2))[:-2])
                 data = b"".join(parts)
             else:
-                match = _CONTENT_LENGTH.search(head)
+                match = CONTENT_LENGTH.search(head)
                 data = await self.reader.readexactly(int(match.group(1))) if match else b""
             if b"\r\nconnection: close" in lower:
                 await self.aclose()
@@ -374,7 +326,7 @@ class RawClient:
 
 
 class HttpxClient:
-    """The same requests through httpx.AsyncClient (what the gateway itself uses upstream)."""
+    """The same requests through httpx.AsyncClient, on one keep-alive connection."""
 
     def __init__(self, host: str, port: int, path: str, headers: dict[str, str]) -> None:
         import httpx
@@ -395,22 +347,27 @@ class HttpxClient:
         await self.client.aclose()
 
 
+Client = RawClient | HttpxClient
+
+
 @dataclass
 class Target:
+    """Where requests go (the upstream directly, or the gateway), and how many were sent there, warm-ups included."""
+
     name: str
-    host: str
     port: int
     headers: dict[str, str]
     body: bytes
     stream_body: bytes
     sent: int = 0
 
-    def client(self, kind: str) -> RawClient | HttpxClient:
-        cls = HttpxClient if kind == "httpx" else RawClient
-        return cls(self.host, self.port, "/v1/chat/completions", self.headers)
+    def client(self, kind: str) -> Client:
+        client_class = HttpxClient if kind == "httpx" else RawClient
+        return client_class(HOST, self.port, "/v1/chat/completions", self.headers)
 
 
 def request_bodies(model: str, prompt_bytes: int, max_tokens: int) -> tuple[bytes, bytes]:
+    """The JSON request body, plain and streamed."""
     prompt = ("Say hi. " * (prompt_bytes // 8 + 1))[:prompt_bytes]
     body = {"model": model, "messages": [{"role": "system", "content": "You are a helpful assistant."},
                                          {"role": "user", "content": prompt}], "max_tokens": max_tokens}
@@ -440,40 +397,34 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
-@dataclass
-class LatencyResult:
-    samples_ms: dict[str, list[float]]
-    errors: dict[str, int]
-
-    def p(self, name: str, q: float) -> float:
-        return percentile(self.samples_ms[name], q)
-
-
-async def measure_latency(targets: list[Target], client_kind: str, requests: int, warmup: int,
-                          stream: bool) -> LatencyResult:
-    """Sequential requests, one in flight at a time, alternating targets every request (order flips each pair)."""
-    clients = [t.client(client_kind) for t in targets]
-    samples: dict[str, list[float]] = {t.name: [] for t in targets}
-    errors = {t.name: 0 for t in targets}
+async def measure_latency(direct: Target, via: Target, client_kind: str, requests: int, warmup: int,
+                          stream: bool) -> dict[str, Any]:
+    """Sequential requests, one in flight at a time, alternating direct and gateway (the order flips each pair)."""
+    pairs = [(direct, direct.client(client_kind)), (via, via.client(client_kind))]
+    samples: dict[str, list[float]] = {direct.name: [], via.name: []}
+    errors = {direct.name: 0, via.name: 0}
     try:
         for i in range(warmup + requests):
-            order = list(range(len(targets))) if i % 2 == 0 else list(reversed(range(len(targets))))
-            for j in order:
-                target, client = targets[j], clients[j]
-                body = target.stream_body if stream else target.body
+            for target, client in pairs if i % 2 == 0 else pairs[::-1]:
                 target.sent += 1
                 started = time.perf_counter_ns()
                 try:
-                    check_reply(await client.post(body), stream)
+                    check_reply(await client.post(target.stream_body if stream else target.body), stream)
                 except BadReply:
                     errors[target.name] += 1
                     continue
                 if i >= warmup:
                     samples[target.name].append((time.perf_counter_ns() - started) / 1e6)
     finally:
-        for client in clients:
+        for _, client in pairs:
             await client.aclose()
-    return LatencyResult(samples, errors)
+    summary: dict[str, Any] = {
+        name: {"p50_ms": percentile(ms, 0.50), "p99_ms": percentile(ms, 0.99), "n": len(ms), "errors": errors[name],
+               "min_ms": min(ms, default=float("nan")), "max_ms": max(ms, default=float("nan"))}
+        for name, ms in samples.items()}
+    summary["added_p50_ms"] = summary[via.name]["p50_ms"] - summary[direct.name]["p50_ms"]
+    summary["added_p99_ms"] = summary[via.name]["p99_ms"] - summary[direct.name]["p99_ms"]
+    return summary
 
 
 @dataclass
@@ -491,22 +442,20 @@ class LoadRound:
 
 
 async def measure_load(target: Target, client_kind: str, concurrency: int, duration_s: float, warmup_s: float,
-                       children: list[Child], stream: bool,
-                       during: Callable[[], Awaitable[None]] | None = None) -> LoadRound:
+                       children: list[Child]) -> LoadRound:
     """`concurrency` clients, one connection each, back to back for `duration_s` (after an unrecorded warm-up)."""
     clients = [target.client(client_kind) for _ in range(concurrency)]
-    body = target.stream_body if stream else target.body
     latencies: list[float] = []
     errors = 0
 
-    async def worker(client: RawClient | HttpxClient, until: float, record: bool) -> int:
+    async def worker(client: Client, until: float, record: bool) -> int:
         nonlocal errors
         done = 0
         while time.perf_counter() < until:
             target.sent += 1
             started = time.perf_counter_ns()
             try:
-                check_reply(await client.post(body), stream)
+                check_reply(await client.post(target.body), stream=False)
             except BadReply:
                 errors += record
                 continue
@@ -515,18 +464,18 @@ async def measure_load(target: Target, client_kind: str, concurrency: int, durat
                 latencies.append((time.perf_counter_ns() - started) / 1e6)
         return done
 
+    def cpu_s() -> dict[str, float]:
+        return {c.name: c.cpu_s() for c in children} | {"load generator": time.process_time()}
+
     try:
         if warmup_s > 0:
             until = time.perf_counter() + warmup_s
-            await asyncio.gather(*(worker(c, until, False) for c in clients))
-        profiler = asyncio.ensure_future(during()) if during else None
-        cpu_before = {c.name: c.cpu_s() for c in children} | {"load generator": time.process_time()}
+            await asyncio.gather(*(worker(c, until, record=False) for c in clients))
+        cpu_before = cpu_s()
         started = time.perf_counter()
-        done = await asyncio.gather(*(worker(c, started + duration_s, True) for c in clients))
+        done = await asyncio.gather(*(worker(c, started + duration_s, record=True) for c in clients))
         elapsed = time.perf_counter() - started
-        cpu_after = {c.name: c.cpu_s() for c in children} | {"load generator": time.process_time()}
-        if profiler is not None:
-            await profiler
+        cpu_after = cpu_s()
     finally:
         for client in clients:
             await client.aclose()
@@ -547,149 +496,117 @@ def summarize_load(rounds: list[LoadRound], name: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The benchmark
+# The benchmark and its report
 # ---------------------------------------------------------------------------------------------------------------
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 async def run_benchmark(args: argparse.Namespace, upstream: Child, gateway: Child) -> dict[str, Any]:
-    direct_body, direct_stream = request_bodies("fake-model", args.prompt_bytes, args.max_tokens)
-    gateway_body, gateway_stream = request_bodies("bench", args.prompt_bytes, args.max_tokens)
-    gw_port = int(gateway.info["base_url"].rsplit(":", 1)[1])
-    direct = Target("direct", HOST, upstream.info["port"], {"authorization": f"Bearer {PROVIDER_KEY}"},
-                    direct_body, direct_stream)
-    via = Target("gateway", HOST, gw_port, {"authorization": f"Bearer {gateway.info['token']}"},
-                 gateway_body, gateway_stream)
-    children = [upstream, gateway]
-    results: dict[str, Any] = {"sent": {}}
+    direct = Target("direct", upstream.info["port"], {"authorization": f"Bearer {PROVIDER_KEY}"},
+                    *request_bodies("fake-model", args.prompt_bytes, args.max_tokens))
+    via = Target("gateway", int(gateway.info["base_url"].rsplit(":", 1)[1]),
+                 {"authorization": f"Bearer {gateway.info['token']}"},
+                 *request_bodies("bench", args.prompt_bytes, args.max_tokens))
+    results: dict[str, Any] = {}
 
     say(f"[1/3] sequential latency: {args.warmup} warm-up + {args.requests} measured requests per target, "
         "alternated")
-    latency = await measure_latency([direct, via], args.client, args.requests, args.warmup, stream=False)
-    results["latency"] = _latency_summary(latency)
+    results["latency"] = await measure_latency(direct, via, args.client, args.requests, args.warmup, stream=False)
 
     say(f"[2/3] throughput: {args.concurrency} concurrent clients, {args.rounds} x {args.duration:g} s per target "
         "(ABBA order)")
     rounds: list[LoadRound] = []
-    profiled = False
     for r in range(args.rounds):
         for target in ([direct, via] if r % 2 == 0 else [via, direct]):
-            during = None
-            if args.py_spy and target is via and not profiled:
-                profiled = True
-                during = _py_spy_recorder(args, gateway.pid, args.duration)
             rounds.append(await measure_load(target, args.client, args.concurrency, args.duration, args.load_warmup,
-                                             children, stream=False, during=during))
+                                             [upstream, gateway]))
             say(f"      {target.name:8s} {rounds[-1].rps:7.1f} req/s  ({rounds[-1].completed} in "
                 f"{rounds[-1].elapsed_s:.2f} s, {rounds[-1].errors} errors)")
     results["throughput"] = {t.name: summarize_load(rounds, t.name) for t in (direct, via)}
 
     if args.stream_requests > 0:
         say(f"[3/3] streamed latency: {args.stream_requests} requests per target, alternated")
-        streamed = await measure_latency([direct, via], args.client, args.stream_requests,
-                                         min(10, args.warmup), stream=True)
-        results["stream_latency"] = _latency_summary(streamed)
+        results["stream_latency"] = await measure_latency(direct, via, args.client, args.stream_requests,
+                                                          min(10, args.warmup), stream=True)
     else:
         say("[3/3] streamed latency: skipped (--stream-requests 0)")
     results["sent"] = {direct.name: direct.sent, via.name: via.sent}
     return results
 
 
-def _latency_summary(result: LatencyResult) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in result.samples_ms:
-        out[name] = {"p50_ms": result.p(name, 0.50), "p99_ms": result.p(name, 0.99), "n": len(result.samples_ms[name]),
-                     "errors": result.errors[name], "min_ms": min(result.samples_ms[name], default=float("nan")),
-                     "max_ms": max(result.samples_ms[name], default=float("nan"))}
-    out["added_p50_ms"] = out["gateway"]["p50_ms"] - out["direct"]["p50_ms"]
-    out["added_p99_ms"] = out["gateway"]["p99_ms"] - out["direct"]["p99_ms"]
-    return out
+def target_checks(results: dict[str, Any]) -> dict[str, bool]:
+    latency, gateway = results["latency"], results["throughput"]["gateway"]
+    return {"added_p50_ms": latency["added_p50_ms"] <= TARGET_P50_ADDED_MS,
+            "added_p99_ms": latency["added_p99_ms"] <= TARGET_P99_ADDED_MS,
+            "rps": gateway["rps"] >= TARGET_RPS}
 
 
-def _py_spy_recorder(args: argparse.Namespace, pid: int, duration_s: float) -> Callable[[], Awaitable[None]]:
-    async def record() -> None:
-        exe = shutil.which("py-spy") or args.py_spy_bin
-        if not exe:
-            say("      (py-spy not found: pass --py-spy-bin PATH; not profiling)")
-            return
-        fmt = "speedscope" if args.py_spy.endswith(".json") else "raw"
-        cmd = [exe, "record", "--pid", str(pid), "--rate", "250", "--nonblocking", "--format", fmt,
-               "--duration", str(max(1, int(duration_s))), "-o", args.py_spy]
-        if args.py_spy_native:
-            cmd.append("--native")
-        proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL,
-                                                    stderr=asyncio.subprocess.PIPE)
-        _, err = await proc.communicate()
-        say(f"      py-spy -> {args.py_spy} (exit {proc.returncode}) {err.decode(errors='replace').strip()[-300:]}")
-
-    return record
+def ledger_verdict(ledger: dict[str, Any] | None, sent_via_gateway: int) -> str:
+    """One row per request sent via the gateway, all ok, each charged its cost to both accounts, nothing reserved."""
+    if ledger is None:
+        return "ledger: the gateway printed no summary -> INCONSISTENT"
+    ok = ledger["statuses"].get("ok", 0)
+    expected_nano = ok * COST_PER_CALL_NANO
+    charged = (ledger["ledger_cost_nano"], ledger["spent_nano"], ledger["parent_spent_nano"])
+    consistent = (ledger["ledger_rows"] == sent_via_gateway == ok and ledger["reserved_nano"] == 0
+                  and all(nano == expected_nano for nano in charged))
+    return (f"ledger: {ledger['ledger_rows']} rows {ledger['statuses']} for {sent_via_gateway} requests sent via the "
+            f"gateway (warm-ups included); cost in rows {ledger['ledger_cost_nano']}, spent {ledger['spent_nano']} "
+            f"(parent {ledger['parent_spent_nano']}), expected {ok} x {COST_PER_CALL_NANO} nano-USD; still reserved "
+            f"{ledger['reserved_nano']} -> {'consistent' if consistent else 'INCONSISTENT'}")
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+def print_report(args: argparse.Namespace, results: dict[str, Any], ledger: dict[str, Any] | None) -> None:
+    latency, streamed = results["latency"], results.get("stream_latency")
+    direct, gateway = results["throughput"]["direct"], results["throughput"]["gateway"]
+    checks = target_checks(results)
 
+    def row(label: str, direct_ms: float, gateway_ms: float, target: str = "",
+            passed: bool | None = None) -> tuple[str, ...]:
+        verdict = "" if passed is None else "PASS" if passed else "FAIL"
+        return label, f"{direct_ms:.2f}", f"{gateway_ms:.2f}", f"{gateway_ms - direct_ms:+.2f}", target, verdict
 
-def print_report(args: argparse.Namespace, results: dict[str, Any], ledger: dict[str, Any] | None,
-                 sent_via_gateway: int) -> None:
-    lat, thr = results["latency"], results["throughput"]
-    d, g = thr["direct"], thr["gateway"]
     rows = [
-        ("latency p50 (ms)", f"{lat['direct']['p50_ms']:.2f}", f"{lat['gateway']['p50_ms']:.2f}",
-         f"+{lat['added_p50_ms']:.2f}", f"added <= {TARGET_P50_ADDED_MS:g} ms",
-         _verdict(lat["added_p50_ms"] <= TARGET_P50_ADDED_MS)),
-        ("latency p99 (ms)", f"{lat['direct']['p99_ms']:.2f}", f"{lat['gateway']['p99_ms']:.2f}",
-         f"+{lat['added_p99_ms']:.2f}", f"added <= {TARGET_P99_ADDED_MS:g} ms",
-         _verdict(lat["added_p99_ms"] <= TARGET_P99_ADDED_MS)),
-        (f"throughput @{args.concurrency} (req/s)", f"{d['rps']:.1f}", f"{g['rps']:.1f}",
-         f"x{g['rps'] / d['rps']:.2f}" if d["rps"] else "-", f">= {TARGET_RPS:g} req/s",
-         _verdict(g["rps"] >= TARGET_RPS)),
-        (f"  latency p50 @{args.concurrency} (ms)", f"{d['p50_ms']:.2f}", f"{g['p50_ms']:.2f}",
-         f"+{g['p50_ms'] - d['p50_ms']:.2f}", "", ""),
-        (f"  latency p99 @{args.concurrency} (ms)", f"{d['p99_ms']:.2f}", f"{g['p99_ms']:.2f}",
-         f"+{g['p99_ms'] - d['p99_ms']:.2f}", "", ""),
+        row("latency p50 (ms)", latency["direct"]["p50_ms"], latency["gateway"]["p50_ms"],
+            f"added <= {TARGET_P50_ADDED_MS:g} ms", checks["added_p50_ms"]),
+        row("latency p99 (ms)", latency["direct"]["p99_ms"], latency["gateway"]["p99_ms"],
+            f"added <= {TARGET_P99_ADDED_MS:g} ms", checks["added_p99_ms"]),
+        (f"throughput @{args.concurrency} (req/s)", f"{direct['rps']:.1f}", f"{gateway['rps']:.1f}",
+         f"x{gateway['rps'] / direct['rps']:.2f}" if direct["rps"] else "-", f">= {TARGET_RPS:g} req/s",
+         "PASS" if checks["rps"] else "FAIL"),
+        row(f"  latency p50 @{args.concurrency} (ms)", direct["p50_ms"], gateway["p50_ms"]),
+        row(f"  latency p99 @{args.concurrency} (ms)", direct["p99_ms"], gateway["p99_ms"]),
     ]
     for who in ("gateway", "upstream", "load generator"):
-        rows.append((f"  CPU ms/request: {who}", f"{d['cpu_ms_per_request'].get(who, 0):.3f}",
-                     f"{g['cpu_ms_per_request'].get(who, 0):.3f}", "", "", ""))
-    if "stream_latency" in results:
-        s = results["stream_latency"]
-        rows += [("streamed p50 (ms)", f"{s['direct']['p50_ms']:.2f}", f"{s['gateway']['p50_ms']:.2f}",
-                  f"+{s['added_p50_ms']:.2f}", "(info)", ""),
-                 ("streamed p99 (ms)", f"{s['direct']['p99_ms']:.2f}", f"{s['gateway']['p99_ms']:.2f}",
-                  f"+{s['added_p99_ms']:.2f}", "(info)", "")]
+        rows.append((f"  CPU ms/request: {who}", f"{direct['cpu_ms_per_request'].get(who, 0):.3f}",
+                     f"{gateway['cpu_ms_per_request'].get(who, 0):.3f}", "", "", ""))
+    if streamed:
+        rows += [row("streamed p50 (ms)", streamed["direct"]["p50_ms"], streamed["gateway"]["p50_ms"], "(info)"),
+                 row("streamed p99 (ms)", streamed["direct"]["p99_ms"], streamed["gateway"]["p99_ms"], "(info)")]
+
     header = ("", "direct", "via gateway", "added", "target", "result")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     print()
     print(f"sica gateway overhead: upstream latency {args.latency_ms:g} ms, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, gateway loop {args.gateway_loop}, client {args.client}, "
-          f"prompt {args.prompt_bytes} B" + (f", WHAT-IF {'+'.join(args.what_if)} (not the code as is)"
-                                              if args.what_if else ""))
-    print(f"sequential: {lat['direct']['n']} measured requests per target; throughput: {args.rounds} rounds x "
-          f"{args.duration:g} s per target (per-round req/s direct {d['rounds_rps']}, gateway {g['rounds_rps']})")
+          f"prompt {args.prompt_bytes} B")
+    print(f"sequential: {latency['direct']['n']} measured requests per target; throughput: {args.rounds} rounds x "
+          f"{args.duration:g} s per target (per-round req/s direct {direct['rounds_rps']}, "
+          f"gateway {gateway['rounds_rps']})")
     print()
-    for i, row in enumerate([header, *rows]):
-        print("  ".join(str(cell).ljust(widths[k]) if k == 0 else str(cell).rjust(widths[k])
-                        for k, cell in enumerate(row)).rstrip())
+    for i, cells in enumerate([header, *rows]):
+        print("  ".join(cell.ljust(widths[k]) if k == 0 else cell.rjust(widths[k])
+                        for k, cell in enumerate(cells)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
-    errors = (lat["direct"]["errors"] + lat["gateway"]["errors"] + d["errors"] + g["errors"]
-              + sum(results.get("stream_latency", {}).get(k, {}).get("errors", 0) for k in ("direct", "gateway")))
     print()
+    errors = sum(summary[name]["errors"] for summary in (latency, results["throughput"], streamed) if summary
+                 for name in ("direct", "gateway"))
     print(f"errors: {errors}")
-    if ledger is not None:
-        per_call = round((PROMPT_TOKENS * PRICE_IN + COMPLETION_TOKENS * PRICE_OUT) * 1000)
-        ok = ledger["statuses"].get("ok", 0)
-        consistent = (ledger["ledger_rows"] == sent_via_gateway == ok and ledger["reserved_nano"] == 0
-                      and ledger["spent_nano"] == ok * per_call)
-        print(f"ledger: {ledger['ledger_rows']} rows {ledger['statuses']} for {sent_via_gateway} requests sent via "
-              f"the gateway (warm-ups included); spent {ledger['spent_nano']} nano-USD = {ok} x {per_call}"
-              f"{'' if ledger['spent_nano'] == ok * per_call else ' (MISMATCH)'}; still reserved "
-              f"{ledger['reserved_nano']} -> {'consistent' if consistent else 'INCONSISTENT'}")
-    passed = (lat["added_p50_ms"] <= TARGET_P50_ADDED_MS and lat["added_p99_ms"] <= TARGET_P99_ADDED_MS
-              and g["rps"] >= TARGET_RPS)
-    print(f"overall: {'PASS' if passed else 'FAIL'} (a benchmark: the exit status is 0 either way)")
+    print(ledger_verdict(ledger, results["sent"]["gateway"]))
+    print(f"overall: {'PASS' if all(checks.values()) else 'FAIL'} (a benchmark: the exit status is 0 either way)")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -703,22 +620,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per target (ABBA order)")
     parser.add_argument("--load-warmup", type=float, default=0.5, help="unmeasured seconds before each round")
     parser.add_argument("--stream-requests", type=int, default=80,
-                        help="sequential streamed requests per target (0 skips the streamed variant)")
+                        help="sequential streamed requests per target (0 skips the streamed phase)")
     parser.add_argument("--prompt-bytes", type=int, default=64, help="size of the user message")
     parser.add_argument("--max-tokens", type=int, default=256, help="max_tokens in each request")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="load generator client: raw asyncio streams or httpx.AsyncClient")
-    parser.add_argument("--gateway-loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="event loop of the gateway process (`sica gateway` uses asyncio.run)")
-    parser.add_argument("--py-spy", metavar="OUT", help="record the gateway with py-spy during its first throughput "
-                        "round (OUT ending .json: speedscope, else collapsed stacks)")
-    parser.add_argument("--py-spy-bin", metavar="PATH", help="py-spy executable if it is not on PATH")
-    parser.add_argument("--py-spy-native", action="store_true", help="include native frames in the profile")
-    parser.add_argument("--what-if", action="append", default=[], choices=("nodelay",),
-                        help="measure a candidate fix, patched into the benchmark's gateway process only (src/ is "
-                        "untouched): nodelay = TCP_NODELAY on client connections under the asyncio loop")
-    parser.add_argument("--cprofile", metavar="OUT", help="run the gateway process under cProfile for the whole "
-                        "benchmark and write pstats to OUT (slows the gateway: figures are then not comparable)")
+    parser.add_argument("--gateway-loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="event loop of the gateway process: uvloop as in `sica gateway`, asyncio (stdlib) as in "
+                        "the tests")
     parser.add_argument("--json", metavar="PATH", help="also write all figures as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (config, ledger, logs)")
     return parser.parse_args(argv)
@@ -736,26 +645,18 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="sica-gateway-bench-"))
     started = time.monotonic()
     children: list[Child] = []
-    ledger = None
     try:
         upstream = start_child("upstream", ["_upstream", "--latency-ms", str(args.latency_ms)], workdir)
         children.append(upstream)
         config = workdir / "sica.toml"
-        config.write_text(textwrap.dedent(GATEWAY_TOML.format(host=HOST, port=upstream.info["port"],
-                                                              price_in=PRICE_IN, price_out=PRICE_OUT)))
-        extra = [arg for name in args.what_if for arg in ("--what-if", name)]
-        if args.cprofile:
-            extra += ["--cprofile", str(Path(args.cprofile).resolve())]
-        gateway = start_child("gateway", ["_gateway", "--config", str(config), "--loop", args.gateway_loop, *extra],
-                              workdir)
+        config.write_text(GATEWAY_TOML.format(host=HOST, port=upstream.info["port"], price_in=PRICE_IN,
+                                              price_out=PRICE_OUT))
+        gateway = start_child("gateway", ["_gateway", "--config", str(config), "--loop", args.gateway_loop], workdir)
         children.append(gateway)
         say(f"upstream pid {upstream.pid} on :{upstream.info['port']}, gateway pid {gateway.pid} at "
             f"{gateway.info['base_url']}, temp dir {workdir}")
-        import uvloop
-
         results = uvloop.run(run_benchmark(args, upstream, gateway))
-        lines = gateway.stop()
-        ledger = next((line for line in lines if "ledger_rows" in line), None)
+        ledger = next((line for line in gateway.stop() if "ledger_rows" in line), None)
     except Exception as exc:  # noqa: BLE001 - a benchmark that cannot run says why and exits 2
         say(f"benchmark could not run: {exc}")
         for child in children:
@@ -766,13 +667,12 @@ def main(argv: list[str] | None = None) -> int:
             child.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    print_report(args, results, ledger, sent_via_gateway=results["sent"]["gateway"])
+    print_report(args, results, ledger)
     print(f"wall time: {time.monotonic() - started:.1f} s")
     if args.json:
+        targets = {"added_p50_ms": TARGET_P50_ADDED_MS, "added_p99_ms": TARGET_P99_ADDED_MS, "rps": TARGET_RPS}
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": results, "ledger": ledger,
-                                               "targets": {"added_p50_ms": TARGET_P50_ADDED_MS,
-                                                           "added_p99_ms": TARGET_P99_ADDED_MS,
-                                                           "rps": TARGET_RPS}}, indent=2))
+                                               "targets": targets, "passed": target_checks(results)}, indent=2))
     return 0
 
 
