@@ -13,7 +13,8 @@ PYTEST_ARGS  ?=
 .PHONY: run test install system-packages models clean
 
 ## run: install everything, then ask the default model (the bundled local one when no key is set) a question
-run: install models
+run: install
+	@if [ -z "$$ANTHROPIC_API_KEY$$OPENAI_API_KEY" ]; then $(SICA) models install 1.5b; fi
 	$(SICA) chat "$(QUESTION)"
 
 ## test: install everything, then run the whole test suite (unit and integration, the slow ones too)
