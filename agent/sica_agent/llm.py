@@ -1,0 +1,141 @@
+"""Calls to models, only through the harness's gateway (HTTP, over its unix socket when it has one).
+
+The gateway holds the provider keys, budgets and retries; the agent sends its budget token. A 402 from the
+gateway means the budget is spent (`BudgetExceeded`), a 503 that the provider is unreachable after retries
+(`UpstreamUnavailable`): both end the agent cleanly with their own status.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from sica_agent.settings import ModelRole
+
+
+class ModelCallError(Exception):
+    """A call the gateway refused or failed; `status` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class BudgetExceeded(ModelCallError):
+    """HTTP 402: the budget account cannot pay for another call."""
+
+
+class UpstreamUnavailable(ModelCallError):
+    """HTTP 503: the model's provider could not be reached, even after the gateway's retries."""
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    """One answer: its text, the assistant message to append to the history (wire format) and its usage."""
+
+    text: str
+    message: dict[str, Any]
+    native_calls: list[dict[str, Any]]
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    stop_reason: str | None
+
+
+def gateway_client(gateway: str, token: str, timeout_s: float) -> httpx.Client:
+    """An HTTP client for the gateway: `unix:/path/to.sock` or `http://host:port`."""
+    headers = {"authorization": f"Bearer {token}", "x-api-key": token, "anthropic-version": "2023-06-01"}
+    if gateway.startswith("unix:"):
+        return httpx.Client(transport=httpx.HTTPTransport(uds=gateway[5:]), base_url="http://gateway",
+                            headers=headers, timeout=timeout_s)
+    return httpx.Client(base_url=gateway.rstrip("/"), headers=headers, timeout=timeout_s)
+
+
+class ModelClient:
+    """Sends a conversation to a model role and returns its reply."""
+
+    def __init__(self, http: httpx.Client) -> None:
+        self._http = http
+
+    def chat(self, role: ModelRole, system: str, messages: list[dict[str, Any]], *, max_tokens: int,
+             temperature: float, tools: list[dict[str, Any]] | None = None,
+             response_format: dict[str, Any] | None = None) -> ModelReply:
+        if role.wire == "anthropic":
+            return self._anthropic(role, system, messages, max_tokens, temperature, tools)
+        return self._openai(role, system, messages, max_tokens, temperature, tools, response_format)
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.HTTPError as error:
+            raise UpstreamUnavailable(503, f"the gateway is unreachable ({type(error).__name__})") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        if response.status_code == 200 and isinstance(payload, dict):
+            return payload
+        error = payload.get("error") if isinstance(payload, dict) else None
+        message = error.get("message", str(error)) if isinstance(error, dict) else response.text[:500]
+        if response.status_code == 402:
+            raise BudgetExceeded(402, message)
+        if response.status_code == 503:
+            raise UpstreamUnavailable(503, message)
+        raise ModelCallError(response.status_code, message)
+
+    def _openai(self, role: ModelRole, system: str, messages: list[dict[str, Any]], max_tokens: int,
+                temperature: float, tools: list[dict[str, Any]] | None,
+                response_format: dict[str, Any] | None) -> ModelReply:
+        body: dict[str, Any] = {"model": role.alias, "messages": [{"role": "system", "content": system}, *messages],
+                                "max_tokens": max_tokens, "temperature": temperature}
+        if tools:
+            body["tools"] = tools
+        if response_format:
+            body["response_format"] = response_format
+        payload = self._post("/v1/chat/completions", body)
+        choice = (payload.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        calls = message.get("tool_calls") or []
+        kept: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+        if calls:
+            kept["tool_calls"] = calls
+        usage = payload.get("usage") or {}
+        details = usage.get("prompt_tokens_details") or {}
+        return ModelReply(message.get("content") or "", kept, calls, int(usage.get("prompt_tokens") or 0),
+                          int(usage.get("completion_tokens") or 0), int(details.get("cached_tokens") or 0),
+                          choice.get("finish_reason"))
+
+    def _anthropic(self, role: ModelRole, system: str, messages: list[dict[str, Any]], max_tokens: int,
+                   temperature: float, tools: list[dict[str, Any]] | None) -> ModelReply:
+        body: dict[str, Any] = {
+            "model": role.alias, "max_tokens": max_tokens, "temperature": temperature,
+            "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+            "messages": _with_cache_breakpoint(messages)}
+        if tools:
+            body["tools"] = tools
+        payload = self._post("/v1/messages", body)
+        content = payload.get("content") or []
+        text = "".join(block.get("text", "") for block in content if block.get("type") == "text")
+        calls = [block for block in content if block.get("type") == "tool_use"]
+        usage = payload.get("usage") or {}
+        cache_read = int(usage.get("cache_read_input_tokens") or 0)
+        prompt = int(usage.get("input_tokens") or 0) + cache_read + int(usage.get("cache_creation_input_tokens") or 0)
+        return ModelReply(text, {"role": "assistant", "content": content}, calls, prompt,
+                          int(usage.get("output_tokens") or 0), cache_read, payload.get("stop_reason"))
+
+
+def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mark the end of the history as a prompt-cache breakpoint (on a copy: the history stays unmarked)."""
+    if not messages:
+        return messages
+    last = copy.deepcopy(messages[-1])
+    content = last["content"]
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if content:
+        content[-1] = {**content[-1], "cache_control": {"type": "ephemeral"}}
+    last["content"] = content
+    return [*messages[:-1], last]

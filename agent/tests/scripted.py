@@ -1,0 +1,72 @@
+"""A scripted model for the agent's own tests: replays responses in the gateway's wire formats.
+
+Each response is `{"content": "..."}` and/or `{"tool_calls": [{"name", "arguments"}]}`, or
+`{"status": 402|503|400, "message": "..."}` for a gateway error. The requests the agent sent are kept, so tests
+can check what the model was shown.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sica_agent.agent import Runtime
+from sica_agent.llm import ModelClient
+from sica_agent.run import build_runtime
+from sica_agent.settings import ModelRole, Settings
+
+
+class ScriptedModel:
+    def __init__(self, responses: list[dict[str, Any]], wire: str = "openai") -> None:
+        self.responses = list(responses)
+        self.wire = wire
+        self.requests: list[dict[str, Any]] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.requests.append(body)
+        if not self.responses:
+            return httpx.Response(503, json={"error": {"type": "upstream_unavailable", "message": "script ended"}})
+        line = self.responses.pop(0)
+        if "status" in line:
+            return httpx.Response(line["status"], json={"error": {"type": "error", "message": line["message"]}})
+        usage = {"input": 10, "output": 5}
+        if self.wire == "anthropic":
+            content = [{"type": "text", "text": line["content"]}] if line.get("content") else []
+            content += [{"type": "tool_use", "id": f"toolu_{len(self.requests)}_{i}", "name": c["name"],
+                         "input": c.get("arguments", {})} for i, c in enumerate(line.get("tool_calls", []))]
+            return httpx.Response(200, json={"type": "message", "role": "assistant", "content": content,
+                                             "stop_reason": "end_turn",
+                                             "usage": {"input_tokens": usage["input"],
+                                                       "output_tokens": usage["output"]}})
+        message: dict[str, Any] = {"role": "assistant", "content": line.get("content")}
+        if line.get("tool_calls"):
+            message["tool_calls"] = [
+                {"id": f"call_{len(self.requests)}_{i}", "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
+                for i, c in enumerate(line["tool_calls"])]
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                                         "usage": {"prompt_tokens": usage["input"],
+                                                   "completion_tokens": usage["output"]}})
+
+
+def settings_for(wire: str = "openai", tool_mode: str = "native", context_window: int = 32768) -> Settings:
+    role = ModelRole("scripted", wire, tool_mode, context_window)  # type: ignore[arg-type]
+    return Settings(gateway="http://gateway.invalid", token="test-token", models={"main": role, "reasoning": role},
+                    run_id="test-run", problem_id="test-problem", time_limit_s=120, cost_limit_usd=None)
+
+
+def scripted_runtime(model: ScriptedModel, logdir: Path, settings: Settings, archive: Path | None = None) -> Runtime:
+    """The real runtime (tools, sub-agents, events, inbox) with the scripted model behind its HTTP client."""
+    runtime = build_runtime(settings, logdir, archive)
+    runtime.model = ModelClient(httpx.Client(transport=httpx.MockTransport(model.handle),
+                                             base_url="http://gateway.invalid"))
+    return runtime
+
+
+def read_events(logdir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (logdir / "events.jsonl").read_text().splitlines()]
+
