@@ -139,6 +139,16 @@ class LocalModelSettings(_Section):
     startup_timeout_s: float = Field(default=180.0, gt=0)
 
 
+class SolveSettings(_Section):
+    """`sica solve`: where runs and agent environments are kept, and each run's limits."""
+
+    solves_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/sica/solves")
+    envs_dir: Path = Field(default_factory=lambda: Path.home() / ".cache/sica/envs")
+    time_limit_s: float = Field(default=1800.0, gt=0)
+    budget_usd: float | None = Field(default=5.0, ge=0)
+    cancel_grace_s: float = Field(default=10.0, ge=0)
+
+
 class Settings(BaseSettings):
     """All of sica's configuration."""
 
@@ -148,6 +158,7 @@ class Settings(BaseSettings):
     roles: Roles = Roles()
     gateway: GatewaySettings = GatewaySettings()
     local: LocalModelSettings = LocalModelSettings()
+    solve: SolveSettings = SolveSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -164,6 +175,10 @@ class Settings(BaseSettings):
     def role_alias(self, role: str) -> str:
         """The alias that plays `role`."""
         return getattr(self.roles, role) or default_alias(self)
+
+    def with_only(self, aliases: set[str]) -> Settings:
+        """These settings with only the named aliases: a run does not need other aliases' keys or local models."""
+        return self.model_copy(update={"models": {name: self.models[name] for name in aliases}})
 
 
 def default_alias(settings: Settings) -> str:
@@ -238,4 +253,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "cassette": settings.gateway.cassette.model_copy(update={"path": resolve(settings.gateway.cassette.path)}),
     })
     local = settings.local.model_copy(update={"cache_dir": resolve(settings.local.cache_dir)})
-    return settings.model_copy(update={"models": models, "gateway": gateway, "local": local})
+    solve = settings.solve.model_copy(update={"solves_dir": resolve(settings.solve.solves_dir),
+                                              "envs_dir": resolve(settings.solve.envs_dir)})
+    return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve})

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sica.cli import chat_cmd, gateway_cmd, models_cmd
+from sica.cli import chat_cmd, gateway_cmd, models_cmd, solve_cmd
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
@@ -18,6 +18,7 @@ app = typer.Typer(name="sica", help="A self-improving coding agent, its LLM gate
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("chat")(chat_cmd.chat)
 app.command("gateway")(gateway_cmd.gateway)
+app.command("solve")(solve_cmd.solve)
 app.add_typer(models_cmd.models_app, name="models")
 
 

@@ -35,9 +35,7 @@ def chat(
     alias = model or settings.role_alias("main")
     if alias not in settings.models:
         raise UserError(f"unknown model alias '{alias}': use one of {', '.join(settings.models)}")
-    # Serve only the alias asked for: other aliases' keys and local models are not needed for this question.
-    only_alias = settings.model_copy(update={"models": {alias: settings.models[alias]}})
-    uvloop.run(_chat(cli, only_alias, alias, prompt, max_tokens, budget_usd))
+    uvloop.run(_chat(cli, settings.with_only({alias}), alias, prompt, max_tokens, budget_usd))
 
 
 def _request(wire: Wire, alias: str, prompt: str, max_tokens: int) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,85 @@
+"""Agent environments, as the contract says: each version declares its dependencies in its pyproject.toml; the
+harness (outside any sandbox, the only place that may reach the package registry) installs them, wheels only,
+without building or running the version's own code, into a virtual environment cached by the hash of the
+declared dependencies, precompiles it, and later mounts it read-only."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+#: Debian's interpreter: reachable by the sandbox's unprivileged user (pyenv's lives under root's home).
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+class AgentVersionError(Exception):
+    """An agent version that cannot be run (bad pyproject, uninstallable dependencies); one line."""
+
+
+def seed_agent_dir() -> Path:
+    """Agent 0: package data of an installed sica wheel, else the repository's `agent/` folder."""
+    packaged = Path(str(resources.files("sica"))) / "seed_agent"
+    if (packaged / "sica_agent").is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[3] / "agent"
+
+
+def declared_dependencies(agent_dir: Path) -> list[str]:
+    """The `[project] dependencies` of a version's pyproject.toml."""
+    pyproject = agent_dir / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        dependencies = project.get("dependencies", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        raise AgentVersionError(f"{pyproject}: no readable [project] table ({error})") from None
+    if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
+        raise AgentVersionError(f"{pyproject}: [project] dependencies must be a list of strings")
+    return sorted(dependencies)
+
+
+def agent_python() -> Path:
+    return SYSTEM_PYTHON if SYSTEM_PYTHON.exists() else Path(sys.executable)
+
+
+def ensure_environment(agent_dir: Path, envs_dir: Path, uv_bin: str) -> Path:
+    """The environment for this version's dependencies, built once and reused by every version that shares them."""
+    dependencies = declared_dependencies(agent_dir)
+    python = agent_python()
+    version = subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    key = hashlib.sha256("\n".join([version, *dependencies]).encode()).hexdigest()[:16]
+    env = envs_dir / key
+    if (env / ".complete").exists():
+        return env
+    envs_dir.mkdir(parents=True, exist_ok=True)
+    building = envs_dir / f".{key}.{os.getpid()}.partial"
+    shutil.rmtree(building, ignore_errors=True)
+    try:
+        _run([uv_bin, "venv", "--quiet", "--relocatable", "--python", str(python), str(building)], dependencies)
+        if dependencies:
+            _run([uv_bin, "pip", "install", "--quiet", "--python", str(building / "bin" / "python"),
+                  "--only-binary", ":all:", *dependencies], dependencies)
+        _run([str(building / "bin" / "python"), "-m", "compileall", "-q", str(building / "lib")], dependencies)
+        (building / ".complete").write_text("\n".join(dependencies) + "\n")
+        building.chmod(0o755)
+        try:
+            building.rename(env)
+        except OSError:  # another process finished the same environment first
+            shutil.rmtree(building, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return env
+
+
+def _run(command: list[str], dependencies: list[str]) -> None:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        detail = " ".join((done.stderr or done.stdout).split())[-400:]
+        raise AgentVersionError(f"building the agent environment ({', '.join(dependencies) or 'no dependencies'}) "
+                                f"failed: {detail}")
