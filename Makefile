@@ -7,15 +7,15 @@ UV           := $(TOOLS)/bin/uv
 VENV         := .venv
 SICA         := $(VENV)/bin/sica
 DEBIAN_PKGS  := bubblewrap git python3-venv
-QUESTION     ?= Write a Python function that tells whether a string is a palindrome, with a docstring.
+TASK         ?= examples/tasks/fix-mean
 PYTEST_ARGS  ?=
 
 .PHONY: run test install system-packages models clean
 
-## run: install everything, then ask the default model (the bundled local one when no key is set) a question
+## run: install everything, then let agent 0 solve an example task (on the local model when no key is set)
 run: install
 	@if [ -z "$$ANTHROPIC_API_KEY$$OPENAI_API_KEY" ]; then $(SICA) models install 1.5b; fi
-	$(SICA) chat "$(QUESTION)"
+	$(SICA) solve --task-dir $(TASK) --sandbox none
 
 ## test: install everything, then run the whole test suite (unit and integration, the slow ones too)
 test: install

@@ -153,7 +153,7 @@ class Agent:
             reply = self._ask(temperature)
             self.history.add_assistant(reply.message)
             try:
-                calls, ignored = self._calls(reply)
+                calls, ignored, thought = self._calls(reply)
             except toolcalls.FormatError as error:
                 format_errors += 1
                 self.emit("error", kind="format_error", message=str(error), reply=reply.text[:2000])
@@ -162,8 +162,8 @@ class Agent:
                 self._answer_malformed(reply, str(error))
                 continue
             format_errors = 0
-            if reply.text.strip():
-                self.emit("message", text=reply.text[:4000])
+            if thought.strip():
+                self.emit("message", text=thought[:4000])
             temperature = 0.2
             for call in calls:
                 signature = (call.name, json.dumps(call.arguments, sort_keys=True))
@@ -206,12 +206,12 @@ class Agent:
             self.emit("error", kind="model_call", status=error.status, message=str(error))
             raise RunEnded("error", f"the model call failed (HTTP {error.status}): {error}") from None
 
-    def _calls(self, reply: ModelReply) -> tuple[list[toolcalls.ToolCall], int]:
-        """The tool calls of a reply, and how many extra text-mode calls were ignored."""
+    def _calls(self, reply: ModelReply) -> tuple[list[toolcalls.ToolCall], int, str]:
+        """The tool calls of a reply, how many extra text-mode calls were ignored, and the model's thought."""
         names = list(self.tools)
         if self.role.tool_mode == "text":
             parsed = toolcalls.parse_text_call(reply.text, names, example=toolcalls.example_reply(self.specs))
-            return [parsed.call], parsed.extra_calls_ignored
+            return [parsed.call], parsed.extra_calls_ignored, parsed.thought
         if self.role.wire == "anthropic":
             calls = toolcalls.calls_from_anthropic_content(reply.message["content"])
         else:
@@ -223,7 +223,7 @@ class Agent:
         unknown = [call.name for call in calls if call.name not in self.tools]
         if unknown:
             raise toolcalls.FormatError(f"There is no tool named {unknown[0]!r}. The tools are: {', '.join(names)}.")
-        return calls, 0
+        return calls, 0, reply.text
 
     def _answer_malformed(self, reply: ModelReply, message: str) -> None:
         """Tell the model what was wrong; native calls each need an answer, so each gets the message."""

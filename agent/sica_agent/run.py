@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sica_agent.agent import Agent, AgentKind, AgentResult, RunEnded, Runtime
@@ -15,16 +17,22 @@ from sica_agent.subagents import ReasonerTool, SubAgentTool
 from sica_agent.tools import ALL_TOOLS, run_tool
 from sica_agent.tools.base import Tool, ToolContext
 
+MAX_FILES_SHOWN = 3
 _DEVELOPER_HELP = ("Give a self-contained coding task to a software developer, who edits and tests code in the "
                    "working directory with its own tools and reports back what it did.")
 _EXPLORER_HELP = ("Ask a question about the archive of earlier agent versions (their scores, failures and "
                   "changes); an explorer reads it and answers.")
 
 
+def _shared(tool: Tool) -> Callable[[Runtime, ToolContext, list[str]], Tool]:
+    """A factory for a tool that keeps no state of its own, so every agent can use the same instance."""
+    return lambda runtime, context, lineage: tool
+
+
 def build_runtime(settings: Settings, logdir: Path, archive: Path | None = None) -> Runtime:
     """Everything the agents of one run share, with the factories of every tool they may use."""
     http = gateway_client(settings.gateway, settings.token, timeout_s=900)
-    factories = {name: (lambda tool: lambda runtime, context, lineage: tool)(tool) for name, tool in ALL_TOOLS.items()}
+    factories = {name: _shared(tool) for name, tool in ALL_TOOLS.items()}
     factories["software_developer"] = lambda runtime, context, lineage: SubAgentTool(
         DEVELOPER, _DEVELOPER_HELP, runtime, context, lineage)
     factories["reasoner"] = lambda runtime, context, lineage: ReasonerTool(runtime, lineage)
@@ -38,11 +46,18 @@ def build_runtime(settings: Settings, logdir: Path, archive: Path | None = None)
                    tool_factories=factories)
 
 
-def overview(context: ToolContext) -> str:
-    """The real file tree, shown in the first prompt so the model never has to guess paths."""
+def overview(context: ToolContext, task: str = "") -> str:
+    """The real file tree, and the files the task names, shown in the first prompt: small models that must
+    look for files themselves often guess paths or never read the code."""
     tree: Tool = ALL_TOOLS["tree"]
-    listing = run_tool(tree, {"depth": 2}, context)
-    return f"Working directory: {context.workdir}\nFiles:\n{listing.output}"
+    parts = [f"Working directory: {context.workdir}\nFiles:\n{run_tool(tree, {'depth': 2}, context).output}"]
+    named = [word for word in dict.fromkeys(re.findall(r"[\w./-]+\.\w+", task))
+             if (context.workdir / word).is_file() and not word.startswith(("/", ".."))]
+    for path in named[:MAX_FILES_SHOWN]:
+        shown = run_tool(ALL_TOOLS["view"], {"path": path}, context)
+        if shown.ok:
+            parts.append(f"Contents of {path}:\n{shown.output}")
+    return "\n\n".join(parts)
 
 
 def run_top_agent(kind: AgentKind, runtime: Runtime, context: ToolContext, task: str) -> AgentResult:
@@ -57,7 +72,8 @@ def run_top_agent(kind: AgentKind, runtime: Runtime, context: ToolContext, task:
 
 def solve(settings: Settings, task_file: Path, workdir: Path, logdir: Path) -> AgentResult:
     context = ToolContext(workdir.resolve())
-    task = f"{task_file.read_text(encoding='utf-8').strip()}\n\n{overview(context)}"
+    statement = task_file.read_text(encoding="utf-8").strip()
+    task = f"{statement}\n\n{overview(context, statement)}"
     result = run_top_agent(SOLVER, build_runtime(settings, logdir), context, task)
     if result.answer is not None:
         (logdir / "answer.txt").write_text(result.answer, encoding="utf-8")

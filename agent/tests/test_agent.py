@@ -10,7 +10,7 @@ import pytest
 from scripted import ScriptedModel, read_events, scripted_runtime, settings_for
 from sica_agent.agent import Agent
 from sica_agent.kinds import SOLVER
-from sica_agent.run import run_top_agent
+from sica_agent.run import overview, run_top_agent
 from sica_agent.tools.base import ToolContext
 
 
@@ -181,3 +181,10 @@ def test_cancelled_child_returns_what_it_has_and_the_parent_goes_on(workdir, tmp
     assert result.status == "done"
     handed_back = json.dumps(model.requests[-1]["messages"][-1])
     assert "status cancelled" in handed_back and "taking too long" in handed_back
+
+
+def test_first_prompt_shows_the_tree_and_the_files_the_task_names(workdir):
+    text = overview(ToolContext(workdir), "The add function in `calc.py` is wrong; see also missing.py.")
+    assert "calc.py" in text.split("Contents of")[0]
+    assert "Contents of calc.py:" in text and "return a - b" in text
+    assert "missing.py:" not in text

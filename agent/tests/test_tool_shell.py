@@ -19,12 +19,19 @@ def call(context: ToolContext, name: str, **arguments):
     return run_tool(ALL_TOOLS[name], arguments, context)
 
 
-def is_gone(pid: int) -> bool:
-    """True when the process no longer runs (a zombie waiting for its parent counts as gone)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except (FileNotFoundError, ProcessLookupError):
-        return True
+def is_gone(pid: int, within_s: float = 2.0) -> bool:
+    """True when the process stops running within a moment (SIGKILL is delivered asynchronously; a zombie
+    waiting for its parent counts as gone)."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
 
 
 def test_exit_code_and_combined_output(context):

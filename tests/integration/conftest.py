@@ -23,7 +23,7 @@ MODEL_CACHE_ENV = "SICA_TEST_MODEL_CACHE"
 TEST_MODEL_NAME = "0.5b"
 TEST_MODEL_ALIAS = resolve_model(TEST_MODEL_NAME).full_name
 TEST_SERVER_SLOTS = 2
-TEST_SERVER_CONTEXT = 4096
+TEST_SERVER_CONTEXT = 8192
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ def local_model_05b_path(local_model_cache_dir: Path) -> Path:
 def local_model_server(
     local_model_05b_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalModelServer]:
-    """A running 0.5B server with two slots of 2048 tokens, shared by the whole session."""
+    """A running 0.5B server with two slots of 4096 tokens (room for an agent's prompt), shared by the whole session."""
     options = ServeOptions(
         model_path=local_model_05b_path,
         n_parallel=TEST_SERVER_SLOTS,

@@ -155,7 +155,7 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     answer_file = logdir / "answer.txt"
     answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
-    check = _check(request.task_dir, workdir, folder, answer) if request.task_dir else None
+    check = _check(request.task_dir, workdir, folder, answer, env / "bin") if request.task_dir else None
     outcome = SolveOutcome(solve_id, str(folder), ended[0], ended[1], answer, nano_to_usd(cost), tokens_in,
                            tokens_out, round(time.monotonic() - started, 1), diff, check)
     (folder / "outcome.json").write_text(json.dumps({k: v for k, v in asdict(outcome).items() if k != "diff"},
@@ -225,12 +225,14 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
         pass
 
 
-def _check(task_dir: Path, workdir: Path, folder: Path, answer: str | None) -> str:
-    """Run the task's check.sh on a copy of the final tree; 'solved', 'not solved' or 'score X'."""
+def _check(task_dir: Path, workdir: Path, folder: Path, answer: str | None, tools: Path) -> str:
+    """Run the task's check.sh on a copy of the final tree, with the agent environment's tools (python, pytest)
+    first on PATH; 'solved' or 'not solved', with the score it printed, if any."""
     checked = folder / "checked"
     shutil.copytree(workdir, checked, symlinks=True)
+    environ = {"PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin", "HOME": str(folder / "home"), "LANG": "C.UTF-8"}
     done = subprocess.run(["bash", str(task_dir / "check.sh"), str(checked), *([answer] if answer else [])],
-                          cwd=task_dir, capture_output=True, text=True, timeout=600)
+                          cwd=task_dir, capture_output=True, text=True, timeout=600, env=environ)
     lines = done.stdout.strip().splitlines()
     score = lines[-1].removeprefix("score:").strip() if lines and lines[-1].startswith("score:") else None
     verdict = "solved" if done.returncode == 0 else "not solved"

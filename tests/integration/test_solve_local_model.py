@@ -1,0 +1,51 @@
+"""`sica solve` with the real 0.5B model: the run completes with parsed tool calls and a well-formed events
+file (solving the task is a bonus, not asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sica.events import STATUSES, Event
+
+pytestmark = pytest.mark.slow
+
+
+def test_solve_runs_to_completion_on_the_local_model(tmp_path: Path, local_model_server):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "greet.py").write_text("def greet(name):\n    return 'Hello ' + name\n")
+    (tmp_path / "sica.toml").write_text(textwrap.dedent(f"""
+        [models.qwen]
+        provider = "openai_compatible"
+        model = "{local_model_server.options.alias}"
+        base_url = "{local_model_server.base_url}"
+        price = "free"
+        tool_mode = "text"
+        context_window = {local_model_server.options.context_per_slot}
+
+        [solve]
+        solves_dir = "solves"
+        envs_dir = "{Path.home() / '.cache/sica/envs'}"
+        time_limit_s = 60
+    """))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
+    done = subprocess.run([sys.executable, "-m", "sica", "solve", "Add an exclamation mark to the greeting in "
+                           "greet.py.", "--repo", str(repo), "--sandbox", "none"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240, env=environ)
+    assert done.returncode in (0, 3), done.stderr
+    (folder,) = (tmp_path / "solves").iterdir()
+    lines = (folder / "logdir" / "events.jsonl").read_text().splitlines()
+    events = [Event.model_validate_json(line) for line in lines]  # every line is a valid v1 event
+    assert events[0].type == "agent_start" and events[-1].type == "agent_end"
+    assert events[-1].data["status"] in STATUSES
+    assert any(e.type == "llm_call" and e.data["input_tokens"] > 0 for e in events)
+    assert any(e.type == "tool_call" for e in events), "no tool call was parsed from the model's replies"
+    outcome = json.loads((folder / "outcome.json").read_text())
+    assert outcome["status"] == events[-1].data["status"] and outcome["input_tokens"] > 0
