@@ -15,8 +15,9 @@ The model answers at once, from a script:
   ~/.cache/sica/bench/mini-swe-agent-2.4.6, the only network traffic of this benchmark): `DefaultAgent` +
   `LocalEnvironment`, with the prompts of its own configs, driven by `DeterministicToolcallModel` (mini.yaml, tool
   calls, paired with sica native) and `DeterministicModel` (mini_textbased.yaml, bash blocks in the text, paired
-  with sica text). Its trajectory file is written each step as the `mini` command does (`--no-mini-trajectory`
-  turns that off).
+  with sica text). Those two run as `DefaultAgent` does by default, without a trajectory file, although sica writes
+  its events; for information, tool-call mode also runs writing its trajectory file each step, as the `mini` command
+  does.
 
 A step is the time from one model request to the next: reading the reply, running the command, recording it,
 building the next request. The shell command's own time is measured inside each framework (around sica's
@@ -81,8 +82,11 @@ THOUGHT = "Run the command."
 
 # (label, sica variant, its mini-swe-agent counterpart) for the target rows
 PAIRS = (("native tool calls", "sica native", "mini toolcall"), ("text mode", "sica text", "mini text"))
-SICA_VARIANTS = ("sica native", "sica text", "sica native, stub model")
-MINI_VARIANTS = ("mini toolcall", "mini text")
+STUB = "sica native, stub model"
+MINI_FILE = "mini toolcall, traj. file"
+SICA_VARIANTS = ("sica native", "sica text", STUB)
+MINI_VARIANTS = ("mini toolcall", "mini text", MINI_FILE)
+INFO_ROWS = ((STUB, "mini toolcall"), (MINI_FILE, None))  # (variant, compared with) shown for information
 
 
 def say(text: str) -> None:
@@ -247,7 +251,10 @@ class MiniDriver:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"the mini-swe-agent driver exited (see {self.stderr.name})")
+            self.proc.wait()
+            self.stderr.flush()
+            log = Path(self.stderr.name).read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"the mini-swe-agent driver exited with status {self.proc.returncode}:\n{log}")
         answer = json.loads(line)
         if "error" in answer:
             raise RuntimeError(f"mini-swe-agent driver: {answer['error']}")
@@ -340,7 +347,7 @@ def sica_run(variant: str, steps: int, command: str, workdir: Path, tmpdir: Path
     runtime.model._http.close()  # the gateway client build_runtime made; the scripted model replaces it
     calls: list[float] = []
     bodies: list[bytes] = []
-    if variant == "sica native, stub model":
+    if variant == STUB:
         runtime.model = StubModel(steps, command, calls)  # type: ignore[assignment]
     else:
         responses = [httpx.Response(200, content=body, headers={"content-type": "application/json"})
@@ -449,20 +456,20 @@ def run_benchmark(args: argparse.Namespace, tmpdir: Path, mini: MiniDriver | Non
         assert mini is not None
         answer = mini.ask(op="run", mode=variant.split()[1], steps=args.steps, command=args.command,
                           workdir=str(workdir), tmpdir=str(tmpdir), task=task, thought=THOUGHT, capture=capture,
-                          trajectory=not args.no_mini_trajectory)
+                          trajectory=variant == MINI_FILE)
         if "error" in answer:
             raise RuntimeError(f"{variant}: {answer['error']}")
         return answer
 
     # one order of the variants, reversed every other round (ABBA), sica and mini alternating
-    order = [v for pair in zip(sica_variants, mini_variants + [None] * len(sica_variants)) for v in pair if v]
+    order = [v for pair in zip(sica_variants, mini_variants or [None] * len(sica_variants)) for v in pair if v]
     runs: dict[str, list[dict[str, float]]] = {v: [] for v in order}
     prompts: dict[str, dict[str, Any]] = {}
     for round_ in range(args.repeats + 1):
         for variant in order if round_ % 2 == 0 else reversed(order):
             answer = run_one(variant, capture=round_ == 0)
             if round_ == 0:  # the warm-up: not timed, records the prompts
-                if "prompts" in answer and variant != "sica native, stub model":
+                if "prompts" in answer and variant not in (STUB, MINI_FILE):
                     prompts[variant] = prompt_figures(answer["prompts"], answer["tools"])
                 continue
             runs[variant].append(step_figures(answer, args.steps))
@@ -504,8 +511,7 @@ def print_report(args: argparse.Namespace, results: dict[str, Any], mini_info: d
     print()
     print(f"agent overhead: {args.steps} steps of `{args.command}`, then finish; zero-latency scripted model; "
           f"median of {args.repeats} runs per agent after 1 warm-up, sica and mini-swe-agent alternated")
-    mini_text = (f"mini-swe-agent {mini_info['version']} (Python {mini_info['python']}, own venv, subprocess"
-                 f"{', no trajectory file' if args.no_mini_trajectory else ', trajectory file each step'})"
+    mini_text = (f"mini-swe-agent {mini_info['version']} (Python {mini_info['python']}, own venv, subprocess)"
                  if mini_info else "mini-swe-agent: not run")
     print(f"sica_agent in-process (Python {platform.python_version()}, events to a temp logdir); {mini_text}; "
           f"{os.cpu_count()} CPUs")
@@ -526,13 +532,19 @@ def print_report(args: argparse.Namespace, results: dict[str, Any], mini_info: d
                     ratio = f"{f['overhead_ms'] / steps[mini]['overhead_ms']:.2f}"
             rows.append((variant, f"{f['step_ms']:.3f}", f"{f['shell_ms']:.3f}", f"{f['overhead_ms']:.3f}",
                          f"{f['overhead_p90_ms']:.3f}", f"{f['run_per_step_ms']:.3f}", ratio, target, result))
-    stub = steps["sica native, stub model"]
-    ratio = (f"{stub['overhead_ms'] / steps['mini toolcall']['overhead_ms']:.2f}" if "mini toolcall" in steps else "")
-    rows.append(("sica native, stub model", f"{stub['step_ms']:.3f}", f"{stub['shell_ms']:.3f}",
-                 f"{stub['overhead_ms']:.3f}", f"{stub['overhead_p90_ms']:.3f}", f"{stub['run_per_step_ms']:.3f}",
-                 ratio, "(info)", ""))
+    for variant, versus in INFO_ROWS:
+        if variant not in steps:
+            continue
+        f = steps[variant]
+        ratio = f"{f['overhead_ms'] / steps[versus]['overhead_ms']:.2f}" if versus in steps else ""
+        rows.append((variant, f"{f['step_ms']:.3f}", f"{f['shell_ms']:.3f}", f"{f['overhead_ms']:.3f}",
+                     f"{f['overhead_p90_ms']:.3f}", f"{f['run_per_step_ms']:.3f}", ratio, "(info)", ""))
     print_table(header, rows)
-    print("run/step: the whole run (agent set-up and the finishing step included) / (steps + 1)")
+    print("run/step: the whole run (agent set-up and the finishing step included) / (steps + 1); shell cmd: sica runs "
+          "bash -c, mini-swe-agent sh -c")
+    print(f"{STUB}: sica's model client replaced by one returning ready-made replies (no request built), like "
+          f"mini-swe-agent's test models; {MINI_FILE}: mini-swe-agent also writing its trajectory file each step, as "
+          "the mini command does")
     print("bare shell command, median of " + str(args.baseline_n) + ": " +
           ", ".join(f"{name} {ms:.3f} ms" for name, ms in results["baselines_ms"].items()))
     print()
@@ -553,6 +565,8 @@ def print_report(args: argparse.Namespace, results: dict[str, Any], mini_info: d
                      verdict(checks[f"cacheable, {variant}"]) if sica_row else ""))
     print_table(header, rows)
     print("cacheable: mean over the requests after the first (min: the lowest); new/req: tokens not in that prefix")
+    print("the same command each step: sica adds its repeated-call note to every result after the first (part of its "
+          "new/req)")
     print()
     decided = [passed for passed in checks.values() if passed is not None]
     overall = "PASS" if decided and all(decided) and None not in checks.values() else \
@@ -582,8 +596,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--command", default="true", help="the trivial shell command each step runs")
     parser.add_argument("--baseline-n", type=int, default=100, help="bare shell commands timed for the baseline")
     parser.add_argument("--no-mini", action="store_true", help="run sica only")
-    parser.add_argument("--no-mini-trajectory", action="store_true",
-                        help="mini-swe-agent writes no trajectory file (the `mini` command writes one each step)")
     parser.add_argument("--mini-venv", metavar="DIR", help="mini-swe-agent's venv (default: under ~/.cache/sica)")
     parser.add_argument("--profile", action="store_true", help="also cProfile sica's native runs")
     parser.add_argument("--profile-lines", type=int, default=25, help="lines of each cProfile listing")
@@ -607,8 +619,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001 - a benchmark that cannot run says why and exits 2
             say(f"benchmark could not run: {type(exc).__name__}: {exc}")
             if mini:
+                mini.stderr.flush()
                 with contextlib.suppress(OSError):
-                    say(Path(mini.stderr.name).read_text()[-3000:])
+                    say(Path(mini.stderr.name).read_text(errors="replace")[-3000:])
             return 2
         finally:
             mini_info = mini.info if mini else None
