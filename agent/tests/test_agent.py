@@ -9,7 +9,7 @@ import pytest
 
 from scripted import ScriptedModel, read_events, scripted_runtime, settings_for
 from sica_agent.agent import Agent
-from sica_agent.kinds import SOLVER
+from sica_agent.kinds import IMPROVER, SOLVER
 from sica_agent.run import overview, run_top_agent
 from sica_agent.tools.base import ToolContext
 
@@ -188,3 +188,33 @@ def test_first_prompt_shows_the_tree_and_the_files_the_task_names(workdir):
     assert "calc.py" in text.split("Contents of")[0]
     assert "Contents of calc.py:" in text and "return a - b" in text
     assert "missing.py:" not in text
+
+
+def test_improve_asks_the_archive_explorer_edits_itself_and_records_the_change(tmp_path):
+    code = tmp_path / "code"
+    (code / "sica_agent").mkdir(parents=True)
+    (code / "sica_agent" / "kinds.py").write_text('INSTRUCTIONS = "Be careful."\n')
+    (code / "description.txt").write_text("agent 0\n")
+    (code / "CHANGELOG.md").write_text("# Changelog\n")
+    archive = tmp_path / "archive"
+    (archive / "agent-0").mkdir(parents=True)
+    (archive / "versions.md").write_text("| id | score |\n| agent-0 | 0.40 |\n")
+    (archive / "agent-0" / "failures.md").write_text("problem 7: the agent never ran the tests\n")
+    model = ScriptedModel([
+        {"tool_calls": [{"name": "archive_explorer", "arguments": {"task": "Why do problems fail?"}}]},
+        {"tool_calls": [{"name": "view", "arguments": {"path": "agent-0/failures.md"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "the agent never runs the tests"}}]},
+        {"tool_calls": [{"name": "replace", "arguments": {"path": "sica_agent/kinds.py", "old": "Be careful.",
+                                                          "new": "Be careful. Always run the tests."}}]},
+        {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt",
+                                                         "content": "agent 1: always runs the tests\n"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "prompt now demands running tests"}}]},
+    ])
+    runtime = scripted_runtime(model, tmp_path / "log", settings_for(), archive=archive)
+    result = run_top_agent(IMPROVER, runtime, ToolContext(code), "Improve this agent.")
+    assert result.status == "done"
+    explorer_answer = json.dumps(model.requests[3]["messages"][-1])
+    assert "the agent never runs the tests" in explorer_answer
+    assert "problem 7" in json.dumps(model.requests[2]["messages"])  # the explorer read the archive
+    assert "Always run the tests" in (code / "sica_agent" / "kinds.py").read_text()
+    assert (code / "description.txt").read_text() == "agent 1: always runs the tests\n"
