@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -128,3 +130,25 @@ def test_solve_without_a_sandbox_flag_refuses_to_run_unconfined(setup):
     home, repo = setup
     done = sica(home, "solve", "Fix mean.", "--repo", str(repo))
     assert done.returncode == 1 and "pass --sandbox none" in done.stderr
+
+
+def test_ctrl_c_cancels_the_agent_through_its_inbox_and_keeps_its_work(setup):
+    home, repo = setup
+    edit = {"tool_calls": [{"name": "create", "arguments": {"path": "notes.txt", "content": "started\n"}}]}
+    slow = {"tool_calls": [{"name": "run", "arguments": {"command": "true"}}], "latency_s": 0.5}
+    (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [edit, *[slow] * 60]))
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
+    process = subprocess.Popen([sys.executable, "-m", "sica", "solve", "Take notes.", "--repo", str(repo),
+                                "--sandbox", "none"], cwd=home, env=environ, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list((home / "solves").glob("*/workdir/notes.txt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 3, stderr
+    assert "cancelled: cancelled (stopped by the user)" in stderr
+    assert "+started" in stdout
+    (folder,) = (home / "solves").iterdir()
+    assert json.loads((folder / "outcome.json").read_text())["status"] == "cancelled"
+    assert (folder / "diff.patch").read_text().count("notes.txt") >= 1

@@ -24,6 +24,7 @@ import uv
 from sica.config import ROLES, Settings
 from sica.events import EventReader
 from sica.gateway import Listen, run_gateway
+from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.diffs import copy_tree, record_baseline, take_diff
 from sica.runner.environments import ensure_environment
@@ -88,6 +89,21 @@ def agent_environ(env: Path, agent_dir: Path, home: Path, extra_path: list[Path]
             "GIT_COMMITTER_NAME": "sica agent", "GIT_COMMITTER_EMAIL": "agent@sica.invalid"}
 
 
+def _contract(settings: Settings, solve_id: str, socket: Path, token: str,
+              models: dict[str, dict[str, object]]) -> dict[str, str]:
+    """The `SICA_AGENT_*` variables of the agent contract."""
+    contract = {"SICA_AGENT_GATEWAY": f"unix:{socket}", "SICA_AGENT_TOKEN": token,
+                "SICA_AGENT_MODELS": json.dumps(models), "SICA_AGENT_RUN_ID": solve_id,
+                "SICA_AGENT_PROBLEM_ID": "solve", "SICA_AGENT_TIME_LIMIT_S": str(settings.solve.time_limit_s)}
+    if settings.solve.budget_usd is not None:
+        contract["SICA_AGENT_COST_LIMIT_USD"] = str(settings.solve.budget_usd)
+    return contract
+
+
+class SolveError(Exception):
+    """A run that could not start (bad task folder, unusable agent); one line."""
+
+
 def prepare_workdir(request: SolveRequest, folder: Path) -> tuple[Path, list[Path]]:
     """Lay out the starting tree; returns the workdir and folders to put first on PATH (the repo's venv)."""
     workdir = folder / "workdir"
@@ -103,10 +119,6 @@ def prepare_workdir(request: SolveRequest, folder: Path) -> tuple[Path, list[Pat
     copy_tree(request.repo, workdir)
     venv = request.repo / ".venv" / "bin"
     return workdir, [venv] if venv.is_dir() else []
-
-
-class SolveError(Exception):
-    """A run that could not start (bad task folder, unusable agent); one line."""
 
 
 async def run_solve(settings: Settings, environ: Mapping[str, str], request: SolveRequest,
@@ -130,27 +142,24 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     socket_dir = Path(tempfile.mkdtemp(prefix="sica-gw-"))
     socket_dir.chmod(0o755)
     socket = socket_dir / "gateway.sock"
-    async with run_gateway(used, environ, folder / "ledger.sqlite", Listen(uds=socket), log_dir=folder) as running:
-        account = running.gateway.open_account(f"solve {solve_id}", limit_usd=settings.solve.budget_usd)
-        contract = {"SICA_AGENT_GATEWAY": f"unix:{socket}",
-                    "SICA_AGENT_TOKEN": account.token, "SICA_AGENT_MODELS": json.dumps(models),
-                    "SICA_AGENT_RUN_ID": solve_id, "SICA_AGENT_PROBLEM_ID": "solve",
-                    "SICA_AGENT_TIME_LIMIT_S": str(settings.solve.time_limit_s)}
-        if settings.solve.budget_usd is not None:
-            contract["SICA_AGENT_COST_LIMIT_USD"] = str(settings.solve.budget_usd)
-        with (folder / "agent.log").open("wb") as log:
-            process = await asyncio.create_subprocess_exec(
-                str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task", str(folder / "task.md"),
-                "--workdir", str(workdir), "--logdir", str(logdir), cwd=workdir, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, env=agent_environ(env, request.agent_dir, home, extra_path, contract),
-                start_new_session=True)
-            ended = await _follow(process, logdir, running.gateway.account, account.id, started, on_progress, stop,
-                                  settings)
-        state = running.gateway.account(account.id)
-        rows = list(running.gateway.ledger.calls(account.id))
-        cost, tokens_in, tokens_out = state.spent_nano, sum(r["input_tokens"] for r in rows), sum(
-            r["output_tokens"] for r in rows)
-    shutil.rmtree(socket_dir, ignore_errors=True)
+    try:
+        async with run_gateway(used, environ, folder / "ledger.sqlite", Listen(uds=socket),
+                               log_dir=folder) as running:
+            account = running.gateway.open_account(f"solve {solve_id}", limit_usd=settings.solve.budget_usd)
+            contract = _contract(settings, solve_id, socket, account.token, models)
+            with (folder / "agent.log").open("wb") as log:
+                process = await asyncio.create_subprocess_exec(
+                    str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task", str(folder / "task.md"),
+                    "--workdir", str(workdir), "--logdir", str(logdir), cwd=workdir, stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=log, env=agent_environ(env, request.agent_dir, home, extra_path, contract),
+                    start_new_session=True)
+                ended = await _follow(process, logdir, lambda: running.gateway.account(account.id), started,
+                                      on_progress, stop, settings.solve.cancel_grace_s)
+            cost = running.gateway.account(account.id).spent_nano
+            rows = list(running.gateway.ledger.calls(account.id))
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+    tokens_in, tokens_out = sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows)
     diff = take_diff(workdir, folder / "baseline.git")
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     answer_file = logdir / "answer.txt"
@@ -163,49 +172,54 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     return outcome
 
 
-async def _follow(process: asyncio.subprocess.Process, logdir: Path, account_state: Callable, account_id: str,
-                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event,
-                  settings: Settings) -> tuple[str, str]:
-    """Follow the agent's events until it exits; returns its (status, summary) from its top agent_end."""
-    reader = EventReader(logdir / "events.jsonl")
-    progress = Progress()
+@dataclass
+class _Watch:
+    """What following the events has learnt: the top agent, how it ended, and the progress to show."""
+
+    progress: Progress
     top_agent: str | None = None
     ended: tuple[str, str] | None = None
-    cancel_sent_at: float | None = None
-    while True:
+
+    def absorb(self, reader: EventReader) -> None:
         for event in reader.new_events():
-            if event.type == "agent_start" and event.parent_id is None and top_agent is None:
-                top_agent = event.agent_id
+            if event.type == "agent_start" and event.parent_id is None and self.top_agent is None:
+                self.top_agent = event.agent_id
             elif event.type == "llm_call":
-                progress.step += 1
+                self.progress.step += 1
             elif event.type == "tool_call":
-                progress.tool = str(event.data.get("tool", ""))
-            elif event.type == "agent_end" and event.agent_id == top_agent:
-                ended = (str(event.data.get("status", "error")), str(event.data.get("summary", "")))
-        state = account_state(account_id)
-        progress.cost_usd = nano_to_usd(state.spent_nano)
-        progress.tokens = state.spent_tokens
-        progress.elapsed_s = time.monotonic() - started
-        on_progress(progress)
-        if process.returncode is not None:
-            break
+                self.progress.tool = str(event.data.get("tool", ""))
+            elif event.type == "agent_end" and event.agent_id == self.top_agent:
+                self.ended = (str(event.data.get("status", "error")), str(event.data.get("summary", "")))
+
+
+async def _follow(process: asyncio.subprocess.Process, logdir: Path, account: Callable[[], Account],
+                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event,
+                  grace_s: float) -> tuple[str, str]:
+    """Follow the agent until it exits; returns (status, summary) from its top agent's `agent_end`."""
+    reader = EventReader(logdir / "events.jsonl")
+    watch = _Watch(Progress())
+    cancel_sent_at: float | None = None
+    while process.returncode is None:
+        watch.absorb(reader)
+        state = account()
+        watch.progress.cost_usd, watch.progress.tokens = nano_to_usd(state.spent_nano), state.spent_tokens
+        watch.progress.elapsed_s = time.monotonic() - started
+        on_progress(watch.progress)
         if stop.is_set() and cancel_sent_at is None:
             cancel_sent_at = time.monotonic()
-            _send_cancel(logdir, top_agent or "main")
-        if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > settings.solve.cancel_grace_s:
+            _send_cancel(logdir, watch.top_agent or "main")
+        if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > grace_s:
             _kill_group(process)
         try:
             await asyncio.wait_for(process.wait(), timeout=0.25)
         except TimeoutError:
             pass
-    for event in reader.new_events():
-        if event.type == "agent_end" and event.agent_id == top_agent:
-            ended = (str(event.data.get("status", "error")), str(event.data.get("summary", "")))
-    if ended is None:
-        status = "cancelled" if cancel_sent_at is not None else "error"
-        ended = (status, f"the agent process exited with code {process.returncode} without reporting an end "
-                         f"(see {logdir.parent / 'agent.log'})")
-    return ended
+    watch.absorb(reader)
+    if watch.ended is not None:
+        return watch.ended
+    status = "cancelled" if cancel_sent_at is not None else "error"
+    return status, (f"the agent process exited with code {process.returncode} without reporting an end (see "
+                    f"{logdir.parent / 'agent.log'})")
 
 
 def _send_cancel(logdir: Path, agent_id: str) -> None:
