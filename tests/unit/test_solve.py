@@ -152,3 +152,12 @@ def test_ctrl_c_cancels_the_agent_through_its_inbox_and_keeps_its_work(setup):
     (folder,) = (home / "solves").iterdir()
     assert json.loads((folder / "outcome.json").read_text())["status"] == "cancelled"
     assert (folder / "diff.patch").read_text().count("notes.txt") >= 1
+
+
+def test_a_spent_budget_ends_the_run_cleanly_as_budget_exceeded(setup):
+    home, repo = setup
+    config = home / "sica.toml"
+    config.write_text(config.read_text().replace('solves_dir = "solves"', 'solves_dir = "solves"\nbudget_usd = 0.000001'))
+    done = sica(home, "solve", "Fix mean.", "--repo", str(repo), "--sandbox", "none")
+    assert done.returncode == 3
+    assert "budget_exceeded: budget exceeded: account 'solve" in " ".join(done.stderr.split())
