@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sica.cli import chat_cmd, gateway_cmd, models_cmd, solve_cmd
+from sica.cli import chat_cmd, doctor_cmd, gateway_cmd, models_cmd, sandbox_cmd, solve_cmd
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
@@ -20,6 +20,8 @@ app.command("chat")(chat_cmd.chat)
 app.command("gateway")(gateway_cmd.gateway)
 app.command("solve")(solve_cmd.solve)
 app.add_typer(models_cmd.models_app, name="models")
+app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
+app.command("doctor")(doctor_cmd.doctor)
 
 
 @app.callback()

@@ -1,0 +1,109 @@
+"""The bubblewrap backend: namespaces (no network but `lo`, own PIDs), an allow-list of read-only host paths,
+an unprivileged host uid, rlimits, cgroups where possible, and a wall-time limit; the whole tree dies at the end.
+
+As root, `bwrap --unshare-user --uid 65534` would still be host root to the kernel (it reads 0600 files), so the
+harness first becomes the real uid 65534 with `setpriv`; every mounted path must then be reachable by that uid.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import stat
+from pathlib import Path
+
+from sica.sandbox.base import GATEWAY_DIR, HOME, LOGDIR, WORKDIR, SandboxError, SandboxResult, SandboxSpec
+from sica.sandbox.cgroups import RunCgroup
+from sica.sandbox.process import prlimit_args, run_and_reap
+
+SANDBOX_UID = 65534
+#: The few host files programs need (dynamic linker cache, users and groups for `id`, TLS roots, time zone).
+ETC_FILES = ("/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime",
+             "/etc/ssl/certs", "/etc/alternatives")
+USR_MERGED_LINKS = (("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/bin"), ("usr/sbin", "/sbin"))
+
+
+def drops_to_sandbox_uid() -> bool:
+    """Root runs sandboxes as the unprivileged uid 65534; any other user already is unprivileged."""
+    return os.geteuid() == 0
+
+
+def check_reachable(path: Path) -> None:
+    """The sandbox user must be able to reach `path`: every parent folder traversable by others."""
+    if not drops_to_sandbox_uid():
+        return
+    for folder in path.resolve().parents:
+        mode = folder.stat().st_mode
+        if folder.stat().st_uid != SANDBOX_UID and not mode & stat.S_IXOTH:
+            raise SandboxError(f"{path} is not reachable by the sandbox user (uid {SANDBOX_UID}): {folder} is mode "
+                               f"{stat.S_IMODE(mode):04o}; keep sandbox material under a folder others can traverse")
+
+
+def give_to_sandbox_user(path: Path) -> None:
+    """Make a writable mount writable by the sandbox user (recursively), when the harness is root."""
+    if not drops_to_sandbox_uid():
+        return
+    for root, folders, files in os.walk(path):
+        for name in [*folders, *files]:
+            entry = os.path.join(root, name)
+            # A hard link may share its inode with a file outside the mount: never hand that inode over.
+            if name in files and os.lstat(entry).st_nlink > 1:
+                continue
+            os.lchown(entry, SANDBOX_UID, SANDBOX_UID)
+    os.chown(path, SANDBOX_UID, SANDBOX_UID)
+
+
+class BwrapSandbox:
+    name = "bwrap"
+
+    def __init__(self, bwrap: str | None = None) -> None:
+        found = bwrap or shutil.which("bwrap")
+        if found is None:
+            raise SandboxError("bubblewrap is not installed: apt-get install bubblewrap (make install does it as "
+                               "root)")
+        self.bwrap = found
+
+    def argv(self, spec: SandboxSpec, home_mb: int) -> list[str]:
+        """The bwrap command line for `spec` (without the privilege drop and limits around it)."""
+        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+        for target, link in USR_MERGED_LINKS:
+            args += ["--symlink", target, link]
+        for name in ETC_FILES:
+            if os.path.exists(name):
+                args += ["--ro-bind", name, name]
+        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.limits.tmp_mb * 1024 * 1024), "--tmpfs",
+                 "/tmp", "--size", str(home_mb * 1024 * 1024), "--tmpfs", str(HOME),
+                 "--bind", str(spec.workdir), str(WORKDIR)]
+        if spec.logdir is not None:
+            args += ["--bind", str(spec.logdir), str(LOGDIR)]
+        for path in spec.readonly:
+            args += ["--ro-bind", str(path), str(path)]
+        if spec.gateway_dir is not None:
+            args += ["--ro-bind", str(spec.gateway_dir), str(GATEWAY_DIR)]
+        # The root bwrap builds is a tmpfs: make it read-only, so only the mounts above are writable.
+        args += ["--remount-ro", "/", "--chdir", str(spec.cwd), "--clearenv"]
+        environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+                       **spec.environment}
+        for key, value in environment.items():
+            args += ["--setenv", key, value]
+        return [*args, "--", *spec.command]
+
+    def run(self, spec: SandboxSpec) -> SandboxResult:
+        for path in (spec.workdir, *(p for p in (spec.logdir, spec.gateway_dir) if p), *spec.readonly):
+            if not path.exists():
+                raise SandboxError(f"cannot mount {path}: it does not exist")
+            check_reachable(path)
+        for writable in (spec.workdir, spec.logdir):
+            if writable is not None:
+                give_to_sandbox_user(writable)
+        limits = spec.limits
+        cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
+        command = [*prlimit_args(limits, with_memory=cgroup is None)]
+        if drops_to_sandbox_uid():
+            command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        command += self.argv(spec, home_mb=limits.tmp_mb)
+        if cgroup is not None:
+            command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
+        return run_and_reap(command, limits, cgroup)

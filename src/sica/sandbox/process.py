@@ -1,0 +1,84 @@
+"""Starting a sandboxed command's process with rlimits, and reaping it: a wall-time limit, and nothing of the
+run left alive afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from sica.sandbox.base import Limits, SandboxResult
+from sica.sandbox.cgroups import RunCgroup
+
+OUTPUT_CAP = 1_000_000  # bytes of stdout and of stderr kept (the end of each)
+LAUNCHER_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+def prlimit_args(limits: Limits, with_memory: bool) -> list[str]:
+    """rlimits (they bind the unprivileged uid; cgroups, where present, cover memory and processes too)."""
+    args = ["prlimit", "--core=0"]
+    if limits.cpu_s:
+        args.append(f"--cpu={limits.cpu_s}")
+    if limits.open_files:
+        args.append(f"--nofile={limits.open_files}")
+    if limits.file_size_mb:
+        args.append(f"--fsize={limits.file_size_mb * 1024 * 1024}")
+    if limits.processes:
+        args.append(f"--nproc={limits.processes}")
+    if with_memory and limits.memory_mb:
+        args.append(f"--as={limits.memory_mb * 1024 * 1024}")
+    return [*args, "--"]
+
+
+def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None) -> SandboxResult:
+    """Run with a wall-time limit; afterwards nothing of the run may be left alive."""
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        # The launcher chain (prlimit, setpriv, bwrap) gets no harness environment either: bwrap stays in the
+        # sandbox's PID namespace as its init, and its /proc/1/environ is readable from inside.
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   start_new_session=True, env=LAUNCHER_ENVIRONMENT)
+        timed_out = False
+        try:
+            process.wait(timeout=limits.wall_s)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        except BaseException:
+            _kill(process, cgroup)
+            raise
+        _kill(process, cgroup)
+        seconds = time.monotonic() - started
+        oom = cgroup is not None and cgroup.out_of_memory()
+        if cgroup is not None:
+            cgroup.remove()
+        stdout, stderr = _tail(out), _tail(err)
+    code = process.returncode
+    if timed_out:
+        return SandboxResult("timeout", None, None, seconds, stdout, stderr)
+    if oom:
+        return SandboxResult("oom", None, signal.SIGKILL, seconds, stdout, stderr)
+    if code is not None and code < 0:
+        return SandboxResult("signal", None, -code, seconds, stdout, stderr)
+    if code is not None and code > 128:
+        # bwrap reports a command killed by a signal as 128 + the signal number.
+        return SandboxResult("signal", code, code - 128, seconds, stdout, stderr)
+    return SandboxResult("exit", code, None, seconds, stdout, stderr)
+
+
+def _kill(process: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+    if cgroup is not None:
+        cgroup.kill_all()
+
+
+def _tail(file: tempfile._TemporaryFileWrapper) -> str:  # type: ignore[type-arg]
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    file.seek(max(0, size - OUTPUT_CAP))
+    return file.read().decode(errors="replace")
