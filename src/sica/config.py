@@ -7,6 +7,7 @@ Settings are loaded once, at the command line, and passed down: nothing below re
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -139,12 +140,20 @@ class LocalModelSettings(_Section):
     startup_timeout_s: float = Field(default=180.0, gt=0)
 
 
+def default_envs_dir(euid: int) -> Path:
+    """Agent environments are mounted into sandboxes, whose user must reach them: root's home is closed to it."""
+    return Path("/var/cache/sica/envs") if euid == 0 else Path.home() / ".cache/sica/envs"
+
+
 class SolveSettings(_Section):
     """`sica solve`: where runs and agent environments are kept, and each run's limits."""
 
     solves_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/sica/solves")
-    envs_dir: Path = Field(default_factory=lambda: Path.home() / ".cache/sica/envs")
+    envs_dir: Path = Field(default_factory=lambda: default_envs_dir(os.geteuid()))
     time_limit_s: float = Field(default=1800.0, gt=0)
+    memory_mb: int = Field(default=4096, gt=0)
+    scratch_mb: int = Field(default=2048, gt=0)
+    tmp_mb: int = Field(default=512, gt=0)
     budget_usd: float | None = Field(default=5.0, ge=0)
     cancel_grace_s: float = Field(default=10.0, ge=0)
 

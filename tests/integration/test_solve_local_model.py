@@ -32,12 +32,11 @@ def test_solve_runs_to_completion_on_the_local_model(tmp_path: Path, local_model
 
         [solve]
         solves_dir = "solves"
-        envs_dir = "{Path.home() / '.cache/sica/envs'}"
         time_limit_s = 60
     """))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
     done = subprocess.run([sys.executable, "-m", "sica", "solve", "Add an exclamation mark to the greeting in "
-                           "greet.py.", "--repo", str(repo), "--sandbox", "none"], cwd=tmp_path,
+                           "greet.py.", "--repo", str(repo)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=240, env=environ)
     assert done.returncode in (0, 3), done.stderr
     (folder,) = (tmp_path / "solves").iterdir()

@@ -4,6 +4,7 @@ and its own test suite passes in that environment; and a built sica wheel carrie
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 import uv
 
+from sica.config import default_envs_dir
 from sica.runner.environments import declared_dependencies, ensure_environment, seed_agent_dir
 
-ENVS = Path.home() / ".cache/sica/envs"
+ENVS = default_envs_dir(os.geteuid())
 
 
 def test_seed_dependencies_are_pinned():
@@ -71,10 +73,9 @@ def test_a_built_wheel_carries_the_seed_and_solves_with_it(tmp_path):
 
         [solve]
         solves_dir = "solves"
-        envs_dir = "{ENVS}"
     """))
     done = subprocess.run([str(venv / "bin" / "sica"), "solve", "Fix the spelling.", "--repo", str(repo),
-                           "--sandbox", "none"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                           ], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"})
     assert done.returncode == 0, done.stderr
     assert "+print('hello')" in done.stdout

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-ENVS = Path.home() / ".cache/sica/envs"
-
 SCRIPT = [
     {"tool_calls": [{"name": "run", "arguments": {"command": "python -m pytest -q"}}], "usage": {"input": 900, "output": 30}},
     {"tool_calls": [{"name": "view", "arguments": {"path": "textstats/__init__.py"}}], "usage": {"input": 1200, "output": 20}},
@@ -59,7 +57,6 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
         [solve]
         solves_dir = "solves"
-        envs_dir = "{ENVS}"
     """))
     return tmp_path, make_repo(tmp_path)
 
@@ -73,7 +70,7 @@ def sica(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_solve_fixes_the_bug_keeps_the_trace_and_applies_the_diff(setup):
     home, repo = setup
     done = sica(home, "solve", "The mean of [2, 4, 6] comes out wrong; fix it.", "--repo", str(repo),
-                "--sandbox", "none", "--apply")
+                "--apply")
     assert done.returncode == 0, done.stderr
     assert "-    return sum(values) / (len(values) - 1)" in done.stdout
     assert "+    return sum(values) / len(values)" in done.stdout
@@ -101,7 +98,7 @@ def test_apply_is_refused_when_the_repository_changed_the_same_files(setup):
     home, repo = setup
     target = repo / "textstats" / "__init__.py"
     target.write_text(target.read_text() + "\n# local edit\n")
-    done = sica(home, "solve", "Fix mean.", "--repo", str(repo), "--sandbox", "none", "--apply")
+    done = sica(home, "solve", "Fix mean.", "--repo", str(repo), "--apply")
     assert done.returncode == 1
     assert "uncommitted changes to files the diff touches (textstats/__init__.py)" in " ".join(done.stderr.split())
     assert target.read_text().endswith("# local edit\n")
@@ -114,7 +111,7 @@ def test_the_agent_never_gets_provider_keys_or_the_harness_environment(setup, tm
     (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in script))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_")}
     environ |= {"ANTHROPIC_API_KEY": "sk-ant-secret-value-123456", "HARNESS_ONLY": "x"}
-    done = subprocess.run([sys.executable, "-m", "sica", "solve", "look", "--repo", str(repo), "--sandbox", "none"],
+    done = subprocess.run([sys.executable, "-m", "sica", "solve", "look", "--repo", str(repo)],
                           cwd=home, capture_output=True, text=True, timeout=300, env=environ)
     assert done.returncode == 0, done.stderr
     (folder,) = (home / "solves").iterdir()
@@ -126,10 +123,27 @@ def test_the_agent_never_gets_provider_keys_or_the_harness_environment(setup, tm
             assert b"sk-ant-secret" not in path.read_bytes(), path
 
 
-def test_solve_without_a_sandbox_flag_refuses_to_run_unconfined(setup):
+def test_unsafe_mode_runs_unconfined_with_a_warning(setup):
     home, repo = setup
-    done = sica(home, "solve", "Fix mean.", "--repo", str(repo))
-    assert done.returncode == 1 and "pass --sandbox none" in done.stderr
+    done = sica(home, "solve", "Fix mean.", "--repo", str(repo), "--sandbox", "none")
+    assert done.returncode == 0, done.stderr
+    assert "warning: --sandbox none: the agent runs without a sandbox" in done.stderr
+    assert "+    return sum(values) / len(values)" in done.stdout
+
+
+def test_the_agent_runs_as_the_unprivileged_sandbox_user_without_network(setup):
+    home, repo = setup
+    script = [{"tool_calls": [{"name": "run", "arguments": {
+        "command": "id -u > who.txt; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' >> who.txt; "
+                   "cat /root/.bashrc >> who.txt 2>&1 || true"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "looked"}}]}]
+    (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in script))
+    done = sica(home, "solve", "look", "--repo", str(repo))
+    assert done.returncode == 0, done.stderr
+    (folder,) = (home / "solves").iterdir()
+    seen = (folder / "workdir" / "who.txt").read_text().split()
+    assert seen[:2] == (["65534", "lo"] if os.geteuid() == 0 else [str(os.geteuid()), "lo"])
+    assert "No such file or directory" in " ".join(seen)
 
 
 def test_ctrl_c_cancels_the_agent_through_its_inbox_and_keeps_its_work(setup):
@@ -139,10 +153,13 @@ def test_ctrl_c_cancels_the_agent_through_its_inbox_and_keeps_its_work(setup):
     (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [edit, *[slow] * 60]))
     environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
     process = subprocess.Popen([sys.executable, "-m", "sica", "solve", "Take notes.", "--repo", str(repo),
-                                "--sandbox", "none"], cwd=home, env=environ, stdout=subprocess.PIPE,
+                                ], cwd=home, env=environ, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not list((home / "solves").glob("*/workdir/notes.txt")) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        live = list((home / "solves").glob("*/live.json"))
+        if live and (Path(json.loads(live[0].read_text())["workdir"]) / "notes.txt").exists():
+            break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
@@ -158,6 +175,6 @@ def test_a_spent_budget_ends_the_run_cleanly_as_budget_exceeded(setup):
     home, repo = setup
     config = home / "sica.toml"
     config.write_text(config.read_text().replace('solves_dir = "solves"', 'solves_dir = "solves"\nbudget_usd = 0.000001'))
-    done = sica(home, "solve", "Fix mean.", "--repo", str(repo), "--sandbox", "none")
+    done = sica(home, "solve", "Fix mean.", "--repo", str(repo))
     assert done.returncode == 3
     assert "budget_exceeded: budget exceeded: account 'solve" in " ".join(done.stderr.split())

@@ -18,6 +18,7 @@ from sica.config import Settings
 from sica.runner.diffs import DiffError, apply_diff
 from sica.runner.environments import AgentVersionError, seed_agent_dir
 from sica.runner.solve import Progress, SolveError, SolveOutcome, SolveRequest, run_solve
+from sica.sandbox import BACKENDS, SandboxError
 
 
 def solve(
@@ -31,17 +32,17 @@ def solve(
     None,
     agent: Annotated[Path | None, typer.Option(help="Agent version folder. [default: agent 0, the seed]",
                                                file_okay=False, exists=True)] = None,
-    sandbox: Annotated[str | None, typer.Option(help="Sandbox backend; only 'none' (unsafe: the agent runs "
-                                                "unconfined) until sandboxes land.")] = None,
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, or none (unsafe: the agent runs "
+                                         "unconfined, with your user's rights).")] = "bwrap",
     apply: Annotated[bool, typer.Option("--apply", help="Apply the diff to --repo (refused if it has "
                                         "uncommitted changes to the same files).")] = False,
 ) -> None:
     """Run the agent on a repository or a task folder, show its progress, and print its diff, cost and status."""
     cli = state(ctx)
-    if sandbox != "none":
-        raise UserError("no sandbox backend is available yet: pass --sandbox none to run the agent unconfined "
-                        "(it can then read and write anything your user can)")
-    cli.err.print("[bold yellow]warning:[/] --sandbox none: the agent runs without a sandbox")
+    if sandbox not in BACKENDS:
+        raise UserError(f"unknown sandbox backend '{sandbox}': use one of {', '.join(BACKENDS)}")
+    if sandbox == "none":
+        cli.err.print("[bold yellow]warning:[/] --sandbox none: the agent runs without a sandbox")
     if (text is None) == (task_dir is None):
         raise UserError("give either TEXT (with --repo) or --task-dir, not both or neither")
     if task_dir is not None:
@@ -54,10 +55,10 @@ def solve(
     if model is not None and model not in settings.models:
         raise UserError(f"unknown model alias '{model}': use one of {', '.join(settings.models)}")
     request = SolveRequest(statement, None if task_dir else repo.resolve(), task_dir.resolve() if task_dir else None,
-                           (agent or seed_agent_dir()).resolve(), model)
+                           (agent or seed_agent_dir()).resolve(), model, sandbox)
     try:
         outcome = uvloop.run(_run(cli, settings, request))
-    except (SolveError, AgentVersionError, DiffError) as error:
+    except (SolveError, AgentVersionError, DiffError, SandboxError) as error:
         raise UserError(str(error)) from None
     _report(cli, outcome)
     if apply and request.repo is not None and outcome.diff:

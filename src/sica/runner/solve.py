@@ -1,19 +1,22 @@
 """`sica solve`: run an agent version on a user's repository or a task folder, follow it, and keep its diff.
 
-One folder per run under `[solve] solves_dir`: `task.md`, `workdir/` (the copy the agent works on), `logdir/`
-(events.jsonl, inbox/, answer.txt), `baseline.git` (the harness's own record of the starting tree),
-`diff.patch`, `ledger.sqlite` (the gateway's trusted account of every model call) and `outcome.json`.
+While it runs, the agent works in a size-capped scratch area (a tmpfs where the harness may mount one) that the
+sandbox user can reach; afterwards one folder per run is kept under `[solve] solves_dir`: `task.md`,
+`workdir/` and `logdir/` (events.jsonl, inbox/, answer.txt) as the agent left them, `baseline.git` (the
+harness's own record of the starting tree), `diff.patch`, `agent.log`, `ledger.sqlite` (the gateway's trusted
+account of every model call) and `outcome.json`; `live.json` points at the live folders while the run lasts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
 import shutil
 import subprocess
-import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -28,6 +31,10 @@ from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.diffs import copy_tree, record_baseline, take_diff
 from sica.runner.environments import ensure_environment
+from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec, open_sandbox
+from sica.sandbox.base import SandboxError
+from sica.sandbox.bwrap import check_reachable
+from sica.sandbox.scratch import ScratchArea
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class SolveRequest:
     task_dir: Path | None
     agent_dir: Path
     model: str | None
+    sandbox: str = "bwrap"
 
 
 @dataclass
@@ -80,21 +88,20 @@ def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[st
     return roles
 
 
-def agent_environ(env: Path, agent_dir: Path, home: Path, extra_path: list[Path],
-                  contract: Mapping[str, str]) -> dict[str, str]:
-    """The agent process's whole environment: an allow-list, never the harness's own environment."""
+def agent_environment(env: Path, code: Path, extra_path: list[Path], contract: Mapping[str, str]) -> dict[str, str]:
+    """The agent's environment: an allow-list, never the harness's own (the backend adds HOME and LANG)."""
     path = ":".join([*(str(p) for p in extra_path), str(env / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
-    return {**contract, "HOME": str(home), "PATH": path, "LANG": "C.UTF-8", "PYTHONPATH": str(agent_dir),
-            "PYTHONDONTWRITEBYTECODE": "1", "GIT_AUTHOR_NAME": "sica agent", "GIT_AUTHOR_EMAIL": "agent@sica.invalid",
+    return {**contract, "PATH": path, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1",
+            "GIT_AUTHOR_NAME": "sica agent", "GIT_AUTHOR_EMAIL": "agent@sica.invalid",
             "GIT_COMMITTER_NAME": "sica agent", "GIT_COMMITTER_EMAIL": "agent@sica.invalid"}
 
 
-def _contract(settings: Settings, solve_id: str, socket: Path, token: str,
+def _contract(settings: Settings, solve_id: str, gateway: str, token: str,
               models: dict[str, dict[str, object]]) -> dict[str, str]:
     """The `SICA_AGENT_*` variables of the agent contract."""
-    contract = {"SICA_AGENT_GATEWAY": f"unix:{socket}", "SICA_AGENT_TOKEN": token,
-                "SICA_AGENT_MODELS": json.dumps(models), "SICA_AGENT_RUN_ID": solve_id,
-                "SICA_AGENT_PROBLEM_ID": "solve", "SICA_AGENT_TIME_LIMIT_S": str(settings.solve.time_limit_s)}
+    contract = {"SICA_AGENT_GATEWAY": gateway, "SICA_AGENT_TOKEN": token, "SICA_AGENT_MODELS": json.dumps(models),
+                "SICA_AGENT_RUN_ID": solve_id, "SICA_AGENT_PROBLEM_ID": "solve",
+                "SICA_AGENT_TIME_LIMIT_S": str(settings.solve.time_limit_s)}
     if settings.solve.budget_usd is not None:
         contract["SICA_AGENT_COST_LIMIT_USD"] = str(settings.solve.budget_usd)
     return contract
@@ -104,9 +111,10 @@ class SolveError(Exception):
     """A run that could not start (bad task folder, unusable agent); one line."""
 
 
-def prepare_workdir(request: SolveRequest, folder: Path) -> tuple[Path, list[Path]]:
-    """Lay out the starting tree; returns the workdir and folders to put first on PATH (the repo's venv)."""
-    workdir = folder / "workdir"
+def prepare_workdir(request: SolveRequest, area: Path) -> tuple[Path, list[Path]]:
+    """Lay out the starting tree; returns the workdir and folders to put first on PATH (the repo's venv, when
+    the sandbox can reach it)."""
+    workdir = area / "workdir"
     if request.task_dir is not None:
         workdir.mkdir()
         done = subprocess.run(["bash", "build.sh", str(workdir)], cwd=request.task_dir, capture_output=True,
@@ -117,54 +125,72 @@ def prepare_workdir(request: SolveRequest, folder: Path) -> tuple[Path, list[Pat
         return workdir, []
     assert request.repo is not None
     copy_tree(request.repo, workdir)
-    venv = request.repo / ".venv" / "bin"
-    return workdir, [venv] if venv.is_dir() else []
+    venv = request.repo / ".venv"
+    try:
+        check_reachable(venv)
+    except SandboxError:
+        return workdir, []
+    return workdir, [venv / "bin"] if (venv / "bin").is_dir() else []
 
 
 async def run_solve(settings: Settings, environ: Mapping[str, str], request: SolveRequest,
                     on_progress: Callable[[Progress], None], stop: asyncio.Event) -> SolveOutcome:
     """Run the agent to its end (or until `stop` is set: then it is cancelled, with a grace period)."""
+    sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     solve_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
     folder = settings.solve.solves_dir.expanduser() / solve_id
     folder.mkdir(parents=True)
     (folder / "task.md").write_text(request.statement, encoding="utf-8")
-    workdir, extra_path = prepare_workdir(request, folder)
-    record_baseline(workdir, folder / "baseline.git")
-    logdir, home = folder / "logdir", folder / "home"
-    logdir.mkdir()
-    home.mkdir()
     env = await asyncio.to_thread(ensure_environment, request.agent_dir, settings.solve.envs_dir.expanduser(),
                                   uv.find_uv_bin())
+    check_reachable(env)
     models = models_for_agent(settings, request.model)
-    used = settings.with_only({entry["alias"] for entry in models.values()})  # type: ignore[misc]
-    started = time.monotonic()
-    # Unix socket paths are limited to about 100 bytes, so the socket lives in a short folder of its own.
-    socket_dir = Path(tempfile.mkdtemp(prefix="sica-gw-"))
-    socket_dir.chmod(0o755)
-    socket = socket_dir / "gateway.sock"
-    try:
-        async with run_gateway(used, environ, folder / "ledger.sqlite", Listen(uds=socket),
+    used = settings.with_only({str(entry["alias"]) for entry in models.values()})
+    with ScratchArea(settings.solve.scratch_mb) as scratch:
+        area = scratch.path
+        workdir, extra_path = prepare_workdir(request, area)
+        record_baseline(workdir, folder / "baseline.git")
+        logdir, code, task, gateway_dir = area / "logdir", area / "agent", area / "task", area / "gateway"
+        for made in (logdir, task, gateway_dir):
+            made.mkdir(mode=0o755)
+        copy_tree(request.agent_dir, code)
+        shutil.copy(folder / "task.md", task / "task.md")
+        # While the run lasts, its live folders are in the scratch area; followers find them here.
+        (folder / "live.json").write_text(json.dumps({"workdir": str(workdir), "logdir": str(logdir)}))
+        spec = SandboxSpec(command=(), workdir=workdir, logdir=logdir, gateway_dir=gateway_dir,
+                           readonly=(env, code, task, *(p.parent for p in extra_path)),
+                           limits=Limits(wall_s=settings.solve.time_limit_s + settings.solve.cancel_grace_s + 60,
+                                         cpu_s=None, memory_mb=settings.solve.memory_mb,
+                                         tmp_mb=settings.solve.tmp_mb))
+        view = sandbox.inside(spec)
+        started = time.monotonic()
+        async with run_gateway(used, environ, folder / "ledger.sqlite", Listen(uds=gateway_dir / "gateway.sock"),
                                log_dir=folder) as running:
             account = running.gateway.open_account(f"solve {solve_id}", limit_usd=settings.solve.budget_usd)
-            contract = _contract(settings, solve_id, socket, account.token, models)
-            with (folder / "agent.log").open("wb") as log:
-                process = await asyncio.create_subprocess_exec(
-                    str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task", str(folder / "task.md"),
-                    "--workdir", str(workdir), "--logdir", str(logdir), cwd=workdir, stdin=subprocess.DEVNULL,
-                    stdout=log, stderr=log, env=agent_environ(env, request.agent_dir, home, extra_path, contract),
-                    start_new_session=True)
-                ended = await _follow(process, logdir, lambda: running.gateway.account(account.id), started,
-                                      on_progress, stop, settings.solve.cancel_grace_s)
+            contract = _contract(settings, solve_id, f"unix:{view.gateway_dir}/gateway.sock", account.token, models)
+            spec = dataclasses.replace(spec, environment=agent_environment(env, code, extra_path, contract),
+                                       command=(str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task",
+                                                str(task / "task.md"), "--workdir", str(view.workdir),
+                                                "--logdir", str(view.logdir)))
+            halt = threading.Event()
+            agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
+            watch = await _follow(agent_run, logdir, lambda: running.gateway.account(account.id), started,
+                                  on_progress, stop, settings.solve.cancel_grace_s, halt)
+            result = agent_run.result()
             cost = running.gateway.account(account.id).spent_nano
             rows = list(running.gateway.ledger.calls(account.id))
-    finally:
-        shutil.rmtree(socket_dir, ignore_errors=True)
-    tokens_in, tokens_out = sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows)
-    diff = take_diff(workdir, folder / "baseline.git")
+        (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
+        ended = watch.ended or ("cancelled" if stop.is_set() else "error",
+                                f"the agent {result.describe()} without reporting an end (see agent.log)")
+        diff = take_diff(workdir, folder / "baseline.git")
+        answer_file = logdir / "answer.txt"
+        answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
+        check = _check(sandbox, request.task_dir, workdir, area, answer, env) if request.task_dir else None
+        shutil.copytree(workdir, folder / "workdir", symlinks=True)
+        shutil.copytree(logdir, folder / "logdir", symlinks=True)
+        (folder / "live.json").unlink()
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
-    answer_file = logdir / "answer.txt"
-    answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
-    check = _check(request.task_dir, workdir, folder, answer, env / "bin") if request.task_dir else None
+    tokens_in, tokens_out = sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows)
     outcome = SolveOutcome(solve_id, str(folder), ended[0], ended[1], answer, nano_to_usd(cost), tokens_in,
                            tokens_out, round(time.monotonic() - started, 1), diff, check)
     (folder / "outcome.json").write_text(json.dumps({k: v for k, v in asdict(outcome).items() if k != "diff"},
@@ -192,14 +218,15 @@ class _Watch:
                 self.ended = (str(event.data.get("status", "error")), str(event.data.get("summary", "")))
 
 
-async def _follow(process: asyncio.subprocess.Process, logdir: Path, account: Callable[[], Account],
-                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event,
-                  grace_s: float) -> tuple[str, str]:
-    """Follow the agent until it exits; returns (status, summary) from its top agent's `agent_end`."""
+async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, account: Callable[[], Account],
+                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event, grace_s: float,
+                  halt: threading.Event) -> _Watch:
+    """Follow the agent until its sandbox run ends: progress from its events and the ledger; on `stop`, a
+    cancel through its inbox, then `halt` (the sandbox kills it) after the grace period."""
     reader = EventReader(logdir / "events.jsonl")
     watch = _Watch(Progress())
     cancel_sent_at: float | None = None
-    while process.returncode is None:
+    while not agent_run.done():
         watch.absorb(reader)
         state = account()
         watch.progress.cost_usd, watch.progress.tokens = nano_to_usd(state.spent_nano), state.spent_tokens
@@ -209,17 +236,10 @@ async def _follow(process: asyncio.subprocess.Process, logdir: Path, account: Ca
             cancel_sent_at = time.monotonic()
             _send_cancel(logdir, watch.top_agent or "main")
         if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > grace_s:
-            _kill_group(process)
-        try:
-            await asyncio.wait_for(process.wait(), timeout=0.25)
-        except TimeoutError:
-            pass
+            halt.set()
+        await asyncio.wait({agent_run}, timeout=0.25)
     watch.absorb(reader)
-    if watch.ended is not None:
-        return watch.ended
-    status = "cancelled" if cancel_sent_at is not None else "error"
-    return status, (f"the agent process exited with code {process.returncode} without reporting an end (see "
-                    f"{logdir.parent / 'agent.log'})")
+    return watch
 
 
 def _send_cancel(logdir: Path, agent_id: str) -> None:
@@ -232,22 +252,18 @@ def _send_cancel(logdir: Path, agent_id: str) -> None:
     os.replace(temp, inbox / f"{sequence:06d}.json")
 
 
-def _kill_group(process: asyncio.subprocess.Process) -> None:
-    try:
-        os.killpg(process.pid, 9)
-    except ProcessLookupError:
-        pass
-
-
-def _check(task_dir: Path, workdir: Path, folder: Path, answer: str | None, tools: Path) -> str:
-    """Run the task's check.sh on a copy of the final tree, with the agent environment's tools (python, pytest)
-    first on PATH; 'solved' or 'not solved', with the score it printed, if any."""
-    checked = folder / "checked"
+def _check(sandbox: Sandbox, task_dir: Path, workdir: Path, area: Path, answer: str | None, env: Path) -> str:
+    """Run the task's check.sh, sandboxed, on a copy of the final tree, with the agent environment's tools
+    (python, pytest) first on PATH: 'solved' or 'not solved', with the score it printed, if any."""
+    checked, definition = area / "checked", area / "task-definition"
     shutil.copytree(workdir, checked, symlinks=True)
-    environ = {"PATH": f"{tools}:/usr/local/bin:/usr/bin:/bin", "HOME": str(folder / "home"), "LANG": "C.UTF-8"}
-    done = subprocess.run(["bash", str(task_dir / "check.sh"), str(checked), *([answer] if answer else [])],
-                          cwd=task_dir, capture_output=True, text=True, timeout=600, env=environ)
-    lines = done.stdout.strip().splitlines()
+    shutil.copytree(task_dir, definition, symlinks=True)
+    inside = sandbox.inside(SandboxSpec(command=(), workdir=checked)).workdir
+    spec = SandboxSpec(command=("bash", str(definition / "check.sh"), str(inside), *([answer] if answer else [])),
+                       workdir=checked, readonly=(env, definition), cwd=definition,
+                       environment={"PATH": f"{env / 'bin'}:/usr/local/bin:/usr/bin:/bin"}, limits=Limits(wall_s=600))
+    result = sandbox.run(spec)
+    lines = result.stdout.strip().splitlines()
     score = lines[-1].removeprefix("score:").strip() if lines and lines[-1].startswith("score:") else None
-    verdict = "solved" if done.returncode == 0 else "not solved"
+    verdict = "solved" if result.ok else "not solved"
     return f"{verdict} (score {score})" if score else verdict

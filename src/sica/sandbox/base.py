@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,21 @@ class SandboxError(Exception):
     """The sandbox could not be set up (backend missing, unreachable mount); one line naming the fix."""
 
 
+@dataclass(frozen=True)
+class InsideView:
+    """Where a spec's folders appear to the sandboxed command."""
+
+    workdir: Path
+    logdir: Path | None
+    gateway_dir: Path | None
+
+
 class Sandbox(Protocol):
-    """A backend. `run` blocks until the command and all its processes are gone."""
+    """A backend. `run` blocks until the command and all its processes are gone; setting `stop` ends it early
+    (ending `killed`)."""
 
     name: str
 
-    def run(self, spec: SandboxSpec) -> SandboxResult: ...
+    def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult: ...
+
+    def inside(self, spec: SandboxSpec) -> InsideView: ...

@@ -11,9 +11,11 @@ import os
 import shlex
 import shutil
 import stat
+import threading
 from pathlib import Path
 
-from sica.sandbox.base import GATEWAY_DIR, HOME, LOGDIR, WORKDIR, SandboxError, SandboxResult, SandboxSpec
+from sica.sandbox.base import (GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult,
+                               SandboxSpec)
 from sica.sandbox.cgroups import RunCgroup
 from sica.sandbox.process import prlimit_args, run_and_reap
 
@@ -89,7 +91,10 @@ class BwrapSandbox:
             args += ["--setenv", key, value]
         return [*args, "--", *spec.command]
 
-    def run(self, spec: SandboxSpec) -> SandboxResult:
+    def inside(self, spec: SandboxSpec) -> InsideView:
+        return InsideView(WORKDIR, LOGDIR if spec.logdir else None, GATEWAY_DIR if spec.gateway_dir else None)
+
+    def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult:
         for path in (spec.workdir, *(p for p in (spec.logdir, spec.gateway_dir) if p), *spec.readonly):
             if not path.exists():
                 raise SandboxError(f"cannot mount {path}: it does not exist")
@@ -106,4 +111,4 @@ class BwrapSandbox:
         command += self.argv(spec, home_mb=limits.tmp_mb)
         if cgroup is not None:
             command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
-        return run_and_reap(command, limits, cgroup)
+        return run_and_reap(command, limits, cgroup, stop)

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 from sica.sandbox.base import Limits, SandboxResult
@@ -32,19 +33,29 @@ def prlimit_args(limits: Limits, with_memory: bool) -> list[str]:
     return [*args, "--"]
 
 
-def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None) -> SandboxResult:
-    """Run with a wall-time limit; afterwards nothing of the run may be left alive."""
+def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
+                 stop: threading.Event | None = None) -> SandboxResult:
+    """Run with a wall-time limit (or until `stop` is set); afterwards nothing of the run may be left alive."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         # The launcher chain (prlimit, setpriv, bwrap) gets no harness environment either: bwrap stays in the
         # sandbox's PID namespace as its init, and its /proc/1/environ is readable from inside.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                    start_new_session=True, env=LAUNCHER_ENVIRONMENT)
-        timed_out = False
+        timed_out = stopped = False
+        deadline = started + limits.wall_s
         try:
-            process.wait(timeout=limits.wall_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            while process.poll() is None:
+                if time.monotonic() >= deadline:
+                    timed_out = True
+                    break
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    break
+                try:
+                    process.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
+                except subprocess.TimeoutExpired:
+                    pass
         except BaseException:
             _kill(process, cgroup)
             raise
@@ -57,6 +68,8 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None) -
     code = process.returncode
     if timed_out:
         return SandboxResult("timeout", None, None, seconds, stdout, stderr)
+    if stopped:
+        return SandboxResult("killed", None, None, seconds, stdout, stderr)
     if oom:
         return SandboxResult("oom", None, signal.SIGKILL, seconds, stdout, stderr)
     if code is not None and code < 0:

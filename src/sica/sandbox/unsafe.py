@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from pathlib import Path
+import threading
 
-from sica.sandbox.base import SandboxError, SandboxResult, SandboxSpec
+from sica.sandbox.base import WORKDIR, InsideView, SandboxError, SandboxResult, SandboxSpec
 from sica.sandbox.process import prlimit_args, run_and_reap
 
 WARNING = "warning: sandbox 'none': the command runs unconfined, with your user's rights and network"
@@ -20,12 +20,15 @@ class UnsafeNoSandbox:
         if not allow_unsafe:
             raise SandboxError("the 'none' backend runs code unconfined: it needs the explicit unsafe flag")
 
-    def run(self, spec: SandboxSpec) -> SandboxResult:
+    def inside(self, spec: SandboxSpec) -> InsideView:
+        return InsideView(spec.workdir, spec.logdir, spec.gateway_dir)
+
+    def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult:
         print(WARNING, file=sys.stderr)
-        cwd = spec.workdir if spec.cwd == Path("/work") else spec.cwd
+        cwd = spec.workdir if spec.cwd == WORKDIR else spec.cwd
         with tempfile.TemporaryDirectory(prefix="sica-home-") as home:
             environment = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                            **spec.environment}
             command = ["env", "-i", *(f"{k}={v}" for k, v in environment.items()), "sh", "-c",
                        f'cd "$0" && exec "$@"', str(cwd), *spec.command]
-            return run_and_reap([*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None)
+            return run_and_reap([*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None, stop)
