@@ -15,7 +15,7 @@ PYTEST_ARGS  ?=
 ## run: install everything, then let agent 0 solve an example task (on the local model when no key is set)
 run: install
 	@if [ -z "$$ANTHROPIC_API_KEY$$OPENAI_API_KEY" ]; then $(SICA) models install 1.5b; fi
-	$(SICA) solve --task-dir $(TASK) --sandbox none
+	$(SICA) solve --task-dir $(TASK)
 
 ## test: install everything, then run the whole test suite (unit and integration, the slow ones too)
 test: install
