@@ -95,3 +95,29 @@ def test_bad_input_is_one_clear_line(workdir, args, config, code, message):
     assert done.returncode == code, done.stderr
     assert message in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def test_sandbox_run_prints_output_and_exits_with_the_command_status(workdir):
+    done = sica("sandbox", "run", "--", "sh", "-c", "echo inside; id -u; exit 7", cwd=workdir)
+    assert done.returncode == 7, done.stderr
+    assert done.stdout.split()[0] == "inside"
+    stopped = sica("sandbox", "run", "--timeout", "1", "--", "sleep", "30", cwd=workdir)
+    assert stopped.returncode == 137 and "stopped: wall time limit" in stopped.stderr
+
+
+def test_sandbox_none_needs_the_unsafe_flag_and_warns(workdir):
+    refused = sica("sandbox", "run", "--backend", "none", "--", "true", cwd=workdir)
+    assert refused.returncode == 1 and "explicit unsafe flag" in refused.stderr
+    allowed = sica("sandbox", "run", "--backend", "none", "--unsafe", "--", "true", cwd=workdir)
+    assert allowed.returncode == 0 and "runs unconfined" in allowed.stderr
+
+
+def test_doctor_reports_backends_and_prerequisites_without_showing_keys(workdir):
+    environ = _environ(workdir) | {"ANTHROPIC_API_KEY": "sk-ant-doctor-secret-123456"}
+    done = subprocess.run([sys.executable, "-m", "sica", "doctor"], cwd=workdir, capture_output=True, text=True,
+                          timeout=60, env=environ)
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[1] + (" " + line.split()[2] if line.split()[1] in ("sandbox", "local") else ""): line
+             for line in done.stdout.splitlines() if line.strip()}
+    assert "no network but lo" in lines["sandbox bwrap"] and lines["sandbox bwrap"].startswith("ok")
+    assert "ANTHROPIC_API_KEY      set" in done.stdout and "sk-ant-doctor" not in done.stdout + done.stderr

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import typer
+import uv
 
 from sica.cli.state import state
 from sica.local_model import CATALOG, installed
@@ -44,9 +45,9 @@ def doctor(ctx: typer.Context) -> None:
     for name in BACKENDS:
         works, why = _probe_backend(name)
         rows.append((f"sandbox {name}", works, why))
-    for tool in ("git", "uv"):
-        path = shutil.which(tool)
-        rows.append((tool, path is not None, path or f"not found: install {tool}"))
+    git = shutil.which("git")
+    rows.append(("git", git is not None, git or "not found: apt-get install git"))
+    rows.append(("uv", True, uv.find_uv_bin()))
     rg = subprocess.run(["sh", "-c", "command -v rg"], capture_output=True, text=True).stdout.strip()
     rows.append(("rg", True, rg or "not on PATH here; agent environments get it from the ripgrep wheel"))
     for spec in CATALOG.values():
