@@ -6,7 +6,7 @@ TOOLS        := .tools
 UV           := $(TOOLS)/bin/uv
 VENV         := .venv
 SICA         := $(VENV)/bin/sica
-DEBIAN_PKGS  := bubblewrap git python3-venv
+DEBIAN_PKGS  := bubblewrap podman runc git python3-venv
 TASK         ?= examples/tasks/fix-mean
 PYTEST_ARGS  ?=
 

@@ -1,4 +1,4 @@
-"""The hostile-agent battery: each attempt must fail, the harness must survive with a clear status, and nothing
+"""The hostile-agent battery, for every backend: each attempt must fail, the harness must survive with a clear status, and nothing
 outside the workdir and logdir may change. Real bubblewrap, real cgroups and rlimits; traffic only on loopback."""
 
 from __future__ import annotations
@@ -17,13 +17,21 @@ import pytest
 from sica.sandbox import Limits, SandboxSpec, open_sandbox
 from sica.sandbox.scratch import ScratchArea
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (make install)")
+ENGINES = {"bwrap": "bwrap", "podman": "podman"}
+
+
+@pytest.fixture(params=sorted(ENGINES), scope="module")
+def backend(request):
+    """Each backend this machine has (make install installs both); the battery runs for every one."""
+    if shutil.which(ENGINES[request.param]) is None:
+        pytest.skip(f"{request.param} is not installed (make install installs it)")
+    return request.param
 
 FAKE_KEY = "sk-ant-battery-fake-key-0123456789"
 
 
 @pytest.fixture
-def world(monkeypatch):
+def world(monkeypatch, backend):
     """A run's scratch area (size-capped), plus sentinels outside it that must stay untouched."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
     with ScratchArea(size_mb=64) as area:
@@ -43,7 +51,7 @@ def world(monkeypatch):
         sentinels = [outside / "hidden-tests.py", outside / "root-only.txt", home_secret,
                      Path(__file__).resolve(), Path("/etc/hosts")]
         before = {path: _digest(path) for path in sentinels}
-        yield {"area": area, "workdir": workdir, "logdir": logdir, "outside": outside}
+        yield {"area": area, "workdir": workdir, "logdir": logdir, "outside": outside, "backend": backend}
         assert {path: _digest(path) for path in sentinels} == before, "a file outside the sandbox changed"
         assert sorted(p.name for p in outside.iterdir()) == ["hidden-tests.py", "root-only.txt"]
         home_secret.unlink()
@@ -57,7 +65,7 @@ def _digest(path: Path) -> str:
 def run(world, script: str, **limits):
     spec = SandboxSpec(command=("sh", "-c", script), workdir=world["workdir"], logdir=world["logdir"],
                        limits=Limits(**{"wall_s": 20, **limits}))
-    return open_sandbox("bwrap").run(spec)
+    return open_sandbox(world["backend"]).run(spec)
 
 
 @pytest.mark.parametrize("target", [Path(__file__).resolve(), Path.home() / "sica-battery-written", Path("/etc/hosts"),
@@ -89,7 +97,7 @@ def test_secrets_are_out_of_reach(world):
         assert secret not in result.stdout
 
 
-def test_hard_links_to_outside_files_are_not_handed_to_the_sandbox():
+def test_hard_links_to_outside_files_are_not_handed_to_the_sandbox(backend):
     """On one filesystem (no size-capped scratch area), a hard link planted in the workdir shares its inode
     with a root-only file outside: the harness must not give that inode to the sandbox user."""
     base = Path(tempfile.mkdtemp(prefix="sica-hardlink-"))
@@ -100,7 +108,7 @@ def test_hard_links_to_outside_files_are_not_handed_to_the_sandbox():
     workdir.mkdir()
     os.link(outside, workdir / "hard-out")
     before = _digest(outside)
-    result = open_sandbox("bwrap").run(SandboxSpec(command=("sh", "-c", "cat hard-out || echo denied; "
+    result = open_sandbox(backend).run(SandboxSpec(command=("sh", "-c", "cat hard-out || echo denied; "
                                                               "echo pwned > hard-out || echo refused"),
                                                    workdir=workdir, limits=Limits(wall_s=20)))
     try:
@@ -115,7 +123,15 @@ def test_network_holds_only_loopback_and_the_hosts_loopback_is_unreachable(world
     server.bind(("127.0.0.1", 0))
     server.listen()
     accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    server.settimeout(5)
+
+    def accept() -> None:
+        try:
+            accepted.append(server.accept()[0])
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
     port = server.getsockname()[1]
     result = run(world, "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; "
                         f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2)\" "
@@ -133,7 +149,10 @@ def test_fork_bomb_is_contained(world):
 
 def test_memory_bomb_is_stopped_as_oom(world):
     result = run(world, "python3 -c 'x = bytearray(3 * 2**30)'", memory_mb=256)
-    assert result.ending in ("oom", "exit") and not result.ok
+    # bwrap reads the run's cgroup: "oom". Under podman the OOM killer hits the python child, and the
+    # container's shell reports it as killed by signal 9.
+    expected = "oom" if world["backend"] == "bwrap" else "signal"
+    assert result.ending == expected and not result.ok and "Killed" in result.stderr
 
 
 def test_filling_the_disk_stops_at_the_caps(world):

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 
 from sica.sandbox.base import Limits, SandboxResult
 from sica.sandbox.cgroups import RunCgroup
@@ -34,14 +35,17 @@ def prlimit_args(limits: Limits, with_memory: bool) -> list[str]:
 
 
 def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
-                 stop: threading.Event | None = None) -> SandboxResult:
-    """Run with a wall-time limit (or until `stop` is set); afterwards nothing of the run may be left alive."""
+                 stop: threading.Event | None = None, *, cleanup: Callable[[], bool] | None = None,
+                 environment: Mapping[str, str] | None = None) -> SandboxResult:
+    """Run with a wall-time limit (or until `stop` is set); afterwards nothing of the run may be left alive.
+    `cleanup` (a container engine's kill-and-remove) runs after the launcher is gone and says whether the run
+    was killed for lack of memory."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         # The launcher chain (prlimit, setpriv, bwrap) gets no harness environment either: bwrap stays in the
         # sandbox's PID namespace as its init, and its /proc/1/environ is readable from inside.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                   start_new_session=True, env=LAUNCHER_ENVIRONMENT)
+                                   start_new_session=True, env={**LAUNCHER_ENVIRONMENT, **(environment or {})})
         timed_out = stopped = False
         deadline = started + limits.wall_s
         try:
@@ -58,10 +62,14 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
                     pass
         except BaseException:
             _kill(process, cgroup)
+            if cleanup is not None:
+                cleanup()
             raise
         _kill(process, cgroup)
         seconds = time.monotonic() - started
         oom = cgroup is not None and cgroup.out_of_memory()
+        if cleanup is not None:
+            oom = cleanup() or oom
         if cgroup is not None:
             cgroup.remove()
         stdout, stderr = _tail(out), _tail(err)
