@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -178,3 +179,15 @@ def test_a_spent_budget_ends_the_run_cleanly_as_budget_exceeded(setup):
     done = sica(home, "solve", "Fix mean.", "--repo", str(repo))
     assert done.returncode == 3
     assert "budget_exceeded: budget exceeded: account 'solve" in " ".join(done.stderr.split())
+
+
+@pytest.mark.skipif(shutil.which("podman") is None, reason="podman is not installed (make install installs it)")
+def test_solve_in_a_podman_container(setup):
+    home, repo = setup
+    done = sica(home, "solve", "Fix mean.", "--repo", str(repo), "--sandbox", "podman")
+    assert done.returncode == 0, done.stderr
+    assert "+    return sum(values) / len(values)" in done.stdout
+    (folder,) = (home / "solves").iterdir()
+    events = [json.loads(line) for line in (folder / "logdir" / "events.jsonl").read_text().splitlines()]
+    test_runs = [e["data"]["output"] for e in events if e["type"] == "tool_result" and e["data"]["tool"] == "run"]
+    assert "1 failed" in test_runs[0] and "1 passed" in test_runs[1]
