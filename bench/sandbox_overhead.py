@@ -15,8 +15,11 @@ Each cell is one way of running one command, timed from just before the call to 
   output files, wall-time wait, reaping). Skipped where the backend uses no cgroups. These two rows mirror
   `BwrapSandbox.run` at the time of writing; the next row is the real thing;
 * bwrap, `Sandbox.run`: `open_sandbox("bwrap").run(SandboxSpec(...))`, the real API;
+* podman, `Sandbox.run`: `open_sandbox("podman").run(SandboxSpec(...))`; a run takes ~0.4 s, so these cells run
+  `--podman-runs` times (20), spread evenly over the rounds, to keep the default run under a minute;
 * none, `Sandbox.run`: `open_sandbox("none", allow_unsafe=True).run(SandboxSpec(...))`; its warning, printed on
-  stderr each run, is silenced (noted once in the report).
+  stderr each run, is silenced (noted once in the report). Any other backend in `sica.sandbox.BACKENDS` gets a
+  `Sandbox.run` row too.
 
 No `subprocess.run` timed here has a `timeout`: with one, `Popen.wait` polls with sleeps of 1, 2, 4 ... 50 ms and
 rounds short runs up (which `Sandbox.run`'s wall-time wait does, and is part of what it costs). Sandboxed runs get a
@@ -27,7 +30,7 @@ for the next, falls on every cell alike. Reported: median and p90 in ms, the med
 of the same command, and their difference. `--budget-s` stops the measured rounds early (saying so) to bound the
 runtime. The exit status is 0 (2 if even the baseline cannot run).
 
-    .venv/bin/python bench/sandbox_overhead.py                  # 50 runs per cell, about 15-30 s on 2 cores
+    .venv/bin/python bench/sandbox_overhead.py                  # 50 runs per cell, about 35-45 s on 2 cores
     .venv/bin/python bench/sandbox_overhead.py --runs 200 --budget-s 300 --json out.json
 """
 
@@ -53,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sica.sandbox import Limits, Sandbox, SandboxError, SandboxSpec, open_sandbox
+from sica.sandbox import BACKENDS, Limits, Sandbox, SandboxError, SandboxSpec, open_sandbox
 from sica.sandbox.bwrap import SANDBOX_UID, BwrapSandbox, drops_to_sandbox_uid
 from sica.sandbox.cgroups import CGROUP_ROOT, RunCgroup
 from sica.sandbox.process import LAUNCHER_ENVIRONMENT, prlimit_args
@@ -69,7 +72,8 @@ BWRAP_LIMITED = "bwrap: + prlimit, setpriv"
 BWRAP_CHAIN = "bwrap: + cgroups (launcher)"
 BWRAP_RUN = "bwrap: Sandbox.run"
 NONE_RUN = "none: Sandbox.run"
-METHODS = (BASELINE, BWRAP_BARE, BWRAP_LIMITED, BWRAP_CHAIN, BWRAP_RUN, NONE_RUN)
+PODMAN_RUN = "podman: Sandbox.run"
+METHODS = (BASELINE, BWRAP_BARE, BWRAP_LIMITED, BWRAP_CHAIN, BWRAP_RUN, PODMAN_RUN, NONE_RUN)
 
 
 class CellFailed(Exception):
@@ -81,6 +85,7 @@ class Cell:
     method: str
     command: str
     run: Callable[[], None]
+    runs: int | None = None  # measured runs wanted, when fewer than --runs (spread evenly over the rounds)
     samples_ms: list[float] = field(default_factory=list)
     failures: int = 0
     first_failure: str = ""
@@ -179,7 +184,7 @@ def cgroup_version() -> str:
     return "none found"
 
 
-def bwrap_version(path: str | None) -> str:
+def tool_version(path: str | None) -> str:
     if path is None:
         return "not installed"
     try:
@@ -188,8 +193,8 @@ def bwrap_version(path: str | None) -> str:
         return f"unknown ({exc})"
 
 
-def build_cells(workdirs: dict[str, Path], silenced: Silenced,
-                skipped: list[dict[str, str]]) -> tuple[list[Cell], dict[str, str]]:
+def build_cells(workdirs: dict[str, Path], silenced: Silenced, skipped: list[dict[str, str]],
+                podman_runs: int) -> tuple[list[Cell], dict[str, str]]:
     """All cells that pass their one-off check; `skipped` gets the others, with the reason. Also the notes
     on how the bwrap cells ran (cgroups created or not)."""
     notes: dict[str, str] = {}
@@ -231,15 +236,21 @@ def build_cells(workdirs: dict[str, Path], silenced: Silenced,
             run = through(sandbox_bwrap, spec)
             candidates.append((Cell(BWRAP_RUN, name, run), run))
 
-    try:
-        sandbox_none = open_sandbox("none", allow_unsafe=True)
-    except SandboxError as exc:
-        skipped.append({"method": NONE_RUN, "command": "*", "reason": str(exc)})
-    else:
+    for backend in (b for b in BACKENDS if b != "bwrap"):  # bwrap above; `none` and any other through the API
+        method = f"{backend}: Sandbox.run"
+        try:
+            sandbox = open_sandbox(backend, allow_unsafe=True)
+        except SandboxError as exc:
+            skipped.append({"method": method, "command": "*", "reason": str(exc)})
+            continue
         for name, command in commands.items():
-            spec = SandboxSpec(command=command, workdir=workdirs["none"], limits=LIMITS)
-            run = through(sandbox_none, spec, silenced)
-            candidates.append((Cell(NONE_RUN, name, run), run))
+            spec = SandboxSpec(command=command, workdir=workdirs[backend], limits=LIMITS)
+            run = through(sandbox, spec, silenced if backend == "none" else None)
+            cell = Cell(method, name, run, runs=podman_runs if backend == "podman" else None)
+            candidates.append((cell, run))
+        runtime = getattr(sandbox, "runtime", None)
+        if backend == "podman" and runtime:
+            notes["podman"] = "with " + " ".join(runtime)
 
     cells = []
     for cell, check in candidates:
@@ -267,6 +278,10 @@ def measure(cells: list[Cell], runs: int, warmup: int, budget_s: float, seed: in
             return round_, True
         gc.collect()
         for cell in shuffled(cells, shuffler):
+            # A cell with fewer runs wanted (n) runs in the rounds where round * n // runs steps up.
+            n = min(cell.runs or runs, runs)
+            if (round_ + 1) * n // runs == round_ * n // runs:
+                continue
             sample = cell.time_once()
             if sample is not None:
                 cell.samples_ms.append(sample)
@@ -299,7 +314,8 @@ def summarize(cells: list[Cell]) -> list[dict[str, Any]]:
 
 def print_table(figures: list[dict[str, Any]], commands: list[str]) -> None:
     by_key = {(f["method"], f["command"]): f for f in figures}
-    methods = [m for m in METHODS if any((m, c) in by_key for c in commands)]
+    ordered = [*METHODS, *(f["method"] for f in figures if f["method"] not in METHODS)]
+    methods = [m for m in dict.fromkeys(ordered) if any((m, c) in by_key for c in commands)]
     sub = ("median", "p90", "x base", "+ms")
     label_width = max(len("method"), *(len(m) for m in methods))
     col = 8
@@ -326,14 +342,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--runs", type=int, default=50, help="measured runs per cell")
+    parser.add_argument("--podman-runs", type=int, default=20,
+                        help="measured runs of the podman cells (~0.4 s each), spread evenly over the rounds")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured runs per cell first")
     parser.add_argument("--budget-s", type=float, default=45.0,
                         help="stop the measured rounds after this many seconds (at least 2 rounds run)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the order of the cells in each round")
     parser.add_argument("--json", metavar="PATH", help="also write all figures (and every sample) as JSON")
     args = parser.parse_args(argv)
-    if args.runs < 2 or args.warmup < 0 or args.budget_s <= 0:
-        parser.error("--runs must be at least 2, --warmup at least 0, --budget-s positive")
+    if args.runs < 2 or args.podman_runs < 1 or args.warmup < 0 or args.budget_s <= 0:
+        parser.error("--runs must be at least 2, --podman-runs at least 1, --warmup at least 0, --budget-s positive")
     return args
 
 
@@ -341,12 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     started = time.monotonic()
     load_before = os.getloadavg()
-    workdirs = {"bwrap": world_traversable_dir("sica-bench-bwrap-"),
-                "none": world_traversable_dir("sica-bench-none-")}
+    workdirs = {backend: world_traversable_dir(f"sica-bench-{backend}-") for backend in BACKENDS}
     silenced = Silenced()
     skipped: list[dict[str, str]] = []
     try:
-        cells, notes = build_cells(workdirs, silenced, skipped)
+        cells, notes = build_cells(workdirs, silenced, skipped, args.podman_runs)
         if not any(c.method == BASELINE for c in cells):
             print("benchmark could not run: the no-sandbox baseline failed: "
                   + "; ".join(s["reason"] for s in skipped if s["method"] == BASELINE), file=sys.stderr)
@@ -361,17 +378,22 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
     environment = {"kernel": platform.release(), "cpus": os.cpu_count(), "python": platform.python_version(),
                    "loadavg_1min_before": load_before[0], "loadavg_1min_after": load_after[0],
-                   "commands_python": PYTHON, "bwrap": bwrap_version(shutil.which("bwrap")), "euid": os.geteuid(),
+                   "commands_python": PYTHON, "bwrap": tool_version(shutil.which("bwrap")),
+                   "podman": tool_version(shutil.which("podman")), "euid": os.geteuid(),
                    "cgroups": cgroup_version(), **{f"notes_{k}": v for k, v in notes.items()}}
     print()
-    print(f"sandbox overhead: start-to-exit time of each command, {rounds} measured runs per cell after "
-          f"{args.warmup} warm-up(s), all cells interleaved (order shuffled each round)"
-          + (f" - cut short by --budget-s {args.budget_s:g}" if cut_short else ""))
+    fewer = sorted({f"{c.method.split(':')[0]} {len(c.samples_ms) + c.failures}" for c in cells if c.runs})
+    print(f"sandbox overhead: start-to-exit time of each command, {rounds} measured runs per cell"
+          + (f" ({', '.join(fewer)})" if fewer else "") + f" after {args.warmup} warm-up(s), all cells "
+          "interleaved (order shuffled each round)" + (f" - cut short by --budget-s {args.budget_s:g}" if cut_short
+                                                       else ""))
     print(f"Linux {environment['kernel']}, {environment['cpus']} CPUs, euid {environment['euid']}, "
-          f"{environment['bwrap']}, cgroups {environment['cgroups']}; commands: true, {PYTHON} -c pass; "
+          f"{environment['bwrap']}, {environment['podman']}, cgroups {environment['cgroups']}; commands: true, "
+          f"{PYTHON} -c pass; "
           f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     if "bwrap" in notes:
-        print(f"bwrap backend runs {notes['bwrap']}")
+        print(f"bwrap backend runs {notes['bwrap']}" + (f"; podman backend runs {notes['podman']}"
+                                                          if "podman" in notes else ""))
     print()
     print_table(figures, commands)
     print()
@@ -384,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         BWRAP_CHAIN: "all BwrapSandbox.run launches: also its cgroups created, joined (sh -c 'echo $$ > ...'), "
                      "removed; plain blocking subprocess.run, no timeout",
         BWRAP_RUN: "the real API; over the row above it adds its Python (path checks, chown, output files, "
-                   "wall-time wait: Popen.wait(timeout) polls with sleeps of 1, 2, 4 ... 50 ms, reaping)",
+                   "wall-time wait on a pidfd, reaping the whole tree)",
     }
     for method, legend in legends.items():
         if any(f["method"] == method for f in figures):

@@ -82,7 +82,8 @@ class RunCgroup:
 
     def kill_all(self) -> None:
         """SIGKILL every process still in the run's cgroups, until none is left."""
-        for _ in range(50):
+        pause = 0.001
+        for _ in range(60):
             pids = {int(p) for path in self.paths for p in _read(path / "cgroup.procs").split()}
             if not pids:
                 return
@@ -91,7 +92,8 @@ class RunCgroup:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.02)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     def remove(self) -> None:
         self.kill_all()

@@ -4,6 +4,7 @@ run left alive afterwards."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import tempfile
@@ -48,6 +49,9 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
                                    start_new_session=True, env={**LAUNCHER_ENVIRONMENT, **(environment or {})})
         timed_out = stopped = False
         deadline = started + limits.wall_s
+        # A pidfd becomes readable the moment the process exits: no polling delay (Popen.wait with a timeout
+        # sleeps in growing steps and notices an exit up to tens of milliseconds late).
+        exited = os.pidfd_open(process.pid)
         try:
             while process.poll() is None:
                 if time.monotonic() >= deadline:
@@ -56,15 +60,14 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
                 if stop is not None and stop.is_set():
                     stopped = True
                     break
-                try:
-                    process.wait(timeout=min(0.1, max(0.0, deadline - time.monotonic())))
-                except subprocess.TimeoutExpired:
-                    pass
+                select.select([exited], [], [], min(0.1, max(0.0, deadline - time.monotonic())))
         except BaseException:
             _kill(process, cgroup)
             if cleanup is not None:
                 cleanup()
             raise
+        finally:
+            os.close(exited)
         _kill(process, cgroup)
         seconds = time.monotonic() - started
         oom = cgroup is not None and cgroup.out_of_memory()
