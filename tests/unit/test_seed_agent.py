@@ -65,7 +65,7 @@ def test_a_built_wheel_carries_the_seed_and_solves_with_it(tmp_path):
     script = [{"tool_calls": [{"name": "replace", "arguments": {"path": "hello.py", "old": "helo", "new": "hello"}}]},
               {"tool_calls": [{"name": "complete", "arguments": {"summary": "spelling fixed"}}]}]
     (tmp_path / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in script))
-    (tmp_path / "sica.toml").write_text(textwrap.dedent(f"""
+    (tmp_path / "sica.toml").write_text(textwrap.dedent("""
         [models.fake]
         provider = "scripted"
         model = "scripted"

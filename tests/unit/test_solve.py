@@ -49,12 +49,12 @@ def make_repo(root: Path) -> Path:
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
     (tmp_path / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in SCRIPT))
-    (tmp_path / "sica.toml").write_text(textwrap.dedent(f"""
+    (tmp_path / "sica.toml").write_text(textwrap.dedent("""
         [models.fake]
         provider = "scripted"
         model = "scripted"
         script = "script.jsonl"
-        price = {{ input = 1.0, output = 2.0 }}
+        price = { input = 1.0, output = 2.0 }
 
         [solve]
         solves_dir = "solves"

@@ -261,7 +261,6 @@ class Gateway:
 
     def _failed(self, call: _Call, error: UpstreamError) -> Response:
         """Settle a call no attempt of which succeeded, and tell the client in its own error shape."""
-        wire = call.route.alias.wire_format
         name = call.route.name
         self._finish(call, "error", TokenUsage(), http_status=error.status, error_class=error.error_class,
                      response_body=self._redact(error.body.decode(errors="replace")) if error.body else None)

@@ -30,5 +30,5 @@ class UnsafeNoSandbox:
             environment = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
                            **spec.environment}
             command = ["env", "-i", *(f"{k}={v}" for k, v in environment.items()), "sh", "-c",
-                       f'cd "$0" && exec "$@"', str(cwd), *spec.command]
+                       'cd "$0" && exec "$@"', str(cwd), *spec.command]
             return run_and_reap([*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None, stop)
