@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from sica.sandbox import BACKENDS, Limits, Sandbox, SandboxError, SandboxSpec, open_sandbox
-from sica.sandbox.bwrap import SANDBOX_UID, BwrapSandbox, drops_to_sandbox_uid
+from sica.sandbox.bwrap import BwrapSandbox
+from sica.sandbox.mounts import SANDBOX_UID, drops_to_sandbox_uid
 from sica.sandbox.cgroups import CGROUP_ROOT, RunCgroup
 from sica.sandbox.process import LAUNCHER_ENVIRONMENT, prlimit_args
 

@@ -33,7 +33,7 @@ from sica.runner.diffs import copy_tree, record_baseline, take_diff
 from sica.runner.environments import ensure_environment
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec, open_sandbox
 from sica.sandbox.base import SandboxError
-from sica.sandbox.bwrap import check_reachable
+from sica.sandbox.mounts import check_reachable
 from sica.sandbox.scratch import ScratchArea
 
 

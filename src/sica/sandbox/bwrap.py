@@ -10,50 +10,18 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import stat
 import threading
-from pathlib import Path
 
 from sica.sandbox.base import (GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult,
                                SandboxSpec)
 from sica.sandbox.cgroups import RunCgroup
+from sica.sandbox.mounts import SANDBOX_UID, drops_to_sandbox_uid, prepare_mounts
 from sica.sandbox.process import prlimit_args, run_and_reap
 
-SANDBOX_UID = 65534
 #: The few host files programs need (dynamic linker cache, users and groups for `id`, TLS roots, time zone).
 ETC_FILES = ("/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime",
              "/etc/ssl/certs", "/etc/alternatives")
 USR_MERGED_LINKS = (("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/bin"), ("usr/sbin", "/sbin"))
-
-
-def drops_to_sandbox_uid() -> bool:
-    """Root runs sandboxes as the unprivileged uid 65534; any other user already is unprivileged."""
-    return os.geteuid() == 0
-
-
-def check_reachable(path: Path) -> None:
-    """The sandbox user must be able to reach `path`: every parent folder traversable by others."""
-    if not drops_to_sandbox_uid():
-        return
-    for folder in path.resolve().parents:
-        mode = folder.stat().st_mode
-        if folder.stat().st_uid != SANDBOX_UID and not mode & stat.S_IXOTH:
-            raise SandboxError(f"{path} is not reachable by the sandbox user (uid {SANDBOX_UID}): {folder} is mode "
-                               f"{stat.S_IMODE(mode):04o}; keep sandbox material under a folder others can traverse")
-
-
-def give_to_sandbox_user(path: Path) -> None:
-    """Make a writable mount writable by the sandbox user (recursively), when the harness is root."""
-    if not drops_to_sandbox_uid():
-        return
-    for root, folders, files in os.walk(path):
-        for name in [*folders, *files]:
-            entry = os.path.join(root, name)
-            # A hard link may share its inode with a file outside the mount: never hand that inode over.
-            if name in files and os.lstat(entry).st_nlink > 1:
-                continue
-            os.lchown(entry, SANDBOX_UID, SANDBOX_UID)
-    os.chown(path, SANDBOX_UID, SANDBOX_UID)
 
 
 class BwrapSandbox:
@@ -95,13 +63,7 @@ class BwrapSandbox:
         return InsideView(WORKDIR, LOGDIR if spec.logdir else None, GATEWAY_DIR if spec.gateway_dir else None)
 
     def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult:
-        for path in (spec.workdir, *(p for p in (spec.logdir, spec.gateway_dir) if p), *spec.readonly):
-            if not path.exists():
-                raise SandboxError(f"cannot mount {path}: it does not exist")
-            check_reachable(path)
-        for writable in (spec.workdir, spec.logdir):
-            if writable is not None:
-                give_to_sandbox_user(writable)
+        prepare_mounts(spec)
         limits = spec.limits
         cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
         command = [*prlimit_args(limits, with_memory=cgroup is None)]

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from sica.sandbox.base import (GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult,
                                SandboxSpec)
-from sica.sandbox.bwrap import ETC_FILES, SANDBOX_UID, USR_MERGED_LINKS, check_reachable, give_to_sandbox_user
+from sica.sandbox.bwrap import ETC_FILES, USR_MERGED_LINKS
+from sica.sandbox.mounts import SANDBOX_UID, prepare_mounts
 from sica.sandbox.process import run_and_reap
 
 MOUNT_POINTS = ("usr", "etc", "tmp", "proc", "dev", "run/sica", str(HOME).lstrip("/"), str(WORKDIR).lstrip("/"),
@@ -40,13 +41,7 @@ class PodmanSandbox:
         return InsideView(WORKDIR, LOGDIR if spec.logdir else None, GATEWAY_DIR if spec.gateway_dir else None)
 
     def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult:
-        for path in (spec.workdir, *(p for p in (spec.logdir, spec.gateway_dir) if p), *spec.readonly):
-            if not path.exists():
-                raise SandboxError(f"cannot mount {path}: it does not exist")
-            check_reachable(path)
-        for writable in (spec.workdir, spec.logdir):
-            if writable is not None:
-                give_to_sandbox_user(writable)
+        prepare_mounts(spec)
         name = f"sica-{uuid.uuid4().hex[:12]}"
         with tempfile.TemporaryDirectory(prefix="sica-rootfs-") as scratch:
             rootfs, conf = Path(scratch) / "rootfs", Path(scratch) / "containers.conf"
