@@ -158,6 +158,12 @@ class SolveSettings(_Section):
     cancel_grace_s: float = Field(default=10.0, ge=0)
 
 
+class BenchmarkSettings(_Section):
+    """Where built problem sets and datasets are cached."""
+
+    cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache/sica/benchmarks")
+
+
 class Settings(BaseSettings):
     """All of sica's configuration."""
 
@@ -168,6 +174,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     local: LocalModelSettings = LocalModelSettings()
     solve: SolveSettings = SolveSettings()
+    benchmarks: BenchmarkSettings = BenchmarkSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -264,4 +271,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     local = settings.local.model_copy(update={"cache_dir": resolve(settings.local.cache_dir)})
     solve = settings.solve.model_copy(update={"solves_dir": resolve(settings.solve.solves_dir),
                                               "envs_dir": resolve(settings.solve.envs_dir)})
-    return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve})
+    benchmarks = settings.benchmarks.model_copy(update={"cache_dir": resolve(settings.benchmarks.cache_dir)})
+    return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve,
+                                       "benchmarks": benchmarks})

