@@ -32,7 +32,7 @@ from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.diffs import copy_tree, record_baseline, take_diff
 from sica.runner.environments import ensure_environment
-from sica.sandbox import Limits, SandboxResult, SandboxSpec, open_sandbox
+from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec, open_sandbox
 from sica.sandbox.base import SandboxError
 from sica.sandbox.mounts import check_reachable
 from sica.sandbox.scratch import ScratchArea
@@ -134,6 +134,45 @@ def prepare_workdir(request: SolveRequest, area: Path) -> tuple[Path, list[Path]
     return workdir, [venv / "bin"] if (venv / "bin").is_dir() else []
 
 
+@dataclass(frozen=True)
+class RunFolders:
+    """Where one run's pieces live in its scratch area (what the sandbox mounts)."""
+
+    workdir: Path
+    logdir: Path
+    code: Path
+    task: Path
+    gateway_dir: Path
+    extra_path: list[Path]
+
+
+def lay_out_run(request: SolveRequest, area: Path, folder: Path) -> RunFolders:
+    """Fill the scratch area: the starting tree (recorded in the harness's baseline), the agent's code, the task."""
+    workdir, extra_path = prepare_workdir(request, area)
+    record_baseline(workdir, folder / "baseline.git")
+    run = RunFolders(workdir, area / "logdir", area / "agent", area / "task", area / "gateway", extra_path)
+    for made in (run.logdir, run.task, run.gateway_dir):
+        made.mkdir(mode=0o755)
+    copy_tree(request.agent_dir, run.code)
+    shutil.copy(folder / "task.md", run.task / "task.md")
+    return run
+
+
+def agent_spec(settings: Settings, sandbox: Sandbox, run: RunFolders, env: Path, solve_id: str, token: str,
+               models: dict[str, dict[str, object]]) -> SandboxSpec:
+    """The sandboxed `python -m sica_agent solve` of the contract: mounts, environment and limits."""
+    limits = Limits(wall_s=settings.solve.time_limit_s + settings.solve.cancel_grace_s + 60, cpu_s=None,
+                    memory_mb=settings.solve.memory_mb, tmp_mb=settings.solve.tmp_mb)
+    spec = SandboxSpec(command=(), workdir=run.workdir, logdir=run.logdir, gateway_dir=run.gateway_dir,
+                       readonly=(env, run.code, run.task, *(p.parent for p in run.extra_path)), limits=limits)
+    view = sandbox.inside(spec)
+    contract = _contract(settings, solve_id, f"unix:{view.gateway_dir}/gateway.sock", token, models)
+    return dataclasses.replace(spec, environment=agent_environment(env, run.code, run.extra_path, contract),
+                               command=(str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task",
+                                        str(run.task / "task.md"), "--workdir", str(view.workdir), "--logdir",
+                                        str(view.logdir)))
+
+
 async def run_solve(settings: Settings, environ: Mapping[str, str], request: SolveRequest,
                     on_progress: Callable[[Progress], None], stop: asyncio.Event) -> SolveOutcome:
     """Run the agent to its end (or until `stop` is set: then it is cancelled, with a grace period)."""
@@ -148,34 +187,17 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     models = models_for_agent(settings, request.model)
     used = settings.with_only({str(entry["alias"]) for entry in models.values()})
     with ScratchArea(settings.solve.scratch_mb) as scratch:
-        area = scratch.path
-        workdir, extra_path = prepare_workdir(request, area)
-        record_baseline(workdir, folder / "baseline.git")
-        logdir, code, task, gateway_dir = area / "logdir", area / "agent", area / "task", area / "gateway"
-        for made in (logdir, task, gateway_dir):
-            made.mkdir(mode=0o755)
-        copy_tree(request.agent_dir, code)
-        shutil.copy(folder / "task.md", task / "task.md")
+        run = lay_out_run(request, scratch.path, folder)
         # While the run lasts, its live folders are in the scratch area; followers find them here.
-        (folder / "live.json").write_text(json.dumps({"workdir": str(workdir), "logdir": str(logdir)}))
-        spec = SandboxSpec(command=(), workdir=workdir, logdir=logdir, gateway_dir=gateway_dir,
-                           readonly=(env, code, task, *(p.parent for p in extra_path)),
-                           limits=Limits(wall_s=settings.solve.time_limit_s + settings.solve.cancel_grace_s + 60,
-                                         cpu_s=None, memory_mb=settings.solve.memory_mb,
-                                         tmp_mb=settings.solve.tmp_mb))
-        view = sandbox.inside(spec)
+        (folder / "live.json").write_text(json.dumps({"workdir": str(run.workdir), "logdir": str(run.logdir)}))
         started = time.monotonic()
-        async with run_gateway(used, environ, folder / "ledger.sqlite", Listen(uds=gateway_dir / "gateway.sock"),
-                               log_dir=folder) as running:
+        async with run_gateway(used, environ, folder / "ledger.sqlite",
+                               Listen(uds=run.gateway_dir / "gateway.sock"), log_dir=folder) as running:
             account = running.gateway.open_account(f"solve {solve_id}", limit_usd=settings.solve.budget_usd)
-            contract = _contract(settings, solve_id, f"unix:{view.gateway_dir}/gateway.sock", account.token, models)
-            spec = dataclasses.replace(spec, environment=agent_environment(env, code, extra_path, contract),
-                                       command=(str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task",
-                                                str(task / "task.md"), "--workdir", str(view.workdir),
-                                                "--logdir", str(view.logdir)))
+            spec = agent_spec(settings, sandbox, run, env, solve_id, account.token, models)
             halt = threading.Event()
             agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
-            watch = await _follow(agent_run, logdir, lambda: running.gateway.account(account.id), started,
+            watch = await _follow(agent_run, run.logdir, lambda: running.gateway.account(account.id), started,
                                   on_progress, stop, settings.solve.cancel_grace_s, halt)
             result = agent_run.result()
             cost = running.gateway.account(account.id).spent_nano
@@ -183,15 +205,15 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
         ended = watch.ended or ("cancelled" if stop.is_set() else "error",
                                 f"the agent {result.describe()} without reporting an end (see agent.log)")
-        diff = take_diff(workdir, folder / "baseline.git")
-        answer_file = logdir / "answer.txt"
+        diff = take_diff(run.workdir, folder / "baseline.git")
+        answer_file = run.logdir / "answer.txt"
         answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
         check = None
         if request.task_dir is not None:
-            score = task_problem(request.task_dir, "taskdir", tools=env / "bin").score(sandbox, workdir, answer)
+            score = task_problem(request.task_dir, "taskdir", tools=env / "bin").score(sandbox, run.workdir, answer)
             check = f"{'solved' if score.value == 1 else 'not solved'} (score {score.value:g})"
-        shutil.copytree(workdir, folder / "workdir", symlinks=True)
-        shutil.copytree(logdir, folder / "logdir", symlinks=True)
+        shutil.copytree(run.workdir, folder / "workdir", symlinks=True)
+        shutil.copytree(run.logdir, folder / "logdir", symlinks=True)
         (folder / "live.json").unlink()
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     tokens_in, tokens_out = sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows)
