@@ -191,3 +191,15 @@ def test_solve_in_a_podman_container(setup):
     events = [json.loads(line) for line in (folder / "logdir" / "events.jsonl").read_text().splitlines()]
     test_runs = [e["data"]["output"] for e in events if e["type"] == "tool_result" and e["data"]["tool"] == "run"]
     assert "1 failed" in test_runs[0] and "1 passed" in test_runs[1]
+
+
+def test_a_failing_build_sh_is_one_clear_line(setup, tmp_path):
+    home, _ = setup
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "task.md").write_text("Do it.")
+    (task / "build.sh").write_text("echo broken >&2; exit 4\n")
+    (task / "check.sh").write_text("exit 0\n")
+    done = sica(home, "solve", "--task-dir", str(task))
+    assert done.returncode == 1
+    assert "build.sh failed (exit 4): broken" in " ".join(done.stderr.split()) and "Traceback" not in done.stderr

@@ -13,11 +13,12 @@ import uvloop
 from rich.live import Live
 from rich.syntax import Syntax
 
+from sica.benchmarks.taskdir import TaskFolderError
 from sica.cli.state import CliState, UserError, state
 from sica.config import Settings
 from sica.runner.diffs import DiffError, apply_diff
 from sica.runner.environments import AgentVersionError, seed_agent_dir
-from sica.runner.solve import Progress, SolveError, SolveOutcome, SolveRequest, run_solve
+from sica.runner.solve import Progress, SolveOutcome, SolveRequest, run_solve
 from sica.sandbox import BACKENDS, SandboxError
 
 
@@ -58,7 +59,7 @@ def solve(
                            (agent or seed_agent_dir()).resolve(), model, sandbox)
     try:
         outcome = uvloop.run(_run(cli, settings, request))
-    except (SolveError, AgentVersionError, DiffError, SandboxError) as error:
+    except (AgentVersionError, DiffError, SandboxError, TaskFolderError) as error:
         raise UserError(str(error)) from None
     _report(cli, outcome)
     if apply and request.repo is not None and outcome.diff:

@@ -15,7 +15,6 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -108,21 +107,13 @@ def _contract(settings: Settings, solve_id: str, gateway: str, token: str,
     return contract
 
 
-class SolveError(Exception):
-    """A run that could not start (bad task folder, unusable agent); one line."""
-
-
 def prepare_workdir(request: SolveRequest, area: Path) -> tuple[Path, list[Path]]:
     """Lay out the starting tree; returns the workdir and folders to put first on PATH (the repo's venv, when
     the sandbox can reach it)."""
     workdir = area / "workdir"
     if request.task_dir is not None:
         workdir.mkdir()
-        done = subprocess.run(["bash", "build.sh", str(workdir)], cwd=request.task_dir, capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            raise SolveError(f"{request.task_dir}/build.sh failed (exit {done.returncode}): "
-                             f"{' '.join(done.stderr.split())[-300:]}")
+        task_problem(request.task_dir, "taskdir").lay_out(workdir)
         return workdir, []
     assert request.repo is not None
     copy_tree(request.repo, workdir)
