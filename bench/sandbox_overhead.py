@@ -44,7 +44,6 @@ import json
 import os
 import platform
 import random
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -60,7 +59,7 @@ from sica.sandbox import BACKENDS, Limits, Sandbox, SandboxError, SandboxSpec, o
 from sica.sandbox.bwrap import BwrapSandbox
 from sica.sandbox.mounts import SANDBOX_UID, drops_to_sandbox_uid
 from sica.sandbox.cgroups import CGROUP_ROOT, RunCgroup
-from sica.sandbox.process import LAUNCHER_ENVIRONMENT, prlimit_args
+from sica.sandbox.process import LAUNCHER_ENVIRONMENT
 
 PYTHON = "/usr/bin/python3"
 COMMANDS: dict[str, tuple[str, ...]] = {"true": ("true",), "python3 -c pass": (PYTHON, "-c", "pass")}
@@ -128,14 +127,7 @@ def launcher_chain(bwrap: BwrapSandbox, spec: SandboxSpec, *, cgroups: bool,
         limits = spec.limits
         cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if cgroups else None
         try:
-            command = [*prlimit_args(limits, with_memory=cgroup is None)]
-            if drops_to_sandbox_uid():
-                command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-            command += bwrap.argv(spec, home_mb=limits.tmp_mb)
-            if cgroup is not None:
-                command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
-            direct(command, quiet=quiet, stdin=subprocess.DEVNULL, env=LAUNCHER_ENVIRONMENT,
+            direct(bwrap.launcher(spec, cgroup), quiet=quiet, stdin=subprocess.DEVNULL, env=LAUNCHER_ENVIRONMENT,
                    start_new_session=True)()
         finally:
             if cgroup is not None:

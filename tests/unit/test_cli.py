@@ -113,11 +113,11 @@ def test_sandbox_none_needs_the_unsafe_flag_and_warns(workdir):
 
 
 def test_doctor_reports_backends_and_prerequisites_without_showing_keys(workdir):
-    environ = _environ(workdir) | {"ANTHROPIC_API_KEY": "sk-ant-doctor-secret-123456"}
+    environ = _environ(workdir) | {"ANTHROPIC_API_KEY": "fake-provider-key-doctor-123456"}
     done = subprocess.run([sys.executable, "-m", "sica", "doctor"], cwd=workdir, capture_output=True, text=True,
                           timeout=60, env=environ)
     assert done.returncode == 0, done.stderr
     lines = {line.split()[1] + (" " + line.split()[2] if line.split()[1] in ("sandbox", "local") else ""): line
              for line in done.stdout.splitlines() if line.strip()}
     assert "no network but lo" in lines["sandbox bwrap"] and lines["sandbox bwrap"].startswith("ok")
-    assert "ANTHROPIC_API_KEY      set" in done.stdout and "sk-ant-doctor" not in done.stdout + done.stderr
+    assert "ANTHROPIC_API_KEY      set" in done.stdout and "fake-provider-key-doctor" not in done.stdout + done.stderr

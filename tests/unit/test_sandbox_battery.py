@@ -27,7 +27,7 @@ def backend(request):
         pytest.skip(f"{request.param} is not installed (make install installs it)")
     return request.param
 
-FAKE_KEY = "sk-ant-battery-fake-key-0123456789"
+FAKE_KEY = "fake-provider-key-battery-0123456789"
 
 
 @pytest.fixture

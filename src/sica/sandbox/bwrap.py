@@ -62,15 +62,19 @@ class BwrapSandbox:
     def inside(self, spec: SandboxSpec) -> InsideView:
         return InsideView(WORKDIR, LOGDIR if spec.logdir else None, GATEWAY_DIR if spec.gateway_dir else None)
 
+    def launcher(self, spec: SandboxSpec, cgroup: RunCgroup | None) -> list[str]:
+        """The whole command the harness starts: join the cgroups, set rlimits, drop to the sandbox uid, bwrap."""
+        command = [*prlimit_args(spec.limits, with_memory=cgroup is None)]
+        if drops_to_sandbox_uid():
+            command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
+                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        command += self.argv(spec, home_mb=spec.limits.tmp_mb)
+        if cgroup is not None:
+            command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
+        return command
+
     def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult:
         prepare_mounts(spec)
         limits = spec.limits
         cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
-        command = [*prlimit_args(limits, with_memory=cgroup is None)]
-        if drops_to_sandbox_uid():
-            command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-        command += self.argv(spec, home_mb=limits.tmp_mb)
-        if cgroup is not None:
-            command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
-        return run_and_reap(command, limits, cgroup, stop)
+        return run_and_reap(self.launcher(spec, cgroup), limits, cgroup, stop)
