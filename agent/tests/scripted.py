@@ -8,6 +8,7 @@ can check what the model was shown.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,15 @@ class ScriptedModel:
         self.responses = list(responses)
         self.wire = wire
         self.requests: list[dict[str, Any]] = []
+        self._actions: dict[int, Callable[[], None]] = {}
+
+    def before_request(self, number: int, action: Callable[[], None]) -> None:
+        """Run `action` just before answering request `number` (0-based): e.g. write to the inbox mid-run."""
+        self._actions[number] = action
 
     def handle(self, request: httpx.Request) -> httpx.Response:
+        if (action := self._actions.pop(len(self.requests), None)) is not None:
+            action()
         body = json.loads(request.content)
         self.requests.append(body)
         if not self.responses:

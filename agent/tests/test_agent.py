@@ -120,14 +120,7 @@ def test_inbox_notify_reaches_the_model_and_cancel_stops_the_agent(workdir, tmp_
     logdir = tmp_path / "log"
     model = ScriptedModel([FIX[0], FIX[0], FIX[0], FIX[0]])
     write_inbox(logdir, 1, type="notify", agent_id="main-1", text="Look at calc.py first.")
-    original = model.handle
-
-    def handle(request):
-        if len(model.requests) == 1:
-            write_inbox(logdir, 2, type="cancel", agent_id="main-1", text="off task")
-        return original(request)
-
-    model.handle = handle
+    model.before_request(1, lambda: write_inbox(logdir, 2, type="cancel", agent_id="main-1", text="off task"))
     runtime = scripted_runtime(model, logdir, settings_for())
     result = Agent(SOLVER, runtime, ToolContext(workdir), "Fix add.").run()
     assert result.status == "cancelled" and "off task" in result.summary
@@ -169,14 +162,8 @@ def test_cancelled_child_returns_what_it_has_and_the_parent_goes_on(workdir, tmp
         FIX[0], FIX[0],
         {"tool_calls": [{"name": "complete", "arguments": {"summary": "parent finished"}}]},
     ])
-    original = model.handle
-
-    def handle(request):
-        if len(model.requests) == 2:
-            write_inbox(logdir, 1, type="cancel", agent_id="software_developer-2", text="taking too long")
-        return original(request)
-
-    model.handle = handle
+    model.before_request(2, lambda: write_inbox(logdir, 1, type="cancel", agent_id="software_developer-2",
+                                                text="taking too long"))
     result = solve(model, workdir, logdir)
     assert result.status == "done"
     handed_back = json.dumps(model.requests[-1]["messages"][-1])

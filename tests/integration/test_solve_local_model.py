@@ -4,15 +4,13 @@ file (solving the task is a bonus, not asserted)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from sica.events import STATUSES, Event
+from tests.support.cli import run_sica
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +32,8 @@ def test_solve_runs_to_completion_on_the_local_model(tmp_path: Path, local_model
         solves_dir = "solves"
         time_limit_s = 60
     """))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
-    done = subprocess.run([sys.executable, "-m", "sica", "solve", "Add an exclamation mark to the greeting in "
-                           "greet.py.", "--repo", str(repo)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=240, env=environ)
+    done = run_sica(tmp_path, "solve", "Add an exclamation mark to the greeting in greet.py.", "--repo", str(repo),
+                    timeout=240)
     assert done.returncode in (0, 3), done.stderr
     (folder,) = (tmp_path / "solves").iterdir()
     lines = (folder / "logdir" / "events.jsonl").read_text().splitlines()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.cli import clean_environ, run_sica
 
 CONFIG = """
 [models.fake]
@@ -25,14 +26,8 @@ ledger_path = "ledger.sqlite"
 """
 
 
-def sica(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sica", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=60, env=_environ(cwd), **kwargs)
-
-
-def _environ(home: Path) -> dict[str, str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
-    return environ | {"HOME": str(home), "COLUMNS": "200"}
+def sica(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return run_sica(cwd, *args, env=clean_environ(home=cwd), timeout=60)
 
 
 @pytest.fixture
@@ -51,7 +46,7 @@ def test_chat_streams_the_answer_and_reports_usage(workdir):
 
 def test_standalone_gateway_prints_its_token_meters_calls_and_stops_on_ctrl_c(workdir):
     process = subprocess.Popen([sys.executable, "-m", "sica", "gateway", "--port", "0", "--budget-usd", "1",
-                                "--token", "sica-cli-test-token"], cwd=workdir, env=_environ(workdir),
+                                "--token", "sica-cli-test-token"], cwd=workdir, env=clean_environ(home=workdir),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = "".join(process.stdout.readline() for _ in range(8))
@@ -113,7 +108,7 @@ def test_sandbox_none_needs_the_unsafe_flag_and_warns(workdir):
 
 
 def test_doctor_reports_backends_and_prerequisites_without_showing_keys(workdir):
-    environ = _environ(workdir) | {"ANTHROPIC_API_KEY": "fake-provider-key-doctor-123456"}
+    environ = clean_environ(home=workdir) | {"ANTHROPIC_API_KEY": "fake-provider-key-doctor-123456"}
     done = subprocess.run([sys.executable, "-m", "sica", "doctor"], cwd=workdir, capture_output=True, text=True,
                           timeout=60, env=environ)
     assert done.returncode == 0, done.stderr

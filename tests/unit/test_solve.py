@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import clean_environ, run_sica
+
 SCRIPT = [
     {"tool_calls": [{"name": "run", "arguments": {"command": "python -m pytest -q"}}], "usage": {"input": 900, "output": 30}},
     {"tool_calls": [{"name": "view", "arguments": {"path": "textstats/__init__.py"}}], "usage": {"input": 1200, "output": 20}},
@@ -63,9 +65,7 @@ def setup(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def sica(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
-    return subprocess.run([sys.executable, "-m", "sica", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300, env=environ | {"COLUMNS": "200"})
+    return run_sica(cwd, *args)
 
 
 def test_solve_fixes_the_bug_keeps_the_trace_and_applies_the_diff(setup):
@@ -152,9 +152,8 @@ def test_ctrl_c_cancels_the_agent_through_its_inbox_and_keeps_its_work(setup):
     edit = {"tool_calls": [{"name": "create", "arguments": {"path": "notes.txt", "content": "started\n"}}]}
     slow = {"tool_calls": [{"name": "run", "arguments": {"command": "true"}}], "latency_s": 0.5}
     (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in [edit, *[slow] * 60]))
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("SICA_") and not k.endswith("_API_KEY")}
-    process = subprocess.Popen([sys.executable, "-m", "sica", "solve", "Take notes.", "--repo", str(repo),
-                                ], cwd=home, env=environ, stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "sica", "solve", "Take notes.", "--repo", str(repo)],
+                               cwd=home, env=clean_environ(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
