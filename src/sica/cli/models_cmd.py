@@ -12,15 +12,15 @@ import uv
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sica.cli.state import UserError, state
-from sica.local_model import (CATALOG, DEFAULT_MODEL_NAME, LocalModelServer, ServeOptions, install, installed,
-                              list_installed, resolve_model)
+from sica.local_model import (CATALOG, DEFAULT_MODEL_NAME, LocalModelServer, LocalModelSpec, ServeOptions, install,
+                              installed, list_installed, resolve_model)
 
 models_app = typer.Typer(help="The bundled local models (Qwen2.5-Coder on llama.cpp).", no_args_is_help=True)
 
 ModelName = Annotated[str, typer.Argument(help=f"{' or '.join(CATALOG)} (or the full name)")]
 
 
-def _spec(name: str):  # noqa: ANN202 - returns LocalModelSpec
+def _spec(name: str) -> LocalModelSpec:
     try:
         return resolve_model(name)
     except ValueError as error:

@@ -53,8 +53,7 @@ def take_diff(workdir: Path, git_dir: Path) -> str:
 
 
 def changed_files(diff: str) -> list[str]:
-    return sorted({line[6:] for line in diff.splitlines() if line.startswith("+++ b/")} |
-                  {line[6:] for line in diff.splitlines() if line.startswith("--- a/")})
+    return sorted({line[6:] for line in diff.splitlines() if line.startswith(("+++ b/", "--- a/"))})
 
 
 def apply_diff(repo: Path, diff: str) -> None:
