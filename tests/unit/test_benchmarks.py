@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import uv
 
-from sica.benchmarks import BenchmarkError, open_benchmark
+from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark
 from sica.config import default_envs_dir
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.taskdir import TaskFolderError, task_problem
@@ -96,10 +96,11 @@ def test_humaneval_canonical_solutions_score_one_and_stubs_zero(humaneval_rows, 
 
 
 def test_benchmark_names():
-    assert len(open_benchmark("humaneval:3", CACHE, uv.find_uv_bin())) == 3
-    assert [p.id for p in open_benchmark(f"taskdir:{EXAMPLES}", CACHE, uv.find_uv_bin())] == [
+    context = BenchmarkContext(CACHE, default_envs_dir(os.geteuid()), uv.find_uv_bin())
+    assert len(open_benchmark("humaneval:3", context)) == 3
+    assert [p.id for p in open_benchmark(f"taskdir:{EXAMPLES}", context)] == [
         f"taskdir:{EXAMPLES.resolve()}/fix-mean"]
     for bad, message in [("humaneval:0", "positive number"), ("taskdir:", "needs a folder"),
                          ("swebench", "unknown benchmark 'swebench'")]:
         with pytest.raises(BenchmarkError, match=message):
-            open_benchmark(bad, CACHE, uv.find_uv_bin())
+            open_benchmark(bad, context)

@@ -25,13 +25,30 @@ class Score:
 @dataclass(frozen=True)
 class Problem:
     """One problem. `lay_out(dest)` writes the starting tree (outside the sandbox: the benchmark is trusted);
-    `score(sandbox, final_tree, answer)` runs its checks sandboxed, with hidden files the agent never saw."""
+    `score(sandbox, final_tree, answer)` runs its checks sandboxed, with hidden files the agent never saw.
+    `tools` is the bin folder of the problem's environment (built outside the sandbox, cached, reachable by the
+    sandbox user), mounted read-only and first on PATH for the agent and the scorer; None when it needs none."""
 
     id: str
     benchmark: str
     statement: str
     lay_out: Callable[[Path], None]
     score: Callable[[Sandbox, Path, str | None], Score]
+    tools: Path | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkContext:
+    """What building a benchmark may use: `cache_dir` for data only the harness reads (datasets, sdists,
+    generated problem sets), `envs_dir` for problem environments the sandbox user must reach, `uv_bin`, the
+    agent environment's bin folder for task folders' checks (`tools`), and `on_progress` for one-line
+    progress messages while a build runs."""
+
+    cache_dir: Path
+    envs_dir: Path
+    uv_bin: str
+    tools: Path | None = None
+    on_progress: Callable[[str], None] = lambda message: None
 
 
 class Benchmark(Protocol):

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 import uv
 
-from sica.benchmarks import BUILT_IN, BenchmarkError, TaskFolderError, open_benchmark
+from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, TaskFolderError, open_benchmark
+from sica.benchmarks.sdists import SdistError
 from sica.benchmarks.humaneval import DatasetError
 from sica.cli.state import UserError, state
 
@@ -28,9 +29,11 @@ def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     """Build (download, generate, cache) a benchmark's problems now, and say how many there are."""
     cli = state(ctx)
     settings = cli.settings()
-    with cli.err.status(f"building {name}…"):
+    with cli.err.status(f"building {name}…") as status:
+        context = BenchmarkContext(settings.benchmarks.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(),
+                                   uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}"))
         try:
-            problems = open_benchmark(name, settings.benchmarks.cache_dir.expanduser(), uv.find_uv_bin())
-        except (BenchmarkError, DatasetError, TaskFolderError) as error:
+            problems = open_benchmark(name, context)
+        except (BenchmarkError, DatasetError, SdistError, TaskFolderError) as error:
             raise UserError(str(error)) from None
     cli.out.print(f"{name}: {len(problems)} problems ready", highlight=False)
