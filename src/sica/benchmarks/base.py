@@ -25,7 +25,8 @@ class Score:
 @dataclass(frozen=True)
 class Problem:
     """One problem. `lay_out(dest)` writes the starting tree (outside the sandbox: the benchmark is trusted);
-    `score(sandbox, final_tree, answer)` runs its checks sandboxed, with hidden files the agent never saw.
+    `score(sandbox, final_tree, answer)` runs its checks sandboxed, with hidden files the agent never saw (None:
+    nothing to check, as for a user's own repository).
     `tools` is the bin folder of the problem's environment (built outside the sandbox, cached, reachable by the
     sandbox user), mounted read-only and first on PATH for the agent and the scorer; None when it needs none."""
 
@@ -33,7 +34,7 @@ class Problem:
     benchmark: str
     statement: str
     lay_out: Callable[[Path], None]
-    score: Callable[[Sandbox, Path, str | None], Score]
+    score: Callable[[Sandbox, Path, str | None], Score] | None
     tools: Path | None = None
 
 

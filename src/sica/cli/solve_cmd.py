@@ -18,7 +18,8 @@ from sica.cli.state import CliState, UserError, state
 from sica.config import Settings
 from sica.runner.diffs import DiffError, apply_diff
 from sica.runner.environments import AgentVersionError, seed_agent_dir
-from sica.runner.solve import Progress, SolveOutcome, SolveRequest, run_solve
+from sica.runner.attempt import Progress
+from sica.runner.solve import SolveOutcome, SolveRequest, run_solve
 from sica.sandbox import BACKENDS, SandboxError
 
 

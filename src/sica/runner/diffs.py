@@ -23,8 +23,9 @@ class DiffError(Exception):
 
 
 def copy_tree(source: Path, destination: Path) -> None:
-    """Copy a repository's files (not its .git, environments or caches), keeping symlinks as symlinks."""
-    shutil.copytree(source, destination, symlinks=True, ignore=shutil.ignore_patterns(*SKIPPED))
+    """Copy a repository's files (not its .git, environments or caches), keeping symlinks as symlinks, into
+    `destination` (made when missing)."""
+    shutil.copytree(source, destination, symlinks=True, ignore=shutil.ignore_patterns(*SKIPPED), dirs_exist_ok=True)
 
 
 def _git(git_dir: Path, workdir: Path, *args: str) -> str:

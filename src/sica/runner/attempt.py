@@ -1,0 +1,274 @@
+"""One attempt: an agent version on one problem, sandboxed, followed, diffed and scored.
+
+`sica solve` runs one attempt; `sica eval` runs many through one gateway, each with its own account. While it
+runs, the agent works in a size-capped scratch area (a tmpfs where the harness may mount one) that the sandbox
+user can reach; afterwards the attempt's folder keeps `task.md`, `workdir/` and `logdir/` (events.jsonl,
+inbox/, answer.txt) as the agent left them, `baseline.git` (the harness's record of the starting tree),
+`diff.patch`, `agent.log` and `outcome.json`; `live.json` points at the live folders while the attempt lasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sica.benchmarks.base import Problem, Score
+from sica.config import ROLES, Settings
+from sica.events import EventReader
+from sica.gateway import RunningGateway
+from sica.gateway.accounts import Account
+from sica.gateway.pricing import nano_to_usd
+from sica.runner.diffs import copy_tree, record_baseline, take_diff
+from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
+from sica.sandbox.scratch import ScratchArea
+
+
+@dataclass(frozen=True)
+class AttemptLimits:
+    """What one attempt may use: the agent's time (then a cancel, then a kill after the grace period), its
+    gateway budget (None: unlimited), and the sandbox's memory, scratch and /tmp sizes."""
+
+    time_limit_s: float
+    budget_usd: float | None
+    memory_mb: int
+    scratch_mb: int
+    tmp_mb: int
+    cancel_grace_s: float
+
+    @classmethod
+    def for_solve(cls, settings: Settings) -> AttemptLimits:
+        s = settings.solve
+        return cls(s.time_limit_s, s.budget_usd, s.memory_mb, s.scratch_mb, s.tmp_mb, s.cancel_grace_s)
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """The agent version every attempt of a run uses: its code, its built environment, the models per role."""
+
+    code: Path
+    env: Path
+    models: dict[str, dict[str, object]]
+
+
+@dataclass
+class Progress:
+    """What a live display shows about an attempt, refreshed while the agent runs."""
+
+    step: int = 0
+    tool: str = ""
+    tokens: int = 0
+    cost_usd: float = 0.0
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """How an attempt ended: status and summary (the agent's own, or the harness's when it could not say), the
+    score (None when the problem has no checks), cost and tokens (the gateway's), wall seconds and the part
+    of them its calls spent queued in the gateway, and the diff."""
+
+    status: str
+    summary: str
+    answer: str | None
+    score: Score | None
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    seconds: float
+    queued_s: float
+    diff: str
+
+
+def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[str, object]]:
+    """`SICA_AGENT_MODELS`: role → alias, wire format, tool mode and context window."""
+    roles = {}
+    for role in ROLES:
+        alias_name = model or settings.role_alias(role)
+        alias = settings.models[alias_name]
+        roles[role] = {"alias": alias_name, "wire": alias.wire_format, "tool_mode": alias.effective_tool_mode,
+                       "context_window": alias.context_window}
+    return roles
+
+
+def agent_environment(env: Path, code: Path, extra_path: list[Path], contract: Mapping[str, str]) -> dict[str, str]:
+    """The agent's environment: an allow-list, never the harness's own (the backend adds HOME and LANG)."""
+    path = ":".join([*(str(p) for p in extra_path), str(env / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
+    return {**contract, "PATH": path, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1",
+            "GIT_AUTHOR_NAME": "sica agent", "GIT_AUTHOR_EMAIL": "agent@sica.invalid",
+            "GIT_COMMITTER_NAME": "sica agent", "GIT_COMMITTER_EMAIL": "agent@sica.invalid"}
+
+
+@dataclass(frozen=True)
+class RunFolders:
+    """Where one attempt's pieces live in its scratch area (what the sandbox mounts)."""
+
+    workdir: Path
+    logdir: Path
+    code: Path
+    task: Path
+    gateway_socket: Path
+    extra_path: list[Path]
+
+
+def lay_out_run(problem: Problem, code: Path, area: Path, gateway_socket: Path, folder: Path) -> RunFolders:
+    """Fill the scratch area: the starting tree (recorded in the harness's baseline), the agent's code, the task."""
+    workdir = area / "workdir"
+    workdir.mkdir()
+    problem.lay_out(workdir)
+    record_baseline(workdir, folder / "baseline.git")
+    run = RunFolders(workdir, area / "logdir", area / "agent", area / "task", gateway_socket,
+                     [problem.tools] if problem.tools else [])
+    for made in (run.logdir, run.task):
+        made.mkdir(mode=0o755)
+    copy_tree(code, run.code)
+    (run.task / "task.md").write_text(problem.statement, encoding="utf-8")
+    return run
+
+
+def agent_spec(limits: AttemptLimits, sandbox: Sandbox, run: RunFolders, env: Path, contract: dict[str, str]
+               ) -> SandboxSpec:
+    """The sandboxed `python -m sica_agent solve` of the contract: mounts, environment and limits."""
+    sandbox_limits = Limits(wall_s=limits.time_limit_s + limits.cancel_grace_s + 60, cpu_s=None,
+                            memory_mb=limits.memory_mb, tmp_mb=limits.tmp_mb)
+    spec = SandboxSpec(command=(), workdir=run.workdir, logdir=run.logdir, gateway_dir=run.gateway_socket.parent,
+                       readonly=(env, run.code, run.task, *(p.parent for p in run.extra_path)), limits=sandbox_limits)
+    view = sandbox.inside(spec)
+    contract = {**contract, "SICA_AGENT_GATEWAY": f"unix:{view.gateway_dir}/{run.gateway_socket.name}"}
+    return dataclasses.replace(spec, environment=agent_environment(env, run.code, run.extra_path, contract),
+                               command=(str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task",
+                                        str(run.task / "task.md"), "--workdir", str(view.workdir), "--logdir",
+                                        str(view.logdir)))
+
+
+def _contract(limits: AttemptLimits, run_id: str, problem_id: str, token: str,
+              models: dict[str, dict[str, object]]) -> dict[str, str]:
+    """The `SICA_AGENT_*` variables of the agent contract (the gateway address is added where the sandbox is
+    known)."""
+    contract = {"SICA_AGENT_TOKEN": token, "SICA_AGENT_MODELS": json.dumps(models), "SICA_AGENT_RUN_ID": run_id,
+                "SICA_AGENT_PROBLEM_ID": problem_id, "SICA_AGENT_TIME_LIMIT_S": str(limits.time_limit_s)}
+    if limits.budget_usd is not None:
+        contract["SICA_AGENT_COST_LIMIT_USD"] = str(limits.budget_usd)
+    return contract
+
+
+async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits, sandbox: Sandbox,
+                      gateway: RunningGateway, run_id: str, folder: Path, on_progress: Callable[[Progress], None],
+                      stop: asyncio.Event, *, parent_account: str | None = None) -> AttemptOutcome:
+    """Run the agent on `problem` to its end (or until `stop` is set: then it is cancelled, with a grace
+    period), keep its folders in `folder`, and score the final tree when the problem has checks.
+
+    Raises what setting the attempt up raises (laying out the problem, the sandbox): the caller decides
+    whether that is the user's problem or an infrastructure failure worth a retry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "task.md").write_text(problem.statement, encoding="utf-8")
+    assert gateway.uds is not None, "agents reach the gateway through its unix socket"
+    account = gateway.gateway.open_account(f"{problem.id} {run_id}", parent=parent_account,
+                                           limit_usd=limits.budget_usd)
+    with ScratchArea(limits.scratch_mb) as scratch:
+        run = await asyncio.to_thread(lay_out_run, problem, agent.code, scratch.path, gateway.uds, folder)
+        # While the attempt lasts, its live folders are in the scratch area; followers find them here.
+        (folder / "live.json").write_text(json.dumps({"workdir": str(run.workdir), "logdir": str(run.logdir)}))
+        started = time.monotonic()
+        contract = _contract(limits, run_id, problem.id, account.token, agent.models)
+        spec = agent_spec(limits, sandbox, run, agent.env, contract)
+        halt = threading.Event()
+        agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
+        try:
+            watch = await _follow(agent_run, run.logdir, lambda: gateway.gateway.account(account.id), started,
+                                  on_progress, stop, limits.cancel_grace_s, halt)
+        except BaseException:
+            halt.set()  # the caller is going away: the sandbox kills the agent's whole process tree
+            raise
+        result = agent_run.result()
+        seconds = time.monotonic() - started
+        rows = list(gateway.gateway.ledger.calls(account.id))
+        (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
+        status, summary = watch.ended or _unreported_end(result, stop.is_set())
+        diff = await asyncio.to_thread(take_diff, run.workdir, folder / "baseline.git")
+        answer_file = run.logdir / "answer.txt"
+        answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
+        score = None
+        if problem.score is not None and not stop.is_set():
+            score = await asyncio.to_thread(problem.score, sandbox, run.workdir, answer)
+        shutil.copytree(run.workdir, folder / "workdir", symlinks=True)
+        shutil.copytree(run.logdir, folder / "logdir", symlinks=True)
+        (folder / "live.json").unlink()
+    (folder / "diff.patch").write_text(diff, encoding="utf-8")
+    state = gateway.gateway.account(account.id)
+    outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano),
+                             sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows),
+                             round(seconds, 2), round(sum(r["queued_s"] for r in rows), 2), diff)
+    fields = {k: v for k, v in asdict(outcome).items() if k != "diff"}
+    (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
+    return outcome
+
+
+def _unreported_end(result: SandboxResult, stopped: bool) -> tuple[str, str]:
+    """Status and summary for an agent that ended without its `agent_end` event."""
+    if stopped:
+        return "cancelled", f"stopped by the harness; the agent {result.describe()}"
+    if result.ending == "timeout":
+        return "timeout", "the sandbox's wall time ran out before the agent reported an end"
+    return "error", f"the agent {result.describe()} without reporting an end (see agent.log)"
+
+
+@dataclass
+class _Watch:
+    """What following the events has learnt: the top agent, how it ended, and the progress to show."""
+
+    progress: Progress
+    top_agent: str | None = None
+    ended: tuple[str, str] | None = None
+
+    def absorb(self, reader: EventReader) -> None:
+        for event in reader.new_events():
+            if event.type == "agent_start" and event.parent_id is None and self.top_agent is None:
+                self.top_agent = event.agent_id
+            elif event.type == "llm_call":
+                self.progress.step += 1
+            elif event.type == "tool_call":
+                self.progress.tool = str(event.data.get("tool", ""))
+            elif event.type == "agent_end" and event.agent_id == self.top_agent:
+                self.ended = (str(event.data.get("status", "error")), str(event.data.get("summary", "")))
+
+
+async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, account: Callable[[], Account],
+                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event, grace_s: float,
+                  halt: threading.Event) -> _Watch:
+    """Follow the agent until its sandbox run ends: progress from its events and the ledger; on `stop`, a
+    cancel through its inbox, then `halt` (the sandbox kills it) after the grace period."""
+    reader = EventReader(logdir / "events.jsonl")
+    watch = _Watch(Progress())
+    cancel_sent_at: float | None = None
+    while not agent_run.done():
+        watch.absorb(reader)
+        state = account()
+        watch.progress.cost_usd, watch.progress.tokens = nano_to_usd(state.spent_nano), state.spent_tokens
+        watch.progress.elapsed_s = time.monotonic() - started
+        on_progress(watch.progress)
+        if stop.is_set() and cancel_sent_at is None:
+            cancel_sent_at = time.monotonic()
+            _send_cancel(logdir, watch.top_agent or "main")
+        if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > grace_s:
+            halt.set()
+        await asyncio.wait({agent_run}, timeout=0.25)
+    watch.absorb(reader)
+    return watch
+
+
+def _send_cancel(logdir: Path, agent_id: str) -> None:
+    """Ask the agent to stop, through its inbox (written atomically: temp file, then rename)."""
+    inbox = logdir / "inbox"
+    inbox.mkdir(exist_ok=True)
+    sequence = len(list(inbox.glob("*.json")))
+    temp = inbox / f".{sequence:06d}.tmp"
+    temp.write_text(json.dumps({"type": "cancel", "agent_id": agent_id, "text": "stopped by the user"}))
+    os.replace(temp, inbox / f"{sequence:06d}.json")
