@@ -158,6 +158,17 @@ class SolveSettings(_Section):
     cancel_grace_s: float = Field(default=10.0, ge=0)
 
 
+class EvalSettings(_Section):
+    """`sica eval`: where results are kept, and each problem's limits (sandbox sizes come from `[solve]`)."""
+
+    results_dir: Path = Field(default_factory=lambda: Path.home() / ".local/share/sica/evals")
+    workers: int | None = Field(default=None, gt=0)
+    time_limit_s: float = Field(default=600.0, gt=0)
+    budget_usd: float | None = Field(default=1.0, ge=0)
+    infra_retries: int = Field(default=2, ge=0)
+    retry_delay_s: float = Field(default=2.0, ge=0)
+
+
 class BenchmarkSettings(_Section):
     """Where built problem sets and datasets are cached."""
 
@@ -175,6 +186,7 @@ class Settings(BaseSettings):
     local: LocalModelSettings = LocalModelSettings()
     solve: SolveSettings = SolveSettings()
     benchmarks: BenchmarkSettings = BenchmarkSettings()
+    eval: EvalSettings = EvalSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -272,5 +284,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     solve = settings.solve.model_copy(update={"solves_dir": resolve(settings.solve.solves_dir),
                                               "envs_dir": resolve(settings.solve.envs_dir)})
     benchmarks = settings.benchmarks.model_copy(update={"cache_dir": resolve(settings.benchmarks.cache_dir)})
+    evaluation = settings.eval.model_copy(update={"results_dir": resolve(settings.eval.results_dir)})
     return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve,
-                                       "benchmarks": benchmarks})
+                                       "benchmarks": benchmarks, "eval": evaluation})

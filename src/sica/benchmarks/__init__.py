@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sica.benchmarks.base import Benchmark, BenchmarkContext, Problem, Score
+from sica.benchmarks.base import Benchmark, BenchmarkContext, BenchmarkError, Problem, Score
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.taskdir import TaskDirBenchmark, TaskFolderError
 
@@ -28,10 +28,6 @@ OPENERS: dict[str, tuple[str, Opener]] = {
 }
 BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
             "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
-
-
-class BenchmarkError(Exception):
-    """An unknown or malformed benchmark name; one line."""
 
 
 def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:

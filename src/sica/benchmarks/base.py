@@ -14,6 +14,10 @@ from typing import Protocol
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 
 
+class BenchmarkError(Exception):
+    """A benchmark that cannot be named, built or read (each kind's own errors derive from it); one line."""
+
+
 @dataclass(frozen=True)
 class Score:
     """A problem's score in [0, 1] and what the scorer saw."""

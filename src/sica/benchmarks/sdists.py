@@ -11,13 +11,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkContext
+from sica.benchmarks.base import BenchmarkContext, BenchmarkError
 
 #: pip is used only to download (its index configuration is the user's); run through `uv tool run`, pinned.
 PIP = "pip==25.3"
 
 
-class SdistError(Exception):
+class SdistError(BenchmarkError):
     """An sdist that could not be fetched or unpacked; one line."""
 
 

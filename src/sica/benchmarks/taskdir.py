@@ -10,11 +10,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sica.benchmarks.base import Problem, Score, run_checks, score_from_output
+from sica.benchmarks.base import BenchmarkError, Problem, Score, run_checks, score_from_output
 from sica.sandbox import Sandbox
 
 
-class TaskFolderError(Exception):
+class TaskFolderError(BenchmarkError):
     """A task folder that is not in the format; one line."""
 
 

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from sica.cli import benchmarks_cmd, chat_cmd, doctor_cmd, gateway_cmd, models_cmd, sandbox_cmd, solve_cmd
+from sica.cli import (benchmarks_cmd, chat_cmd, doctor_cmd, eval_cmd, gateway_cmd, models_cmd, sandbox_cmd,
+                      solve_cmd)
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
@@ -19,6 +20,7 @@ app = typer.Typer(name="sica", help="A self-improving coding agent, its LLM gate
 app.command("chat")(chat_cmd.chat)
 app.command("gateway")(gateway_cmd.gateway)
 app.command("solve")(solve_cmd.solve)
+app.command("eval")(eval_cmd.evaluate)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
 app.add_typer(benchmarks_cmd.benchmarks_app, name="benchmarks")

@@ -7,9 +7,7 @@ from typing import Annotated
 import typer
 import uv
 
-from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, TaskFolderError, open_benchmark
-from sica.benchmarks.sdists import SdistError
-from sica.benchmarks.humaneval import DatasetError
+from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, open_benchmark
 from sica.cli.state import UserError, state
 
 benchmarks_app = typer.Typer(help="Benchmarks: problems with hidden, sandboxed scorers.", no_args_is_help=True)
@@ -34,6 +32,6 @@ def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
                                    uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}"))
         try:
             problems = open_benchmark(name, context)
-        except (BenchmarkError, DatasetError, SdistError, TaskFolderError) as error:
+        except BenchmarkError as error:
             raise UserError(str(error)) from None
     cli.out.print(f"{name}: {len(problems)} problems ready", highlight=False)

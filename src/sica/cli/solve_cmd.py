@@ -13,7 +13,7 @@ import uvloop
 from rich.live import Live
 from rich.syntax import Syntax
 
-from sica.benchmarks.taskdir import TaskFolderError
+from sica.benchmarks import BenchmarkError
 from sica.cli.state import CliState, UserError, state
 from sica.config import Settings
 from sica.runner.diffs import DiffError, apply_diff
@@ -60,7 +60,7 @@ def solve(
                            (agent or seed_agent_dir()).resolve(), model, sandbox)
     try:
         outcome = uvloop.run(_run(cli, settings, request))
-    except (AgentVersionError, DiffError, SandboxError, TaskFolderError) as error:
+    except (AgentVersionError, BenchmarkError, DiffError, SandboxError) as error:
         raise UserError(str(error)) from None
     _report(cli, outcome)
     if apply and request.repo is not None and outcome.diff:

@@ -191,7 +191,7 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
         seconds = time.monotonic() - started
         rows = list(gateway.gateway.ledger.calls(account.id))
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
-        status, summary = watch.ended or _unreported_end(result, stop.is_set())
+        status, summary = watch.ended or _unreported_end(result, stop.is_set(), watch.top_agent is not None)
         diff = await asyncio.to_thread(take_diff, run.workdir, folder / "baseline.git")
         answer_file = run.logdir / "answer.txt"
         answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
@@ -211,12 +211,16 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     return outcome
 
 
-def _unreported_end(result: SandboxResult, stopped: bool) -> tuple[str, str]:
-    """Status and summary for an agent that ended without its `agent_end` event."""
+def _unreported_end(result: SandboxResult, stopped: bool, started: bool) -> tuple[str, str]:
+    """Status and summary for an agent that ended without its `agent_end` event. One that never started and
+    left no Python traceback did not fail by itself: the sandbox or its environment did (`infra_error`)."""
     if stopped:
         return "cancelled", f"stopped by the harness; the agent {result.describe()}"
     if result.ending == "timeout":
         return "timeout", "the sandbox's wall time ran out before the agent reported an end"
+    if not started and result.ending == "exit" and "Traceback" not in result.stderr:
+        tail = " ".join(result.stderr.split())[-200:]
+        return "infra_error", f"the agent never started: the sandbox {result.describe()}: {tail}"
     return "error", f"the agent {result.describe()} without reporting an end (see agent.log)"
 
 

@@ -1,0 +1,293 @@
+"""`sica eval`: an agent version on a benchmark mix, every problem an attempt in its own sandbox with its own
+gateway account, `workers` at a time (the local runner: asyncio tasks over sandbox threads).
+
+Results reuse: a problem whose result key (agent code, problem, models, limits) is already stored is not run
+again unless `fresh`. An interrupted evaluation stores what finished; running it again does the rest. An
+infrastructure failure (the agent could not reach its model, the sandbox or the problem's set-up failed) is
+retried, and when it persists it is reported as such, never scored.
+
+Held-out problems come after the selection problems of the same benchmark: `--benchmark humaneval:20
+--holdout humaneval:10` selects on problems 1-20 and holds out 21-30; a benchmark only held out gives its first
+problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import uv
+
+from sica.benchmarks import BenchmarkContext, BenchmarkError, Problem, open_benchmark
+from sica.config import Settings
+from sica.gateway import RunningGateway
+from sica.gateway.pricing import nano_to_usd
+from sica.runner.attempt import AgentSetup, AttemptLimits, AttemptOutcome, run_attempt
+from sica.runner.results import (ProblemResult, ResultLog, ResultStore, agent_code_hash, from_cache, models_fingerprint,
+                                 result_key)
+from sica.runner.solve import prepare_agent, serve_gateway
+from sica.sandbox import Sandbox, open_sandbox
+
+SELECTION, HOLDOUT = "selection", "holdout"
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """Which agent, on which benchmarks (selection and held-out parts), with which model, how wide."""
+
+    agent_dir: Path
+    benchmarks: list[str]
+    holdout: list[str] = field(default_factory=list)
+    model: str | None = None
+    workers: int | None = None
+    sandbox: str = "bwrap"
+    fresh: bool = False
+
+
+@dataclass(frozen=True)
+class PlannedProblem:
+    """A problem of the mix: the benchmark name it came from (as the user wrote it) and its part."""
+
+    problem: Problem
+    benchmark: str
+    part: str
+
+
+@dataclass
+class EvalProgress:
+    """What a live display shows: problems done (cached ones among them), running and failed by the
+    infrastructure, the sum of scores so far, and the spend (live, from the gateway)."""
+
+    total: int = 0
+    done: int = 0
+    cached: int = 0
+    running: int = 0
+    infra: int = 0
+    score_sum: float = 0.0
+    cost_usd: float = 0.0
+    phase: str = ""
+
+    def add(self, result: ProblemResult) -> None:
+        self.done += 1
+        self.cached += result.cached
+        self.infra += result.infra
+        self.score_sum += 0.0 if result.infra else result.score
+        if result.cached:
+            self.cost_usd += result.cost_usd
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """An evaluation's results (in the order of the mix), where they are kept, and whether it was interrupted."""
+
+    eval_id: str
+    folder: Path
+    workers: int
+    results: list[ProblemResult]
+    interrupted: bool
+
+
+def split_name(name: str) -> tuple[str, int | None]:
+    """`humaneval:20` → (`humaneval`, 20); `humaneval` → (`humaneval`, None); task folders have no count."""
+    kind, _, argument = name.partition(":")
+    if kind == "taskdir" or not argument:
+        return name, None
+    if not argument.isdigit() or int(argument) < 1:
+        raise BenchmarkError(f"'{name}': the count after ':' must be a positive number, e.g. {kind}:20")
+    return kind, int(argument)
+
+
+def plan_problems(selection: list[str], holdout: list[str], context: BenchmarkContext) -> list[PlannedProblem]:
+    """The mix's problems: each selection benchmark, then each held-out one (after the selection's problems of
+    the same benchmark, so the two parts never overlap)."""
+    chosen: dict[str, tuple[str, int | None]] = {}
+    for name in selection:
+        base, count = split_name(name)
+        if base in chosen:
+            raise BenchmarkError(f"benchmark '{base}' is named twice: give it once, with the count you want")
+        chosen[base] = (name, count)
+    planned: list[PlannedProblem] = []
+    for base, (name, count) in chosen.items():
+        planned += [PlannedProblem(p, name, SELECTION) for p in open_benchmark(name, context)]
+    held: set[str] = set()
+    for name in holdout:
+        base, count = split_name(name)
+        if base in held:
+            raise BenchmarkError(f"held-out benchmark '{base}' is named twice: give it once")
+        held.add(base)
+        skip = 0
+        if base in chosen:
+            skip = chosen[base][1] or 0
+            if not skip:
+                raise BenchmarkError(f"'{base}' is both selected whole and held out: give the selection a count, "
+                                     f"e.g. --benchmark {base}:20 --holdout {name}")
+        wanted = f"{base}:{skip + count}" if count else base
+        problems = open_benchmark(wanted, context)[skip:]
+        if not problems:
+            raise BenchmarkError(f"'{name}': no problems are left to hold out after the {skip} selected ones")
+        planned += [PlannedProblem(p, name, HOLDOUT) for p in problems]
+    return planned
+
+
+def default_workers(settings: Settings, agent: AgentSetup) -> int:
+    """The configured width; else the local model's slots when the agent uses it (more would only queue)."""
+    if settings.eval.workers is not None:
+        return settings.eval.workers
+    aliases = {str(entry["alias"]) for entry in agent.models.values()}
+    if any(settings.models[alias].provider == "local" for alias in aliases):
+        return settings.local.n_parallel
+    return 4
+
+
+def eval_limits(settings: Settings) -> AttemptLimits:
+    s = settings.solve
+    return AttemptLimits(settings.eval.time_limit_s, settings.eval.budget_usd, s.memory_mb, s.scratch_mb, s.tmp_mb,
+                         s.cancel_grace_s)
+
+
+def _slug(problem_id: str) -> str:
+    """A folder name for a problem id (which may hold slashes, colons and whole paths)."""
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", problem_id)[-80:].strip("_")
+    return f"{tail}-{hashlib.sha256(problem_id.encode()).hexdigest()[:8]}"
+
+
+async def run_eval(settings: Settings, environ: Mapping[str, str], request: EvalRequest,
+                   on_progress: Callable[[EvalProgress], None], stop: asyncio.Event) -> EvalReport:
+    """Evaluate the agent on the mix; returns when every problem has a result or `stop` was set (then running
+    attempts are cancelled and left unrecorded)."""
+    sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
+    progress = EvalProgress(phase="building the agent's environment")
+    on_progress(progress)
+    agent = await prepare_agent(settings, request.agent_dir, request.model)
+
+    def building(message: str) -> None:
+        progress.phase = message
+        on_progress(progress)
+
+    context = BenchmarkContext(settings.benchmarks.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(),
+                               uv.find_uv_bin(), tools=agent.env / "bin", on_progress=building)
+    planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
+    limits = eval_limits(settings)
+    agent_hash = agent_code_hash(request.agent_dir)
+    fingerprint = models_fingerprint(settings, agent.models)
+    model_label = ",".join(sorted({str(entry["alias"]) for entry in agent.models.values()}))
+    keys = [result_key(agent_hash, item.problem, fingerprint, limits) for item in planned]
+    eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    folder = settings.eval.results_dir.expanduser() / eval_id
+    folder.mkdir(parents=True)
+    store = ResultStore(settings.eval.results_dir.expanduser() / "results.sqlite")
+    log = ResultLog(folder / "results.jsonl")
+    workers = request.workers or default_workers(settings, agent)
+    results: dict[int, ProblemResult] = {}
+    progress.total, progress.phase = len(planned), ""
+    try:
+        stored = {} if request.fresh else store.cached(keys)
+        pending: asyncio.Queue[int] = asyncio.Queue()
+        for index, (item, key) in enumerate(zip(planned, keys)):
+            if key in stored:
+                results[index] = from_cache(stored[key], item.benchmark, item.part)
+                log.write(results[index])
+                progress.add(results[index])
+            else:
+                pending.put_nowait(index)
+        on_progress(progress)
+        if not pending.empty():
+            async with serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder) as gateway:
+                run = _EvalRun(settings, agent, limits, sandbox, gateway, eval_id, folder, progress, on_progress,
+                               stop)
+
+                async def worker() -> None:
+                    while not stop.is_set() and not pending.empty():
+                        index = pending.get_nowait()
+                        result = await run.problem(planned[index], keys[index])
+                        if result is None:
+                            continue
+                        results[index] = result
+                        store.put(result, agent_hash, model_label, eval_id)
+                        log.write(result)
+                        progress.add(result)
+                        on_progress(progress)
+
+                ticker = asyncio.create_task(run.tick())
+                try:
+                    await asyncio.gather(*(worker() for _ in range(min(workers, pending.qsize()))))
+                finally:
+                    ticker.cancel()
+    finally:
+        store.close()
+    ordered = [results[index] for index in sorted(results)]
+    return EvalReport(eval_id, folder, workers, ordered, interrupted=len(ordered) < len(planned))
+
+
+@dataclass
+class _EvalRun:
+    """What every attempt of one evaluation shares: the agent, limits, sandbox, gateway and the eval account."""
+
+    settings: Settings
+    agent: AgentSetup
+    limits: AttemptLimits
+    sandbox: Sandbox
+    gateway: RunningGateway
+    eval_id: str
+    folder: Path
+    progress: EvalProgress
+    on_progress: Callable[[EvalProgress], None]
+    stop: asyncio.Event
+    account_id: str = ""
+    spent_before: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}").id
+        self.spent_before = self.progress.cost_usd
+
+    async def tick(self) -> None:
+        """Keep the shown spend live (the eval account's children are its problems)."""
+        while True:
+            spent = self.gateway.gateway.account(self.account_id).spent_nano
+            self.progress.cost_usd = self.spent_before + nano_to_usd(spent)
+            self.on_progress(self.progress)
+            await asyncio.sleep(0.5)
+
+    async def problem(self, item: PlannedProblem, key: str) -> ProblemResult | None:
+        """One problem to a result, retrying infrastructure failures; None when stopped before it finished."""
+        retries = self.settings.eval.infra_retries
+        failure = ""
+        problem_folder = self.folder / "problems" / _slug(item.problem.id)
+        for tries in range(1, retries + 2):
+            attempt_folder = problem_folder / f"try-{tries}"
+            self.progress.running += 1
+            try:
+                outcome = await run_attempt(item.problem, self.agent, self.limits, self.sandbox, self.gateway,
+                                            self.eval_id, attempt_folder, lambda _: None, self.stop,
+                                            parent_account=self.account_id)
+            except Exception as error:  # setting up, running or scoring the attempt failed: not the agent's doing
+                failure = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+            else:
+                if self.stop.is_set():
+                    return None
+                if outcome.status != "infra_error":
+                    return _result(key, item, outcome, tries, attempt_folder)
+                failure = outcome.summary
+            finally:
+                self.progress.running -= 1
+            if self.stop.is_set():
+                return None
+            if tries <= retries:
+                await asyncio.sleep(self.settings.eval.retry_delay_s * 2 ** (tries - 1))
+        return ProblemResult(key, item.problem.id, item.benchmark, item.part, "infra_error", 0.0,
+                             f"infrastructure failure after {retries + 1} tries: {failure}", 0.0, 0, 0, 0.0, 0.0,
+                             retries + 1, str(problem_folder), infra=True)
+
+
+def _result(key: str, item: PlannedProblem, outcome: AttemptOutcome, tries: int, folder: Path) -> ProblemResult:
+    score = outcome.score
+    return ProblemResult(key, item.problem.id, item.benchmark, item.part, outcome.status,
+                         score.value if score else 0.0, score.details if score else outcome.summary,
+                         outcome.cost_usd, outcome.input_tokens, outcome.output_tokens,
+                         round(max(0.0, outcome.seconds - outcome.queued_s), 2), outcome.queued_s, tries, str(folder))

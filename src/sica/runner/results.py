@@ -1,0 +1,159 @@
+"""Evaluation results: one record per (agent, problem), kept in SQLite (the cache a rerun reuses) and in each
+evaluation's JSONL file (everything it reported, cached results and infrastructure failures included).
+
+A result is reused when its key matches: the hash of the agent's code, the problem (id and statement), the
+models with their configuration, and the limits the problem ran under. Infrastructure failures are never
+cached, so a rerun tries those problems again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from sica.benchmarks.base import Problem
+from sica.config import Settings
+from sica.runner.attempt import AttemptLimits
+from sica.runner.diffs import SKIPPED
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    key TEXT PRIMARY KEY,
+    agent_hash TEXT NOT NULL,
+    problem_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    status TEXT NOT NULL,
+    score REAL NOT NULL,
+    details TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    seconds REAL NOT NULL,
+    queued_s REAL NOT NULL,
+    tries INTEGER NOT NULL,
+    eval_id TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    finished_at REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ProblemResult:
+    """What one problem came to. `seconds` is the time charged to it: wall time less its calls' queueing in
+    the gateway. `infra` marks an infrastructure failure that outlived its retries: reported, never scored."""
+
+    key: str
+    problem_id: str
+    benchmark: str
+    part: str
+    status: str
+    score: float
+    details: str
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    seconds: float
+    queued_s: float
+    tries: int
+    folder: str
+    infra: bool = False
+    cached: bool = False
+
+
+def agent_code_hash(agent_dir: Path) -> str:
+    """A digest of the agent version's files (paths and contents; caches and environments left out)."""
+    digest = hashlib.sha256()
+    for path in sorted(agent_dir.rglob("*")):
+        relative = path.relative_to(agent_dir)
+        if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc" or not path.is_file():
+            continue
+        digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def models_fingerprint(settings: Settings, models: Mapping[str, Mapping[str, object]]) -> dict[str, Any]:
+    """The models an agent uses, per role, with the configuration that shapes their answers (never keys); a
+    scripted alias's script by its content."""
+    described: dict[str, Any] = {}
+    for role, entry in sorted(models.items()):
+        alias = settings.models[str(entry["alias"])]
+        config = alias.model_dump(mode="json", exclude={"api_key", "api_key_env", "script", "timeout_s",
+                                                         "max_concurrent", "requests_per_minute",
+                                                         "tokens_per_minute"})
+        if alias.script is not None:
+            config["script_sha256"] = hashlib.sha256(alias.script.read_bytes()).hexdigest()
+        described[role] = {"alias": entry["alias"], **config}
+    return described
+
+
+def result_key(agent_hash: str, problem: Problem, models: Mapping[str, Any], limits: AttemptLimits) -> str:
+    """The cache key of (agent code, problem, models, limits)."""
+    material = {"agent": agent_hash, "problem": problem.id,
+                "statement": hashlib.sha256(problem.statement.encode()).hexdigest(), "models": models,
+                "limits": asdict(limits)}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class ResultStore:
+    """The SQLite cache of finished results (WAL, busy timeout: several evaluations may share it)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def cached(self, keys: Iterable[str]) -> dict[str, sqlite3.Row]:
+        """The stored results among `keys`."""
+        wanted = list(keys)
+        found: dict[str, sqlite3.Row] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = self._db.execute(f"SELECT * FROM results WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((row["key"], row) for row in rows)
+        return found
+
+    def put(self, result: ProblemResult, agent_hash: str, model: str, eval_id: str) -> None:
+        """Store a scored result (infrastructure failures are not stored)."""
+        if result.infra:
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO results (key, agent_hash, problem_id, model, status, score, details, cost_usd,"
+            " input_tokens, output_tokens, seconds, queued_s, tries, eval_id, folder, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (result.key, agent_hash, result.problem_id, model, result.status, result.score, result.details,
+             result.cost_usd, result.input_tokens, result.output_tokens, result.seconds, result.queued_s,
+             result.tries, eval_id, result.folder, time.time()))
+
+
+def from_cache(row: sqlite3.Row, benchmark: str, part: str) -> ProblemResult:
+    """A stored result as this evaluation reports it."""
+    names = {f.name for f in fields(ProblemResult)} - {"benchmark", "part", "infra", "cached"}
+    return ProblemResult(**{name: row[name] for name in names}, benchmark=benchmark, part=part, cached=True)
+
+
+class ResultLog:
+    """An evaluation's JSONL file: one line per result, flushed as each arrives."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, result: ProblemResult) -> None:
+        with self.path.open("a", encoding="utf-8") as log:
+            log.write(json.dumps(asdict(result)) + "\n")
+
+    def read(self) -> list[ProblemResult]:
+        with self.path.open(encoding="utf-8") as log:
+            return [ProblemResult(**json.loads(line)) for line in log if line.strip()]
