@@ -81,7 +81,8 @@ def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callab
 def score_from_output(result: SandboxResult) -> Score:
     """The task-directory convention: exit 0 iff solved; an optional last line `score: X` for partial credit."""
     lines = result.stdout.strip().splitlines()
-    tail = " ".join(" ".join(lines[-5:]).split())[-300:]
+    said = (result.stdout + "\n" + result.stderr).strip().splitlines()
+    tail = " ".join(" ".join(said[-5:]).split())[-300:]
     if lines and lines[-1].startswith("score:"):
         try:
             value = min(1.0, max(0.0, float(lines[-1].removeprefix("score:"))))

@@ -108,10 +108,12 @@ def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:
     cli.out.print(table)
     if verbose:
         rows = Table(show_lines=False)
-        for column in ("problem", "status", "score", "cost $", "time s", "tokens", "reused", "details"):
-            rows.add_column(column, overflow="fold")
+        for column in ("problem", "status", "score", "cost $", "time s", "tokens", "reused"):
+            rows.add_column(column, no_wrap=True)
+        rows.add_column("details", overflow="fold", ratio=1)
         for r in report.results:
-            rows.add_row(r.problem_id, r.status, f"{r.score:g}", f"{r.cost_usd:.4f}", f"{r.seconds:.1f}",
+            shown = r.problem_id if len(r.problem_id) <= 40 else "…" + r.problem_id[-39:]
+            rows.add_row(shown, r.status, f"{r.score:g}", f"{r.cost_usd:.4f}", f"{r.seconds:.1f}",
                          f"{r.input_tokens}/{r.output_tokens}", "yes" if r.cached else "", r.details[:160])
         cli.out.print(rows)
     cli.err.print(f"results: {report.folder / 'results.jsonl'}", highlight=False)

@@ -1,0 +1,191 @@
+"""`sica eval` end to end: the seed agent, driven by a scripted model through the real gateway and the real
+bwrap sandbox, on a mix of task folders; results cached, resumed after an interrupt, infrastructure failures
+retried and reported apart, never scored."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sica.runner.stats import mean_interval
+from tests.support.cli import clean_environ, run_sica
+
+#: Every problem replays this script from the start (the scripted upstream keeps a position per account).
+SCRIPT = [
+    {"tool_calls": [{"name": "create", "arguments": {"path": "done.txt", "content": "ok\n"}}],
+     "usage": {"input": 1000, "output": 20}},
+    {"tool_calls": [{"name": "complete", "arguments": {"summary": "wrote done.txt"}}],
+     "usage": {"input": 1100, "output": 10}},
+]
+
+
+def make_tasks(root: Path, expected: dict[str, str]) -> Path:
+    """Task folders whose check passes iff done.txt holds the expected word."""
+    for name, word in expected.items():
+        task = root / name
+        task.mkdir(parents=True)
+        (task / "task.md").write_text(f"Write the word '{word}' into done.txt.\n")
+        (task / "build.sh").write_text("mkdir -p \"$1\" && echo start > \"$1/README\"\n")
+        (task / "check.sh").write_text(f'test "$(cat "$1/done.txt" 2>/dev/null)" = "{word}"\n')
+    return root
+
+
+def write_config(home: Path, script: list[dict], extra: str = "") -> None:
+    (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in script))
+    (home / "sica.toml").write_text(textwrap.dedent("""
+        [models.fake]
+        provider = "scripted"
+        model = "scripted"
+        script = "script.jsonl"
+        price = { input = 1.0, output = 2.0 }
+
+        [eval]
+        results_dir = "evals"
+        retry_delay_s = 0.1
+    """) + extra)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok", "gamma": "other", "delta": "ok", "eps": "no"})
+    write_config(tmp_path, SCRIPT)
+    return tmp_path
+
+
+def results_of(home: Path) -> list[dict]:
+    (jsonl,) = sorted((home / "evals").glob("*/results.jsonl"), key=lambda p: p.stat().st_mtime)[-1:]
+    return [json.loads(line) for line in jsonl.read_text().splitlines()]
+
+
+def test_eval_scores_caches_and_reports_per_benchmark(home):
+    tasks = home / "tasks"
+    done = run_sica(home, "eval", "--benchmark", f"taskdir:{tasks}", "--workers", "2", "--verbose")
+    assert done.returncode == 0, done.stderr
+    results = results_of(home)
+    scores = {r["problem_id"].rsplit("/", 1)[1]: r["score"] for r in results}
+    assert scores == {"alpha": 1.0, "beta": 1.0, "delta": 1.0, "gamma": 0.0, "eps": 0.0}
+    for result in results:
+        assert result["status"] == "done" and not result["cached"] and not result["infra"]
+        # The gateway's account: 2100 input tokens at $1/M and 30 output tokens at $2/M, per problem.
+        assert (result["input_tokens"], result["output_tokens"]) == (2100, 30)
+        assert result["cost_usd"] == pytest.approx(0.00216)
+        assert 0 < result["seconds"] < 60 and result["queued_s"] >= 0
+        assert (Path(result["folder"]) / "diff.patch").read_text().count("+ok") == 1
+    expected = mean_interval([1, 1, 1, 0, 0])
+    assert str(expected) in done.stdout and "0.600 ±" in done.stdout
+    assert "alpha" in done.stdout and "taskdir" in done.stdout  # --verbose: a row per problem
+
+    rerun = run_sica(home, "eval", "--benchmark", f"taskdir:{tasks}")
+    assert rerun.returncode == 0, rerun.stderr
+    again = results_of(home)
+    assert all(r["cached"] for r in again) and [r["score"] for r in again] == [r["score"] for r in results]
+    assert not (Path(rerun.stderr.split("results: ")[1].strip()).parent / "ledger.sqlite").exists()
+
+    fresh = run_sica(home, "eval", "--benchmark", f"taskdir:{tasks}", "--fresh")
+    assert fresh.returncode == 0 and not any(r["cached"] for r in results_of(home))
+    with sqlite3.connect(home / "evals" / "results.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM results").fetchone() == (5,)
+
+
+def test_a_changed_agent_or_script_is_not_served_from_the_cache(home, tmp_path):
+    tasks = home / "tasks"
+    assert run_sica(home, "eval", "-b", f"taskdir:{tasks}").returncode == 0
+    script = json.loads(json.dumps(SCRIPT))
+    script[0]["tool_calls"][0]["arguments"]["content"] = "other\n"
+    write_config(home, script)
+    assert run_sica(home, "eval", "-b", f"taskdir:{tasks}").returncode == 0
+    results = results_of(home)
+    assert not any(r["cached"] for r in results)
+    assert {r["problem_id"].rsplit("/", 1)[1] for r in results if r["score"] == 1.0} == {"gamma"}
+
+
+def test_holdout_is_reported_apart_and_never_overlaps(home):
+    tasks = home / "tasks"
+    done = run_sica(home, "eval", "-b", "humaneval:2", "--holdout", "humaneval:1", "-b", f"taskdir:{tasks}")
+    assert done.returncode == 0, done.stderr
+    parts = {(r["benchmark"], r["part"]): [] for r in results_of(home)}
+    for r in results_of(home):
+        parts[(r["benchmark"], r["part"])].append(r["problem_id"])
+    assert parts[("humaneval:2", "selection")] == ["humaneval/0", "humaneval/1"]
+    assert parts[("humaneval:1", "holdout")] == ["humaneval/2"]
+    assert "holdout" in done.stdout and "selection" in done.stdout
+
+    bad = run_sica(home, "eval", "-b", "humaneval", "--holdout", "humaneval:1")
+    assert bad.returncode == 1 and "give the selection a count" in bad.stderr
+
+
+def test_interrupted_eval_keeps_what_finished_and_a_rerun_does_the_rest(home):
+    slow = [dict(line, latency_s=1.5) for line in SCRIPT]
+    write_config(home, slow)
+    tasks = home / "tasks"
+    process = subprocess.Popen([sys.executable, "-m", "sica", "eval", "-b", f"taskdir:{tasks}", "--workers", "1"],
+                               cwd=home, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        logs = list((home / "evals").glob("*/results.jsonl"))
+        if logs and logs[0].read_text().count("\n") >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "run the same command again" in stderr
+    first = results_of(home)
+    assert 2 <= len(first) < 5 and all(r["status"] == "done" for r in first)
+
+    rerun = run_sica(home, "eval", "-b", f"taskdir:{tasks}", "--workers", "2")
+    assert rerun.returncode == 0, rerun.stderr
+    second = results_of(home)
+    assert len(second) == 5
+    assert {r["problem_id"] for r in second if r["cached"]} == {r["problem_id"] for r in first}
+
+
+def test_infrastructure_failures_are_retried_and_never_scored(home):
+    """An upstream that stays unavailable: the gateway gives up (503), the agent ends `infra_error`, the eval
+    retries, then reports the problem as an infrastructure failure, left out of the mean and of the cache."""
+    write_config(home, [{"error": {"status": 500}}] * 50, extra=textwrap.dedent("""
+        infra_retries = 1
+
+        [gateway.retry]
+        max_attempts = 2
+        initial_backoff_s = 0.01
+    """))
+    tasks = make_tasks(home / "one", {"alpha": "ok"})
+    done = run_sica(home, "eval", "-b", f"taskdir:{tasks}")
+    assert done.returncode == 0, done.stderr
+    (result,) = results_of(home)
+    assert result["infra"] and result["status"] == "infra_error" and result["tries"] == 2
+    assert "infrastructure failure after 2 tries" in result["details"]
+    assert list((Path(result["folder"])).iterdir()) and len(list(Path(result["folder"]).glob("try-*"))) == 2
+    with sqlite3.connect(home / "evals" / "results.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM results").fetchone() == (0,)
+    row = next(line for line in done.stdout.splitlines() if "taskdir" in line)
+    assert "–" in row  # no score: nothing was scored
+
+
+def test_bad_input_is_one_line(home):
+    for args, message in [(["-b", "nosuch"], "unknown benchmark 'nosuch'"),
+                          (["-b", "humaneval:0"], "must be a positive number"),
+                          (["-b", "humaneval", "-b", "humaneval:3"], "named twice"),
+                          (["-b", "humaneval", "--agent", str(home)], "not an agent version folder"),
+                          (["-b", "humaneval", "--model", "nope"], "unknown model alias 'nope'")]:
+        done = run_sica(home, "eval", *args)
+        assert done.returncode == 1, (args, done.stderr)
+        assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_mean_interval():
+    assert str(mean_interval([1.0])) == "1.000"
+    interval = mean_interval([1, 1, 1, 0, 0])
+    # mean 0.6, sample sd 0.5477, t(4) = 2.776: half-width 2.776 * 0.5477 / sqrt(5) = 0.680
+    assert interval.mean == pytest.approx(0.6) and interval.half_width == pytest.approx(0.680, abs=1e-3)
+    assert mean_interval([0.5] * 40).half_width == 0.0
