@@ -18,7 +18,7 @@ from sica_agent import toolcalls
 from sica_agent.conversation import Conversation
 from sica_agent.events import EventLog
 from sica_agent.inbox import Inbox
-from sica_agent.llm import BudgetExceeded, ModelCallError, ModelClient, ModelReply, UpstreamUnavailable
+from sica_agent.llm import BudgetExceeded, ModelCallError, ModelClient, ModelReply, OutOfTime, UpstreamUnavailable
 from sica_agent.settings import ModelRole, Settings
 from sica_agent.tools import run_tool
 from sica_agent.tools.base import Tool, ToolContext, ToolResult
@@ -150,7 +150,10 @@ class Agent:
             if time.monotonic() >= self._deadline:
                 return AgentResult("timeout", f"ran out of time; {last_progress}", steps=step - 1)
             self._keep_within_context()
-            reply = self._ask(temperature)
+            try:
+                reply = self._ask(temperature)
+            except OutOfTime as error:
+                return AgentResult("timeout", f"{error}; {last_progress}", steps=step - 1)
             self.history.add_assistant(reply.message)
             try:
                 calls, ignored, thought = self._calls(reply)
@@ -201,7 +204,9 @@ class Agent:
         try:
             return ask_model(self.runtime, self.emit, self.role, self.system, self.history.messages,
                              max_tokens=4096 if native else 1024, temperature=temperature, tools=tools,
-                             response_format=response_format)
+                             response_format=response_format, time_left_s=self._deadline - time.monotonic())
+        except OutOfTime:
+            raise
         except ModelCallError as error:
             self.emit("error", kind="model_call", status=error.status, message=str(error))
             raise RunEnded("error", f"the model call failed (HTTP {error.status}): {error}") from None

@@ -2,7 +2,8 @@
 
 The gateway holds the provider keys, budgets and retries; the agent sends its budget token. A 402 from the
 gateway means the budget is spent (`BudgetExceeded`), a 503 that the provider is unreachable after retries
-(`UpstreamUnavailable`): both end the agent cleanly with their own status.
+(`UpstreamUnavailable`), and a call still unanswered when the agent's time is up is `OutOfTime`: each ends the
+agent cleanly with its own status.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class BudgetExceeded(ModelCallError):
 
 class UpstreamUnavailable(ModelCallError):
     """HTTP 503: the model's provider could not be reached, even after the gateway's retries."""
+
+
+class OutOfTime(ModelCallError):
+    """The agent's time ran out while it waited for the model (the call's timeout was the time left)."""
 
 
 @dataclass(frozen=True)
@@ -62,14 +67,24 @@ class ModelClient:
 
     def chat(self, role: ModelRole, system: str, messages: list[dict[str, Any]], *, max_tokens: int,
              temperature: float, tools: list[dict[str, Any]] | None = None,
-             response_format: dict[str, Any] | None = None) -> ModelReply:
+             response_format: dict[str, Any] | None = None, time_left_s: float | None = None) -> ModelReply:
+        """One call; `time_left_s` bounds the wait (then `OutOfTime`), else the client's own timeout does."""
         if role.wire == "anthropic":
-            return self._anthropic(role, system, messages, max_tokens, temperature, tools)
-        return self._openai(role, system, messages, max_tokens, temperature, tools, response_format)
+            return self._anthropic(role, system, messages, max_tokens, temperature, tools, time_left_s)
+        return self._openai(role, system, messages, max_tokens, temperature, tools, response_format, time_left_s)
 
-    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any], time_left_s: float | None) -> dict[str, Any]:
+        own_limit = self._http.timeout.read
+        out_of_time = time_left_s is not None and (own_limit is None or time_left_s < own_limit)
         try:
-            response = self._http.post(path, json=body)
+            if out_of_time:
+                response = self._http.post(path, json=body, timeout=max(time_left_s or 0.0, 0.1))
+            else:
+                response = self._http.post(path, json=body)
+        except httpx.TimeoutException:
+            if out_of_time:
+                raise OutOfTime(504, f"the agent's time ran out waiting for the model ({time_left_s:.0f} s)") from None
+            raise UpstreamUnavailable(503, "the gateway did not answer in time") from None
         except httpx.HTTPError as error:
             raise UpstreamUnavailable(503, f"the gateway is unreachable ({type(error).__name__})") from None
         try:
@@ -88,14 +103,14 @@ class ModelClient:
 
     def _openai(self, role: ModelRole, system: str, messages: list[dict[str, Any]], max_tokens: int,
                 temperature: float, tools: list[dict[str, Any]] | None,
-                response_format: dict[str, Any] | None) -> ModelReply:
+                response_format: dict[str, Any] | None, time_left_s: float | None) -> ModelReply:
         body: dict[str, Any] = {"model": role.alias, "messages": [{"role": "system", "content": system}, *messages],
                                 "max_tokens": max_tokens, "temperature": temperature}
         if tools:
             body["tools"] = tools
         if response_format:
             body["response_format"] = response_format
-        payload = self._post("/v1/chat/completions", body)
+        payload = self._post("/v1/chat/completions", body, time_left_s)
         choice = (payload.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         calls = message.get("tool_calls") or []
@@ -109,14 +124,14 @@ class ModelClient:
                           choice.get("finish_reason"))
 
     def _anthropic(self, role: ModelRole, system: str, messages: list[dict[str, Any]], max_tokens: int,
-                   temperature: float, tools: list[dict[str, Any]] | None) -> ModelReply:
+                   temperature: float, tools: list[dict[str, Any]] | None, time_left_s: float | None) -> ModelReply:
         body: dict[str, Any] = {
             "model": role.alias, "max_tokens": max_tokens, "temperature": temperature,
             "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
             "messages": _with_cache_breakpoint(messages)}
         if tools:
             body["tools"] = tools
-        payload = self._post("/v1/messages", body)
+        payload = self._post("/v1/messages", body, time_left_s)
         content = payload.get("content") or []
         text = "".join(block.get("text", "") for block in content if block.get("type") == "text")
         calls = [block for block in content if block.get("type") == "tool_use"]

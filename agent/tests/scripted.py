@@ -1,7 +1,8 @@
 """A scripted model for the agent's own tests: replays responses in the gateway's wire formats.
 
 Each response is `{"content": "..."}` and/or `{"tool_calls": [{"name", "arguments"}]}`, or
-`{"status": 402|503|400, "message": "..."}` for a gateway error. The requests the agent sent are kept, so tests
+`{"status": 402|503|400, "message": "..."}` for a gateway error; `"takes_s": X` makes a response take X seconds
+to arrive (without sleeping: a request whose read timeout is shorter gets `httpx.ReadTimeout`). The requests the agent sent are kept, so tests
 can check what the model was shown.
 """
 
@@ -39,6 +40,8 @@ class ScriptedModel:
         if not self.responses:
             return httpx.Response(503, json={"error": {"type": "upstream_unavailable", "message": "script ended"}})
         line = self.responses.pop(0)
+        if line.get("takes_s", 0) > request.extensions["timeout"]["read"]:
+            raise httpx.ReadTimeout("scripted model too slow", request=request)
         if "status" in line:
             return httpx.Response(line["status"], json={"error": {"type": "error", "message": line["message"]}})
         usage = {"input": 10, "output": 5}
@@ -61,17 +64,18 @@ class ScriptedModel:
                                                    "completion_tokens": usage["output"]}})
 
 
-def settings_for(wire: str = "openai", tool_mode: str = "native", context_window: int = 32768) -> Settings:
+def settings_for(wire: str = "openai", tool_mode: str = "native", context_window: int = 32768,
+                 time_limit_s: float = 120) -> Settings:
     role = ModelRole("scripted", wire, tool_mode, context_window)  # type: ignore[arg-type]
     return Settings(gateway="http://gateway.invalid", token="test-token", models={"main": role, "reasoning": role},
-                    run_id="test-run", problem_id="test-problem", time_limit_s=120, cost_limit_usd=None)
+                    run_id="test-run", problem_id="test-problem", time_limit_s=time_limit_s, cost_limit_usd=None)
 
 
 def scripted_runtime(model: ScriptedModel, logdir: Path, settings: Settings, archive: Path | None = None) -> Runtime:
     """The real runtime (tools, sub-agents, events, inbox) with the scripted model behind its HTTP client."""
     runtime = build_runtime(settings, logdir, archive)
     runtime.model = ModelClient(httpx.Client(transport=httpx.MockTransport(model.handle),
-                                             base_url="http://gateway.invalid"))
+                                             base_url="http://gateway.invalid", timeout=900))
     return runtime
 
 

@@ -96,6 +96,18 @@ def test_native_reply_without_a_tool_call_is_a_format_error(workdir, tmp_path):
     assert "called no tool" in model.requests[1]["messages"][-1]["content"]
 
 
+def test_a_model_call_waits_no_longer_than_the_time_left(workdir, tmp_path):
+    """A reply that would come after the agent's time is up ends the agent as `timeout`, not as an unreachable
+    model; one that comes in time is used."""
+    model = ScriptedModel([dict(FIX[0], takes_s=5), dict(FIX[1], takes_s=100)])
+    result = solve(model, workdir, tmp_path / "log", time_limit_s=30)
+    assert result.status == "timeout" and "time ran out waiting for the model" in result.summary
+    assert len(model.requests) == 2
+    events = read_events(tmp_path / "log")
+    assert [e["data"]["tool"] for e in events if e["type"] == "tool_call"] == ["view"]
+    assert events[-1]["data"]["status"] == "timeout"
+
+
 @pytest.mark.parametrize(("status", "expected"), [(402, "budget_exceeded"), (503, "infra_error"), (400, "error")])
 def test_gateway_errors_end_the_agent_with_their_status(workdir, tmp_path, status, expected):
     model = ScriptedModel([FIX[0], {"status": status, "message": "no"}])

@@ -5,7 +5,6 @@ retried and reported apart, never scored."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess

@@ -1,20 +1,25 @@
 """Source distributions of real packages, fetched once from the configured package index and unpacked into the
-benchmark cache. The harness reads them; their code is never imported or built here."""
+benchmark cache. The harness reads them; their code is never imported, built or run here.
+
+uv resolves the pin (`uv pip compile --no-build --format pylock.toml`: from wheel metadata, never running a build
+backend, which `pip download` would do for an sdist) and names the sdist's address and sha256; httpx downloads
+it and the hash is checked before anything is unpacked."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkContext, BenchmarkError
+import httpx
 
-#: pip is used only to download (its index configuration is the user's); run through `uv tool run`, pinned.
-PIP = "pip==25.3"
+from sica.benchmarks.base import BenchmarkContext, BenchmarkError
 
 
 class SdistError(BenchmarkError):
@@ -31,22 +36,50 @@ def fetch_sdist(requirement: str, context: BenchmarkContext) -> Path:
         return tree
     context.on_progress(f"fetching {requirement}")
     tree.parent.mkdir(parents=True, exist_ok=True)
+    url, sha256 = _locate(requirement, context.uv_bin)
     with tempfile.TemporaryDirectory(prefix="sica-sdist-", dir=tree.parent) as scratch:
-        done = subprocess.run([context.uv_bin, "tool", "run", "--quiet", "--from", PIP, "pip", "download",
-                               "--quiet", "--no-deps", "--no-binary", ":all:", "--dest", scratch, requirement],
-                              capture_output=True, text=True)
-        archives = [p for p in Path(scratch).iterdir() if p.name.endswith((".tar.gz", ".zip", ".tgz"))]
-        if done.returncode != 0 or len(archives) != 1:
-            detail = " ".join((done.stderr or done.stdout).split())[-300:]
-            raise SdistError(f"downloading the sdist of {requirement} failed: {detail or 'no archive'}")
+        archive = Path(scratch) / url.rsplit("/", 1)[-1].split("#")[0]
+        _download(url, sha256, archive, requirement)
         unpacked = Path(scratch) / "unpacked"
-        _unpack(archives[0], unpacked)
+        _unpack(archive, unpacked)
         roots = list(unpacked.iterdir())
         source = roots[0] if len(roots) == 1 and roots[0].is_dir() else unpacked
         (source / ".complete").write_text(requirement + "\n")
         shutil.rmtree(tree, ignore_errors=True)
         os.replace(source, tree)
     return tree
+
+
+def _locate(requirement: str, uv_bin: str) -> tuple[str, str]:
+    """The sdist's address and sha256 from the index, as uv resolves the pin. The first resolution, with
+    `--no-build`, proves a wheel's metadata suffices; so the second, which lists the sdist too, builds nothing."""
+    for no_build in (["--no-build"], []):
+        done = subprocess.run([uv_bin, "pip", "compile", "-", "--quiet", "--no-deps", *no_build, "--no-header",
+                               "--format", "pylock.toml", "--python-version", "3.11"], input=requirement,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SdistError(f"resolving {requirement} failed (only releases with a wheel are used, so that no "
+                             f"build runs): {' '.join(done.stderr.split())[-300:]}")
+    for package in tomllib.loads(done.stdout).get("packages", []):
+        sdist = package.get("sdist") or {}
+        if sdist.get("url") and sdist.get("hashes", {}).get("sha256"):
+            return sdist["url"], sdist["hashes"]["sha256"]
+    raise SdistError(f"{requirement} has no source distribution on the index: pick a release that has one")
+
+
+def _download(url: str, sha256: str, dest: Path, requirement: str) -> None:
+    digest = hashlib.sha256()
+    try:
+        with httpx.stream("GET", url, follow_redirects=True, timeout=60) as response:
+            response.raise_for_status()
+            with dest.open("wb") as out:
+                for chunk in response.iter_bytes():
+                    digest.update(chunk)
+                    out.write(chunk)
+    except httpx.HTTPError as error:
+        raise SdistError(f"downloading the sdist of {requirement} failed: {error}") from None
+    if digest.hexdigest() != sha256:
+        raise SdistError(f"the sdist of {requirement} does not match the index's sha256: download it again")
 
 
 def _unpack(archive: Path, dest: Path) -> None:

@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +185,9 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
     store = ResultStore(settings.eval.results_dir.expanduser() / "results.sqlite")
     log = ResultLog(folder / "results.jsonl")
     workers = request.workers or default_workers(settings, agent)
+    # Each running attempt holds a thread for its sandbox and briefly others (lay-out, scoring, diffs); the
+    # loop's default pool (cores + 4 threads) would cap the width below `workers`.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2 * workers + 4, "sica-eval"))
     results: dict[int, ProblemResult] = {}
     progress.total, progress.phase = len(planned), ""
     try:
