@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 import uv
 
-from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, TaskFolderError, open_benchmark
+from sica.benchmarks import (BUILT_IN, BenchmarkContext, BenchmarkError, DatasetError, SwebenchError, TaskFolderError,
+                             open_benchmark)
 from sica.benchmarks.sdists import SdistError
-from sica.benchmarks.humaneval import DatasetError
 from sica.cli.state import UserError, state
 
 benchmarks_app = typer.Typer(help="Benchmarks: problems with hidden, sandboxed scorers.", no_args_is_help=True)
@@ -19,8 +20,9 @@ benchmarks_app = typer.Typer(help="Benchmarks: problems with hidden, sandboxed s
 def list_command(ctx: typer.Context) -> None:
     """The built-in benchmarks and what they are."""
     cli = state(ctx)
+    width = max(map(len, BUILT_IN)) + 1
     for name, about in BUILT_IN.items():
-        cli.out.print(f"{name:14} {about}", highlight=False, soft_wrap=True)
+        cli.out.print(f"{name:{width}} {about}", highlight=False, soft_wrap=True)
 
 
 @benchmarks_app.command("build")
@@ -29,11 +31,21 @@ def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     """Build (download, generate, cache) a benchmark's problems now, and say how many there are."""
     cli = state(ctx)
     settings = cli.settings()
+    benchmarks = settings.benchmarks
     with cli.err.status(f"building {name}…") as status:
-        context = BenchmarkContext(settings.benchmarks.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(),
-                                   uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}"))
+        context = BenchmarkContext(
+            benchmarks.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv.find_uv_bin(),
+            on_progress=lambda message: status.update(f"{name}: {message}"), hf_endpoint=benchmarks.hf_endpoint,
+            swebench_file=_expanded(benchmarks.swebench_file), swebench_repo_url=benchmarks.swebench_repo_url,
+            swebench_score=benchmarks.swebench_score, swebench_python=_expanded(benchmarks.swebench_python),
+            livecodebench_file=_expanded(benchmarks.livecodebench_file),
+            livecodebench_release=benchmarks.livecodebench_release)
         try:
             problems = open_benchmark(name, context)
-        except (BenchmarkError, DatasetError, SdistError, TaskFolderError) as error:
+        except (BenchmarkError, DatasetError, SdistError, SwebenchError, TaskFolderError) as error:
             raise UserError(str(error)) from None
     cli.out.print(f"{name}: {len(problems)} problems ready", highlight=False)
+
+
+def _expanded(path: Path | None) -> Path | None:
+    return None if path is None else path.expanduser()
