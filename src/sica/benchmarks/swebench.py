@@ -224,8 +224,8 @@ class SwebenchHarness:
             raise SwebenchError(f"SWE-bench Verified cannot be scored here: starting the harness failed ({error}); "
                                 f"{fix}") from None
         if done.returncode != 0:
-            raise SwebenchError(f"SWE-bench Verified cannot be scored here: {_tail(done.stderr or done.stdout)}; "
-                                f"{fix}")
+            lines = (done.stderr or done.stdout).strip().splitlines() or ["the harness's probe failed silently"]
+            raise SwebenchError(f"SWE-bench Verified cannot be scored here: {_tail(lines[-1])}; {fix}")
 
     def command(self, dataset: Path, predictions: Path, instance_id: str, run_id: str) -> list[str]:
         """The harness's command line for one instance."""

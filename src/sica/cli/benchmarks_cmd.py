@@ -22,7 +22,7 @@ def list_command(ctx: typer.Context) -> None:
     cli = state(ctx)
     width = max(map(len, BUILT_IN)) + 1
     for name, about in BUILT_IN.items():
-        cli.out.print(f"{name:{width}} {about}", highlight=False, soft_wrap=True)
+        cli.out.print(f"{name:{width}} {about}", highlight=False, markup=False, soft_wrap=True)
 
 
 @benchmarks_app.command("build")
