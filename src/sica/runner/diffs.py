@@ -13,9 +13,10 @@ from pathlib import Path
 
 #: Never copied into a scratch workdir: version control, environments and caches.
 SKIPPED = (".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules")
-_SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "diff.external=",
-             "-c", "core.excludesFile=", "-c", "user.name=sica", "-c", "user.email=sica@localhost",
-             "-c", "commit.gpgSign=false", "-c", "core.autocrlf=false", "-c", "core.symlinks=true"]
+#: git options that keep a tree's content from running anything on the host (hooks, fsmonitor, diff drivers).
+SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "diff.external=",
+            "-c", "core.excludesFile=", "-c", "user.name=sica", "-c", "user.email=sica@localhost",
+            "-c", "commit.gpgSign=false", "-c", "core.autocrlf=false", "-c", "core.symlinks=true"]
 
 
 class DiffError(Exception):
@@ -31,7 +32,7 @@ def copy_tree(source: Path, destination: Path) -> None:
 def _git(git_dir: Path, workdir: Path, *args: str) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(git_dir), "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_CONFIG_GLOBAL": "/dev/null", "LANG": "C.UTF-8"}
-    done = subprocess.run(["git", *_SAFE_GIT, f"--git-dir={git_dir}", f"--work-tree={workdir}", *args],
+    done = subprocess.run(["git", *SAFE_GIT, f"--git-dir={git_dir}", f"--work-tree={workdir}", *args],
                           capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise DiffError(f"git {args[0]} failed: {' '.join(done.stderr.split())[-300:]}")
@@ -61,13 +62,13 @@ def apply_diff(repo: Path, diff: str) -> None:
     """Apply a diff to the user's repository; refuse if it has uncommitted changes to the same files."""
     files = changed_files(diff)
     if (repo / ".git").exists() and files:
-        dirty = subprocess.run(["git", *_SAFE_GIT, "-C", str(repo), "status", "--porcelain", "--", *files],
+        dirty = subprocess.run(["git", *SAFE_GIT, "-C", str(repo), "status", "--porcelain", "--", *files],
                                capture_output=True, text=True).stdout.strip()
         if dirty:
             raise DiffError(f"{repo} has uncommitted changes to files the diff touches ({', '.join(files)}): commit "
                             "or stash them, then apply the kept diff.patch with `git apply`")
     for args in (["--check"], []):
-        done = subprocess.run(["git", *_SAFE_GIT, "apply", *args, "-"], input=diff, capture_output=True, text=True,
+        done = subprocess.run(["git", *SAFE_GIT, "apply", *args, "-"], input=diff, capture_output=True, text=True,
                               cwd=repo)
         if done.returncode != 0:
             raise DiffError(f"the diff does not apply to {repo}: {' '.join(done.stderr.split())[-300:]}")

@@ -171,8 +171,7 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
         progress.phase = message
         on_progress(progress)
 
-    context = BenchmarkContext(settings.benchmarks.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(),
-                               uv.find_uv_bin(), tools=agent.env / "bin", on_progress=building)
+    context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), tools=agent.env / "bin", on_progress=building)
     planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
     limits = eval_limits(settings)
     agent_hash = agent_code_hash(request.agent_dir)
