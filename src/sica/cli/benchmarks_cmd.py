@@ -20,7 +20,7 @@ def list_command(ctx: typer.Context) -> None:
     """The built-in benchmarks and what they are."""
     cli = state(ctx)
     for name, about in BUILT_IN.items():
-        cli.out.print(f"{name:14} {about}", highlight=False, soft_wrap=True)
+        cli.out.print(f"{name:16} {about}", highlight=False, soft_wrap=True)
 
 
 @benchmarks_app.command("build")
