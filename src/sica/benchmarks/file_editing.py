@@ -30,7 +30,8 @@ PAIRS: tuple[tuple[str, str, str], ...] = (
     ("itsdangerous", "2.1.1", "2.1.2"),
     ("idna", "3.6", "3.7"),
 )
-#: Bump when the selection or the problems change, so that cached sets are rebuilt.
+#: Bump when a change of this code changes the problems, so that cached sets are rebuilt (changes of the
+#: constants below rebuild them by themselves).
 GENERATOR = 1
 #: A file qualifies when both versions have this many lines (and the new one at most MAX_CHARS characters)…
 LINES = (20, 800)
@@ -55,7 +56,8 @@ class EditTask:
 
 def edit_tasks(context: BenchmarkContext, pairs: tuple[tuple[str, str, str], ...]) -> list[EditTask]:
     """The tasks of `pairs`, generated once and then read from the cache."""
-    key = {"generator": GENERATOR, "pairs": pairs}
+    key = {"generator": GENERATOR, "pairs": pairs, "lines": LINES, "max_chars": MAX_CHARS, "changes": CHANGES,
+           "max_share": MAX_SHARE}
     rows = cached_rows(context, NAME, key, lambda: [dataclasses.asdict(task) for task in generate(context, pairs)])
     return [EditTask(**row) for row in rows]
 

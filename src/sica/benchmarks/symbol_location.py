@@ -24,7 +24,8 @@ NAME = "symbol_location"
 #: The sdists problems come from, in the order their problems are interleaved.
 PACKAGES: tuple[str, ...] = ("toolz==0.12.1", "attrs==23.2.0", "packaging==23.2", "pluggy==1.4.0", "click==8.1.7",
                              "more-itertools==10.3.0", "itsdangerous==2.1.2", "idna==3.7")
-#: Bump when the selection or the problems change, so that cached sets are rebuilt.
+#: Bump when a change of this code (or of `symbols.py`) changes the problems, so that cached sets are rebuilt
+#: (changes of the constants below rebuild them by themselves).
 GENERATOR = 1
 #: Problems drawn from each package: this many resolved through imports, the rest within their own module.
 PER_PACKAGE = 6
@@ -45,7 +46,8 @@ class LocateTask:
 
 def locate_tasks(context: BenchmarkContext, packages: tuple[str, ...]) -> list[LocateTask]:
     """The tasks of `packages`, generated once and then read from the cache."""
-    key = {"generator": GENERATOR, "packages": packages, "per_package": PER_PACKAGE}
+    key = {"generator": GENERATOR, "packages": packages, "per_package": PER_PACKAGE,
+           "through_imports": THROUGH_IMPORTS}
     rows = cached_rows(context, NAME, key, lambda: [dataclasses.asdict(task) for task in generate(context, packages)])
     return [LocateTask(**row) for row in rows]
 
