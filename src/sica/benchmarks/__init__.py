@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sica.benchmarks.base import Benchmark, BenchmarkContext, BenchmarkError, Problem, Score
+from sica.benchmarks.base import Benchmark, BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
+from sica.benchmarks.file_editing import open_file_editing
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.livecodebench import open_livecodebench
 from sica.benchmarks.swebench import SwebenchError, open_swebench
+from sica.benchmarks.symbol_location import open_symbol_location
 from sica.benchmarks.taskdir import TaskDirBenchmark, TaskFolderError
 
 Opener = Callable[[BenchmarkContext, "int | None"], list[Problem]]
@@ -31,6 +33,10 @@ OPENERS: dict[str, tuple[str, Opener]] = {
                       "the Hub or [benchmarks] livecodebench_file", open_livecodebench),
     "swebench_verified": ("SWE-bench Verified: 500 real GitHub issues, scored by the official harness (needs a "
                           "container engine); from the Hub or [benchmarks] swebench_file", open_swebench),
+    "file_editing": ("file editing: turn a real file into its next release's version, the target given in full "
+                     "(real package releases)", open_file_editing),
+    "symbol_location": ("symbol location: find where a symbol used in real code is defined, answered as "
+                        "PATH:LINE:COL (real package sources)", open_symbol_location),
 }
 BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
             "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
@@ -51,6 +57,8 @@ def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
             raise BenchmarkError(f"'{name}': the count after ':' must be a positive number, e.g. {kind}:20")
         count = int(argument)
     problems = OPENERS[kind][1](context, count)
+    if count is not None and len(problems) < count:
+        raise BenchmarkError(f"'{name}': {kind} has only {len(problems)} problems; ask for at most that many")
     return problems if count is None else problems[:count]
 
 
