@@ -78,7 +78,8 @@ def main() -> None:
     coverage = None
     if args.cover:
         import coverage as coverage_module
-        coverage = coverage_module.Coverage(data_file=None, include=[os.path.abspath(args.cover) + "/*"])
+        coverage = coverage_module.Coverage(data_file=None, config_file=False,
+                                            include=[os.path.abspath(args.cover) + "/*"])
         coverage.start()
     import pytest
 

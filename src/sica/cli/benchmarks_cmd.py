@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 import uv
 
-from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, TaskFolderError, open_benchmark
-from sica.benchmarks.sdists import SdistError
+from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, BugfixError, TaskFolderError, open_benchmark
+from sica.benchmarks.environments import ProblemEnvironmentError
 from sica.benchmarks.humaneval import DatasetError
+from sica.benchmarks.sdists import SdistError
 from sica.cli.state import UserError, state
+from sica.sandbox import SandboxError
 
 benchmarks_app = typer.Typer(help="Benchmarks: problems with hidden, sandboxed scorers.", no_args_is_help=True)
 
@@ -34,6 +36,7 @@ def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
                                    uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}"))
         try:
             problems = open_benchmark(name, context)
-        except (BenchmarkError, DatasetError, SdistError, TaskFolderError) as error:
+        except (BenchmarkError, BugfixError, DatasetError, ProblemEnvironmentError, SandboxError, SdistError,
+                TaskFolderError) as error:
             raise UserError(str(error)) from None
     cli.out.print(f"{name}: {len(problems)} problems ready", highlight=False)
