@@ -144,15 +144,16 @@ def test_only_code_in_functions_is_mutated_and_functions_are_named():
     assert [(m.operator, m.function, m.line) for m in mutations] == [("comparison", "A.m", 6)]
 
 
-def tiny_context(cache: Path) -> BenchmarkContext:
-    """A benchmark cache holding the tiny package's sdist, as if fetched."""
+def tiny_context(cache: Path, messages: list[str] | None = None) -> BenchmarkContext:
+    """A benchmark cache holding the tiny package's sdist, as if fetched; progress messages go to `messages`."""
     tiny = cache / "sdists" / TINY.slug
     (tiny / "tinypkg").mkdir(parents=True)
     (tiny / "tests").mkdir()
     (tiny / "tinypkg" / "__init__.py").write_text(TINY_CODE)
     (tiny / "tests" / "test_tiny.py").write_text(TINY_TESTS)
     (tiny / ".complete").write_text(TINY.requirement)
-    return BenchmarkContext(cache, default_envs_dir(os.geteuid()), uv.find_uv_bin())
+    return BenchmarkContext(cache, default_envs_dir(os.geteuid()), uv.find_uv_bin(),
+                            on_progress=(messages if messages is not None else []).append)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +221,9 @@ def test_tiny_package_generation_is_deterministic_cached_and_count_stable(tiny, 
     cached = BugfixBenchmark(context, (TINY,)).problems()
     first = BugfixBenchmark(context, (TINY,)).problems(1)
     assert time.monotonic() - started < 5
-    fresh = BugfixBenchmark(tiny_context(tmp_path), (TINY,)).problems()
+    messages: list[str] = []
+    fresh = BugfixBenchmark(tiny_context(tmp_path, messages), (TINY,)).problems()
+    assert "tinypkg: running its test suite" in messages and messages[-1].endswith("mutations tried, 2 kept")
     assert [p.id for p in first] == [p.id for p in problems][:1]
     assert [(p.id, p.statement) for p in problems] == [(p.id, p.statement) for p in cached] == [
         (p.id, p.statement) for p in fresh]
@@ -250,6 +253,7 @@ def test_real_package_problems_hide_their_tests_and_score_only_the_fix(inflectio
     sdist = fetch_sdist(INFLECTION.requirement, inflection_context)
     for problem in problems:
         assert problem.tools is not None and (problem.tools / "pytest").exists()
+        assert (problem.tools.parent / ".complete").exists() and problem.tools.parent.stat().st_mode & 0o005 == 0o005
         problem.lay_out(tree)
         assert not (tree / "test_inflection.py").exists() and (tree / "inflection" / "__init__.py").exists()
         assert problem.score(sandbox, tree, None).value == 0.0

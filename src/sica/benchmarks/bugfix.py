@@ -19,6 +19,7 @@ problem is the same whatever count is asked."""
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 import random
@@ -152,7 +153,6 @@ class PackageBugs:
         self.tools = problem_environment(package.test_requirements, context)
         self.cache = context.cache_dir / "bugfix" / f"{package.slug}.generator-{GENERATOR}.json"
         self.state = self._load()
-        self._candidates: list[tuple[str, Mutation]] | None = None
 
     @property
     def bugs(self) -> list[dict[str, Any]]:
@@ -192,13 +192,9 @@ class PackageBugs:
         partial.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
         os.replace(partial, self.cache)
 
+    @functools.cached_property
     def candidates(self) -> list[tuple[str, Mutation]]:
         """Every mutation on a line the baseline ran, in the package's fixed, seeded order."""
-        if self._candidates is None:
-            self._candidates = self._find_candidates()
-        return self._candidates
-
-    def _find_candidates(self) -> list[tuple[str, Mutation]]:
         covered = {path: set(lines) for path, lines in self.state["baseline"]["covered"].items()}
         found = []
         for path in sorted(covered):
@@ -214,7 +210,7 @@ class PackageBugs:
         wanted = min(wanted, PROBLEMS_PER_PACKAGE)
         if len(self.bugs) >= wanted or self.state.get("exhausted"):
             return
-        candidates = self.candidates()
+        candidates = self.candidates
         used = {(bug["file"], bug["function"]) for bug in self.bugs}
         while len(self.bugs) < wanted and self.state["tried"] < len(candidates):
             path, mutation = candidates[self.state["tried"]]
@@ -263,10 +259,9 @@ def bug_report(package: Package, failing: list[str], failures: dict[str, dict[st
                never_quote: set[str]) -> str:
     """An issue-style statement from the failing tests alone; a test whose details would quote `never_quote`
     code is named without them."""
-    count = f"{len(failing)} test{'s' if len(failing) > 1 else ''}"
-    lines = [f"# {package.name} {package.version}: {count} of its own test suite fail", "",
-             f"In this checkout of {package.name}, {count} that should pass fail{'s' if len(failing) == 1 else ''}:",
-             ""]
+    count, fail = (f"{len(failing)} tests", "fail") if len(failing) > 1 else ("1 test", "fails")
+    lines = [f"# {package.name} {package.version}: {count} of its own test suite {fail}", "",
+             f"In this checkout of {package.name}, {count} that should pass {fail}:", ""]
     for test in failing[:SHOWN_FAILURES]:
         detail = failures.get(test, {})
         quoted = [text for text in (detail.get("line", ""), detail.get("message", "")) if text]
