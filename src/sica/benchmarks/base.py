@@ -51,8 +51,9 @@ class DatasetError(BenchmarkError):
 class BenchmarkContext:
     """What building a benchmark may use: `cache_dir` for data only the harness reads (datasets, sdists,
     generated problem sets), `envs_dir` for problem environments the sandbox user must reach, `uv_bin`, the
-    agent environment's bin folder for task folders' checks (`tools`), and `on_progress` for one-line
-    progress messages while a build runs.
+    agent environment's bin folder for task folders' checks (`tools`), the sandbox backend generators run
+    foreign tests in (`sandbox`; never `none`), and `on_progress` for one-line progress messages while a build
+    runs.
 
     Datasets loaded from the network (the `[benchmarks]` settings of the same names): `hf_endpoint`, the Hugging
     Face Hub or a mirror of it; `swebench_file` / `livecodebench_file`, local copies used instead of the Hub;
@@ -65,6 +66,7 @@ class BenchmarkContext:
     envs_dir: Path
     uv_bin: str
     tools: Path | None = None
+    sandbox: str = "bwrap"
     on_progress: Callable[[str], None] = lambda message: None
     hf_endpoint: str = "https://huggingface.co"
     swebench_file: Path | None = None
@@ -75,7 +77,7 @@ class BenchmarkContext:
     swebench_python: Path | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, uv_bin: str, *, tools: Path | None = None,
+    def from_settings(cls, settings: Settings, uv_bin: str, *, tools: Path | None = None, sandbox: str = "bwrap",
                       on_progress: Callable[[str], None] = lambda message: None) -> BenchmarkContext:
         """The context the configuration describes (`[benchmarks]`, and `[solve] envs_dir`)."""
         b = settings.benchmarks
@@ -83,9 +85,11 @@ class BenchmarkContext:
         def expanded(path: Path | None) -> Path | None:
             return None if path is None else path.expanduser()
 
-        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, tools, on_progress,
-                   b.hf_endpoint, expanded(b.swebench_file), expanded(b.livecodebench_file), b.livecodebench_release,
-                   b.swebench_repo_url, b.swebench_score, expanded(b.swebench_python))
+        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, tools=tools,
+                   sandbox=sandbox, on_progress=on_progress, hf_endpoint=b.hf_endpoint,
+                   swebench_file=expanded(b.swebench_file), livecodebench_file=expanded(b.livecodebench_file),
+                   livecodebench_release=b.livecodebench_release, swebench_repo_url=b.swebench_repo_url,
+                   swebench_score=b.swebench_score, swebench_python=expanded(b.swebench_python))
 
 
 class Benchmark(Protocol):

@@ -9,6 +9,7 @@ import uv
 
 from sica.benchmarks import BUILT_IN, BenchmarkContext, BenchmarkError, open_benchmark
 from sica.cli.state import UserError, state
+from sica.sandbox import SandboxError
 
 benchmarks_app = typer.Typer(help="Benchmarks: problems with hidden, sandboxed scorers.", no_args_is_help=True)
 
@@ -33,6 +34,6 @@ def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="
                                                  on_progress=lambda message: status.update(f"{name}: {message}"))
         try:
             problems = open_benchmark(name, context)
-        except BenchmarkError as error:
+        except (BenchmarkError, SandboxError) as error:
             raise UserError(str(error)) from None
     cli.out.print(f"{name}: {len(problems)} problems ready", highlight=False)

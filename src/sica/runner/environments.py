@@ -1,7 +1,8 @@
 """Agent environments, as the contract says: each version declares its dependencies in its pyproject.toml; the
 harness (outside any sandbox, the only place that may reach the package registry) installs them, wheels only,
 without building or running the version's own code, into a virtual environment cached by the hash of the
-declared dependencies, precompiles it, and later mounts it read-only."""
+declared dependencies, precompiles it, and later mounts it read-only. Problem environments (a package's test
+dependencies, see `sica.benchmarks.environments`) are built the same way, by `build_environment`."""
 
 from __future__ import annotations
 
@@ -20,6 +21,10 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 
 class AgentVersionError(Exception):
     """An agent version that cannot be run (bad pyproject, uninstallable dependencies); one line."""
+
+
+class EnvironmentBuildError(Exception):
+    """An environment whose requirements could not be installed; one line (what was asked, and uv's words)."""
 
 
 def seed_agent_dir() -> Path:
@@ -50,10 +55,22 @@ def agent_python() -> Path:
 def ensure_environment(agent_dir: Path, envs_dir: Path, uv_bin: str) -> Path:
     """The environment for this version's dependencies, built once and reused by every version that shares them."""
     dependencies = declared_dependencies(agent_dir)
+    try:
+        return build_environment(dependencies, envs_dir, uv_bin)
+    except EnvironmentBuildError as error:
+        raise AgentVersionError(f"building the agent environment failed: {error}") from None
+
+
+def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> Path:
+    """A virtual environment of Debian's Python with `requirements` (wheels only, precompiled), cached under
+    `envs_dir` by the hash of the interpreter's version and the requirements: built in a partial folder, marked
+    `.complete`, renamed into place atomically, readable by the sandbox user. The same one serves agents and
+    problems alike."""
+    requirements = sorted(requirements)
     python = agent_python()
     version = subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True,
                              text=True, check=True).stdout.strip()
-    key = hashlib.sha256("\n".join([version, *dependencies]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\n".join([version, *requirements]).encode()).hexdigest()[:16]
     env = envs_dir / key
     if (env / ".complete").exists():
         return env
@@ -61,12 +78,12 @@ def ensure_environment(agent_dir: Path, envs_dir: Path, uv_bin: str) -> Path:
     building = envs_dir / f".{key}.{os.getpid()}.partial"
     shutil.rmtree(building, ignore_errors=True)
     try:
-        _run([uv_bin, "venv", "--quiet", "--relocatable", "--python", str(python), str(building)], dependencies)
-        if dependencies:
+        _run([uv_bin, "venv", "--quiet", "--relocatable", "--python", str(python), str(building)], requirements)
+        if requirements:
             _run([uv_bin, "pip", "install", "--quiet", "--python", str(building / "bin" / "python"),
-                  "--only-binary", ":all:", *dependencies], dependencies)
-        _run([str(building / "bin" / "python"), "-m", "compileall", "-q", str(building / "lib")], dependencies)
-        (building / ".complete").write_text("\n".join(dependencies) + "\n")
+                  "--only-binary", ":all:", *requirements], requirements)
+        _run([str(building / "bin" / "python"), "-m", "compileall", "-q", str(building / "lib")], requirements)
+        (building / ".complete").write_text("\n".join(requirements) + "\n")
         building.chmod(0o755)
         try:
             building.rename(env)
@@ -77,9 +94,8 @@ def ensure_environment(agent_dir: Path, envs_dir: Path, uv_bin: str) -> Path:
     return env
 
 
-def _run(command: list[str], dependencies: list[str]) -> None:
+def _run(command: list[str], requirements: list[str]) -> None:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         detail = " ".join((done.stderr or done.stdout).split())[-400:]
-        raise AgentVersionError(f"building the agent environment ({', '.join(dependencies) or 'no dependencies'}) "
-                                f"failed: {detail}")
+        raise EnvironmentBuildError(f"installing {', '.join(requirements) or 'an empty environment'} failed: {detail}")

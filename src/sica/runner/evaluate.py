@@ -171,7 +171,10 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
         progress.phase = message
         on_progress(progress)
 
-    context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), tools=agent.env / "bin", on_progress=building)
+    # Generators run foreign test suites sandboxed: never unconfined, even when the agents are.
+    generator_sandbox = "bwrap" if request.sandbox == "none" else request.sandbox
+    context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), tools=agent.env / "bin",
+                                             sandbox=generator_sandbox, on_progress=building)
     planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
     limits = eval_limits(settings)
     agent_hash = agent_code_hash(request.agent_dir)
