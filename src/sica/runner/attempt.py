@@ -21,12 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sica.benchmarks.base import Problem, Score
-from sica.config import ROLES, Settings
+from sica.config import Settings
 from sica.events import EventReader
 from sica.gateway import RunningGateway
 from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
-from sica.runner.diffs import copy_tree, record_baseline, take_diff
+from sica.runner.diffs import record_baseline, take_diff
+from sica.runner.setup import AgentSetup
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.scratch import ScratchArea
 
@@ -47,15 +48,6 @@ class AttemptLimits:
     def for_solve(cls, settings: Settings) -> AttemptLimits:
         s = settings.solve
         return cls(s.time_limit_s, s.budget_usd, s.memory_mb, s.scratch_mb, s.tmp_mb, s.cancel_grace_s)
-
-
-@dataclass(frozen=True)
-class AgentSetup:
-    """The agent version every attempt of a run uses: its code, its built environment, the models per role."""
-
-    code: Path
-    env: Path
-    models: dict[str, dict[str, object]]
 
 
 @dataclass
@@ -87,17 +79,6 @@ class AttemptOutcome:
     diff: str
 
 
-def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[str, object]]:
-    """`SICA_AGENT_MODELS`: role → alias, wire format, tool mode and context window."""
-    roles = {}
-    for role in ROLES:
-        alias_name = model or settings.role_alias(role)
-        alias = settings.models[alias_name]
-        roles[role] = {"alias": alias_name, "wire": alias.wire_format, "tool_mode": alias.effective_tool_mode,
-                       "context_window": alias.context_window}
-    return roles
-
-
 def agent_environment(env: Path, code: Path, extra_path: list[Path], contract: Mapping[str, str]) -> dict[str, str]:
     """The agent's environment: an allow-list, never the harness's own (the backend adds HOME and LANG)."""
     path = ":".join([*(str(p) for p in extra_path), str(env / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
@@ -119,16 +100,16 @@ class RunFolders:
 
 
 def lay_out_run(problem: Problem, code: Path, area: Path, gateway_socket: Path, folder: Path) -> RunFolders:
-    """Fill the scratch area: the starting tree (recorded in the harness's baseline), the agent's code, the task."""
+    """Fill the scratch area: the starting tree (recorded in the harness's baseline) and the task; the agent's
+    code is the run's shared read-only snapshot."""
     workdir = area / "workdir"
     workdir.mkdir()
     problem.lay_out(workdir)
     record_baseline(workdir, folder / "baseline.git")
-    run = RunFolders(workdir, area / "logdir", area / "agent", area / "task", gateway_socket,
+    run = RunFolders(workdir, area / "logdir", code, area / "task", gateway_socket,
                      [problem.tools] if problem.tools else [])
     for made in (run.logdir, run.task):
         made.mkdir(mode=0o755)
-    copy_tree(code, run.code)
     (run.task / "task.md").write_text(problem.statement, encoding="utf-8")
     return run
 

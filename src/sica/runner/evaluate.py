@@ -18,8 +18,8 @@ import hashlib
 import re
 import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +29,17 @@ from sica.benchmarks import BenchmarkContext, BenchmarkError, Problem, open_benc
 from sica.config import Settings
 from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
-from sica.runner.attempt import AgentSetup, AttemptLimits, AttemptOutcome, run_attempt
-from sica.runner.results import (ProblemResult, ResultLog, ResultStore, agent_code_hash, from_cache, models_fingerprint,
-                                 result_key)
-from sica.runner.solve import prepare_agent, serve_gateway
+from sica.runner.attempt import AttemptLimits, AttemptOutcome, run_attempt
+from sica.runner.results import (
+    ProblemResult,
+    ResultLog,
+    ResultStore,
+    agent_code_hash,
+    from_cache,
+    models_fingerprint,
+    result_key,
+)
+from sica.runner.setup import AgentSetup, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 
 SELECTION, HOLDOUT = "selection", "holdout"
@@ -165,68 +172,56 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     progress = EvalProgress(phase="building the agent's environment")
     on_progress(progress)
-    agent = await prepare_agent(settings, request.agent_dir, request.model)
+    async with prepared_agent(settings, request.agent_dir, request.model) as agent:
 
-    def building(message: str) -> None:
-        progress.phase = message
-        on_progress(progress)
+        def building(message: str) -> None:
+            progress.phase = message
+            on_progress(progress)
 
-    # Generators run foreign test suites sandboxed: never unconfined, even when the agents are.
-    generator_sandbox = "bwrap" if request.sandbox == "none" else request.sandbox
-    context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), tools=agent.env / "bin",
-                                             sandbox=generator_sandbox, on_progress=building)
-    planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
-    limits = eval_limits(settings)
-    agent_hash = agent_code_hash(request.agent_dir)
-    fingerprint = models_fingerprint(settings, agent.models)
-    model_label = ",".join(sorted({str(entry["alias"]) for entry in agent.models.values()}))
-    keys = [result_key(agent_hash, item.problem, fingerprint, limits) for item in planned]
-    eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-    folder = settings.eval.results_dir.expanduser() / eval_id
-    folder.mkdir(parents=True)
-    store = ResultStore(settings.eval.results_dir.expanduser() / "results.sqlite")
-    log = ResultLog(folder / "results.jsonl")
-    workers = request.workers or default_workers(settings, agent)
-    # Each running attempt holds a thread for its sandbox and briefly others (lay-out, scoring, diffs); the
-    # loop's default pool (cores + 4 threads) would cap the width below `workers`.
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2 * workers + 4, "sica-eval"))
-    results: dict[int, ProblemResult] = {}
-    progress.total, progress.phase = len(planned), ""
-    try:
-        stored = {} if request.fresh else store.cached(keys)
-        pending: asyncio.Queue[int] = asyncio.Queue()
-        for index, (item, key) in enumerate(zip(planned, keys)):
-            if key in stored:
-                results[index] = from_cache(stored[key], item.benchmark, item.part)
-                log.write(results[index])
-                progress.add(results[index])
-            else:
-                pending.put_nowait(index)
-        on_progress(progress)
-        if not pending.empty():
-            async with serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder) as gateway:
-                run = _EvalRun(settings, agent, limits, sandbox, gateway, eval_id, folder, progress, on_progress,
-                               stop)
+        # Generators run foreign test suites sandboxed: never unconfined, even when the agents are.
+        generator_sandbox = "bwrap" if request.sandbox == "none" else request.sandbox
+        context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), tools=agent.env / "bin",
+                                                 sandbox=generator_sandbox, on_progress=building)
+        planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
+        limits = eval_limits(settings)
+        agent_hash = agent_code_hash(request.agent_dir)
+        fingerprint = models_fingerprint(settings, agent.models)
+        keys = [result_key(agent_hash, item.problem, fingerprint, limits) for item in planned]
+        eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        folder = settings.eval.results_dir.expanduser() / eval_id
+        folder.mkdir(parents=True)
+        workers = request.workers or default_workers(settings, agent)
+        log = ResultLog(folder / "results.jsonl")
+        results: dict[int, ProblemResult] = {}
+        progress.total, progress.phase = len(planned), ""
+        store = ResultStore(settings.eval.results_dir.expanduser() / "results.sqlite")
+        try:
+            stored = {} if request.fresh else store.cached(keys)
+            pending: list[int] = []
+            for index, (item, key) in enumerate(zip(planned, keys)):
+                if key in stored:
+                    results[index] = from_cache(stored[key], item.benchmark, item.part)
+                    log.write(results[index])
+                    progress.add(results[index])
+                else:
+                    pending.append(index)
+            on_progress(progress)
 
-                async def worker() -> None:
-                    while not stop.is_set() and not pending.empty():
-                        index = pending.get_nowait()
-                        result = await run.problem(planned[index], keys[index])
-                        if result is None:
-                            continue
-                        results[index] = result
-                        store.put(result, agent_hash, model_label, eval_id)
-                        log.write(result)
-                        progress.add(result)
-                        on_progress(progress)
+            def record(index: int, result: ProblemResult) -> None:
+                results[index] = result
+                model_label = ",".join(sorted({str(entry["alias"]) for entry in agent.models.values()}))
+                store.put(result, agent_hash, model_label, eval_id)
+                log.write(result)
+                progress.add(result)
+                on_progress(progress)
 
-                ticker = asyncio.create_task(run.tick())
-                try:
-                    await asyncio.gather(*(worker() for _ in range(min(workers, pending.qsize()))))
-                finally:
-                    ticker.cancel()
-    finally:
-        store.close()
+            if pending:
+                async with serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder) as gateway:
+                    run = _EvalRun(settings, agent, limits, sandbox, gateway, eval_id, folder, progress,
+                                   on_progress, stop)
+                    await run.all([(index, planned[index], keys[index]) for index in pending], workers, record)
+        finally:
+            store.close()
     ordered = [results[index] for index in sorted(results)]
     return EvalReport(eval_id, folder, workers, ordered, interrupted=len(ordered) < len(planned))
 
@@ -251,6 +246,27 @@ class _EvalRun:
     def __post_init__(self) -> None:
         self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}").id
         self.spent_before = self.progress.cost_usd
+
+    async def all(self, jobs: list[tuple[int, PlannedProblem, str]], workers: int,
+                  record: Callable[[int, ProblemResult], None]) -> None:
+        """Run the jobs `workers` at a time until done or stopped; `record` each result as it arrives."""
+        # Each running attempt holds a thread for its sandbox and briefly others (lay-out, scoring, diffs); the
+        # loop's default pool (cores + 4 threads) would cap the width below `workers`.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2 * workers + 4, "sica-eval"))
+        queue = list(reversed(jobs))
+
+        async def worker() -> None:
+            while queue and not self.stop.is_set():
+                index, item, key = queue.pop()
+                result = await self.problem(item, key)
+                if result is not None:
+                    record(index, result)
+
+        ticker = asyncio.create_task(self.tick())
+        try:
+            await asyncio.gather(*(worker() for _ in range(min(workers, len(jobs)))))
+        finally:
+            ticker.cancel()
 
     async def tick(self) -> None:
         """Keep the shown spend live (the eval account's children are its problems)."""

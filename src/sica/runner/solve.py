@@ -9,27 +9,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import uv
 
 from sica.benchmarks.base import Problem
 from sica.benchmarks.taskdir import task_problem
 from sica.config import Settings
-from sica.gateway import Listen, RunningGateway, run_gateway
-from sica.runner.attempt import AgentSetup, AttemptLimits, Progress, models_for_agent, run_attempt
+from sica.runner.attempt import AttemptLimits, Progress, run_attempt
 from sica.runner.diffs import copy_tree
-from sica.runner.environments import ensure_environment
+from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.sandbox.base import SandboxError
 from sica.sandbox.mounts import check_reachable
-
-__all__ = ["SolveOutcome", "SolveRequest", "prepare_agent", "repository_problem", "run_solve",
-           "serve_gateway"]
 
 
 @dataclass(frozen=True)
@@ -74,27 +67,6 @@ def repository_problem(repo: Path, statement: str) -> Problem:
                    tools)
 
 
-async def prepare_agent(settings: Settings, agent_dir: Path, model: str | None) -> AgentSetup:
-    """Build (or reuse) the version's environment and check the sandbox user can reach it."""
-    env = await asyncio.to_thread(ensure_environment, agent_dir, settings.solve.envs_dir.expanduser(),
-                                  uv.find_uv_bin())
-    check_reachable(env)
-    return AgentSetup(agent_dir, env, models_for_agent(settings, model))
-
-
-@contextlib.asynccontextmanager
-async def serve_gateway(settings: Settings, environ: Mapping[str, str], agent: AgentSetup, ledger_path: Path,
-                        log_dir: Path) -> AsyncIterator[RunningGateway]:
-    """A gateway for the agent's model aliases only, on a unix socket in a fresh folder the sandbox user can
-    reach (each sandbox mounts that folder)."""
-    used = settings.with_only({str(entry["alias"]) for entry in agent.models.values()})
-    with tempfile.TemporaryDirectory(prefix="sica-gateway-") as socket_dir:
-        Path(socket_dir).chmod(0o755)
-        listen = Listen(uds=Path(socket_dir) / "gateway.sock")
-        async with run_gateway(used, environ, ledger_path, listen, log_dir=log_dir) as running:
-            yield running
-
-
 async def run_solve(settings: Settings, environ: Mapping[str, str], request: SolveRequest,
                     on_progress: Callable[[Progress], None], stop: asyncio.Event) -> SolveOutcome:
     """Run the agent to its end (or until `stop` is set: then it is cancelled, with a grace period)."""
@@ -102,13 +74,15 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     solve_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
     folder = settings.solve.solves_dir.expanduser() / solve_id
     folder.mkdir(parents=True)
-    agent = await prepare_agent(settings, request.agent_dir, request.model)
-    if request.task_dir is not None:
-        problem = task_problem(request.task_dir, "taskdir", tools=agent.env / "bin")
-    else:
-        assert request.repo is not None
-        problem = repository_problem(request.repo, request.statement)
-    async with serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder) as gateway:
+    async with contextlib.AsyncExitStack() as stack:
+        agent = await stack.enter_async_context(prepared_agent(settings, request.agent_dir, request.model))
+        if request.task_dir is not None:
+            problem = task_problem(request.task_dir, "taskdir", tools=agent.env / "bin")
+        else:
+            assert request.repo is not None
+            problem = repository_problem(request.repo, request.statement)
+        gateway = await stack.enter_async_context(
+            serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder))
         outcome = await run_attempt(problem, agent, AttemptLimits.for_solve(settings), sandbox, gateway, solve_id,
                                     folder, on_progress, stop)
     check = None

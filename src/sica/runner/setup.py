@@ -1,0 +1,80 @@
+"""What every attempt of a run shares: the agent version, prepared once (its environment, a compiled read-only
+snapshot of its code, the models it plays its roles with), and a gateway the sandboxes reach."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import uv
+
+from sica.config import ROLES, Settings
+from sica.gateway import Listen, RunningGateway, run_gateway
+from sica.runner.diffs import copy_tree
+from sica.runner.environments import AgentVersionError, ensure_environment
+from sica.sandbox.mounts import check_reachable
+
+
+@dataclass(frozen=True)
+class AgentSetup:
+    """The agent version every attempt of a run uses: its code (a snapshot the sandbox user can read), its built
+    environment, and the models per role."""
+
+    code: Path
+    env: Path
+    models: dict[str, dict[str, object]]
+
+
+def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[str, object]]:
+    """`SICA_AGENT_MODELS`: role → alias, wire format, tool mode and context window."""
+    roles = {}
+    for role in ROLES:
+        alias_name = model or settings.role_alias(role)
+        alias = settings.models[alias_name]
+        roles[role] = {"alias": alias_name, "wire": alias.wire_format, "tool_mode": alias.effective_tool_mode,
+                       "context_window": alias.context_window}
+    return roles
+
+
+@contextlib.asynccontextmanager
+async def prepared_agent(settings: Settings, agent_dir: Path, model: str | None) -> AsyncIterator[AgentSetup]:
+    """Build (or reuse) the version's environment, and snapshot its code once for the run: copied where the
+    sandbox user can read it and byte-compiled (compiling runs none of it), so that attempts neither copy nor
+    compile it again."""
+    env = await asyncio.to_thread(ensure_environment, agent_dir, settings.solve.envs_dir.expanduser(),
+                                  uv.find_uv_bin())
+    check_reachable(env)
+    with tempfile.TemporaryDirectory(prefix="sica-agent-") as snapshot:
+        Path(snapshot).chmod(0o755)
+        code = Path(snapshot) / "code"
+        await asyncio.to_thread(_snapshot, agent_dir, code, env)
+        yield AgentSetup(code, env, models_for_agent(settings, model))
+
+
+def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
+    copy_tree(agent_dir, code)
+    compiled = subprocess.run([str(env / "bin" / "python"), "-m", "compileall", "-q", str(code)],
+                              capture_output=True, text=True)
+    if compiled.returncode != 0:
+        detail = " ".join((compiled.stdout + compiled.stderr).split())[-300:]
+        raise AgentVersionError(f"{agent_dir}: the agent's code does not compile: {detail}")
+    for path in [code, *code.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(settings: Settings, environ: Mapping[str, str], agent: AgentSetup, ledger_path: Path,
+                        log_dir: Path) -> AsyncIterator[RunningGateway]:
+    """A gateway for the agent's model aliases only, on a unix socket in a fresh folder the sandbox user can
+    reach (each sandbox mounts that folder)."""
+    used = settings.with_only({str(entry["alias"]) for entry in agent.models.values()})
+    with tempfile.TemporaryDirectory(prefix="sica-gateway-") as socket_dir:
+        Path(socket_dir).chmod(0o755)
+        listen = Listen(uds=Path(socket_dir) / "gateway.sock")
+        async with run_gateway(used, environ, ledger_path, listen, log_dir=log_dir) as running:
+            yield running
