@@ -41,7 +41,7 @@ def _git(git_dir: Path, workdir: Path, *args: str) -> str:
 
 def record_baseline(workdir: Path, git_dir: Path) -> None:
     """Commit the starting tree of `workdir` to a git directory the harness owns."""
-    subprocess.run(["git", "init", "--quiet", "--bare", str(git_dir)], check=True, capture_output=True)
+    subprocess.run(["git", "init", "--quiet", "--bare", "--template=", str(git_dir)], check=True, capture_output=True)
     (git_dir / "info").mkdir(exist_ok=True)
     (git_dir / "info" / "exclude").write_text("\n".join(f"{name}/" for name in SKIPPED) + "\n")
     _git(git_dir, workdir, "add", "--all")
