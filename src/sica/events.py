@@ -27,7 +27,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sica.sandbox.untrusted import read_untrusted
+
 SCHEMA_VERSION = 1
+_CHUNK_BYTES = 16 << 20
 EventType = Literal["agent_start", "agent_end", "llm_call", "tool_call", "tool_result", "message", "notification",
                     "error"]
 AgentStatus = Literal["done", "cancelled", "budget_exceeded", "infra_error", "format_error", "timeout", "error"]
@@ -58,12 +61,10 @@ class EventReader:
         self._offset = 0
 
     def new_events(self) -> Iterator[Event]:
-        """Events appended since the last call (a trailing partial line waits for the next call)."""
-        try:
-            with self.path.open("rb") as events:
-                events.seek(self._offset)
-                chunk = events.read()
-        except FileNotFoundError:
+        """Events appended since the last call (a trailing partial line waits for the next call). The file is
+        the agent's: it is read only if it is a regular file, never through a link."""
+        chunk = read_untrusted(self.path, _CHUNK_BYTES, self._offset)
+        if not chunk:
             return
         complete = chunk[: chunk.rfind(b"\n") + 1]
         self._offset += len(complete)

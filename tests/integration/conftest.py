@@ -53,3 +53,11 @@ def local_model_server(
     log_path = tmp_path_factory.mktemp("local-model") / "server.log"
     with LocalModelServer(options, log_path, startup_timeout=60) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def local_model_alias(local_model_server: LocalModelServer) -> str:
+    """A `[models.qwen]` table for a sica.toml that reaches the shared server (text tool mode, free)."""
+    return (f'[models.qwen]\nprovider = "openai_compatible"\nmodel = "{local_model_server.options.alias}"\n'
+            f'base_url = "{local_model_server.base_url}"\nprice = "free"\ntool_mode = "text"\n'
+            f"context_window = {local_model_server.options.context_per_slot}\n")

@@ -5,7 +5,6 @@ them all (solving them is a bonus, not asserted)."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,41 +15,28 @@ from tests.unit.test_eval import results_of
 
 pytestmark = pytest.mark.slow
 
+#: name → (statement, starting files, check.sh)
 EASY = {
-    "write-ok": ("Create a file named done.txt containing just the word ok.", "",
+    "write-ok": ("Create a file named done.txt containing just the word ok.", {},
                  'test "$(tr -d "[:space:]" < "$1/done.txt")" = ok'),
     "fix-typo": ("In greet.py, greet('Ada') should return 'Hello, Ada' but it returns 'Helo, Ada'. Fix it.",
-                 "def greet(name):\n    return 'Helo, ' + name\n",
+                 {"greet.py": "def greet(name):\n    return 'Helo, ' + name\n"},
                  'cd "$1" && python3 -c "from greet import greet; assert greet(\'Ada\') == \'Hello, Ada\'"'),
-    "add-function": ("Add a function add(a, b) returning a + b to calc.py.", "",
+    "add-function": ("Add a function add(a, b) returning a + b to calc.py.", {"calc.py": ""},
                      'cd "$1" && python3 -c "from calc import add; assert add(2, 3) == 5"'),
 }
 
 
-def test_eval_on_the_local_model(tmp_path: Path, local_model_server):
-    for name, (statement, start, check) in EASY.items():
+def test_eval_on_the_local_model(tmp_path: Path, local_model_alias):
+    for name, (statement, files, check) in EASY.items():
         task = tmp_path / "tasks" / name
-        task.mkdir(parents=True)
+        (task / "files").mkdir(parents=True)
         (task / "task.md").write_text(statement + "\n")
-        files = task / "files"
-        files.mkdir()
-        if start:
-            (files / ("greet.py" if "greet" in start else "calc.py")).write_text(start)
+        for file, text in files.items():
+            (task / "files" / file).write_text(text)
         (task / "build.sh").write_text('cp -r files/. "$1"\n')
         (task / "check.sh").write_text(check + "\n")
-    (tmp_path / "sica.toml").write_text(textwrap.dedent(f"""
-        [models.qwen]
-        provider = "openai_compatible"
-        model = "{local_model_server.options.alias}"
-        base_url = "{local_model_server.base_url}"
-        price = "free"
-        tool_mode = "text"
-        context_window = {local_model_server.options.context_per_slot}
-
-        [eval]
-        results_dir = "evals"
-        time_limit_s = 90
-    """))
+    (tmp_path / "sica.toml").write_text(local_model_alias + '\n[eval]\nresults_dir = "evals"\ntime_limit_s = 90\n')
     done = run_sica(tmp_path, "eval", "-b", f"taskdir:{tmp_path / 'tasks'}", "--workers", "2", timeout=600)
     assert done.returncode == 0, done.stderr
     results = results_of(tmp_path)

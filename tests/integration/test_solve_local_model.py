@@ -4,7 +4,6 @@ file (solving the task is a bonus, not asserted)."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,11 @@ from tests.support.cli import run_sica
 pytestmark = pytest.mark.slow
 
 
-def test_solve_runs_to_completion_on_the_local_model(tmp_path: Path, local_model_server):
+def test_solve_runs_to_completion_on_the_local_model(tmp_path: Path, local_model_alias):
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "greet.py").write_text("def greet(name):\n    return 'Hello ' + name\n")
-    (tmp_path / "sica.toml").write_text(textwrap.dedent(f"""
-        [models.qwen]
-        provider = "openai_compatible"
-        model = "{local_model_server.options.alias}"
-        base_url = "{local_model_server.base_url}"
-        price = "free"
-        tool_mode = "text"
-        context_window = {local_model_server.options.context_per_slot}
-
-        [solve]
-        solves_dir = "solves"
-        time_limit_s = 60
-    """))
+    (tmp_path / "sica.toml").write_text(local_model_alias + '\n[solve]\nsolves_dir = "solves"\ntime_limit_s = 60\n')
     done = run_sica(tmp_path, "solve", "Add an exclamation mark to the greeting in greet.py.", "--repo", str(repo),
                     timeout=240)
     assert done.returncode in (0, 3), done.stderr

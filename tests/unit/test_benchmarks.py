@@ -4,7 +4,6 @@ documented partial), and hidden files never enter the starting tree."""
 from __future__ import annotations
 
 import os
-import tempfile
 import textwrap
 from pathlib import Path
 
@@ -12,27 +11,15 @@ import pytest
 import uv
 
 from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark
-from sica.config import default_envs_dir
+from sica.benchmarks.base import PARTIAL_CAP, score_from_output
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.taskdir import TaskFolderError, task_problem
+from sica.config import default_envs_dir
 from sica.runner.environments import ensure_environment, seed_agent_dir
-from sica.sandbox import open_sandbox
+from sica.sandbox import SandboxResult
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "tasks"
 CACHE = Path.home() / ".cache/sica/benchmarks"
-
-
-@pytest.fixture
-def tree():
-    """A starting tree in a folder the sandbox user can reach."""
-    with tempfile.TemporaryDirectory(prefix="sica-bench-test-") as folder:
-        Path(folder).chmod(0o755)
-        yield Path(folder)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    return open_sandbox("bwrap")
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +91,17 @@ def test_benchmark_names():
                          ("swebench", "unknown benchmark 'swebench'")]:
         with pytest.raises(BenchmarkError, match=message):
             open_benchmark(bad, context)
+
+
+def test_a_check_that_did_not_exit_0_never_scores_1():
+    """The code under test prints too: a `score: 1` from a failing or stopped check is not a solve."""
+
+    def result(ending: str, code: int | None, stdout: str) -> SandboxResult:
+        return SandboxResult(ending, code, None, 0.1, stdout, "")  # type: ignore[arg-type]
+
+    assert score_from_output(result("exit", 0, "ok\n")).value == 1.0
+    assert score_from_output(result("exit", 0, "score: 0.25\n")).value == 0.25
+    assert score_from_output(result("exit", 1, "close\nscore: 0.5\n")).value == 0.5
+    assert score_from_output(result("exit", 1, "score: 1\n")).value == PARTIAL_CAP
+    assert score_from_output(result("exit", 1, "no\n")).value == 0.0
+    assert score_from_output(result("timeout", None, "score: 1\n")).value == 0.0

@@ -9,7 +9,6 @@ import difflib
 import json
 import os
 import shutil
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -24,7 +23,6 @@ from sica.benchmarks.environments import ProblemEnvironmentError, problem_enviro
 from sica.benchmarks.mutations import find_mutations
 from sica.benchmarks.sdists import fetch_sdist
 from sica.config import default_envs_dir
-from sica.sandbox import open_sandbox
 
 CACHE = Path.home() / ".cache/sica/benchmarks"
 INFLECTION = next(p for p in bugfix.PACKAGES if p.name == "inflection")
@@ -169,18 +167,6 @@ def tiny(tmp_path_factory, short_tries):
     """The tiny package's context and all its problems, generated once."""
     context = tiny_context(tmp_path_factory.mktemp("tiny"))
     return context, BugfixBenchmark(context, (TINY,)).problems()
-
-
-@pytest.fixture
-def tree():
-    with tempfile.TemporaryDirectory(prefix="sica-bugfix-test-") as folder:
-        Path(folder).chmod(0o755)
-        yield Path(folder)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    return open_sandbox("bwrap")
 
 
 def restore_original(problem: Problem, sdist: Path, tree: Path) -> list[str]:

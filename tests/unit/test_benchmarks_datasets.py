@@ -12,7 +12,6 @@ import pickle
 import stat
 import subprocess
 import sys
-import tempfile
 import textwrap
 import threading
 import zlib
@@ -29,7 +28,6 @@ from sica.benchmarks import livecodebench
 from sica.benchmarks.livecodebench import decode_tests, release_files
 from sica.benchmarks.swebench import HARNESS_REQUIREMENT, SwebenchHarness
 from sica.config import ConfigError
-from sica.sandbox import open_sandbox
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 LCB_FILE = FIXTURES / "livecodebench.jsonl"
@@ -52,19 +50,6 @@ GOOD = {
         """),
     "livecodebench/1990_B": "n = int(input())\nheights = list(map(int, input().split()))\nprint(sum(heights) / n)\n",
 }
-
-
-@pytest.fixture
-def tree():
-    """A starting tree in a folder the sandbox user can reach."""
-    with tempfile.TemporaryDirectory(prefix="sica-bench-test-") as folder:
-        Path(folder).chmod(0o755)
-        yield Path(folder)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    return open_sandbox("bwrap")
 
 
 def context(tmp_path: Path, **settings) -> BenchmarkContext:

@@ -21,24 +21,10 @@ from sica.benchmarks.scorers.location_score import location_score
 from sica.benchmarks.sdists import SdistError, fetch_sdist
 from sica.benchmarks.symbol_location import locate_tasks
 from sica.config import default_envs_dir
-from sica.sandbox import open_sandbox
 
 CACHE = Path.home() / ".cache/sica/benchmarks"
 PAIRS = (("toolz", "0.12.0", "0.12.1"),)
 PACKAGES = ("toolz==0.12.1",)
-
-
-@pytest.fixture
-def tree():
-    """A starting tree in a folder the sandbox user can reach."""
-    with tempfile.TemporaryDirectory(prefix="sica-bench-test-") as folder:
-        Path(folder).chmod(0o755)
-        yield Path(folder)
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    return open_sandbox("bwrap")
 
 
 @pytest.fixture(scope="module")

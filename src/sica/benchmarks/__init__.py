@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from sica.benchmarks.base import Benchmark, BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
+from sica.benchmarks.base import BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
 from sica.benchmarks.bugfix import BugfixBenchmark, BugfixError
+from sica.benchmarks.environments import check_environment
 from sica.benchmarks.file_editing import open_file_editing
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.livecodebench import open_livecodebench
@@ -49,25 +50,33 @@ BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
             "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
 
 
-def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
-    """The problems a benchmark name stands for, built (and cached) when needed."""
+def split_name(name: str) -> tuple[str, int | None]:
+    """`humaneval:20` → (`humaneval`, 20); `humaneval` → (`humaneval`, None); a task folder name is whole."""
     kind, _, argument = name.partition(":")
     if kind == "taskdir":
         if not argument:
             raise BenchmarkError("taskdir needs a folder: taskdir:PATH")
-        return TaskDirBenchmark(Path(argument).expanduser().resolve(), context.tools).problems()
+        return name, None
     if kind not in OPENERS:
         raise BenchmarkError(f"unknown benchmark '{kind}': use one of {', '.join(BUILT_IN)}")
-    count = None
-    if argument:
-        if not argument.isdigit() or int(argument) < 1:
-            raise BenchmarkError(f"'{name}': the count after ':' must be a positive number, e.g. {kind}:20")
-        count = int(argument)
+    if not argument:
+        return kind, None
+    if not argument.isdigit() or int(argument) < 1:
+        raise BenchmarkError(f"'{name}': the count after ':' must be a positive number, e.g. {kind}:20")
+    return kind, int(argument)
+
+
+def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
+    """The problems a benchmark name stands for, built (and cached) when needed."""
+    kind, count = split_name(name)
+    if kind.startswith("taskdir:"):
+        folder = Path(kind.removeprefix("taskdir:")).expanduser().resolve()
+        return TaskDirBenchmark(folder, check_environment(context)).problems()
     problems = OPENERS[kind][1](context, count)
     if count is not None and len(problems) < count:
         raise BenchmarkError(f"'{name}': {kind} has only {len(problems)} problems; ask for at most that many")
     return problems if count is None else problems[:count]
 
 
-__all__ = ["BUILT_IN", "OPENERS", "Benchmark", "BenchmarkContext", "BenchmarkError", "BugfixError", "DatasetError",
-           "Problem", "Score", "SwebenchError", "TaskFolderError", "open_benchmark"]
+__all__ = ["BUILT_IN", "OPENERS", "BenchmarkContext", "BenchmarkError", "BugfixError", "DatasetError",
+           "Problem", "Score", "SwebenchError", "TaskFolderError", "open_benchmark", "split_name"]

@@ -4,15 +4,16 @@ the harness runs after the agent has stopped, sandboxed, on a copy of the final 
 from __future__ import annotations
 
 import dataclasses
-import shutil
+import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from sica.config import Settings
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
+from sica.sandbox.untrusted import copy_untrusted_tree
 
 
 class BenchmarkError(Exception):
@@ -33,7 +34,9 @@ class Problem:
     `score(sandbox, final_tree, answer)` runs its checks sandboxed, with hidden files the agent never saw (None:
     nothing to check, as for a user's own repository).
     `tools` is the bin folder of the problem's environment (built outside the sandbox, cached, reachable by the
-    sandbox user), mounted read-only and first on PATH for the agent and the scorer; None when it needs none."""
+    sandbox user), mounted read-only and first on PATH for the agent and the scorer; None when it needs none.
+    `fingerprint` digests what decides the score besides the statement (hidden tests, targets, the scorer's
+    code): a stored result is reused only while it is the same."""
 
     id: str
     benchmark: str
@@ -41,6 +44,21 @@ class Problem:
     lay_out: Callable[[Path], None]
     score: Callable[[Sandbox, Path, str | None], Score] | None
     tools: Path | None = None
+    fingerprint: str = ""
+
+
+def fingerprint(*parts: str | bytes | Path) -> str:
+    """A sha256 of texts, bytes and files (a folder: every file in it, by relative path)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            files = sorted(p for p in part.rglob("*") if p.is_file()) if part.is_dir() else [part]
+            for file in files:
+                digest.update(str(file.relative_to(part) if part.is_dir() else file.name).encode() + b"\0")
+                digest.update(file.read_bytes() + b"\0")
+        else:
+            digest.update((part.encode() if isinstance(part, str) else part) + b"\0")
+    return digest.hexdigest()
 
 
 class DatasetError(BenchmarkError):
@@ -51,9 +69,8 @@ class DatasetError(BenchmarkError):
 class BenchmarkContext:
     """What building a benchmark may use: `cache_dir` for data only the harness reads (datasets, sdists,
     generated problem sets), `envs_dir` for problem environments the sandbox user must reach, `uv_bin`, the
-    agent environment's bin folder for task folders' checks (`tools`), the sandbox backend generators run
-    foreign tests in (`sandbox`; never `none`), and `on_progress` for one-line progress messages while a build
-    runs.
+    sandbox backend generators run foreign tests in (`sandbox`; never `none`), and `on_progress` for one-line
+    progress messages while a build runs.
 
     Datasets loaded from the network (the `[benchmarks]` settings of the same names): `hf_endpoint`, the Hugging
     Face Hub or a mirror of it; `swebench_file` / `livecodebench_file`, local copies used instead of the Hub;
@@ -65,7 +82,6 @@ class BenchmarkContext:
     cache_dir: Path
     envs_dir: Path
     uv_bin: str
-    tools: Path | None = None
     sandbox: str = "bwrap"
     on_progress: Callable[[str], None] = lambda message: None
     hf_endpoint: str = "https://huggingface.co"
@@ -77,7 +93,7 @@ class BenchmarkContext:
     swebench_python: Path | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, uv_bin: str, *, tools: Path | None = None, sandbox: str = "bwrap",
+    def from_settings(cls, settings: Settings, uv_bin: str, *, sandbox: str = "bwrap",
                       on_progress: Callable[[str], None] = lambda message: None) -> BenchmarkContext:
         """The context the configuration describes (`[benchmarks]`, and `[solve] envs_dir`)."""
         b = settings.benchmarks
@@ -85,17 +101,10 @@ class BenchmarkContext:
         def expanded(path: Path | None) -> Path | None:
             return None if path is None else path.expanduser()
 
-        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, tools=tools,
-                   sandbox=sandbox, on_progress=on_progress, hf_endpoint=b.hf_endpoint,
+        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, sandbox=sandbox, on_progress=on_progress, hf_endpoint=b.hf_endpoint,
                    swebench_file=expanded(b.swebench_file), livecodebench_file=expanded(b.livecodebench_file),
                    livecodebench_release=b.livecodebench_release, swebench_repo_url=b.swebench_repo_url,
                    swebench_score=b.swebench_score, swebench_python=expanded(b.swebench_python))
-
-
-class Benchmark(Protocol):
-    name: str
-
-    def problems(self) -> list[Problem]: ...
 
 
 def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callable[[Path], tuple[str, ...]], *,
@@ -105,7 +114,7 @@ def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callab
     with tempfile.TemporaryDirectory(prefix="sica-score-") as scratch:
         Path(scratch).chmod(0o755)
         copy = Path(scratch) / "tree"
-        shutil.copytree(final_tree, copy, symlinks=True)
+        copy_untrusted_tree(final_tree, copy)
         path = ":".join([*([str(tools)] if tools else []), "/usr/local/bin", "/usr/bin", "/bin"])
         spec = SandboxSpec(command=(), workdir=copy, readonly=(hidden, *((tools.parent,) if tools else ())),
                            cwd=hidden, environment={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
@@ -114,15 +123,28 @@ def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callab
         return sandbox.run(spec)
 
 
+def output_tail(text: str, limit: int = 300) -> str:
+    """The end of a program's output on one line, for a one-line message or a score's details."""
+    return " ".join(text.split())[-limit:] or "(no output)"
+
+
+#: The most a check that did not exit 0 can score.
+PARTIAL_CAP = 0.99
+
+
 def score_from_output(result: SandboxResult) -> Score:
-    """The task-directory convention: exit 0 iff solved; an optional last line `score: X` for partial credit."""
+    """The task-directory convention: exit 0 iff solved; an optional last line `score: X` for partial credit.
+    A check that did not exit 0 has not solved the problem, whatever it printed (the code under test may print
+    too): its `score:` counts only below 1, and a check stopped by a limit scores 0."""
     lines = result.stdout.strip().splitlines()
     said = (result.stdout + "\n" + result.stderr).strip().splitlines()
-    tail = " ".join(" ".join(said[-5:]).split())[-300:]
+    details = f"{result.describe()}; {output_tail(' '.join(said[-5:]))}"
+    if result.ending != "exit":
+        return Score(0.0, details)
+    value = 1.0 if result.ok else 0.0
     if lines and lines[-1].startswith("score:"):
         try:
             value = min(1.0, max(0.0, float(lines[-1].removeprefix("score:"))))
         except ValueError:
-            value = 1.0 if result.ok else 0.0
-        return Score(value, f"{result.describe()}; {tail}")
-    return Score(1.0 if result.ok else 0.0, f"{result.describe()}; {tail}")
+            pass
+    return Score(value if result.ok else min(value, PARTIAL_CAP), details)

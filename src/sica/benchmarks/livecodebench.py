@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import BenchmarkContext, DatasetError, Problem, Score, run_checks, score_from_output
+from sica.benchmarks.base import (BenchmarkContext, DatasetError, Problem, Score, fingerprint, run_checks,
+                                 score_from_output)
 from sica.benchmarks.hub import hub_file, read_rows
 from sica.sandbox import Sandbox
 
@@ -181,7 +182,8 @@ def _problem(row: dict[str, Any], number: int, tests_dir: Path) -> Problem:
         return score_from_output(result)
 
     statement = _statement(title, content, mode, func_name, row.get("platform"))
-    return Problem(f"livecodebench/{question_id}", "livecodebench", statement, lay_out, score)
+    return Problem(f"livecodebench/{question_id}", "livecodebench", statement, lay_out, score,
+                   fingerprint=fingerprint(tests_file, CHECK_SCRIPT))
 
 
 def _statement(title: str, content: str, mode: str, func_name: str | None, platform: Any) -> str:

@@ -42,7 +42,9 @@ def find_mutations(source: str) -> list[Mutation]:
     """Every mutation of `source` that still parses, in source order."""
     finder = _Finder(source)
     finder.visit(ast.parse(source))
-    found = sorted(finder.found, key=lambda m: (m.start, m.end, m.operator, m.replacement))
+    # The same edit can be found twice (an `elif` chain is visited from each `if` of it): keep one.
+    unique = {(m.start, m.end, m.replacement): m for m in finder.found}
+    found = sorted(unique.values(), key=lambda m: (m.start, m.end, m.operator, m.replacement))
     return [m for m in found if _parses(m.apply(source))]
 
 
@@ -57,7 +59,8 @@ def _parses(source: str) -> bool:
 class _Finder(ast.NodeVisitor):
     def __init__(self, source: str) -> None:
         self.source = source
-        self.lines = source.splitlines(keepends=True)
+        # Lines as `ast` counts them: split at "\n" only (str.splitlines also splits at form feeds and others).
+        self.lines = re.split(r"(?<=\n)", source)
         self.line_starts = [0]
         for line in self.lines:
             self.line_starts.append(self.line_starts[-1] + len(line))

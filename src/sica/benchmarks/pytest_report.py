@@ -60,40 +60,57 @@ def main() -> None:
     parser.add_argument("--tree", required=True, help="the package's source tree (becomes the working folder)")
     parser.add_argument("--source", default=".", help="the folder of the tree that is put on sys.path")
     parser.add_argument("--cover", help="report the lines run of the files under this folder of the tree")
-    parser.add_argument("--tests-from", help="first restore each test path into the tree from this folder")
+    parser.add_argument("--tests-from", help="first restore the tree's tests and test configuration from this "
+                        "folder: every conftest.py goes, then each of its files is copied to the same path")
     parser.add_argument("tests", nargs="+", help="test files and folders, relative to the tree")
     args = parser.parse_args()
+    # Imported before the tree is on sys.path: a `pytest.py` or `coverage.py` in it cannot stand in for them.
+    import coverage as coverage_module
+    import pytest
+
     report = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # pytest, and whatever the tests print, go to stderr
     os.chdir(args.tree)
     if args.tests_from:
-        for path in args.tests:
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path)
-            elif os.path.lexists(path):
-                os.remove(path)
-            copy = shutil.copytree if os.path.isdir(os.path.join(args.tests_from, path)) else shutil.copy
-            copy(os.path.join(args.tests_from, path), path)
+        _restore(args.tests_from, args.tests)
     sys.path.insert(0, os.path.abspath(args.source))
     coverage = None
     if args.cover:
-        import coverage as coverage_module
         coverage = coverage_module.Coverage(data_file=None, config_file=False,
                                             include=[os.path.abspath(args.cover) + "/*"])
         coverage.start()
-    import pytest
 
     outcomes = Outcomes()
-    status = pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", os.getcwd(), *args.tests], plugins=[outcomes])
+    pytest.main(["-q", "-p", "no:cacheprovider", "--rootdir", os.getcwd(), *args.tests], plugins=[outcomes])
     covered: dict[str, list[int]] = {}
     if coverage is not None:
         coverage.stop()
         data = coverage.get_data()
         covered = {os.path.relpath(name): sorted(data.lines(name) or ()) for name in data.measured_files()}
-    json.dump({"status": int(status), "tests": outcomes.tests, "failures": outcomes.failures,
+    json.dump({"tests": outcomes.tests, "failures": outcomes.failures,
                "errors": outcomes.errors, "covered": covered}, report)
     report.write("\n")
     report.close()
+
+
+def _restore(originals: str, tests: list[str]) -> None:
+    """Put the original tests and test configuration back: the test paths are replaced whole, every
+    `conftest.py` of the tree is removed (a new one could rewrite results), then each original file is copied."""
+    for path in tests:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.remove(path)
+    for folder, folders, files in os.walk("."):
+        if "conftest.py" in files:
+            os.remove(os.path.join(folder, "conftest.py"))
+    for folder, folders, files in os.walk(originals):
+        for name in files:
+            relative = os.path.relpath(os.path.join(folder, name), originals)
+            if os.path.lexists(relative) and not os.path.isdir(relative):
+                os.remove(relative)
+            os.makedirs(os.path.dirname(relative) or ".", exist_ok=True)
+            shutil.copy(os.path.join(folder, name), relative)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ it and the hash is checked before anything is unpacked."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from sica.benchmarks.base import BenchmarkContext, BenchmarkError
+from sica.benchmarks.base import BenchmarkContext, BenchmarkError, output_tail
 
 
 class SdistError(BenchmarkError):
@@ -34,9 +35,17 @@ def fetch_sdist(requirement: str, context: BenchmarkContext) -> Path:
     tree = context.cache_dir / "sdists" / f"{name}-{version}"
     if (tree / ".complete").exists():
         return tree
-    context.on_progress(f"fetching {requirement}")
     tree.parent.mkdir(parents=True, exist_ok=True)
-    url, sha256 = _locate(requirement, context.uv_bin)
+    with (tree.parent / f".{tree.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one process fetches; the others then find it complete
+        if not (tree / ".complete").exists():
+            context.on_progress(f"fetching {requirement}")
+            _fetch(requirement, context.uv_bin, tree)
+    return tree
+
+
+def _fetch(requirement: str, uv_bin: str, tree: Path) -> None:
+    url, sha256 = _locate(requirement, uv_bin)
     with tempfile.TemporaryDirectory(prefix="sica-sdist-", dir=tree.parent) as scratch:
         archive = Path(scratch) / url.rsplit("/", 1)[-1].split("#")[0]
         _download(url, sha256, archive, requirement)
@@ -47,7 +56,6 @@ def fetch_sdist(requirement: str, context: BenchmarkContext) -> Path:
         (source / ".complete").write_text(requirement + "\n")
         shutil.rmtree(tree, ignore_errors=True)
         os.replace(source, tree)
-    return tree
 
 
 def _locate(requirement: str, uv_bin: str) -> tuple[str, str]:
@@ -59,7 +67,7 @@ def _locate(requirement: str, uv_bin: str) -> tuple[str, str]:
                               capture_output=True, text=True)
         if done.returncode != 0:
             raise SdistError(f"resolving {requirement} failed (only releases with a wheel are used, so that no "
-                             f"build runs): {' '.join(done.stderr.split())[-300:]}")
+                             f"build runs): {output_tail(done.stderr)}")
     for package in tomllib.loads(done.stdout).get("packages", []):
         sdist = package.get("sdist") or {}
         if sdist.get("url") and sdist.get("hashes", {}).get("sha256"):

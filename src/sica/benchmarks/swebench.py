@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
+from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, DatasetError, Problem, Score, fingerprint,
+                                 output_tail)
 from sica.benchmarks.hub import hub_file, read_rows
 from sica.runner.diffs import SAFE_GIT, SKIPPED
 from sica.sandbox import Sandbox
@@ -36,8 +37,8 @@ HARNESS_REQUIREMENT = "swebench==5.0.2"
 #: The fields the harness needs from a row (the statement needs only a few of them).
 FIELDS = ("instance_id", "repo", "base_commit", "problem_statement", "patch", "test_patch", "FAIL_TO_PASS",
           "PASS_TO_PASS", "version", "environment_setup_commit")
-_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-_INSTANCE_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_REPO = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no leading '-': never an option
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 #: Imports the harness and asks the engine's API for a ping: what `run_evaluation` needs to work at all.
 _PROBE = "import docker, swebench.harness.run_evaluation; docker.from_env().ping()"
@@ -102,7 +103,9 @@ def _problem(row: dict[str, Any], mirrors: RepoMirrors, harness: SwebenchHarness
                  "source code. Hidden tests written for the fix then run on your changes in the project's own "
                  "environment (SWE-bench's harness); changes to the test files the hidden tests touch are reset "
                  "first.\n")
-    return Problem(f"swebench_verified/{instance_id}", "swebench_verified", statement, lay_out, score)
+    hidden = json.dumps({key: row[key] for key in ("test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")}, sort_keys=True)
+    return Problem(f"swebench_verified/{instance_id}", "swebench_verified", statement, lay_out, score,
+                   fingerprint=fingerprint(hidden, HARNESS_REQUIREMENT))
 
 
 class RepoMirrors:
@@ -155,15 +158,15 @@ class RepoMirrors:
                 self.on_progress(f"cloning {url}")
                 part = self.root / f".{mirror.name}.{os.getpid()}"
                 shutil.rmtree(part, ignore_errors=True)
-                done = _network_git("clone", "--quiet", "--bare", url, str(part))
+                done = _network_git("clone", "--quiet", "--bare", "--", url, str(part))
                 if done.returncode != 0:
                     shutil.rmtree(part, ignore_errors=True)
-                    raise SwebenchError(f"cloning {url} failed: {_tail(done.stderr)}; {fix}")
+                    raise SwebenchError(f"cloning {url} failed: {output_tail(done.stderr)}; {fix}")
                 os.replace(part, mirror)
             if not _has_commit(mirror, commit):
                 self.on_progress(f"fetching {repo} to find {commit[:12]}")
                 for refs in (("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"), (commit,)):
-                    _network_git(f"--git-dir={mirror}", "fetch", "--quiet", url, *refs)
+                    _network_git(f"--git-dir={mirror}", "fetch", "--quiet", "--", url, *refs)
                     if _has_commit(mirror, commit):
                         break
                 else:
@@ -180,7 +183,7 @@ def _git(git_dir: Path, *args: str, work_tree: Path | None = None, extra_env: Ma
     done = subprocess.run(["git", *SAFE_GIT, f"--git-dir={git_dir}", *trees, *args], capture_output=True, text=True,
                           env=env)
     if done.returncode != 0:
-        raise SwebenchError(f"git {args[0]} in {git_dir.name} failed: {_tail(done.stderr)}")
+        raise SwebenchError(f"git {args[0]} in {git_dir.name} failed: {output_tail(done.stderr)}")
     return done.stdout
 
 
@@ -225,7 +228,7 @@ class SwebenchHarness:
                                 f"{fix}") from None
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines() or ["the harness's probe failed silently"]
-            raise SwebenchError(f"SWE-bench Verified cannot be scored here: {_tail(lines[-1])}; {fix}")
+            raise SwebenchError(f"SWE-bench Verified cannot be scored here: {output_tail(lines[-1])}; {fix}")
 
     def command(self, dataset: Path, predictions: Path, instance_id: str, run_id: str) -> list[str]:
         """The harness's command line for one instance."""
@@ -261,7 +264,7 @@ class SwebenchHarness:
         verdict = self.read_report(self.report_file(run_dir, run_id, instance_id), instance_id)
         if verdict is None:
             return Score(0.0, f"harness error: no report (it exited with code {done.returncode}: "
-                              f"{_tail(done.stdout + done.stderr)}; logs in {run_dir})")
+                              f"{output_tail(done.stdout + done.stderr)}; logs in {run_dir})")
         return verdict
 
     @staticmethod
@@ -279,7 +282,3 @@ class SwebenchHarness:
                 tallies.append(f"{kind} {passed}/{passed + failed}")
         return Score(1.0 if resolved else 0.0,
                      f"{'resolved' if resolved else 'not resolved'}" + (f" ({', '.join(tallies)})" if tallies else ""))
-
-
-def _tail(text: str) -> str:
-    return " ".join(text.split())[-300:] or "(no output)"

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkContext, Problem, Score
+from sica.benchmarks.base import BenchmarkContext, Problem, Score, fingerprint
 from sica.benchmarks.generated import cached_rows, round_robin
 from sica.benchmarks.scorers import location_score, run_scorer
 from sica.benchmarks.sdists import fetch_sdist
@@ -100,7 +100,8 @@ def problem(task: LocateTask, tree: Path) -> Problem:
         data = {"expected.txt": task.definition, **({"answer.txt": answer} if answer is not None else {})}
         return run_scorer(sandbox, final_tree, location_score, data)
 
-    return Problem(task.id, NAME, statement(task), lay_out, score)
+    return Problem(task.id, NAME, statement(task), lay_out, score,
+                   fingerprint=fingerprint(task.definition, Path(location_score.__file__)))
 
 
 def statement(task: LocateTask) -> str:

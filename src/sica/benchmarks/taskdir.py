@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkError, Problem, Score, run_checks, score_from_output
+from sica.benchmarks.base import (BenchmarkError, Problem, Score, fingerprint, output_tail, run_checks,
+                                 score_from_output)
 from sica.sandbox import Sandbox
 
 
@@ -29,7 +30,7 @@ def task_problem(folder: Path, benchmark: str, tools: Path | None = None) -> Pro
         done = subprocess.run(["bash", "build.sh", str(dest)], cwd=folder, capture_output=True, text=True)
         if done.returncode != 0:
             raise TaskFolderError(f"{folder}/build.sh failed (exit {done.returncode}): "
-                                  f"{' '.join(done.stderr.split())[-300:]}")
+                                  f"{output_tail(done.stderr)}")
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
         with tempfile.TemporaryDirectory(prefix="sica-task-") as scratch:
@@ -42,7 +43,8 @@ def task_problem(folder: Path, benchmark: str, tools: Path | None = None) -> Pro
         return score_from_output(result)
 
     statement = (folder / "task.md").read_text(encoding="utf-8")
-    return Problem(f"{benchmark}/{folder.name}", benchmark, statement, lay_out, score)
+    return Problem(f"{benchmark}/{folder.name}", benchmark, statement, lay_out, score,
+                   fingerprint=fingerprint(folder))
 
 
 class TaskDirBenchmark:

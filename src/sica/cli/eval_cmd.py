@@ -56,7 +56,7 @@ def evaluate(
     request = EvalRequest(agent_dir, benchmark, holdout or [], model, workers, sandbox, fresh)
     try:
         report = uvloop.run(_run(cli, settings, request))
-    except (AgentVersionError, BenchmarkError, SandboxError) as error:
+    except (AgentVersionError, BenchmarkError, SandboxError, OSError) as error:
         raise UserError(str(error)) from None
     _print_report(cli, report, verbose)
     if report.interrupted:

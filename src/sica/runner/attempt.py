@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
-import shutil
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,10 @@ from sica.runner.diffs import record_baseline, take_diff
 from sica.runner.setup import AgentSetup
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.scratch import ScratchArea
+from sica.sandbox.untrusted import copy_untrusted_tree, read_untrusted_text, write_into_untrusted_folder
+
+#: The answer an agent leaves in `answer.txt`, as far as the harness reads it.
+MAX_ANSWER_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,12 @@ class AttemptLimits:
     def for_solve(cls, settings: Settings) -> AttemptLimits:
         s = settings.solve
         return cls(s.time_limit_s, s.budget_usd, s.memory_mb, s.scratch_mb, s.tmp_mb, s.cancel_grace_s)
+
+    @classmethod
+    def for_eval(cls, settings: Settings) -> AttemptLimits:
+        """`[eval]`'s time and budget per problem; the sandbox sizes of `[solve]`."""
+        return dataclasses.replace(cls.for_solve(settings), time_limit_s=settings.eval.time_limit_s,
+                                   budget_usd=settings.eval.budget_usd)
 
 
 @dataclass
@@ -172,15 +181,14 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
         seconds = time.monotonic() - started
         rows = list(gateway.gateway.ledger.calls(account.id))
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
-        status, summary = watch.ended or _unreported_end(result, stop.is_set(), watch.top_agent is not None)
+        status, summary = watch.ended or _unreported_end(result, stop.is_set())
         diff = await asyncio.to_thread(take_diff, run.workdir, folder / "baseline.git")
-        answer_file = run.logdir / "answer.txt"
-        answer = answer_file.read_text(encoding="utf-8") if answer_file.exists() else None
+        answer = read_untrusted_text(run.logdir / "answer.txt", MAX_ANSWER_BYTES)
         score = None
         if problem.score is not None and not stop.is_set():
             score = await asyncio.to_thread(problem.score, sandbox, run.workdir, answer)
-        shutil.copytree(run.workdir, folder / "workdir", symlinks=True)
-        shutil.copytree(run.logdir, folder / "logdir", symlinks=True)
+        copy_untrusted_tree(run.workdir, folder / "workdir")
+        copy_untrusted_tree(run.logdir, folder / "logdir")
         (folder / "live.json").unlink()
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     state = gateway.gateway.account(account.id)
@@ -192,16 +200,13 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     return outcome
 
 
-def _unreported_end(result: SandboxResult, stopped: bool, started: bool) -> tuple[str, str]:
-    """Status and summary for an agent that ended without its `agent_end` event. One that never started and
-    left no Python traceback did not fail by itself: the sandbox or its environment did (`infra_error`)."""
+def _unreported_end(result: SandboxResult, stopped: bool) -> tuple[str, str]:
+    """Status and summary for an agent that ended without its `agent_end` event (a sandbox that cannot start
+    raises `SandboxError` instead, which the caller treats as an infrastructure failure)."""
     if stopped:
         return "cancelled", f"stopped by the harness; the agent {result.describe()}"
     if result.ending == "timeout":
         return "timeout", "the sandbox's wall time ran out before the agent reported an end"
-    if not started and result.ending == "exit" and "Traceback" not in result.stderr:
-        tail = " ".join(result.stderr.split())[-200:]
-        return "infra_error", f"the agent never started: the sandbox {result.describe()}: {tail}"
     return "error", f"the agent {result.describe()} without reporting an end (see agent.log)"
 
 
@@ -250,10 +255,11 @@ async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, accoun
 
 
 def _send_cancel(logdir: Path, agent_id: str) -> None:
-    """Ask the agent to stop, through its inbox (written atomically: temp file, then rename)."""
+    """Ask the agent to stop, through its inbox (the agent's folder: an inbox it replaced by a link gets
+    nothing, and the sandbox kills the agent after the grace period)."""
     inbox = logdir / "inbox"
-    inbox.mkdir(exist_ok=True)
-    sequence = len(list(inbox.glob("*.json")))
-    temp = inbox / f".{sequence:06d}.tmp"
-    temp.write_text(json.dumps({"type": "cancel", "agent_id": agent_id, "text": "stopped by the user"}))
-    os.replace(temp, inbox / f"{sequence:06d}.json")
+    with contextlib.suppress(OSError):
+        inbox.mkdir()
+    sequence = len(list(inbox.glob("*.json"))) if not inbox.is_symlink() else 0
+    message = {"type": "cancel", "agent_id": agent_id, "text": "stopped by the user"}
+    write_into_untrusted_folder(inbox, f"{sequence:06d}.json", json.dumps(message).encode())

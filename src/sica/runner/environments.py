@@ -82,7 +82,9 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
         if requirements:
             _run([uv_bin, "pip", "install", "--quiet", "--python", str(building / "bin" / "python"),
                   "--only-binary", ":all:", *requirements], requirements)
-        _run([str(building / "bin" / "python"), "-m", "compileall", "-q", str(building / "lib")], requirements)
+        # -I -S: no site processing, so no `.pth` file of an installed wheel runs here, outside the sandbox.
+        _run([str(building / "bin" / "python"), "-I", "-S", "-m", "compileall", "-q", str(building / "lib")],
+             requirements)
         (building / ".complete").write_text("\n".join(requirements) + "\n")
         building.chmod(0o755)
         try:

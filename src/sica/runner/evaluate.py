@@ -25,7 +25,7 @@ from pathlib import Path
 
 import uv
 
-from sica.benchmarks import BenchmarkContext, BenchmarkError, Problem, open_benchmark
+from sica.benchmarks import BenchmarkContext, BenchmarkError, Problem, open_benchmark, split_name
 from sica.config import Settings
 from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
@@ -101,16 +101,6 @@ class EvalReport:
     interrupted: bool
 
 
-def split_name(name: str) -> tuple[str, int | None]:
-    """`humaneval:20` → (`humaneval`, 20); `humaneval` → (`humaneval`, None); task folders have no count."""
-    kind, _, argument = name.partition(":")
-    if kind == "taskdir" or not argument:
-        return name, None
-    if not argument.isdigit() or int(argument) < 1:
-        raise BenchmarkError(f"'{name}': the count after ':' must be a positive number, e.g. {kind}:20")
-    return kind, int(argument)
-
-
 def plan_problems(selection: list[str], holdout: list[str], context: BenchmarkContext) -> list[PlannedProblem]:
     """The mix's problems: each selection benchmark, then each held-out one (after the selection's problems of
     the same benchmark, so the two parts never overlap)."""
@@ -153,12 +143,6 @@ def default_workers(settings: Settings, agent: AgentSetup) -> int:
     return 4
 
 
-def eval_limits(settings: Settings) -> AttemptLimits:
-    s = settings.solve
-    return AttemptLimits(settings.eval.time_limit_s, settings.eval.budget_usd, s.memory_mb, s.scratch_mb, s.tmp_mb,
-                         s.cancel_grace_s)
-
-
 def _slug(problem_id: str) -> str:
     """A folder name for a problem id (which may hold slashes, colons and whole paths)."""
     tail = re.sub(r"[^A-Za-z0-9._-]+", "_", problem_id)[-80:].strip("_")
@@ -180,10 +164,10 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
 
         # Generators run foreign test suites sandboxed: never unconfined, even when the agents are.
         generator_sandbox = "bwrap" if request.sandbox == "none" else request.sandbox
-        context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), tools=agent.env / "bin",
-                                                 sandbox=generator_sandbox, on_progress=building)
+        context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), sandbox=generator_sandbox,
+                                                 on_progress=building)
         planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
-        limits = eval_limits(settings)
+        limits = AttemptLimits.for_eval(settings)
         agent_hash = agent_code_hash(request.agent_dir)
         fingerprint = models_fingerprint(settings, agent.models)
         keys = [result_key(agent_hash, item.problem, fingerprint, limits) for item in planned]

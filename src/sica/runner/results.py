@@ -1,8 +1,9 @@
 """Evaluation results: one record per (agent, problem), kept in SQLite (the cache a rerun reuses) and in each
 evaluation's JSONL file (everything it reported, cached results and infrastructure failures included).
 
-A result is reused when its key matches: the hash of the agent's code, the problem (id and statement), the
-models with their configuration, and the limits the problem ran under. Infrastructure failures are never
+A result is reused when its key matches: the hash of the agent's code, the problem (id, statement and the
+fingerprint of its hidden material and scorer), the models with their configuration, and the limits the problem
+ran under. Infrastructure failures are never
 cached, so a rerun tries those problems again.
 """
 
@@ -96,8 +97,8 @@ def models_fingerprint(settings: Settings, models: Mapping[str, Mapping[str, obj
 def result_key(agent_hash: str, problem: Problem, models: Mapping[str, Any], limits: AttemptLimits) -> str:
     """The cache key of (agent code, problem, models, limits)."""
     material = {"agent": agent_hash, "problem": problem.id,
-                "statement": hashlib.sha256(problem.statement.encode()).hexdigest(), "models": models,
-                "limits": asdict(limits)}
+                "statement": hashlib.sha256(problem.statement.encode()).hexdigest(),
+                "fingerprint": problem.fingerprint, "models": models, "limits": asdict(limits)}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -153,7 +154,3 @@ class ResultLog:
     def write(self, result: ProblemResult) -> None:
         with self.path.open("a", encoding="utf-8") as log:
             log.write(json.dumps(asdict(result)) + "\n")
-
-    def read(self) -> list[ProblemResult]:
-        with self.path.open(encoding="utf-8") as log:
-            return [ProblemResult(**json.loads(line)) for line in log if line.strip()]

@@ -58,13 +58,15 @@ async def prepared_agent(settings: Settings, agent_dir: Path, model: str | None)
 
 def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
     copy_tree(agent_dir, code)
-    compiled = subprocess.run([str(env / "bin" / "python"), "-m", "compileall", "-q", str(code)],
+    # -I -S: no site processing, so no `.pth` file of the version's dependencies runs here, outside the sandbox.
+    compiled = subprocess.run([str(env / "bin" / "python"), "-I", "-S", "-m", "compileall", "-q", str(code)],
                               capture_output=True, text=True)
     if compiled.returncode != 0:
         detail = " ".join((compiled.stdout + compiled.stderr).split())[-300:]
         raise AgentVersionError(f"{agent_dir}: the agent's code does not compile: {detail}")
     for path in [code, *code.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if not path.is_symlink():  # chmod would follow a link the version planted, to a file of the host
+            path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 @contextlib.asynccontextmanager

@@ -14,7 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sica.benchmarks.base import Problem
+import uv
+
+from sica.benchmarks.base import BenchmarkContext, Problem
+from sica.benchmarks.environments import check_environment
 from sica.benchmarks.taskdir import task_problem
 from sica.config import Settings
 from sica.runner.attempt import AttemptLimits, Progress, run_attempt
@@ -77,7 +80,9 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     async with contextlib.AsyncExitStack() as stack:
         agent = await stack.enter_async_context(prepared_agent(settings, request.agent_dir, request.model))
         if request.task_dir is not None:
-            problem = task_problem(request.task_dir, "taskdir", tools=agent.env / "bin")
+            context = BenchmarkContext.from_settings(settings, uv.find_uv_bin())
+            tools = await asyncio.to_thread(check_environment, context)
+            problem = task_problem(request.task_dir, "taskdir", tools=tools)
         else:
             assert request.repo is not None
             problem = repository_problem(request.repo, request.statement)
