@@ -12,10 +12,10 @@ import uv
 
 from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark
 from sica.benchmarks.base import PARTIAL_CAP, score_from_output
+from sica.benchmarks.environments import check_environment
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.taskdir import TaskFolderError, task_problem
 from sica.config import default_envs_dir
-from sica.runner.environments import ensure_environment, seed_agent_dir
 from sica.sandbox import SandboxResult
 
 EXAMPLES = Path(__file__).parents[2] / "examples" / "tasks"
@@ -27,16 +27,55 @@ def humaneval_rows():
     return HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin())).rows()
 
 
-def test_task_folder_scores_the_fix_and_not_the_start(tree, sandbox):
-    tools = ensure_environment(seed_agent_dir(), default_envs_dir(os.geteuid()), uv.find_uv_bin()) / "bin"
-    problem = task_problem(EXAMPLES / "fix-mean", "taskdir", tools=tools)
-    problem.lay_out(tree)
-    assert sorted(p.name for p in tree.iterdir()) == ["tests", "textstats"]  # no task.md, build.sh, check.sh
-    assert problem.score(sandbox, tree, None).value == 0.0
+def _fix_mean(tree: Path) -> None:
     module = tree / "textstats" / "__init__.py"
     module.write_text(module.read_text().replace("(len(values) - 1)", "len(values)"))
-    solved = problem.score(sandbox, tree, None)
+
+
+def _add_word_count(tree: Path, body: str = "len(text.split())") -> None:
+    module = tree / "textstats" / "__init__.py"
+    module.write_text(module.read_text() + f"\n\ndef word_count(text):\n    return {body}\n")
+
+
+#: example task → (its solution: a change to the tree, and the answer), the start's score
+EXAMPLE_SOLUTIONS = {"fix-mean": ((_fix_mean, None), 0.0), "add-word-count": ((_add_word_count, None), 0.333),
+                     "find-config": ((lambda tree: None, "`./app/settings.py`"), 0.0)}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLE_SOLUTIONS))
+def test_example_task_folders_score_their_solution_and_not_the_start(tree, sandbox, name):
+    """Through the environment the harness builds for checks (pytest), never the agent's."""
+    context = BenchmarkContext(CACHE, default_envs_dir(os.geteuid()), uv.find_uv_bin())
+    problem = task_problem(EXAMPLES / name, "taskdir", tools=check_environment(context))
+    problem.lay_out(tree)
+    laid_out = {p.name for p in tree.rglob("*")}
+    assert not laid_out & {"task.md", "build.sh", "check.sh", "hidden", "test_word_count.py"}
+    (solve, answer), start_score = EXAMPLE_SOLUTIONS[name]
+    assert problem.score(sandbox, tree, None).value == start_score
+    solve(tree)
+    solved = problem.score(sandbox, tree, answer)
     assert solved.value == 1.0, solved.details
+
+
+def test_partial_credit_from_check_sh(tree, sandbox):
+    problem = task_problem(EXAMPLES / "add-word-count", "taskdir")
+    problem.lay_out(tree)
+    _add_word_count(tree, body="len(text.split()) if text else 0")  # right; and one that miscounts blanks:
+    assert problem.score(sandbox, tree, None).value == 1.0
+    _add_word_count(tree, body="len(text.split(' '))")
+    partial = problem.score(sandbox, tree, None)
+    assert 0 < partial.value < 1, partial.details
+
+
+def test_check_material_unreadable_by_others_is_made_readable(tree, sandbox, tmp_path):
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "task.md").write_text("Nothing to do.")
+    (task / "build.sh").write_text("true\n")
+    (task / "expected.txt").write_text("ok\n")
+    (task / "expected.txt").chmod(0o600)
+    (task / "check.sh").write_text('grep -q ok "$(dirname "$0")/expected.txt"\n')
+    assert task_problem(task, "taskdir").score(sandbox, tree, None).value == 1.0
 
 
 def test_partial_credit_and_answers_reach_check_sh(tree, sandbox):
@@ -86,7 +125,7 @@ def test_benchmark_names():
     context = BenchmarkContext(CACHE, default_envs_dir(os.geteuid()), uv.find_uv_bin())
     assert len(open_benchmark("humaneval:3", context)) == 3
     assert [p.id for p in open_benchmark(f"taskdir:{EXAMPLES}", context)] == [
-        f"taskdir:{EXAMPLES.resolve()}/fix-mean"]
+        f"taskdir:{EXAMPLES.resolve()}/{name}" for name in ("add-word-count", "find-config", "fix-mean")]
     for bad, message in [("humaneval:0", "positive number"), ("taskdir:", "needs a folder"),
                          ("swebench", "unknown benchmark 'swebench'")]:
         with pytest.raises(BenchmarkError, match=message):

@@ -13,6 +13,7 @@ from typing import Literal
 
 from sica.config import Settings
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
+from sica.sandbox.mounts import readable_by_all
 from sica.sandbox.untrusted import copy_untrusted_tree
 
 
@@ -110,7 +111,9 @@ class BenchmarkContext:
 def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callable[[Path], tuple[str, ...]], *,
                tools: Path | None = None, wall_s: float = 300.0) -> SandboxResult:
     """Run `command(tree as the sandbox sees it)` in the sandbox on a fresh copy of `final_tree`, with `hidden`
-    mounted read-only at its own path and `tools` (an environment's bin folder) first on PATH."""
+    (made readable by the sandbox user) mounted read-only at its own path and `tools` (an environment's bin
+    folder) first on PATH."""
+    readable_by_all(hidden)
     with tempfile.TemporaryDirectory(prefix="sica-score-") as scratch:
         Path(scratch).chmod(0o755)
         copy = Path(scratch) / "tree"

@@ -17,7 +17,7 @@ from sica.config import ROLES, Settings
 from sica.gateway import Listen, RunningGateway, run_gateway
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import AgentVersionError, ensure_environment
-from sica.sandbox.mounts import check_reachable
+from sica.sandbox.mounts import check_reachable, readable_by_all
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,7 @@ def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
     if compiled.returncode != 0:
         detail = " ".join((compiled.stdout + compiled.stderr).split())[-300:]
         raise AgentVersionError(f"{agent_dir}: the agent's code does not compile: {detail}")
-    for path in [code, *code.rglob("*")]:
-        if not path.is_symlink():  # chmod would follow a link the version planted, to a file of the host
-            path.chmod(0o755 if path.is_dir() else 0o644)
+    readable_by_all(code)  # links skipped: chmod would follow one the version planted, to a file of the host
 
 
 @contextlib.asynccontextmanager

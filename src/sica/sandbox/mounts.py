@@ -28,6 +28,16 @@ def check_reachable(path: Path) -> None:
                                f"{stat.S_IMODE(mode):04o}; keep sandbox material under a folder others can traverse")
 
 
+def readable_by_all(folder: Path) -> None:
+    """Folders 0755, files 0644 (0755 when executable), links left alone: what the harness mounts read-only
+    for the sandbox user (a copied 0600 file would otherwise be unreadable to it)."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        executable = path.is_dir() or path.stat().st_mode & 0o100
+        path.chmod(0o755 if executable else 0o644)
+
+
 def give_to_sandbox_user(path: Path) -> None:
     """Make a writable mount writable by the sandbox user (recursively), when the harness is root."""
     if not drops_to_sandbox_uid():

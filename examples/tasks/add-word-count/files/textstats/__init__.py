@@ -1,0 +1,5 @@
+"""Small statistics over texts and lists of numbers."""
+
+
+def mean(values):
+    return sum(values) / len(values)

@@ -1,0 +1,5 @@
+from app import settings
+
+
+def serve(port=None):
+    print(f"listening on {port or settings.PORT}")

@@ -1,0 +1,4 @@
+"""Defaults, overridable from the environment."""
+
+PORT = 8080
+HOST = "127.0.0.1"
