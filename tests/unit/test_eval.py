@@ -86,7 +86,8 @@ def test_eval_scores_caches_and_reports_per_benchmark(home):
     rerun = run_sica(home, "eval", "--benchmark", f"taskdir:{tasks}")
     assert rerun.returncode == 0, rerun.stderr
     again = results_of(home)
-    assert all(r["cached"] for r in again) and [r["score"] for r in again] == [r["score"] for r in results]
+    assert all(r["cached"] for r in again)
+    assert {r["problem_id"]: r["score"] for r in again} == {r["problem_id"]: r["score"] for r in results}
     assert not (Path(rerun.stderr.split("results: ")[1].strip()).parent / "ledger.sqlite").exists()
 
     fresh = run_sica(home, "eval", "--benchmark", f"taskdir:{tasks}", "--fresh")
