@@ -1,7 +1,9 @@
 """The `bugfix` benchmark through the real sandbox: each mutation operator's exact edit; generation on a tiny
 hand-written package (pre-existing failures excluded, an endless loop discarded, deterministic, cached) and on a
 real package's sdist and test suite (the untouched start scores 0, the original file restored scores 1.0, the
-failing tests are hidden and the statement never quotes the changed code)."""
+failing tests are hidden and the statement never quotes the changed code); release pairs, tiny (files that fail to
+collect left out, feature tests not scored, the round-robin's order) and real (cachetools: the newer release's
+code scores 1.0)."""
 
 from __future__ import annotations
 
@@ -142,14 +144,18 @@ def test_only_code_in_functions_is_mutated_and_functions_are_named():
     assert [(m.operator, m.function, m.line) for m in mutations] == [("comparison", "A.m", 6)]
 
 
+def write_sdist(cache: Path, package: Package, files: dict[str, str]) -> None:
+    """An sdist of `package` in the benchmark cache, as if fetched: each file's text by its path."""
+    sdist = cache / "sdists" / package.slug
+    for path, text in files.items():
+        (sdist / path).parent.mkdir(parents=True, exist_ok=True)
+        (sdist / path).write_text(textwrap.dedent(text))
+    (sdist / ".complete").write_text(package.requirement)
+
+
 def tiny_context(cache: Path, messages: list[str] | None = None) -> BenchmarkContext:
     """A benchmark cache holding the tiny package's sdist, as if fetched; progress messages go to `messages`."""
-    tiny = cache / "sdists" / TINY.slug
-    (tiny / "tinypkg").mkdir(parents=True)
-    (tiny / "tests").mkdir()
-    (tiny / "tinypkg" / "__init__.py").write_text(TINY_CODE)
-    (tiny / "tests" / "test_tiny.py").write_text(TINY_TESTS)
-    (tiny / ".complete").write_text(TINY.requirement)
+    write_sdist(cache, TINY, {"tinypkg/__init__.py": TINY_CODE, "tests/test_tiny.py": TINY_TESTS})
     return BenchmarkContext(cache, default_envs_dir(os.geteuid()), uv.find_uv_bin(),
                             on_progress=(messages if messages is not None else []).append)
 
@@ -166,7 +172,7 @@ def short_tries():
 def tiny(tmp_path_factory, short_tries):
     """The tiny package's context and all its problems, generated once."""
     context = tiny_context(tmp_path_factory.mktemp("tiny"))
-    return context, BugfixBenchmark(context, (TINY,)).problems()
+    return context, BugfixBenchmark(context, (TINY,), ()).problems()
 
 
 def restore_original(problem: Problem, sdist: Path, tree: Path) -> list[str]:
@@ -204,11 +210,11 @@ def test_tiny_package_excludes_preexisting_failures_and_discards_endless_loops(t
 def test_tiny_package_generation_is_deterministic_cached_and_count_stable(tiny, tmp_path, short_tries):
     context, problems = tiny
     started = time.monotonic()
-    cached = BugfixBenchmark(context, (TINY,)).problems()
-    first = BugfixBenchmark(context, (TINY,)).problems(1)
+    cached = BugfixBenchmark(context, (TINY,), ()).problems()
+    first = BugfixBenchmark(context, (TINY,), ()).problems(1)
     assert time.monotonic() - started < 5
     messages: list[str] = []
-    fresh = BugfixBenchmark(tiny_context(tmp_path, messages), (TINY,)).problems()
+    fresh = BugfixBenchmark(tiny_context(tmp_path, messages), (TINY,), ()).problems()
     assert "tinypkg: running its test suite" in messages and messages[-1].endswith("mutations tried, 2 kept")
     assert [p.id for p in first] == [p.id for p in problems][:1]
     assert [(p.id, p.statement) for p in problems] == [(p.id, p.statement) for p in cached] == [
@@ -219,7 +225,7 @@ def test_a_broken_package_entry_is_one_clear_line(tmp_path):
     context = tiny_context(tmp_path)
     broken = Package("tinypkg==1.0", "tinypkg", ("no_such_tests",))
     with pytest.raises(BugfixError, match="does not run in its environment.*fix its entry"):
-        BugfixBenchmark(context, (broken,)).problems(1)
+        BugfixBenchmark(context, (broken,), ()).problems(1)
     with pytest.raises(ProblemEnvironmentError, match="must be pinned.*: hypothesis$"):
         problem_environment(("hypothesis",), context)
 
@@ -234,7 +240,7 @@ def inflection_context(tmp_path_factory):
 
 
 def test_real_package_problems_hide_their_tests_and_score_only_the_fix(inflection_context, tree, sandbox):
-    problems = BugfixBenchmark(inflection_context, (INFLECTION,)).problems(2)
+    problems = BugfixBenchmark(inflection_context, (INFLECTION,), ()).problems(2)
     assert [p.id for p in problems] == ["bugfix/inflection-0.5.1/0", "bugfix/inflection-0.5.1/1"]
     sdist = fetch_sdist(INFLECTION.requirement, inflection_context)
     for problem in problems:
@@ -250,6 +256,118 @@ def test_real_package_problems_hide_their_tests_and_score_only_the_fix(inflectio
         assert solved.value == 1.0, solved.details
         shutil.rmtree(tree)
         tree.mkdir()
+
+
+TINY_PAIR = bugfix.ReleasePair(Package("tinypair==1.0", "tinypair", ("tests",)), "1.1")
+TINY_PAIR_OLDER = {
+    "tinypair/__init__.py": """\
+        def halve(n):
+            return n / 2
+
+
+        def greet(name):
+            return "hello " + name
+        """,
+    "tests/test_removed.py": "def test_removed():\n    pass\n",
+}
+TINY_PAIR_NEWER = {
+    "tinypair/__init__.py": """\
+        def halve(n):
+            return n // 2
+
+
+        def greet(name, punctuation=""):
+            return "hello " + name + punctuation
+
+
+        def shout(name):
+            return greet(name).upper()
+        """,
+    "tests/test_halve.py": "from tinypair import halve\n\n\ndef test_halve():\n    assert halve(5) == 2\n",
+    "tests/test_greet.py": """\
+        from tinypair import greet
+
+
+        def test_greet():
+            assert greet("x") == "hello x"
+
+
+        def test_punctuation():
+            assert greet("x", punctuation="!") == "hello x!"
+        """,
+    "tests/test_shout.py": "from tinypair import shout\n\n\ndef test_shout():\n    assert shout('x') == 'HELLO X'\n",
+}
+
+
+def copy_changed_code(older: Path, newer: Path, code: str, tree: Path) -> list[str]:
+    """Copy the newer release's code files that differ from the older one's over `tree` (the known-good fix);
+    the code lines the release changed."""
+    changed = []
+    for path in sorted((newer / code).rglob("*.py")):
+        before = older / path.relative_to(newer)
+        if not before.exists() or before.read_text() != path.read_text():
+            diff = difflib.ndiff(before.read_text().splitlines() if before.exists() else [],
+                                 path.read_text().splitlines())
+            changed += [line[2:].strip() for line in diff if line[:2] in ("- ", "+ ") and line[2:].strip()]
+            shutil.copy(path, tree / path.relative_to(newer))
+    return changed
+
+
+def test_a_release_pair_hides_failing_tests_and_leaves_out_features(tiny, tree, sandbox):
+    """The newer tests on the older source: a test importing a new function fails to collect (its file is left
+    out), a new keyword parameter is a feature (not scored), a changed result is the bug; the pair's problem
+    joins the round after the packages' first bugs, the packages' problems unchanged."""
+    context, tiny_problems = tiny
+    write_sdist(context.cache_dir, TINY_PAIR.older, TINY_PAIR_OLDER)
+    write_sdist(context.cache_dir, TINY_PAIR.newer, TINY_PAIR_NEWER)
+    problems = BugfixBenchmark(context, (TINY,), (TINY_PAIR,)).problems()
+    assert [p.id for p in problems] == ["bugfix/tinypkg-1.0/0", "bugfix/tinypair-1.0-1.1/0", "bugfix/tinypkg-1.0/1"]
+    assert [p.statement for p in problems[::2]] == [p.statement for p in tiny_problems]
+    assert [p.id for p in BugfixBenchmark(context, (TINY,), (TINY_PAIR,)).problems(2)] == [p.id for p in problems[:2]]
+    state = json.loads((context.cache_dir / "bugfix" / f"tinypair-1.0-1.1.generator-{bugfix.GENERATOR}.json")
+                       .read_text())
+    assert state["left_out"] == ["tests/test_shout.py"]
+    assert state["lacking"] == ["tests/test_greet.py::test_punctuation"]
+    assert state["problems"][0]["fail_to_pass"] == ["tests/test_halve.py::test_halve"]
+    assert state["problems"][0]["pass_to_pass"] == ["tests/test_greet.py::test_greet"]
+    problem = problems[1]
+    problem.lay_out(tree)
+    assert sorted(str(p.relative_to(tree)) for p in tree.rglob("*.py")) == ["tests/test_greet.py",
+                                                                          "tinypair/__init__.py"]
+    assert (tree / "tinypair/__init__.py").read_text() == textwrap.dedent(TINY_PAIR_OLDER["tinypair/__init__.py"])
+    start = problem.score(sandbox, tree, None)
+    assert start.value == 0.0 and "fail-to-pass 0/1 pass, pass-to-pass 1/1" in start.details, start.details
+    older, newer = (fetch_sdist(p.requirement, context) for p in (TINY_PAIR.older, TINY_PAIR.newer))
+    changed = copy_changed_code(older, newer, "tinypair", tree)
+    assert "return n // 2" in changed and not any(line in problem.statement for line in changed), problem.statement
+    assert "`tests/test_halve.py::test_halve`" in problem.statement and "assert halve(5) == 2" in problem.statement
+    solved = problem.score(sandbox, tree, None)
+    assert solved.value == 1.0 and "(1 other tests not scored)" in solved.details, solved.details
+
+
+CACHETOOLS_PAIR = next(pair for pair in bugfix.PAIRS if pair.older.name == "cachetools")
+
+
+def test_the_cachetools_release_pair_is_solved_by_the_newer_release(tmp_path, tree, sandbox):
+    """cachetools 5.4.0 with 5.5.0's tests: three tests fail, their files are hidden, the start scores 0 and
+    5.5.0's own code scores 1.0."""
+    shared = BenchmarkContext(CACHE, default_envs_dir(os.geteuid()), uv.find_uv_bin())
+    context = BenchmarkContext(tmp_path, shared.envs_dir, shared.uv_bin)
+    releases = [fetch_sdist(p.requirement, shared) for p in (CACHETOOLS_PAIR.older, CACHETOOLS_PAIR.newer)]
+    for sdist in releases:
+        shutil.copytree(sdist, tmp_path / "sdists" / sdist.name)
+    [problem] = BugfixBenchmark(context, (), (CACHETOOLS_PAIR,)).problems()
+    assert problem.id == "bugfix/cachetools-5.4.0-5.5.0/0" and problem.tools is not None
+    assert problem.statement.count("\n- `tests/") == 3, problem.statement
+    problem.lay_out(tree)
+    older, newer = releases
+    assert not (tree / "tests/test_ttl.py").exists() and not (tree / "tests/test_tlru.py").exists()
+    assert (tree / "tests/test_lru.py").read_text() == (newer / "tests/test_lru.py").read_text()
+    assert problem.score(sandbox, tree, None).value == 0.0
+    changed = copy_changed_code(older, newer, CACHETOOLS_PAIR.older.code, tree)
+    assert "return expired" in changed and not any(line in problem.statement for line in changed), problem.statement
+    solved = problem.score(sandbox, tree, None)
+    assert solved.value == 1.0 and "fail-to-pass 3/3 pass" in solved.details, solved.details
 
 
 def test_bugfix_is_registered():

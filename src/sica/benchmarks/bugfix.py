@@ -12,9 +12,21 @@ first line), never from the change. The starting tree is the sdist with the bug 
 hold the fail-to-pass tests; the scorer puts every original test path back into a copy of the final tree and
 runs the suite in the sandbox: solved (1.0) iff all fail-to-pass and pass-to-pass tests pass, else 0.0.
 
-Generation is slow (a test run per try), so each package's progress is cached as JSON under
-`cache_dir/bugfix/` (keyed by `GENERATOR`) and resumed; problems come round-robin over the packages, so the k-th
-problem is the same whatever count is asked."""
+Release pairs (`PAIRS`) make problems from history instead: the older release's source, with the newer release's
+test paths and test configuration in place of its own, runs those tests in the sandbox, and so does the newer
+source. Fail-to-pass are the tests that fail on the older source and pass on the newer, pass-to-pass those that
+pass on both; nothing else is scored. A test asking for what the older release lacks is a feature request, not a
+bug: a newer test file that fails to collect on the older source (it imports a new name) is left out of the tree
+and of every run, and a test failing for a new name (`LACKING_NAME`: an import in the test, a module attribute, a
+keyword parameter) is not scored. A pair with fail-to-pass tests makes one problem (they may share one cause, so
+they are not split): the older source with the newer tests but the files holding them, a statement by the same
+`bug_report` (never quoting the code diff between the releases), and the same scorer, the newer release's tests
+put back; the newer release's code solves it.
+
+Generation is slow (a test run per try), so each package's progress and each pair's outcome are cached as JSON
+under `cache_dir/bugfix/` (keyed by `GENERATOR` and the table entry) and resumed; problems come round-robin over the
+packages and then the pairs (each package's first bug, each pair's problem, each package's second bug...), so the
+k-th problem is the same whatever count is asked."""
 
 from __future__ import annotations
 
@@ -23,10 +35,11 @@ import functools
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +47,7 @@ from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, Problem, Sco
                                  run_checks)
 from sica.benchmarks.environments import TEST_RUNNER, problem_environment
 from sica.benchmarks.mutations import Mutation, find_mutations
+from sica.benchmarks.pytest_report import restore_tests
 from sica.benchmarks.sdists import fetch_sdist
 from sica.sandbox import Sandbox, SandboxResult, open_sandbox
 
@@ -41,6 +55,7 @@ from sica.sandbox import Sandbox, SandboxResult, open_sandbox
 GENERATOR = 1
 PROBLEMS_PER_PACKAGE = 20
 RUNNER = Path(__file__).with_name("pytest_report.py")
+Scorer = Callable[[Sandbox, Path, "str | None"], Score]
 #: Root files that may configure pytest; scoring restores the originals.
 TEST_CONFIGURATION = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", ".pytest.ini")
 #: How many failing tests a statement describes in full.
@@ -90,6 +105,33 @@ PACKAGES: tuple[Package, ...] = (
 
 
 @dataclass(frozen=True)
+class ReleasePair:
+    """Two releases of a package sharing one layout (the older one's entry): the older source meets the newer
+    release's tests and test configuration, and what fails on it but passes on the newer source is a bug."""
+
+    older: Package
+    newer_version: str
+
+    @property
+    def newer(self) -> Package:
+        return replace(self.older, requirement=f"{self.older.name}=={self.newer_version}")
+
+    @property
+    def slug(self) -> str:
+        return f"{self.older.slug}-{self.newer_version}"
+
+
+#: Consecutive releases whose newer tests fail on the older source and pass on the newer one (cachetools: `expire`
+#: returns the expired items; more-itertools: `distinct_permutations` of unsortable items, `seekable.relative_seek`;
+#: click: `multiple` with `is_flag` refused).
+PAIRS: tuple[ReleasePair, ...] = (
+    ReleasePair(Package("cachetools==5.4.0", "src/cachetools", ("tests",), source="src"), "5.5.0"),
+    ReleasePair(Package("more-itertools==10.3.0", "more_itertools", ("tests",)), "10.4.0"),
+    ReleasePair(Package("click==8.1.2", "src/click", ("tests",), source="src"), "8.1.3"),
+)
+
+
+@dataclass(frozen=True)
 class TestRun:
     """What `pytest_report.py` said: each test's outcome, failure details, collection errors, covered lines."""
 
@@ -105,9 +147,11 @@ class TestRun:
 
 
 def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, cover: bool = False,
-              tests_from: Path | None = None, wall_s: float = 300.0) -> tuple[TestRun | None, SandboxResult]:
-    """Run the package's tests on a copy of `tree` in the sandbox (restoring the test paths from `tests_from`
-    first, when given); the report is None when the run did not finish with one."""
+              tests_from: Path | None = None, leave_out: Collection[str] = (),
+              wall_s: float = 300.0) -> tuple[TestRun | None, SandboxResult]:
+    """Run the package's tests on a copy of `tree` in the sandbox (first putting in place the test paths and test
+    configuration of `tests_from`, but its files `leave_out`, when given); the report is None when the run did
+    not finish with one."""
     with tempfile.TemporaryDirectory(prefix="sica-bugfix-") as hidden:
         Path(hidden).chmod(0o755)
         runner = Path(hidden) / RUNNER.name
@@ -117,10 +161,7 @@ def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, co
         if tests_from is not None:
             originals = Path(hidden) / "tests"
             originals.mkdir(mode=0o755)
-            for path in package.tests:
-                _copy_path(tests_from / path, originals / path)
-            for config in _test_configuration(tests_from):
-                _copy_path(tests_from / config, originals / config)
+            _gather_tests(package, tests_from, originals, leave_out)
             restore = ["--tests-from", str(originals)]
 
         def command(inside: Path) -> tuple[str, ...]:
@@ -146,12 +187,41 @@ def _test_configuration(sdist: Path) -> list[str]:
     return sorted({*conftests, *roots})
 
 
+def _gather_tests(package: Package, sdist: Path, dest: Path, leave_out: Collection[str] = ()) -> None:
+    """Copy the package's test paths and test configuration from `sdist` into `dest`, but the files `leave_out`."""
+    for path in [*package.tests, *_test_configuration(sdist)]:
+        _copy_path(sdist / path, dest / path)
+    for path in leave_out:
+        (dest / path).unlink(missing_ok=True)
+
+
 def _copy_path(source: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
         shutil.copytree(source, dest, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     else:
         shutil.copy(source, dest)
+
+
+def _made_by(entry: dict[str, str]) -> dict[str, Any]:
+    """What a cached problem set belongs to: this generator, its table entry and this test environment only."""
+    return {"generator": GENERATOR, **entry, "runner": list(TEST_RUNNER)}
+
+
+def _load_state(cache: Path, entry: dict[str, str]) -> dict[str, Any] | None:
+    """The state cached for `entry` by this generator, if any."""
+    try:
+        state = json.loads(cache.read_text(encoding="utf-8"))
+        return state if state.get("made_by") == _made_by(entry) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _save_state(cache: Path, state: dict[str, Any]) -> None:
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(state, indent=1), encoding="utf-8")
+    os.replace(partial, cache)
 
 
 class PackageBugs:
@@ -179,15 +249,12 @@ class PackageBugs:
         return self.state["baseline"]["not_passing"]
 
     def _load(self) -> dict[str, Any]:
-        # The cached bugs belong to this generator, this package entry and this test environment only.
-        made_by = {"generator": GENERATOR, "package": repr(self.package), "runner": list(TEST_RUNNER)}
-        try:
-            state = json.loads(self.cache.read_text(encoding="utf-8"))
-            if state.get("made_by") == made_by:
-                return state
-        except (OSError, ValueError):
-            pass
-        return {"made_by": made_by, "baseline": self._baseline(), "tried": 0, "bugs": []}
+        entry = {"package": repr(self.package)}
+        return _load_state(self.cache, entry) or {"made_by": _made_by(entry), "baseline": self._baseline(),
+                                                  "tried": 0, "bugs": []}
+
+    def problem(self, index: int) -> Problem:
+        return _problem(self, index)
 
     def _baseline(self) -> dict[str, Any]:
         self.context.on_progress(f"{self.package.name}: running its test suite")
@@ -198,12 +265,6 @@ class PackageBugs:
                               f"({detail or 'no test passed'}): fix its entry in the bugfix package table")
         return {"passed": run.passed, "not_passing": sorted(set(run.tests) - set(run.passed)),
                 "seconds": run.seconds, "covered": run.covered}
-
-    def _save(self) -> None:
-        self.cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.cache.with_name(f".{self.cache.name}.{os.getpid()}.partial")
-        partial.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
-        os.replace(partial, self.cache)
 
     @functools.cached_property
     def candidates(self) -> list[tuple[str, Mutation]]:
@@ -234,7 +295,7 @@ class PackageBugs:
                     self.bugs.append(bug)
                     used.add((path, mutation.function))
             self.state["exhausted"] = self.state["tried"] >= len(candidates)
-            self._save()
+            _save_state(self.cache, self.state)
             self.context.on_progress(f"{self.package.name}: {self.state['tried']}/{len(candidates)} mutations "
                                      f"tried, {len(self.bugs)} kept")
 
@@ -263,9 +324,10 @@ class PackageBugs:
 
 
 def _changed_lines(patch: str) -> set[str]:
-    """The code lines a patch removes or adds (stripped): what a statement must never quote."""
+    """The code lines a patch removes or adds (stripped): what a statement must never quote. A line with fewer
+    than two letters or digits (a lone bracket, `'1'`) tells nothing of the change and would hide every detail."""
     return {line[1:].strip() for line in patch.splitlines()
-            if line[:1] in "+-" and not line.startswith(("+++", "---")) and line[1:].strip()}
+            if line[:1] in "+-" and not line.startswith(("+++", "---")) and sum(map(str.isalnum, line[1:])) >= 2}
 
 
 def bug_report(package: Package, failing: list[str], failures: dict[str, dict[str, str]],
@@ -296,11 +358,44 @@ def _copy_sdist(sdist: Path, dest: Path) -> None:
     shutil.copytree(sdist, dest, symlinks=True, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".complete"))
 
 
+def _test_file(test: str) -> str:
+    """The file that holds a test (a pytest node id)."""
+    return test.split("::")[0]
+
+
+def _test_files(tests: list[str]) -> list[str]:
+    return sorted({_test_file(test) for test in tests})
+
+
+def _scorer(package: Package, tools: Path, tests_from: Path, fail_to_pass: list[str], pass_to_pass: list[str], *,
+            not_scored: str, wall_s: float, leave_out: Collection[str] = ()) -> Scorer:
+    """A problem's scorer: the test paths and configuration of `tests_from` (but `leave_out`) put back into a copy
+    of the final tree and run in the sandbox; 1.0 iff every fail-to-pass and pass-to-pass test passes."""
+
+    def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
+        run, result = run_tests(sandbox, package, final_tree, tools, tests_from=tests_from, leave_out=leave_out,
+                                wall_s=wall_s)
+        if run is None:
+            return Score(0.0, f"the test suite did not finish: {result.describe()}; {output_tail(result.stderr)}")
+        fixed = [test for test in fail_to_pass if run.tests.get(test) == "passed"]
+        kept = [test for test in pass_to_pass if run.tests.get(test) == "passed"]
+        still = [test for test in [*fail_to_pass, *pass_to_pass] if run.tests.get(test) != "passed"]
+        details = (f"fail-to-pass {len(fixed)}/{len(fail_to_pass)} pass, pass-to-pass {len(kept)}/"
+                   f"{len(pass_to_pass)} pass ({not_scored} not scored)")
+        if still:
+            details += f"; not passing: {', '.join(still[:5])}{' …' if len(still) > 5 else ''}"
+        if run.errors:
+            details += f"; errors: {'; '.join(run.errors)[:300]}"
+        return Score(1.0 if not still else 0.0, details)
+
+    return score
+
+
 def _problem(bugs: PackageBugs, index: int) -> Problem:
     package, bug, sdist, tools = bugs.package, bugs.bugs[index], bugs.tree, bugs.tools
     fail_to_pass = bug["fail_to_pass"]
     pass_to_pass = sorted(set(bugs.baseline_passed) - set(fail_to_pass))
-    hidden_files = sorted({test.split("::")[0] for test in fail_to_pass})
+    hidden_files = _test_files(fail_to_pass)
 
     def lay_out(dest: Path) -> None:
         _copy_sdist(sdist, dest)
@@ -312,54 +407,170 @@ def _problem(bugs: PackageBugs, index: int) -> Problem:
         for hidden in hidden_files:
             (dest / hidden).unlink(missing_ok=True)
 
-    def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        wall_s = SCORE_WALL_S + 10 * bugs.state["baseline"]["seconds"]
-        run, result = run_tests(sandbox, package, final_tree, tools, tests_from=sdist, wall_s=wall_s)
-        if run is None:
-            return Score(0.0, f"the test suite did not finish: {result.describe()}; {output_tail(result.stderr)}")
-        fixed = [test for test in fail_to_pass if run.tests.get(test) == "passed"]
-        kept = [test for test in pass_to_pass if run.tests.get(test) == "passed"]
-        still = [test for test in [*fail_to_pass, *pass_to_pass] if run.tests.get(test) != "passed"]
-        details = (f"fail-to-pass {len(fixed)}/{len(fail_to_pass)} pass, pass-to-pass {len(kept)}/"
-                   f"{len(pass_to_pass)} pass ({len(bugs.preexisting_failures)} pre-existing failures not scored)")
-        if still:
-            details += f"; not passing: {', '.join(still[:5])}{' …' if len(still) > 5 else ''}"
-        if run.errors:
-            details += f"; errors: {'; '.join(run.errors)[:300]}"
-        return Score(1.0 if not still else 0.0, details)
-
+    score = _scorer(package, tools, sdist, fail_to_pass, pass_to_pass,
+                    not_scored=f"{len(bugs.preexisting_failures)} pre-existing failures",
+                    wall_s=SCORE_WALL_S + 10 * bugs.state["baseline"]["seconds"])
     statement = bug_report(package, fail_to_pass, bug["failures"], _changed_lines(bug["patch"]))
     hidden = json.dumps({"bug": bug, "package": repr(package), "pass_to_pass": pass_to_pass}, sort_keys=True)
     return Problem(f"bugfix/{package.slug}/{index}", "bugfix", statement, lay_out, score, tools=tools,
                    fingerprint=fingerprint(hidden, RUNNER))
 
 
+class PairBugs:
+    """A release pair's problem: the newer release's tests run once on each release's source (in the sandbox) when
+    the pair is opened, and the outcome is cached. At most one problem: the tests that fail on the older source
+    and pass on the newer one, all hidden and fixed together (they may share one cause, so they are not split)."""
+
+    def __init__(self, pair: ReleasePair, context: BenchmarkContext, sandbox: Sandbox) -> None:
+        self.pair = pair
+        self.context = context
+        self.older_tree = fetch_sdist(pair.older.requirement, context)
+        self.newer_tree = fetch_sdist(pair.newer.requirement, context)
+        self.tools = problem_environment(pair.older.test_requirements, context)
+        self.cache = context.cache_dir / "bugfix" / f"{pair.slug}.generator-{GENERATOR}.json"
+        entry = {"pair": repr(pair)}
+        state = _load_state(self.cache, entry)
+        if state is None:
+            state = {"made_by": _made_by(entry), **self._compare(sandbox)}
+            _save_state(self.cache, state)
+        self.state = state
+
+    @property
+    def bugs(self) -> list[dict[str, Any]]:
+        return self.state["problems"]
+
+    @property
+    def left_out(self) -> list[str]:
+        """The newer test files that do not even collect on the older source: never laid out, run or scored."""
+        return self.state["left_out"]
+
+    def generate(self, wanted: int) -> None:
+        """Nothing to do: a pair's problem is made when the pair is opened."""
+
+    def _compare(self, sandbox: Sandbox) -> dict[str, Any]:
+        """Run the newer tests on the newer source, then on the older one, leaving out the test files that fail to
+        collect there (until none does); the problem is the tests failing on the older source and passing on the
+        newer, but those failing for a name the older release lacks."""
+        older, newer = self.pair.older, self.pair.newer
+        self.context.on_progress(f"{self.pair.slug}: running {newer.requirement}'s tests on both sources")
+        if missing := [path for path in newer.tests if not (self.newer_tree / path).exists()]:
+            raise BugfixError(f"{newer.requirement} has no {', '.join(missing)}: fix its entry in the bugfix "
+                              "release pair table")
+        on_newer, result = run_tests(sandbox, newer, self.newer_tree, self.tools, wall_s=SCORE_WALL_S)
+        if on_newer is None or on_newer.errors or not on_newer.passed:
+            detail = (("; ".join(on_newer.errors)[:300] or "no test passed") if on_newer
+                      else f"{result.describe()}: {output_tail(result.stderr)}")
+            raise BugfixError(f"the tests of {newer.requirement} do not run on its own source ({detail}): fix its "
+                              "entry in the bugfix release pair table")
+        left_out: list[str] = []
+        while True:
+            on_older, result = run_tests(sandbox, newer, self.older_tree, self.tools, tests_from=self.newer_tree,
+                                         leave_out=left_out, wall_s=SCORE_WALL_S + 10 * on_newer.seconds)
+            failing_files = {error.split(": ", 1)[0] for error in on_older.errors} if on_older else set()
+            if on_older is None or not all(self._is_test_file(path) for path in failing_files):
+                why = f"on {older.version}: " + ("; ".join(on_older.errors)[:300] if on_older else result.describe())
+                self.context.on_progress(f"{self.pair.slug}: no problem ({why})")
+                return {"left_out": left_out, "problems": [], "why": why}
+            if not failing_files:
+                break
+            left_out = sorted({*left_out, *failing_files})
+        fixed = [test for test in on_newer.passed if on_older.tests.get(test) == "failed"]
+        lacking = [test for test in fixed if _lacks_a_name(on_older.failures.get(test, {}))]
+        fail_to_pass = [test for test in fixed if test not in lacking]
+        pass_to_pass = [test for test in on_newer.passed if on_older.tests.get(test) == "passed"]
+        problems = [{"fail_to_pass": fail_to_pass, "pass_to_pass": pass_to_pass,
+                     "failures": {test: on_older.failures.get(test, {}) for test in fail_to_pass[:SHOWN_FAILURES]}}]
+        self.context.on_progress(f"{self.pair.slug}: {len(fail_to_pass)} tests fail-to-pass, {len(lacking)} "
+                                 f"need names {older.version} lacks, {len(left_out)} test files left out")
+        return {"left_out": left_out, "lacking": lacking, "seconds": max(on_older.seconds, on_newer.seconds),
+                "tests": len([test for test in on_newer.tests if _test_file(test) not in left_out]),
+                "problems": problems if fail_to_pass else []}
+
+    def _is_test_file(self, path: str) -> bool:
+        """A test module of the newer release (a conftest or a package's `__init__.py` is not left out)."""
+        return (path.endswith(".py") and Path(path).name not in ("conftest.py", "__init__.py")
+                and any(Path(path).is_relative_to(tests) for tests in self.pair.newer.tests)
+                and (self.newer_tree / path).is_file())
+
+    def problem(self, index: int) -> Problem:
+        pair, record = self.pair, self.bugs[index]
+        fail_to_pass, pass_to_pass = record["fail_to_pass"], record["pass_to_pass"]
+        hidden_files = _test_files(fail_to_pass)
+
+        def lay_out(dest: Path) -> None:
+            _copy_sdist(self.older_tree, dest)
+            with tempfile.TemporaryDirectory(prefix="sica-bugfix-tests-") as newer_tests:
+                _gather_tests(pair.newer, self.newer_tree, Path(newer_tests), [*self.left_out, *hidden_files])
+                restore_tests(newer_tests, list(pair.newer.tests), str(dest))
+
+        score = _scorer(pair.newer, self.tools, self.newer_tree, fail_to_pass, pass_to_pass,
+                        not_scored=f"{self.state['tests'] - len(fail_to_pass) - len(pass_to_pass)} other tests",
+                        wall_s=SCORE_WALL_S + 10 * self.state["seconds"], leave_out=self.left_out)
+        changes = _changed_lines(_release_diff(self.older_tree, self.newer_tree, pair.older.code))
+        statement = bug_report(pair.older, fail_to_pass, record["failures"], changes)
+        hidden = json.dumps({"pair": repr(pair), "left_out": self.left_out, **record}, sort_keys=True)
+        return Problem(f"bugfix/{pair.slug}/{index}", "bugfix", statement, lay_out, score, tools=self.tools,
+                       fingerprint=fingerprint(hidden, RUNNER))
+
+
+#: Failures for a name the older release does not have: an import inside the test, a module attribute, a keyword
+#: parameter. Such a test asks for a feature, not a fix.
+LACKING_NAME = re.compile(r"(ImportError|ModuleNotFoundError): |AttributeError: module '[^']+' has no attribute "
+                          r"|TypeError: \S+\(\) got an unexpected keyword argument ")
+
+
+def _lacks_a_name(failure: dict[str, str]) -> bool:
+    return LACKING_NAME.match(failure.get("message", "")) is not None
+
+
+def _release_diff(older: Path, newer: Path, code: str) -> str:
+    """The unified diff of the code folder between two releases' trees: what a pair's statement must not quote."""
+    files = sorted({str(path.relative_to(tree)) for tree in (older, newer) for path in (tree / code).rglob("*")
+                    if path.is_file() and "__pycache__" not in path.parts})
+    patch = ""
+    for path in files:
+        before, after = (_text(tree / path).splitlines(keepends=True) for tree in (older, newer))
+        patch += "".join(difflib.unified_diff(before, after, f"a/{path}", f"b/{path}"))
+    return patch
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 class BugfixBenchmark:
-    """The bugfix problems of `packages`, round-robin (problem k is the same whatever count is asked)."""
+    """The bugfix problems of `packages` and `pairs`, round-robin: each package's first bug, then each pair's
+    problem, then each package's second bug... (problem k is the same whatever count is asked)."""
 
     name = "bugfix"
 
-    def __init__(self, context: BenchmarkContext, packages: tuple[Package, ...] = PACKAGES) -> None:
+    def __init__(self, context: BenchmarkContext, packages: tuple[Package, ...] = PACKAGES,
+                 pairs: tuple[ReleasePair, ...] = PAIRS) -> None:
         self.context = context
         self.packages = packages
+        self.pairs = pairs
 
     def problems(self, count: int | None = None) -> list[Problem]:
         return list(self._round_robin(count))
 
     def _round_robin(self, count: int | None) -> Iterator[Problem]:
-        """Each package's first bug, then each one's second, ...: a package is only built once it is reached."""
+        """Round by round over the table's entries: an entry is only built once it is reached."""
         sandbox = open_sandbox(self.context.sandbox)
-        generators: dict[Package, PackageBugs] = {}
+        generators: dict[Package | ReleasePair, PackageBugs | PairBugs] = {}
         produced = 0
         for index in range(PROBLEMS_PER_PACKAGE):
             progress = False
-            for package in self.packages:
-                if package not in generators:
-                    generators[package] = PackageBugs(package, self.context, sandbox)
-                bugs = generators[package]
+            for entry in (*self.packages, *self.pairs):
+                if entry not in generators:
+                    generators[entry] = (PackageBugs(entry, self.context, sandbox) if isinstance(entry, Package)
+                                         else PairBugs(entry, self.context, sandbox))
+                bugs = generators[entry]
                 bugs.generate(index + 1)
                 if index < len(bugs.bugs):
-                    yield _problem(bugs, index)
+                    yield bugs.problem(index)
                     produced += 1
                     progress = True
                     if count is not None and produced >= count:

@@ -72,7 +72,7 @@ def main() -> None:
     os.dup2(2, 1)  # pytest, and whatever the tests print, go to stderr
     os.chdir(args.tree)
     if args.tests_from:
-        _restore(args.tests_from, args.tests)
+        restore_tests(args.tests_from, args.tests)
     sys.path.insert(0, os.path.abspath(args.source))
     coverage = None
     if args.cover:
@@ -93,24 +93,25 @@ def main() -> None:
     report.close()
 
 
-def _restore(originals: str, tests: list[str]) -> None:
-    """Put the original tests and test configuration back: the test paths are replaced whole, every
-    `conftest.py` of the tree is removed (a new one could rewrite results), then each original file is copied."""
-    for path in tests:
+def restore_tests(originals: str, tests: list[str], root: str = ".") -> None:
+    """Put the original tests and test configuration back into the tree at `root`: the test paths are replaced
+    whole, every `conftest.py` of the tree is removed (a new one could rewrite results), then each original file
+    is copied. (The bugfix generator lays out release pairs' trees with it too.)"""
+    for path in (os.path.join(root, test) for test in tests):
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
-    for folder, folders, files in os.walk("."):
+    for folder, folders, files in os.walk(root):
         if "conftest.py" in files:
             os.remove(os.path.join(folder, "conftest.py"))
     for folder, folders, files in os.walk(originals):
         for name in files:
-            relative = os.path.relpath(os.path.join(folder, name), originals)
-            if os.path.lexists(relative) and not os.path.isdir(relative):
-                os.remove(relative)
-            os.makedirs(os.path.dirname(relative) or ".", exist_ok=True)
-            shutil.copy(os.path.join(folder, name), relative)
+            target = os.path.join(root, os.path.relpath(os.path.join(folder, name), originals))
+            if os.path.lexists(target) and not os.path.isdir(target):
+                os.remove(target)
+            os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
+            shutil.copy(os.path.join(folder, name), target)
 
 
 if __name__ == "__main__":
