@@ -42,11 +42,15 @@ EXAMPLE_SOLUTIONS = {"fix-mean": ((_fix_mean, None), 0.0), "add-word-count": ((_
                      "find-config": ((lambda tree: None, "`./app/settings.py`"), 0.0)}
 
 
+@pytest.fixture(scope="module")
+def check_tools() -> Path:
+    """The environment the harness builds for task folders' checks (pytest), never the agent's."""
+    return check_environment(BenchmarkContext(CACHE, default_envs_dir(os.geteuid()), uv.find_uv_bin()))
+
+
 @pytest.mark.parametrize("name", sorted(EXAMPLE_SOLUTIONS))
-def test_example_task_folders_score_their_solution_and_not_the_start(tree, sandbox, name):
-    """Through the environment the harness builds for checks (pytest), never the agent's."""
-    context = BenchmarkContext(CACHE, default_envs_dir(os.geteuid()), uv.find_uv_bin())
-    problem = task_problem(EXAMPLES / name, "taskdir", tools=check_environment(context))
+def test_example_task_folders_score_their_solution_and_not_the_start(tree, sandbox, check_tools, name):
+    problem = task_problem(EXAMPLES / name, "taskdir", tools=check_tools)
     problem.lay_out(tree)
     laid_out = {p.name for p in tree.rglob("*")}
     assert not laid_out & {"task.md", "build.sh", "check.sh", "hidden", "test_word_count.py"}
@@ -57,8 +61,8 @@ def test_example_task_folders_score_their_solution_and_not_the_start(tree, sandb
     assert solved.value == 1.0, solved.details
 
 
-def test_partial_credit_from_check_sh(tree, sandbox):
-    problem = task_problem(EXAMPLES / "add-word-count", "taskdir")
+def test_partial_credit_from_check_sh(tree, sandbox, check_tools):
+    problem = task_problem(EXAMPLES / "add-word-count", "taskdir", tools=check_tools)
     problem.lay_out(tree)
     _add_word_count(tree, body="len(text.split()) if text else 0")  # right; and one that miscounts blanks:
     assert problem.score(sandbox, tree, None).value == 1.0
