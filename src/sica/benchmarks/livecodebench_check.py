@@ -4,7 +4,8 @@ SPEC (JSON) holds the problem's tests and how to run them. `stdin` problems: `TR
 with the input on standard input; its output matches when, line by line and stripped of surrounding whitespace,
 every line is equal or holds the same numbers (LiveCodeBench's rule). `functional` problems: one fresh process per
 test calls the function with the JSON-decoded arguments (one per input line) and sends back its result, which
-this process compares with the expected one; the solution never sees the expected output or decides a verdict.
+this process compares with the expected one: the solution is never handed the expected output and never decides
+a verdict (it runs as the same sandbox user, though, so a solution that went looking could read SPEC).
 Each test has a time limit; after the first time-out the rest are not run. Prints `k/n tests passed` (and the
 first failure); exits 0 iff all passed. Standard library only: it runs on the sandbox's system Python.
 """
