@@ -167,6 +167,7 @@ class EvalSettings(_Section):
     budget_usd: float | None = Field(default=1.0, ge=0)
     infra_retries: int = Field(default=2, ge=0)
     retry_delay_s: float = Field(default=2.0, ge=0)
+    stagger_s: float = Field(default=0.2, ge=0)
 
 
 class BenchmarkSettings(_Section):

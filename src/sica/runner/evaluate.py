@@ -14,6 +14,7 @@ problems.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import re
 import secrets
@@ -239,7 +240,11 @@ class _EvalRun:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2 * workers + 4, "sica-eval"))
         queue = list(reversed(jobs))
 
-        async def worker() -> None:
+        async def worker(position: int) -> None:
+            # Staggered first starts: starting a sandboxed agent costs CPU (~0.35 s here), and workers that all
+            # start together queue for the cores; spread once, they stay spread while problems take similar times.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=position * self.settings.eval.stagger_s)
             while queue and not self.stop.is_set():
                 index, item, key = queue.pop()
                 result = await self.problem(item, key)
@@ -248,7 +253,7 @@ class _EvalRun:
 
         ticker = asyncio.create_task(self.tick())
         try:
-            await asyncio.gather(*(worker() for _ in range(min(workers, len(jobs)))))
+            await asyncio.gather(*(worker(position) for position in range(min(workers, len(jobs)))))
         finally:
             ticker.cancel()
 
