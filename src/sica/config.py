@@ -170,6 +170,24 @@ class EvalSettings(_Section):
     stagger_s: float = Field(default=0.2, ge=0)
 
 
+class UtilitySettings(_Section):
+    """`[loop.utility]`: how a version's utility weighs score, cost and time (the SICA paper's defaults)."""
+
+    score_weight: float = Field(default=0.5, ge=0)
+    cost_weight: float = Field(default=0.25, ge=0)
+    time_weight: float = Field(default=0.25, ge=0)
+    cost_cap_usd: float = Field(default=10.0, gt=0)
+    time_cap_s: float = Field(default=300.0, gt=0)
+    timeout_factor: float = Field(default=0.5, ge=0, le=1)
+
+
+class LoopSettings(_Section):
+    """`[loop]`: the improvement loop's selection policy and utility."""
+
+    policy: Literal["sica", "dgm", "hgm", "greedy"] = "sica"
+    utility: UtilitySettings = UtilitySettings()
+
+
 class BenchmarkSettings(_Section):
     """Where built problem sets and datasets are cached, and where the datasets loaded from the network come from:
     the Hugging Face Hub (or a mirror), or local copies of the files."""
@@ -207,6 +225,7 @@ class Settings(BaseSettings):
     solve: SolveSettings = SolveSettings()
     benchmarks: BenchmarkSettings = BenchmarkSettings()
     eval: EvalSettings = EvalSettings()
+    loop: LoopSettings = LoopSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,1 @@
+"""The self-improvement loop: utility of a version, selection policies, and (to come) the iteration itself."""
