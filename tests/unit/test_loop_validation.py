@@ -1,0 +1,57 @@
+"""Validating versions through the real sandbox: the seed is valid; a syntax error, a deleted entry point, a
+failing own test or an uninstallable dependency each make a version invalid with a one-line reason."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import uv
+
+from sica.config import default_envs_dir
+from sica.loop.validation import validate_version
+from sica.runner.diffs import copy_tree
+from sica.runner.environments import seed_agent_dir
+
+ENVS = default_envs_dir(os.geteuid())
+
+
+def edited_seed(tmp_path: Path, edit) -> Path:
+    code = tmp_path / "agent"
+    copy_tree(seed_agent_dir(), code)
+    edit(code)
+    return code
+
+
+def test_the_seed_is_valid(sandbox, tmp_path):
+    validation = validate_version(seed_agent_dir(), ENVS, uv.find_uv_bin(), sandbox)
+    assert validation.valid, validation.reason
+    assert validation.env is not None and (validation.env / "bin" / "python").exists()
+
+
+def _syntax_error(code: Path) -> None:
+    (code / "sica_agent" / "agent.py").write_text("def broken(:\n")
+
+
+def _no_entry_point(code: Path) -> None:
+    (code / "sica_agent" / "__main__.py").unlink()
+
+
+def _failing_test(code: Path) -> None:
+    (code / "tests" / "test_zz_new.py").write_text("def test_new():\n    assert 1 + 1 == 3\n")
+
+
+def _bad_dependency(code: Path) -> None:
+    pyproject = code / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('dependencies = [', 'dependencies = [\n    "sica-no-such-package==0.0.1",'))
+
+
+@pytest.mark.parametrize(("edit", "reason"), [(_syntax_error, "it does not import"),
+                                              (_no_entry_point, "entry point sica_agent/__main__.py is missing"),
+                                              (_failing_test, "its own tests fail"),
+                                              (_bad_dependency, "its environment does not install")])
+def test_broken_versions_are_invalid_with_a_reason(sandbox, tmp_path, edit, reason):
+    validation = validate_version(edited_seed(tmp_path, edit), ENVS, uv.find_uv_bin(), sandbox)
+    assert not validation.valid and reason in validation.reason
+    assert "\n" not in validation.reason
