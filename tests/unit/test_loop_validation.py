@@ -44,7 +44,8 @@ def _failing_test(code: Path) -> None:
 
 def _bad_dependency(code: Path) -> None:
     pyproject = code / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('dependencies = [', 'dependencies = [\n    "sica-no-such-package==0.0.1",'))
+    missing = 'dependencies = [\n    "sica-no-such-package==0.0.1",'
+    pyproject.write_text(pyproject.read_text().replace("dependencies = [", missing))
 
 
 @pytest.mark.parametrize(("edit", "reason"), [(_syntax_error, "it does not import"),

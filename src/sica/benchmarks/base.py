@@ -102,7 +102,8 @@ class BenchmarkContext:
         def expanded(path: Path | None) -> Path | None:
             return None if path is None else path.expanduser()
 
-        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, sandbox=sandbox, on_progress=on_progress, hf_endpoint=b.hf_endpoint,
+        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, sandbox=sandbox,
+                   on_progress=on_progress, hf_endpoint=b.hf_endpoint,
                    swebench_file=expanded(b.swebench_file), livecodebench_file=expanded(b.livecodebench_file),
                    livecodebench_release=b.livecodebench_release, swebench_repo_url=b.swebench_repo_url,
                    swebench_score=b.swebench_score, swebench_python=expanded(b.swebench_python))

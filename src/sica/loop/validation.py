@@ -50,5 +50,6 @@ def validate_version(code: Path, envs_dir: Path, uv_bin: str, sandbox: Sandbox, 
                 "PATH": f"{env / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(inside), "PYTHONDONTWRITEBYTECODE": "1"})
             result = sandbox.run(spec)
             if not result.ok:
-                return Validation(False, f"{failure} ({result.describe()}): {output_tail(result.stdout + result.stderr)}")
+                said = output_tail(result.stdout + result.stderr)
+                return Validation(False, f"{failure} ({result.describe()}): {said}")
     return Validation(True, env=env)
