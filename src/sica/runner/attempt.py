@@ -123,19 +123,24 @@ def lay_out_run(problem: Problem, code: Path, area: Path, gateway_socket: Path, 
     return run
 
 
-def agent_spec(limits: AttemptLimits, sandbox: Sandbox, run: RunFolders, env: Path, contract: dict[str, str]
-               ) -> SandboxSpec:
-    """The sandboxed `python -m sica_agent solve` of the contract: mounts, environment and limits."""
+def agent_spec(limits: AttemptLimits, sandbox: Sandbox, run: RunFolders, env: Path, contract: dict[str, str],
+               archive: Path | None = None) -> SandboxSpec:
+    """The sandboxed entry point of the contract, with its mounts, environment and limits: `python -m sica_agent
+    solve`, or `improve` with `archive` (the read-only archive view) when the workdir holds an agent's code."""
     sandbox_limits = Limits(wall_s=limits.time_limit_s + limits.cancel_grace_s + 60, cpu_s=None,
                             memory_mb=limits.memory_mb, tmp_mb=limits.tmp_mb)
+    readonly = (env, run.code, run.task, *(p.parent for p in run.extra_path), *((archive,) if archive else ()))
     spec = SandboxSpec(command=(), workdir=run.workdir, logdir=run.logdir, gateway_dir=run.gateway_socket.parent,
-                       readonly=(env, run.code, run.task, *(p.parent for p in run.extra_path)), limits=sandbox_limits)
+                       readonly=readonly, limits=sandbox_limits)
     view = sandbox.inside(spec)
     contract = {**contract, "SICA_AGENT_GATEWAY": f"unix:{view.gateway_dir}/{run.gateway_socket.name}"}
+    if archive is None:
+        entry = ("solve", "--task", str(run.task / "task.md"))
+    else:
+        entry = ("improve", "--archive", str(archive))
     return dataclasses.replace(spec, environment=agent_environment(env, run.code, run.extra_path, contract),
-                               command=(str(env / "bin" / "python"), "-m", "sica_agent", "solve", "--task",
-                                        str(run.task / "task.md"), "--workdir", str(view.workdir), "--logdir",
-                                        str(view.logdir)))
+                               command=(str(env / "bin" / "python"), "-m", "sica_agent", *entry, "--workdir",
+                                        str(view.workdir), "--logdir", str(view.logdir)))
 
 
 def _contract(limits: AttemptLimits, run_id: str, problem_id: str, token: str,
@@ -151,9 +156,12 @@ def _contract(limits: AttemptLimits, run_id: str, problem_id: str, token: str,
 
 async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits, sandbox: Sandbox,
                       gateway: RunningGateway, run_id: str, folder: Path, on_progress: Callable[[Progress], None],
-                      stop: asyncio.Event, *, parent_account: str | None = None) -> AttemptOutcome:
+                      stop: asyncio.Event, *, parent_account: str | None = None,
+                      archive: Path | None = None) -> AttemptOutcome:
     """Run the agent on `problem` to its end (or until `stop` is set: then it is cancelled, with a grace
-    period), keep its folders in `folder`, and score the final tree when the problem has checks.
+    period), keep its folders in `folder`, and score the final tree when the problem has checks. With
+    `archive` (a read-only archive view the sandbox user can read) the agent runs `improve` instead of `solve`:
+    the problem's tree is then an agent's code, and the kept `workdir/` the version it made.
 
     Raises what setting the attempt up raises (laying out the problem, the sandbox): the caller decides
     whether that is the user's problem or an infrastructure failure worth a retry."""
@@ -168,7 +176,7 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
         (folder / "live.json").write_text(json.dumps({"workdir": str(run.workdir), "logdir": str(run.logdir)}))
         started = time.monotonic()
         contract = _contract(limits, run_id, problem.id, account.token, agent.models)
-        spec = agent_spec(limits, sandbox, run, agent.env, contract)
+        spec = agent_spec(limits, sandbox, run, agent.env, contract, archive)
         halt = threading.Event()
         agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
         try:
