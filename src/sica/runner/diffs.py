@@ -29,9 +29,12 @@ def copy_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, symlinks=True, ignore=shutil.ignore_patterns(*SKIPPED), dirs_exist_ok=True)
 
 
-def _git(git_dir: Path, workdir: Path, *args: str) -> str:
+def _git(git_dir: Path, workdir: Path, *args: str, index: Path | None = None) -> str:
+    """Run git on `git_dir` with the safe options and a bare environment; `index` is a private index file."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(git_dir), "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_CONFIG_GLOBAL": "/dev/null", "LANG": "C.UTF-8"}
+    if index is not None:
+        env["GIT_INDEX_FILE"] = str(index)
     done = subprocess.run(["git", *SAFE_GIT, f"--git-dir={git_dir}", f"--work-tree={workdir}", *args],
                           capture_output=True, text=True, env=env)
     if done.returncode != 0:

@@ -1,0 +1,7 @@
+"""The run folder and its archive: agent versions in `archive.git`, what the run knows of them in `run.sqlite`."""
+
+from sica.archive.errors import ArchiveError
+from sica.archive.refs import resolve_reference
+from sica.archive.run import Run
+
+__all__ = ["ArchiveError", "Run", "resolve_reference"]

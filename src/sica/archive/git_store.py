@@ -1,0 +1,119 @@
+"""`archive.git`: a bare repository with one commit per agent version, tagged `agent-N`.
+
+A version's commit has as parent the commit of the version it was edited from (agent 0 is the root). Every git
+call goes through `diffs._git` (hooks, fsmonitor, external diff drivers and textconv disabled, no user or system
+config), and trees are staged through a private index file, so nothing in an agent's files runs on the host.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sica.archive.errors import ArchiveError
+from sica.runner.diffs import SKIPPED, DiffError, _git
+
+_TAG = re.compile(r"agent-(\d+)")
+
+
+def tag_name(version: int) -> str:
+    return f"agent-{version}"
+
+
+class GitStore:
+    """The archive's bare repository: commit a folder as a version, tag it, read it back."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+
+    @classmethod
+    def init(cls, git_dir: Path) -> GitStore:
+        """Make an empty bare repository that ignores version control folders, environments and caches."""
+        done = subprocess.run(["git", "init", "--quiet", "--bare", "--template=", str(git_dir)], capture_output=True,
+                              text=True)
+        if done.returncode != 0:
+            raise ArchiveError(f"cannot make {git_dir}: {' '.join(done.stderr.split())[-300:]}")
+        (git_dir / "info").mkdir(exist_ok=True)
+        (git_dir / "info" / "exclude").write_text("\n".join(f"{name}/" for name in SKIPPED) + "\n*.pyc\n")
+        return cls(git_dir)
+
+    def check(self) -> None:
+        """Fail with one line unless this is a repository holding agent 0."""
+        if not (self.git_dir / "HEAD").is_file():
+            raise ArchiveError(f"{self.git_dir} is missing: the run's archive is gone; restore the folder from a "
+                               "backup or start a new run")
+        try:
+            self.commit_of(0)
+        except ArchiveError:
+            raise ArchiveError(f"{self.git_dir} holds no agent-0: the archive is damaged; restore it from a backup or "
+                               "start a new run") from None
+
+    def _run(self, *args: str, workdir: Path | None = None, index: Path | None = None) -> str:
+        try:
+            return _git(self.git_dir, workdir or self.git_dir, *args, index=index)
+        except DiffError as error:
+            raise ArchiveError(f"archive {self.git_dir}: {error}") from None
+
+    @contextmanager
+    def _private_index(self) -> Iterator[Path]:
+        """An index file of our own in the repository, removed afterwards (a bare repository has none)."""
+        index = self.git_dir / f"index-{uuid.uuid4().hex}"
+        try:
+            yield index
+        finally:
+            index.unlink(missing_ok=True)
+
+    def commit(self, source: Path, parent: str | None, message: str) -> str:
+        """Commit the files of `source` (no caches or environments) with `parent` as parent; the commit's sha."""
+        with self._private_index() as index:
+            self._run("add", "--all", workdir=source, index=index)
+            tree = self._run("write-tree", index=index).strip()
+        parents = ["-p", parent] if parent else []
+        return self._run("commit-tree", tree, *parents, "-m", message).strip()
+
+    def tag(self, version: int, commit: str) -> None:
+        """Tag `commit` as `agent-N`; refuses to move an existing tag."""
+        self._run("update-ref", f"refs/tags/{tag_name(version)}", commit, "")
+
+    def delete_tag(self, version: int) -> None:
+        self._run("update-ref", "-d", f"refs/tags/{tag_name(version)}")
+
+    def tags(self) -> dict[int, str]:
+        """Version number → commit sha, for every `agent-N` tag."""
+        listed = self._run("for-each-ref", "--format=%(refname:strip=2) %(objectname)", "refs/tags/")
+        found: dict[int, str] = {}
+        for line in listed.splitlines():
+            name, _, sha = line.partition(" ")
+            if match := _TAG.fullmatch(name):
+                found[int(match.group(1))] = sha
+        return found
+
+    def commit_of(self, version: int) -> str:
+        return self._run("rev-parse", "--verify", "--quiet", f"refs/tags/{tag_name(version)}^{{commit}}").strip()
+
+    def parent_of(self, commit: str) -> str | None:
+        """The commit's parent (None for the root)."""
+        shas = self._run("rev-list", "--parents", "-n", "1", commit).split()
+        return shas[1] if len(shas) > 1 else None
+
+    def message(self, commit: str) -> str:
+        return self._run("log", "-1", "--format=%B", commit)
+
+    def checkout(self, commit: str, dest: Path) -> None:
+        """Write the commit's files into `dest` (made when missing; must be empty): read into a private index,
+        then `checkout-index`, which runs no hooks."""
+        dest.mkdir(parents=True, exist_ok=True)
+        if any(dest.iterdir()):
+            raise ArchiveError(f"{dest} is not empty: check a version out into a new or empty folder")
+        with self._private_index() as index:
+            self._run("read-tree", commit, workdir=dest, index=index)
+            self._run("checkout-index", "--all", "--force", workdir=dest, index=index)
+
+    def diff(self, commit: str) -> str:
+        """The change from the commit's parent (from nothing for the root), as a text patch."""
+        return self._run("diff-tree", "-p", "--root", "--no-commit-id", "--no-ext-diff", "--no-textconv", "-M",
+                         commit)

@@ -1,0 +1,288 @@
+"""`run.sqlite`: the run's versions, evaluations per problem, meta steps and run state.
+
+SQLite in WAL mode with a busy timeout; one process writes (the `Run` holding the run's lock), others only read.
+A version row is written `pending` before its commit exists and marked `valid` or `invalid` once it does, so a
+crash leaves a row `Run.resume_cleanup` can settle.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sica.archive.errors import ArchiveError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    number INTEGER PRIMARY KEY,
+    parent INTEGER REFERENCES versions(number),
+    commit_sha TEXT,
+    description TEXT NOT NULL,
+    change_log TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'invalid')),
+    invalid_reason TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    version INTEGER NOT NULL REFERENCES versions(number),
+    problem_id TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    part TEXT NOT NULL CHECK (part IN ('selection', 'holdout')),
+    status TEXT NOT NULL,
+    score REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    seconds REAL NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    infra INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    UNIQUE (version, problem_id)
+);
+CREATE TABLE IF NOT EXISTS meta_steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    iteration INTEGER NOT NULL,
+    meta_version INTEGER NOT NULL REFERENCES versions(number),
+    base_version INTEGER NOT NULL REFERENCES versions(number),
+    state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'interrupted')),
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    result_version INTEGER REFERENCES versions(number),
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS run_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+TABLES = ("versions", "evaluations", "meta_steps", "run_state")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One agent version as the run records it."""
+
+    number: int
+    parent: int | None
+    commit_sha: str | None
+    description: str
+    change_log: str
+    state: str
+    invalid_reason: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One problem's result for one version."""
+
+    version: int
+    problem_id: str
+    benchmark: str
+    part: str
+    status: str
+    score: float
+    cost_usd: float
+    seconds: float
+    input_tokens: int
+    output_tokens: int
+    details: str
+    infra: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """What selection policies need of a version: lineage, state and its mean selection score over `n` scored
+    problems (infrastructure failures left out; `mean_score` is None when nothing is scored yet)."""
+
+    number: int
+    parent: int | None
+    description: str
+    state: str
+    children: int
+    mean_score: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class MetaStep:
+    """One meta-agent step of the loop."""
+
+    id: int
+    iteration: int
+    meta_version: int
+    base_version: int
+    state: str
+    started_at: float
+    ended_at: float | None
+    cost_usd: float
+    result_version: int | None
+    error: str | None
+
+
+class ResultLike(Protocol):
+    """The fields of a problem's result the run keeps (`runner.results.ProblemResult` has them all)."""
+
+    problem_id: str
+    benchmark: str
+    part: str
+    status: str
+    score: float
+    cost_usd: float
+    seconds: float
+    input_tokens: int
+    output_tokens: int
+    details: str
+    infra: bool
+
+
+def _fix(path: Path) -> str:
+    return f"restore {path} from a backup or start a new run"
+
+
+class RunDb:
+    """The run's SQLite database. `create` makes the tables; otherwise they must be there already."""
+
+    def __init__(self, path: Path, *, create: bool = False, read_only: bool = False) -> None:
+        self.path = path
+        if not create and not path.is_file():
+            raise ArchiveError(f"{path} is missing: not a run folder, or its database is gone; {_fix(path)}")
+        uri = f"file:{path}?mode=ro" if read_only else f"file:{path}"
+        self._db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        try:
+            if not read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            if create:
+                self._db.executescript(SCHEMA)
+            found = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            raise ArchiveError(f"{path} is not a readable run database ({error}); {_fix(path)}") from None
+        if missing := [table for table in TABLES if table not in found]:
+            self._db.close()
+            raise ArchiveError(f"{path} lacks the tables {', '.join(missing)}: not a run database; {_fix(path)}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def journal_mode(self) -> str:
+        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    # Versions
+
+    def next_version_number(self) -> int:
+        return int(self._db.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM versions").fetchone()[0])
+
+    def insert_pending_version(self, parent: int | None, description: str, change_log: str) -> int:
+        """Write the next version's row as `pending`; its number."""
+        with self._transaction():
+            number = self.next_version_number()
+            self._db.execute("INSERT INTO versions (number, parent, description, change_log, state, created_at)"
+                             " VALUES (?, ?, ?, ?, 'pending', ?)", (number, parent, description, change_log,
+                                                                    time.time()))
+        return number
+
+    def mark_version(self, number: int, commit_sha: str, state: str, invalid_reason: str | None = None) -> None:
+        """Settle a version: its commit, and whether it is `valid` or `invalid` (with why)."""
+        self._db.execute("UPDATE versions SET commit_sha = ?, state = ?, invalid_reason = ? WHERE number = ?",
+                         (commit_sha, state, invalid_reason, number))
+
+    def delete_version(self, number: int) -> None:
+        self._db.execute("DELETE FROM versions WHERE number = ? AND state = 'pending'", (number,))
+
+    def version(self, number: int) -> Version | None:
+        row = self._db.execute("SELECT * FROM versions WHERE number = ?", (number,)).fetchone()
+        return Version(**dict(row)) if row else None
+
+    def versions(self, state: str | None = None) -> list[Version]:
+        query, args = "SELECT * FROM versions", ()
+        if state is not None:
+            query, args = query + " WHERE state = ?", (state,)
+        return [Version(**dict(row)) for row in self._db.execute(query + " ORDER BY number", args)]
+
+    # Evaluations
+
+    def record_evaluation(self, version: int, result: ResultLike) -> None:
+        """Store one problem's result; a second record for the same (version, problem) replaces the first (a
+        problem retried after an infrastructure failure keeps its latest result)."""
+        self._db.execute(
+            "INSERT INTO evaluations (version, problem_id, benchmark, part, status, score, cost_usd, seconds,"
+            " input_tokens, output_tokens, details, infra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (version, problem_id) DO UPDATE SET benchmark = excluded.benchmark, part = excluded.part,"
+            " status = excluded.status, score = excluded.score, cost_usd = excluded.cost_usd,"
+            " seconds = excluded.seconds, input_tokens = excluded.input_tokens,"
+            " output_tokens = excluded.output_tokens, details = excluded.details, infra = excluded.infra,"
+            " created_at = excluded.created_at",
+            (version, result.problem_id, result.benchmark, result.part, result.status, result.score, result.cost_usd,
+             result.seconds, result.input_tokens, result.output_tokens, result.details, int(result.infra),
+             time.time()))
+
+    def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
+        query, args = "SELECT * FROM evaluations WHERE version = ?", (version,)
+        if part is not None:
+            query, args = query + " AND part = ?", (version, part)
+        rows = self._db.execute(query + " ORDER BY problem_id", args)
+        return [Evaluation(**{**dict(row), "infra": bool(row["infra"])}) for row in rows]
+
+    def summary(self) -> list[VersionSummary]:
+        """Every version with its number of children and mean selection score (scored problems only)."""
+        rows = self._db.execute(
+            "SELECT v.number, v.parent, v.description, v.state,"
+            " (SELECT COUNT(*) FROM versions c WHERE c.parent = v.number) AS children,"
+            " (SELECT AVG(e.score) FROM evaluations e WHERE e.version = v.number AND e.part = 'selection'"
+            "  AND e.infra = 0) AS mean_score,"
+            " (SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.part = 'selection'"
+            "  AND e.infra = 0) AS n"
+            " FROM versions v ORDER BY v.number")
+        return [VersionSummary(**dict(row)) for row in rows]
+
+    # Meta steps
+
+    def start_meta_step(self, iteration: int, meta_version: int, base_version: int) -> int:
+        cursor = self._db.execute("INSERT INTO meta_steps (iteration, meta_version, base_version, state, started_at)"
+                                  " VALUES (?, ?, ?, 'running', ?)", (iteration, meta_version, base_version,
+                                                                      time.time()))
+        return int(cursor.lastrowid or 0)
+
+    def end_meta_step(self, step: int, state: str, cost_usd: float, result_version: int | None = None,
+                      error: str | None = None) -> None:
+        self._db.execute("UPDATE meta_steps SET state = ?, ended_at = ?, cost_usd = ?, result_version = ?,"
+                         " error = ? WHERE id = ?", (state, time.time(), cost_usd, result_version, error, step))
+
+    def meta_steps(self, state: str | None = None) -> list[MetaStep]:
+        query, args = "SELECT * FROM meta_steps", ()
+        if state is not None:
+            query, args = query + " WHERE state = ?", (state,)
+        return [MetaStep(**dict(row)) for row in self._db.execute(query + " ORDER BY id", args)]
+
+    # Run state
+
+    def get_state(self, key: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM run_state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_state(self, key: str, value: Any) -> None:
+        self._db.execute("INSERT INTO run_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
+                         " value = excluded.value", (key, json.dumps(value)))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error), for a read-then-write that must not interleave."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")

@@ -1,0 +1,243 @@
+"""The run folder: archive.git and run.sqlite kept in step, crash windows settled, references resolved (real git,
+real SQLite, temporary folders)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sica.archive import ArchiveError, Run, resolve_reference
+from sica.archive.refs import parse_reference
+from sica.archive.run import ARCHIVE, DATABASE
+from sica.runner.diffs import SAFE_GIT
+from sica.runner.environments import seed_agent_dir
+
+SEED = seed_agent_dir()
+
+
+@dataclass(frozen=True)
+class Result:
+    problem_id: str
+    score: float
+    part: str = "selection"
+    benchmark: str = "toy"
+    status: str = "scored"
+    cost_usd: float = 0.01
+    seconds: float = 2.0
+    input_tokens: int = 100
+    output_tokens: int = 20
+    details: str = ""
+    infra: bool = False
+
+
+def git(run_folder: Path, *args: str) -> str:
+    return subprocess.run(["git", *SAFE_GIT, f"--git-dir={run_folder / ARCHIVE}", *args], check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def edited(run: Run, version: int, dest: Path, line: str) -> Path:
+    """A checkout of `version` with `line` appended to its CHANGELOG.md."""
+    run.checkout(version, dest)
+    with (dest / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
+        changelog.write(line + "\n")
+    return dest
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    with Run.create(tmp_path / "runs" / "r1", SEED, {"loop": {"policy": "sica"}}) as opened:
+        yield opened
+
+
+@pytest.fixture
+def lineage(run: Run, tmp_path: Path) -> Run:
+    """Versions 1 (from 0), 2 (from 1) and 3 (from 0), each appending a line to CHANGELOG.md."""
+    assert run.add_version(0, edited(run, 0, tmp_path / "e1", "one"), "adds one", "- one") == 1
+    assert run.add_version(1, edited(run, 1, tmp_path / "e2", "two"), "adds two", "- two") == 2
+    assert run.add_version(0, edited(run, 0, tmp_path / "e3", "three"), "adds three", "- three",
+                           invalid_reason="its tests fail") == 3
+    return run
+
+
+def test_create_commits_the_seed_as_agent_0(run: Run, tmp_path: Path):
+    folder = run.folder
+    assert (folder / ARCHIVE / "HEAD").is_file() and (folder / DATABASE).is_file()
+    assert git(folder, "rev-list", "--count", "agent-0") == "1"
+    files = set(git(folder, "ls-tree", "-r", "--name-only", "agent-0").splitlines())
+    assert "pyproject.toml" in files and "CHANGELOG.md" in files
+    assert not [name for name in files if "__pycache__" in name or name.endswith(".pyc") or ".venv" in name]
+    [version] = run.versions()
+    assert (version.number, version.parent, version.state) == (0, None, "valid")
+    assert version.commit_sha == git(folder, "rev-parse", "agent-0")
+    assert run.db.get_state("config") == {"loop": {"policy": "sica"}}
+    assert run.db.journal_mode() == "wal"
+    out = run.checkout(0, tmp_path / "zero")
+    assert (out / "pyproject.toml").read_bytes() == (SEED / "pyproject.toml").read_bytes()
+
+
+def test_create_refuses_an_existing_run(run: Run):
+    with pytest.raises(ArchiveError, match="already exists"):
+        Run.create(run.folder, SEED, {})
+
+
+def test_versions_are_commits_on_their_parents(lineage: Run, tmp_path: Path):
+    folder = lineage.folder
+    sha = {n: git(folder, "rev-parse", f"agent-{n}") for n in range(4)}
+    assert git(folder, "rev-parse", "agent-1^") == sha[0]
+    assert git(folder, "rev-parse", "agent-2^") == sha[1]
+    assert git(folder, "rev-parse", "agent-3^") == sha[0]
+    assert "adds two" in git(folder, "log", "-1", "--format=%B", "agent-2")
+    assert [(v.number, v.parent, v.state, v.commit_sha) for v in lineage.versions()] == [
+        (0, None, "valid", sha[0]), (1, 0, "valid", sha[1]), (2, 1, "valid", sha[2]), (3, 0, "invalid", sha[3])]
+    assert lineage.version(3).invalid_reason == "its tests fail"
+
+    changelog = (lineage.checkout(2, tmp_path / "two") / "CHANGELOG.md").read_text()
+    assert changelog.endswith("one\ntwo\n")
+    assert (lineage.checkout(3, tmp_path / "three") / "CHANGELOG.md").read_text().endswith("\nthree\n")
+    diff = lineage.diff(2)
+    assert "+two" in diff and "+one" not in diff and "CHANGELOG.md" in diff
+
+
+def test_checkout_needs_an_empty_folder_and_a_known_version(lineage: Run, tmp_path: Path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ArchiveError, match="not empty"):
+        lineage.checkout(1, tmp_path / "full")
+    with pytest.raises(ArchiveError, match=r"agent-9 is not in run .* agent-0 to agent-3"):
+        lineage.checkout(9, tmp_path / "nine")
+    with pytest.raises(ArchiveError, match="agent-7 is not in run"):
+        lineage.add_version(7, tmp_path / "full", "x", "x")
+
+
+def test_a_pending_row_without_its_commit_is_deleted(lineage: Run):
+    number = lineage.db.insert_pending_version(1, "crashed before git", "")
+    assert number == 4
+    assert lineage.resume_cleanup() == ["agent-4: pending without a commit; row deleted"]
+    assert [v.number for v in lineage.versions()] == [0, 1, 2, 3]
+    assert lineage.db.next_version_number() == 4
+
+
+def test_a_committed_but_unmarked_version_is_settled_as_interrupted(lineage: Run, tmp_path: Path):
+    number = lineage.db.insert_pending_version(2, "crashed after git", "")
+    commit = lineage.git.commit(edited(lineage, 2, tmp_path / "e4", "four"), lineage.git.commit_of(2), "agent-4")
+    lineage.git.tag(number, commit)
+    lineage.close()
+    with Run.open(lineage.folder) as reopened:
+        version = reopened.version(4)
+        assert (version.state, version.invalid_reason, version.commit_sha) == ("invalid", "interrupted", commit)
+        assert reopened.resume_cleanup() == []
+
+
+def test_a_stray_tag_is_deleted(lineage: Run):
+    lineage.git.tag(5, lineage.git.commit_of(1))
+    assert lineage.resume_cleanup() == ["agent-5: tag without a row; tag deleted"]
+    assert sorted(lineage.git.tags()) == [0, 1, 2, 3]
+
+
+def test_a_running_meta_step_is_interrupted(lineage: Run):
+    step = lineage.db.start_meta_step(iteration=1, meta_version=0, base_version=1)
+    lineage.resume_cleanup()
+    [settled] = lineage.db.meta_steps()
+    assert (settled.id, settled.state, settled.error) == (step, "interrupted", "interrupted")
+
+
+def test_one_writer_at_a_time(run: Run):
+    with pytest.raises(ArchiveError, match="open for writing by pid"):
+        Run.open(run.folder)
+    with Run.open(run.folder, read_only=True) as reader:
+        assert [v.number for v in reader.versions()] == [0]
+
+
+def test_missing_or_corrupt_parts_give_one_line_errors(run: Run, tmp_path: Path):
+    folder = run.folder
+    run.close()
+    for broken in (lambda: (folder / DATABASE).write_bytes(b"not a database at all" * 100),
+                   lambda: (folder / DATABASE).unlink(),
+                   lambda: sqlite3.connect(folder / DATABASE).close()):
+        for leftover in folder.glob(DATABASE + "-*"):
+            leftover.unlink()
+        broken()
+        with pytest.raises(ArchiveError) as error:
+            Run.open(folder)
+        assert "\n" not in str(error.value) and "start a new run" in str(error.value)
+    with pytest.raises(ArchiveError, match="no such folder"):
+        Run.open(tmp_path / "nowhere")
+
+
+def test_a_missing_archive_gives_a_one_line_error(run: Run):
+    folder = run.folder
+    run.close()
+    subprocess.run(["rm", "-rf", str(folder / ARCHIVE)], check=True)
+    with pytest.raises(ArchiveError, match=r"archive.git is missing.*restore") as error:
+        Run.open(folder)
+    assert "\n" not in str(error.value)
+
+
+def test_evaluations_are_idempotent_per_problem(lineage: Run):
+    lineage.record_evaluation(1, Result("p1", 0.0, infra=True))
+    lineage.record_evaluation(1, Result("p1", 1.0))
+    lineage.record_evaluation(1, Result("p1", 1.0))
+    lineage.record_evaluation(1, Result("p2", 0.5))
+    lineage.record_evaluation(1, Result("h1", 0.0, part="holdout"))
+    lineage.record_evaluation(2, Result("p1", 0.0))
+    lineage.record_evaluation(2, Result("p2", 0.0, infra=True))
+    assert [(e.problem_id, e.score, e.infra) for e in lineage.evaluations(1)] == [
+        ("h1", 0.0, False), ("p1", 1.0, False), ("p2", 0.5, False)]
+    assert [e.problem_id for e in lineage.evaluations(1, part="selection")] == ["p1", "p2"]
+    summary = {row.number: row for row in lineage.summary()}
+    assert (summary[0].children, summary[0].mean_score, summary[0].n) == (2, None, 0)
+    assert (summary[1].parent, summary[1].children, summary[1].mean_score, summary[1].n) == (0, 1, 0.75, 2)
+    assert (summary[2].mean_score, summary[2].n) == (0.0, 1)
+    assert summary[3].state == "invalid" and summary[1].description == "adds one"
+    with pytest.raises(ArchiveError, match="agent-8 is not in run"):
+        lineage.record_evaluation(8, Result("p1", 1.0))
+
+
+def test_references_resolve_to_checkouts(lineage: Run, tmp_path: Path):
+    runs, scratch = lineage.folder.parent, tmp_path / "scratch"
+    lineage.record_evaluation(1, Result("p1", 0.5))
+    lineage.record_evaluation(2, Result("p1", 0.9))
+    lineage.record_evaluation(3, Result("p1", 1.0))
+    lineage.close()
+    with Run.create(runs / "r0", SEED, {}) as older:
+        older.db.set_state("created_at", 0.0)
+
+    assert (resolve_reference("agent-2", runs, scratch) / "CHANGELOG.md").read_text().endswith("one\ntwo\n")
+    assert resolve_reference("best", runs, scratch) == scratch / "r1-agent-2"
+    assert resolve_reference("best", runs, scratch, best=lambda run: 1) == scratch / "r1-agent-1"
+    assert resolve_reference("r1:agent-3", runs, scratch) == scratch / "r1-agent-3"
+    assert resolve_reference(f"{runs / 'r0'}:agent-0", runs, scratch) == scratch / "r0-agent-0"
+    assert resolve_reference("agent-2", runs, scratch) == scratch / "r1-agent-2"
+    assert resolve_reference(str(SEED), runs, scratch) == SEED
+    with pytest.raises(ArchiveError, match="no valid version with selection scores"):
+        resolve_reference("r0:best", runs, scratch)
+    with pytest.raises(ArchiveError, match="agent-9 is not in run"):
+        resolve_reference("agent-9", runs, scratch)
+    with pytest.raises(ArchiveError, match="no run 'nope'"):
+        resolve_reference("nope:best", runs, scratch)
+    with pytest.raises(ArchiveError, match="unknown agent reference 'agent-x'"):
+        parse_reference("agent-x")
+    with pytest.raises(ArchiveError, match="no runs under"):
+        resolve_reference("best", tmp_path / "empty", scratch)
+
+
+def test_versions_keep_symlinks_and_modes_and_leave_caches_out(run: Run, tmp_path: Path):
+    source = run.checkout(0, tmp_path / "e1")
+    (source / "link").symlink_to("pyproject.toml")
+    (source / "run.sh").write_text("#!/bin/sh\n")
+    (source / "run.sh").chmod(0o755)
+    (source / "__pycache__").mkdir()
+    (source / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (source / ".git").mkdir()
+    (source / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (source / ".gitattributes").write_text("* filter=evil diff=evil\n")
+    number = run.add_version(0, source, "links", "- links")
+    out = run.checkout(number, tmp_path / "out")
+    assert (out / "link").is_symlink() and (out / "link").readlink() == Path("pyproject.toml")
+    assert (out / "run.sh").stat().st_mode & 0o111
+    assert not (out / "__pycache__").exists() and not (out / ".git").exists()
+    assert "+#!/bin/sh" in run.diff(number)
