@@ -182,8 +182,9 @@ class UtilitySettings(_Section):
 
 
 class LoopSettings(_Section):
-    """`[loop]`: the improvement loop's selection policy and utility."""
+    """`[loop]`: where runs are kept, and the improvement loop's selection policy and utility."""
 
+    runs_dir: Path = Path("runs")
     policy: Literal["sica", "dgm", "hgm", "greedy"] = "sica"
     utility: UtilitySettings = UtilitySettings()
 
@@ -329,5 +330,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         "swebench_python": resolve(settings.benchmarks.swebench_python),
     })
     evaluation = settings.eval.model_copy(update={"results_dir": resolve(settings.eval.results_dir)})
+    loop = settings.loop.model_copy(update={"runs_dir": resolve(settings.loop.runs_dir)})
     return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve,
-                                       "benchmarks": benchmarks, "eval": evaluation})
+                                       "benchmarks": benchmarks, "eval": evaluation, "loop": loop})

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from sica.archive import Run
+from sica.runner.environments import seed_agent_dir
 from sica.runner.stats import mean_interval
 from tests.support.cli import clean_environ, run_sica
 
@@ -176,11 +178,25 @@ def test_bad_input_is_one_line(home):
     for args, message in [(["-b", "nosuch"], "unknown benchmark 'nosuch'"),
                           (["-b", "humaneval:0"], "must be a positive number"),
                           (["-b", "humaneval", "-b", "humaneval:3"], "named twice"),
-                          (["-b", "humaneval", "--agent", str(home)], "not an agent version folder"),
+                          (["-b", "humaneval", "--agent", str(home)], "is not an agent version"),
+                          (["-b", "humaneval", "--agent", "agent-7"], "no runs under"),
                           (["-b", "humaneval", "--model", "nope"], "unknown model alias 'nope'")]:
         done = run_sica(home, "eval", *args)
         assert done.returncode == 1, (args, done.stderr)
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_an_archived_version_is_named_by_reference(home):
+    """`RUN:agent-0` checks agent 0 out of a run's archive: the same code as the seed, so its results are reused."""
+    with Run.create(home / "runs" / "first", seed_agent_dir(), {}):
+        pass
+    tasks = home / "tasks"
+    assert run_sica(home, "eval", "-b", f"taskdir:{tasks}").returncode == 0
+    done = run_sica(home, "eval", "-b", f"taskdir:{tasks}", "--agent", "first:agent-0")
+    assert done.returncode == 0, done.stderr
+    assert all(r["cached"] for r in results_of(home))
+    missing = run_sica(home, "eval", "-b", f"taskdir:{tasks}", "--agent", "first:agent-3")
+    assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
 
 
 def test_mean_interval():

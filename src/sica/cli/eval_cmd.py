@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,9 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sica.benchmarks import BenchmarkError
+from sica.cli.agent_ref import AGENT_HELP, agent_folder
 from sica.cli.state import CliState, UserError, state
 from sica.config import Settings
-from sica.runner.environments import AgentVersionError, seed_agent_dir
+from sica.runner.environments import AgentVersionError
 from sica.runner.evaluate import HOLDOUT, SELECTION, EvalProgress, EvalReport, EvalRequest, run_eval
 from sica.runner.results import ProblemResult
 from sica.runner.stats import mean_interval
@@ -30,7 +30,7 @@ def evaluate(
     holdout: Annotated[list[str] | None, typer.Option(help="A held-out benchmark, reported apart (repeatable); "
                                                       "problems come after the selected ones of the same "
                                                       "benchmark.")] = None,
-    agent: Annotated[Path | None, typer.Option(help="Agent version folder. [default: agent 0, the seed]")] = None,
+    agent: Annotated[str | None, typer.Option(help=AGENT_HELP)] = None,
     model: Annotated[str | None, typer.Option(help="Model alias for every role. [default: the configured roles]")] =
     None,
     workers: Annotated[int | None, typer.Option(min=1, help="Problems at a time. [default: [eval] workers, else "
@@ -46,18 +46,15 @@ def evaluate(
     cli = state(ctx)
     if sandbox not in BACKENDS:
         raise UserError(f"unknown sandbox backend '{sandbox}': use one of {', '.join(BACKENDS)}")
-    agent_dir = (agent or seed_agent_dir()).expanduser().resolve()
-    if not (agent_dir / "pyproject.toml").is_file():
-        raise UserError(f"--agent {agent}: not an agent version folder (it needs pyproject.toml); archived "
-                        "versions are named by folder until `sica improve` runs exist")
     settings = cli.settings()
     if model is not None and model not in settings.models:
         raise UserError(f"unknown model alias '{model}': use one of {', '.join(settings.models)}")
-    request = EvalRequest(agent_dir, benchmark, holdout or [], model, workers, sandbox, fresh)
-    try:
-        report = uvloop.run(_run(cli, settings, request))
-    except (AgentVersionError, BenchmarkError, SandboxError, OSError) as error:
-        raise UserError(str(error)) from None
+    with agent_folder(agent, settings) as agent_dir:
+        request = EvalRequest(agent_dir, benchmark, holdout or [], model, workers, sandbox, fresh)
+        try:
+            report = uvloop.run(_run(cli, settings, request))
+        except (AgentVersionError, BenchmarkError, SandboxError, OSError) as error:
+            raise UserError(str(error)) from None
     _print_report(cli, report, verbose)
     if report.interrupted:
         cli.err.print(f"[yellow]interrupted[/]: {len(report.results)} problems have results (kept); run the same "

@@ -14,11 +14,12 @@ from rich.live import Live
 from rich.syntax import Syntax
 
 from sica.benchmarks import BenchmarkError
+from sica.cli.agent_ref import AGENT_HELP, agent_folder
 from sica.cli.state import CliState, UserError, state
 from sica.config import Settings
-from sica.runner.diffs import DiffError, apply_diff
-from sica.runner.environments import AgentVersionError, seed_agent_dir
 from sica.runner.attempt import Progress
+from sica.runner.diffs import DiffError, apply_diff
+from sica.runner.environments import AgentVersionError
 from sica.runner.solve import SolveOutcome, SolveRequest, run_solve
 from sica.sandbox import BACKENDS, SandboxError
 
@@ -32,8 +33,7 @@ def solve(
                                                   "TEXT and --repo.", file_okay=False, exists=True)] = None,
     model: Annotated[str | None, typer.Option(help="Model alias for every role. [default: the configured roles]")] =
     None,
-    agent: Annotated[Path | None, typer.Option(help="Agent version folder. [default: agent 0, the seed]",
-                                               file_okay=False, exists=True)] = None,
+    agent: Annotated[str | None, typer.Option(help=AGENT_HELP)] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, or none (unsafe: the agent runs "
                                          "unconfined, with your user's rights).")] = "bwrap",
     apply: Annotated[bool, typer.Option("--apply", help="Apply the diff to --repo (refused if it has "
@@ -56,12 +56,13 @@ def solve(
     settings = cli.settings()
     if model is not None and model not in settings.models:
         raise UserError(f"unknown model alias '{model}': use one of {', '.join(settings.models)}")
-    request = SolveRequest(statement, None if task_dir else repo.resolve(), task_dir.resolve() if task_dir else None,
-                           (agent or seed_agent_dir()).resolve(), model, sandbox)
-    try:
-        outcome = uvloop.run(_run(cli, settings, request))
-    except (AgentVersionError, BenchmarkError, DiffError, SandboxError) as error:
-        raise UserError(str(error)) from None
+    with agent_folder(agent, settings) as agent_dir:
+        request = SolveRequest(statement, None if task_dir else repo.resolve(),
+                               task_dir.resolve() if task_dir else None, agent_dir, model, sandbox)
+        try:
+            outcome = uvloop.run(_run(cli, settings, request))
+        except (AgentVersionError, BenchmarkError, DiffError, SandboxError) as error:
+            raise UserError(str(error)) from None
     _report(cli, outcome)
     if apply and request.repo is not None and outcome.diff:
         try:
