@@ -1,0 +1,51 @@
+"""The archive view the meta agent reads: every version, its change and its selection results, but never a
+held-out problem or a scorer's details (they quote hidden tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sica.archive import Run
+from sica.config import UtilitySettings
+from sica.loop.archive_view import write_archive_view
+from sica.runner.diffs import copy_tree
+from sica.runner.environments import seed_agent_dir
+
+
+@dataclass(frozen=True)
+class Result:
+    problem_id: str
+    benchmark: str
+    part: str
+    status: str
+    score: float
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    input_tokens: int = 100
+    output_tokens: int = 10
+    details: str = "assert candidate([1, 2]) == 3  # hidden test line"
+    infra: bool = False
+
+
+def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
+    with Run.create(tmp_path / "run", seed_agent_dir(), {}) as run:
+        code = tmp_path / "v1"
+        copy_tree(seed_agent_dir(), code)
+        (code / "description.txt").write_text("agent 1: plans first\n")
+        run.add_version(0, code, "agent 1: plans first", "- plans before editing")
+        run.add_version(0, code, "agent 2: broken", "- broke it", invalid_reason="its own tests fail")
+        run.record_evaluation(0, Result("humaneval/0", "humaneval:2", "selection", "done", 1.0))
+        run.record_evaluation(0, Result("humaneval/1", "humaneval:2", "selection", "timeout", 0.0, seconds=300))
+        run.record_evaluation(0, Result("humaneval/9", "humaneval:1", "holdout", "done", 1.0))
+        run.record_evaluation(1, Result("humaneval/0", "humaneval:2", "selection", "done", 1.0))
+        view = write_archive_view(run, tmp_path / "view", UtilitySettings())
+    table = (view / "versions.md").read_text()
+    # agent 0: utilities 0.5 + 0.25 + 0.25 = 1.0 and (0 + 0.25 + 0) × 0.5 = 0.125 → mean 0.5625; score 0.5
+    assert "| agent-0 |  | valid | 0.562 | 0.500 | 2 |" in table
+    assert "| agent-1 | agent-0 | valid | 1.000 | 1.000 | 1 | agent 1: plans first |" in table
+    assert "| agent-2 | agent-0 | invalid: its own tests fail | – | – | 0 |" in table
+    assert "+agent 1: plans first" in (view / "agent-1" / "diff.patch").read_text()
+    assert (view / "agent-1" / "CHANGELOG.md").read_text() == "- plans before editing\n"
+    everything = "".join(p.read_text() for p in view.rglob("*") if p.is_file())
+    assert "humaneval/9" not in everything and "hidden test line" not in everything
+    assert all(p.stat().st_mode & 0o004 for p in view.rglob("*"))  # readable by the sandbox user
