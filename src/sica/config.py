@@ -186,6 +186,11 @@ class LoopSettings(_Section):
 
     runs_dir: Path = Path("runs")
     policy: Literal["sica", "dgm", "hgm", "greedy"] = "sica"
+    meta_model: str | None = None
+    meta_time_limit_s: float = Field(default=1800.0, gt=0)
+    meta_budget_usd: float | None = Field(default=2.0, ge=0)
+    first_stage: int = Field(default=5, gt=0)
+    seed: int = 0
     utility: UtilitySettings = UtilitySettings()
 
 

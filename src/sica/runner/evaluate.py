@@ -48,7 +48,8 @@ SELECTION, HOLDOUT = "selection", "holdout"
 
 @dataclass(frozen=True)
 class EvalRequest:
-    """Which agent, on which benchmarks (selection and held-out parts), with which model, how wide."""
+    """Which agent, on which benchmarks (selection and held-out parts), with which model, how wide; `only`
+    keeps just the problems of the mix with these ids (the loop's staged evaluation)."""
 
     agent_dir: Path
     benchmarks: list[str]
@@ -57,6 +58,7 @@ class EvalRequest:
     workers: int | None = None
     sandbox: str = "bwrap"
     fresh: bool = False
+    only: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,8 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
         context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), sandbox=generator_sandbox,
                                                  on_progress=building)
         planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
+        if request.only is not None:
+            planned = [item for item in planned if item.problem.id in request.only]
         limits = AttemptLimits.for_eval(settings)
         agent_hash = agent_code_hash(request.agent_dir)
         fingerprint = models_fingerprint(settings, agent.models)
