@@ -13,6 +13,7 @@ from pathlib import Path
 from sica.archive import Run
 from sica.config import default_envs_dir, load_settings
 from sica.loop.improve import ImproveRequest, improve
+from tests.support.cli import run_sica
 from tests.unit.test_eval import SCRIPT as SOLVE_SCRIPT
 from tests.unit.test_eval import make_tasks
 
@@ -98,3 +99,24 @@ def test_a_change_that_breaks_the_agent_is_recorded_invalid_and_not_evaluated(tm
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         assert run.version(1).state == "invalid" and "does not import" in (run.version(1).invalid_reason or "")
         assert run.evaluations(1) == []
+
+
+def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
+    make_tasks(tmp_path / "tasks", {"alpha": "ok"})
+    write_config(tmp_path, [
+        {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt", "content": "agent 1\n"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "renamed"}}]},
+    ])
+    done = run_sica(tmp_path, "improve", "-b", f"taskdir:{tmp_path / 'tasks'}", "--iterations", "1", "--model",
+                    "task", "--run", "first")
+    assert done.returncode == 0, done.stderr
+    assert "iteration 1: agent-1 from agent-0 by agent-0 · score 1.000" in done.stdout
+    again = run_sica(tmp_path, "improve", "--resume", "first", "--iterations", "1")
+    assert again.returncode == 0 and "0 iterations this time" in again.stderr
+    for args, message in [([], "give the benchmarks"), (["--resume", "nope"], "no run 'nope'"),
+                          (["--resume", "first", "-b", "humaneval"], "leave out --benchmark"),
+                          (["-b", "humaneval", "--run", "first"], "exists already"),
+                          (["-b", "humaneval", "--model", "nope"], "unknown model alias 'nope'")]:
+        refused = run_sica(tmp_path, "improve", *args)
+        assert refused.returncode == 1 and message in refused.stderr, (args, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1

@@ -10,18 +10,20 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sica.cli import (benchmarks_cmd, chat_cmd, doctor_cmd, eval_cmd, gateway_cmd, models_cmd, sandbox_cmd,
-                      solve_cmd)
+from sica.cli import (benchmarks_cmd, chat_cmd, doctor_cmd, eval_cmd, gateway_cmd, improve_cmd, models_cmd,
+                      sandbox_cmd, solve_cmd)
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
 
 app = typer.Typer(name="sica", help="A self-improving coding agent, its LLM gateway and its local model.",
+                  rich_markup_mode=None,
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 app.command("chat")(chat_cmd.chat)
 app.command("gateway")(gateway_cmd.gateway)
 app.command("solve")(solve_cmd.solve)
 app.command("eval")(eval_cmd.evaluate)
+app.command("improve")(improve_cmd.improve_command)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
 app.add_typer(benchmarks_cmd.benchmarks_app, name="benchmarks")
@@ -44,8 +46,8 @@ def main() -> None:
     try:
         app()
     except ConfigError as error:
-        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except (UserError, LocalModelServerError, WeightsError) as error:
-        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)

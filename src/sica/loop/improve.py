@@ -44,7 +44,7 @@ SELECTION = "selection"
 @dataclass(frozen=True)
 class ImproveRequest:
     """A run: where, on which benchmark mix (selection and held-out), for how many iterations, with which model
-    for the agents it evaluates."""
+    for the agents it evaluates. A resumed run takes its mix (and, unless given, its model) from the run."""
 
     run_folder: Path
     benchmarks: list[str]
@@ -101,6 +101,9 @@ async def improve(settings: Settings, environ: Mapping[str, str], request: Impro
     """Run (or resume) the loop until `request.iterations` iterations are done or `stop` is set."""
     if request.resume:
         run = Run.open(request.run_folder)
+        stored = run.db.get_state("config", {})
+        request = dataclasses.replace(request, benchmarks=stored.get("benchmarks", []),
+                                      holdout=stored.get("holdout", []), model=request.model or stored.get("model"))
     else:
         snapshot = {"benchmarks": request.benchmarks, "holdout": request.holdout, "model": request.model,
                     "policy": settings.loop.policy}

@@ -1,0 +1,74 @@
+"""`sica improve`: run (or resume) the self-improvement loop over a run folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from typing import Annotated
+
+import typer
+import uvloop
+
+from sica.archive import ArchiveError
+from sica.archive.refs import find_run
+from sica.benchmarks import BenchmarkError
+from sica.cli.state import CliState, UserError, state
+from sica.config import Settings
+from sica.loop.improve import ImproveRequest, IterationSummary, improve
+from sica.loop.policies import SelectionError
+from sica.runner.environments import AgentVersionError
+from sica.sandbox import BACKENDS, SandboxError
+
+
+def improve_command(
+    ctx: typer.Context,
+    benchmark: Annotated[list[str] | None, typer.Option("--benchmark", "-b", help="A benchmark to select on, e.g. "
+                                                        "humaneval:20 (repeat for a mix); not with --resume.")] = None,
+    holdout: Annotated[list[str] | None, typer.Option(help="A held-out benchmark, never shown to the meta agent "
+                                                      "nor used for selection; reported apart.")] = None,
+    iterations: Annotated[int, typer.Option(min=0, help="Iterations in all (a resumed run counts those done).")] = 3,
+    model: Annotated[str | None, typer.Option(help="Model alias of the agents evaluated. [default: the configured "
+                                              "roles]")] = None,
+    name: Annotated[str | None, typer.Option("--run", help="The new run's folder name under [loop] runs_dir. "
+                                             "[default: the date and time]")] = None,
+    resume: Annotated[str | None, typer.Option(help="Carry on a run (its name under [loop] runs_dir, or its "
+                                               "folder) where it stopped.")] = None,
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
+) -> None:
+    """Improve the agent: each iteration a meta agent edits a version chosen by the policy, the result is
+    validated, archived and evaluated; one line per iteration. Ctrl-C stops; --resume carries on."""
+    cli = state(ctx)
+    settings = cli.settings()
+    if sandbox not in BACKENDS:
+        raise UserError(f"unknown sandbox backend '{sandbox}': use one of {', '.join(BACKENDS)}")
+    for alias in (model, settings.loop.meta_model):
+        if alias is not None and alias not in settings.models:
+            raise UserError(f"unknown model alias '{alias}': use one of {', '.join(settings.models)}")
+    runs_dir = settings.loop.runs_dir.expanduser()
+    if resume is not None:
+        if benchmark or holdout:
+            raise UserError("--resume carries on with the run's own benchmarks: leave out --benchmark and --holdout")
+        try:
+            folder = find_run(resume, runs_dir)
+        except ArchiveError as error:
+            raise UserError(str(error)) from None
+    else:
+        if not benchmark:
+            raise UserError("give the benchmarks to improve on, e.g. --benchmark humaneval:20")
+        folder = runs_dir / (name or time.strftime("%Y%m%d-%H%M%S"))
+        if folder.exists():
+            raise UserError(f"{folder} exists already: pick another --run name, or --resume it")
+    request = ImproveRequest(folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None)
+    try:
+        summaries = uvloop.run(_run(cli, settings, request))
+    except (AgentVersionError, ArchiveError, BenchmarkError, SandboxError, SelectionError, OSError) as error:
+        raise UserError(str(error)) from None
+    cli.err.print(f"run {request.run_folder}: {len(summaries)} iterations this time", highlight=False)
+
+
+async def _run(cli: CliState, settings: Settings, request: ImproveRequest) -> list[IterationSummary]:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
+    return await improve(settings, os.environ, request, lambda line: cli.out.print(line, highlight=False), stop)
