@@ -71,8 +71,12 @@ class IterationSummary:
     seconds: float
 
     def line(self) -> str:
-        outcome = (f"score {self.score:.3f} ({self.evaluated})" if self.score is not None else self.evaluated) \
-            if self.valid else f"invalid: {self.reason}"
+        if not self.valid:
+            outcome = f"invalid: {self.reason}"
+        elif self.score is None:
+            outcome = self.evaluated
+        else:
+            outcome = f"score {self.score:.3f} ({self.evaluated})"
         return (f"iteration {self.iteration}: agent-{self.version} from agent-{self.base} by agent-{self.meta_agent}"
                 f" · {outcome} · meta ${self.meta_cost_usd:.4f} · {self.seconds:.0f} s")
 
