@@ -186,6 +186,8 @@ class LoopSettings(_Section):
 
     runs_dir: Path = Path("runs")
     policy: Literal["sica", "dgm", "hgm", "greedy"] = "sica"
+    budget_usd: float | None = Field(default=None, ge=0)
+    time_budget_s: float | None = Field(default=None, gt=0)
     meta_model: str | None = None
     meta_time_limit_s: float = Field(default=1800.0, gt=0)
     meta_budget_usd: float | None = Field(default=2.0, ge=0)

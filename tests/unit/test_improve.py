@@ -10,6 +10,8 @@ import os
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from sica.archive import Run
 from sica.config import default_envs_dir, load_settings
 from sica.loop.improve import ImproveRequest, improve
@@ -120,3 +122,29 @@ def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
         refused = run_sica(tmp_path, "improve", *args)
         assert refused.returncode == 1 and message in refused.stderr, (args, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_the_run_budget_stops_the_loop_and_is_carried_over(tmp_path):
+    """Agent 0's evaluation alone spends more than the run may: no iteration starts, now or after a resume."""
+    make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok"})
+    config = write_config(tmp_path, [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}])
+    config.write_text(config.read_text().replace("first_stage = 2", "first_stage = 2\nbudget_usd = 0.001"))
+    lines = run_loop(tmp_path, iterations=2)
+    assert lines[-1].startswith("the run's budget is spent: $0.0043 of $0.0010; stopping")
+    assert run_loop(tmp_path, iterations=2, resume=True) == [lines[-1]]
+    with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
+        assert len(run.versions()) == 1 and run.db.get_state("spent_usd") == pytest.approx(0.00432)
+
+
+def test_meta_steps_are_recorded(tmp_path):
+    make_tasks(tmp_path / "tasks", {"alpha": "ok"})
+    write_config(tmp_path, [
+        {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt", "content": "agent 1\n"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "renamed"}}]},
+    ])
+    run_loop(tmp_path, iterations=1)
+    with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
+        (step,) = run.db.meta_steps()
+        assert (step.iteration, step.meta_version, step.base_version, step.state, step.result_version) == (
+            1, 0, 0, "done", 1)
+        assert step.cost_usd > 0 and step.ended_at is not None

@@ -1,7 +1,8 @@
 """`sica improve`: the meta-agent loop of the SICA paper, over one run folder (`sica.archive.Run`).
 
 Agent 0 is evaluated first. Each iteration then: the policy picks the meta agent and the base version (its random
-state is stored with the run) → the meta agent's `improve` runs sandboxed on a copy of the base's code, with the
+state is stored with the run; no iteration starts once the run's budget in money or time is spent, and the
+spend is carried over on resume) → the meta agent's `improve` runs sandboxed on a copy of the base's code, with the
 archive view mounted read-only and its own time and cost caps → the result is validated (environment, import,
 own tests) and committed as the next version, valid or invalid with the reason → a valid version solves the
 first stage and, when promising, the rest of the mix (held-out problems included, reported apart). Evaluations go
@@ -131,21 +132,51 @@ class _Loop:
     async def iterate(self) -> list[IterationSummary]:
         if not self.run.evaluations(0):
             self.on_line("evaluating agent 0")
+            started = time.monotonic()
             await self._evaluate(0, only=None)
+            self._charge(0.0, time.monotonic() - started)
         rng = random.Random(self.settings.loop.seed)
         if (stored := self.run.db.get_state("rng", None)) is not None:
             version, internal, gauss = stored
             rng.setstate((version, tuple(internal), gauss))
         summaries = []
         while (iteration := int(self.run.db.get_state("iteration", 0))) < self.request.iterations:
-            if self.stop.is_set():
+            if self.stop.is_set() or self._budget_spent():
                 break
+            started = time.monotonic()
             summary = await self._iteration(iteration + 1, rng)
+            self._charge(0.0, time.monotonic() - started)
             if summary is None:
                 break
             summaries.append(summary)
             self.on_line(summary.line())
         return summaries
+
+    def _charge(self, cost_usd: float, seconds: float) -> None:
+        """Add to the run's spend, kept in its state so that a resumed run carries it on."""
+        state = self.run.db
+        state.set_state("spent_usd", float(state.get_state("spent_usd", 0.0)) + cost_usd)
+        state.set_state("elapsed_s", float(state.get_state("elapsed_s", 0.0)) + seconds)
+
+    def _budget_spent(self) -> bool:
+        """Whether the run's budget in money or time (`[loop] budget_usd`, `time_budget_s`) is used up; says so."""
+        spent, elapsed = self.run.db.get_state("spent_usd", 0.0), self.run.db.get_state("elapsed_s", 0.0)
+        budget, time_budget = self.settings.loop.budget_usd, self.settings.loop.time_budget_s
+        if budget is not None and spent >= budget:
+            self.on_line(f"the run's budget is spent: ${spent:.4f} of ${budget:.4f}; stopping")
+            return True
+        if time_budget is not None and elapsed >= time_budget:
+            self.on_line(f"the run's time is up: {elapsed:.0f} s of {time_budget:.0f} s; stopping")
+            return True
+        return False
+
+    def _meta_budget(self) -> float | None:
+        """The meta step's cap: its own, and never more than what is left of the run's budget."""
+        caps = [self.settings.loop.meta_budget_usd]
+        if self.settings.loop.budget_usd is not None:
+            caps.append(max(0.0, self.settings.loop.budget_usd - self.run.db.get_state("spent_usd", 0.0)))
+        known = [cap for cap in caps if cap is not None]
+        return min(known) if known else None
 
     async def _iteration(self, iteration: int, rng: random.Random) -> IterationSummary | None:
         started = time.monotonic()
@@ -162,15 +193,18 @@ class _Loop:
             base = Problem(f"meta/iteration-{iteration}", "meta", "", lambda dest: copy_tree(base_code, dest), None)
             limits = dataclasses.replace(AttemptLimits.for_solve(self.settings),
                                          time_limit_s=self.settings.loop.meta_time_limit_s,
-                                         budget_usd=self.settings.loop.meta_budget_usd)
+                                         budget_usd=self._meta_budget())
             model = self.settings.loop.meta_model or self.request.model
             async with contextlib.AsyncExitStack() as stack:
                 agent = await stack.enter_async_context(prepared_agent(self.settings, meta_code, model))
                 gateway = await stack.enter_async_context(
                     serve_gateway(self.settings, self.environ, agent, folder.parent / "ledger.sqlite", folder.parent))
+                step = self.run.db.start_meta_step(iteration, selection.meta_agent, selection.base)
                 outcome = await run_attempt(base, agent, limits, self.sandbox, gateway, self.run.folder.name, folder,
                                             lambda progress: None, self.stop, archive=view)
+        self._charge(outcome.cost_usd, 0.0)
         if self.stop.is_set():
+            self.run.db.end_meta_step(step, "cancelled", outcome.cost_usd, error="stopped by the user")
             return None
         new_code = folder / "workdir"
         if not outcome.diff.strip():
@@ -183,6 +217,7 @@ class _Loop:
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
         number = self.run.add_version(selection.base, new_code, description, change_log,
                                       invalid_reason=None if validation.valid else reason)
+        self.run.db.end_meta_step(step, outcome.status, outcome.cost_usd, number, None if validation.valid else reason)
         evaluated, score = "not evaluated", None
         if validation.valid:
             evaluated, score = await self._staged(number, weights)
@@ -219,6 +254,7 @@ class _Loop:
             report = await run_eval(self.settings, self.environ, request, lambda progress: None, self.stop)
         for result in report.results:
             self.run.record_evaluation(number, result)
+        self._charge(sum(result.cost_usd for result in report.results if not result.cached), 0.0)
 
 
 def _first_line(path: Path) -> str:
