@@ -3,28 +3,18 @@ held-out problem or a scorer's details (they quote hidden tests)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sica.archive import Run
 from sica.config import UtilitySettings
 from sica.loop.archive_view import write_archive_view
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
+from tests.unit.test_archive import Result
+
+HIDDEN = "assert candidate([1, 2]) == 3  # hidden test line"
 
 
-@dataclass(frozen=True)
-class Result:
-    problem_id: str
-    benchmark: str
-    part: str
-    status: str
-    score: float
-    cost_usd: float = 0.0
-    seconds: float = 0.0
-    input_tokens: int = 100
-    output_tokens: int = 10
-    details: str = "assert candidate([1, 2]) == 3  # hidden test line"
-    infra: bool = False
+def result(problem_id: str, part: str, status: str, score: float, seconds: float = 0.0) -> Result:
+    return Result(problem_id, score, part, "humaneval:2", status, 0.0, seconds, details=HIDDEN)
 
 
 def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
@@ -34,10 +24,10 @@ def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
         (code / "description.txt").write_text("agent 1: plans first\n")
         run.add_version(0, code, "agent 1: plans first", "- plans before editing")
         run.add_version(0, code, "agent 2: broken", "- broke it", invalid_reason="its own tests fail")
-        run.record_evaluation(0, Result("humaneval/0", "humaneval:2", "selection", "done", 1.0))
-        run.record_evaluation(0, Result("humaneval/1", "humaneval:2", "selection", "timeout", 0.0, seconds=300))
-        run.record_evaluation(0, Result("humaneval/9", "humaneval:1", "holdout", "done", 1.0))
-        run.record_evaluation(1, Result("humaneval/0", "humaneval:2", "selection", "done", 1.0))
+        run.record_evaluation(0, result("humaneval/0", "selection", "done", 1.0))
+        run.record_evaluation(0, result("humaneval/1", "selection", "timeout", 0.0, seconds=300))
+        run.record_evaluation(0, result("humaneval/9", "holdout", "done", 1.0))
+        run.record_evaluation(1, result("humaneval/0", "selection", "done", 1.0))
         view = write_archive_view(run, tmp_path / "view", UtilitySettings())
     table = (view / "versions.md").read_text()
     # agent 0: utilities 0.5 + 0.25 + 0.25 = 1.0 and (0 + 0.25 + 0) × 0.5 = 0.125 → mean 0.5625; score 0.5
