@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
 from sica.config import UtilitySettings
 from sica.loop.policies import POLICIES, SelectionError, VersionStanding, dgm_policy, hgm_policy, sica_policy
-from sica.loop.utility import ProblemOutcome, problem_utility, version_utility
+from sica.loop.utility import problem_utility, version_utility
 
 PAPER = UtilitySettings()
 
 
+@dataclass(frozen=True)
+class ProblemOutcome:
+    score: float
+    cost_usd: float
+    seconds: float
+    status: str = "done"
+
+
 def test_problem_utility_is_the_papers_formula():
     # 0.5·1 + 0.25·(1 − 2/10) + 0.25·(1 − 60/300) = 0.5 + 0.2 + 0.2
-    assert problem_utility(ProblemOutcome(1.0, 2.0, 60.0, False), PAPER) == pytest.approx(0.9)
-    assert problem_utility(ProblemOutcome(1.0, 2.0, 60.0, True), PAPER) == pytest.approx(0.45)  # timed out: × 0.5
-    assert problem_utility(ProblemOutcome(0.0, 50.0, 900.0, False), PAPER) == 0.0  # costs and times are capped
+    assert problem_utility(ProblemOutcome(1.0, 2.0, 60.0), PAPER) == pytest.approx(0.9)
+    assert problem_utility(ProblemOutcome(1.0, 2.0, 60.0, "timeout"), PAPER) == pytest.approx(0.45)  # timed out: × 0.5
+    assert problem_utility(ProblemOutcome(0.0, 50.0, 900.0), PAPER) == 0.0  # costs and times are capped
     heavy_score = UtilitySettings(score_weight=1.0, cost_weight=0.0, time_weight=0.0)
-    assert problem_utility(ProblemOutcome(0.3, 5.0, 100.0, False), heavy_score) == pytest.approx(0.3)
-    outcomes = [ProblemOutcome(1.0, 0.0, 0.0, False), ProblemOutcome(0.0, 10.0, 300.0, False)]
+    assert problem_utility(ProblemOutcome(0.3, 5.0, 100.0), heavy_score) == pytest.approx(0.3)
+    outcomes = [ProblemOutcome(1.0, 0.0, 0.0), ProblemOutcome(0.0, 10.0, 300.0)]
     assert version_utility(outcomes, PAPER) == pytest.approx(0.5) and version_utility([], PAPER) is None
 
 

@@ -163,6 +163,11 @@ class Run:
     def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
         return self.db.evaluations(version, part)
 
+    def scored(self, version: int) -> list[Evaluation]:
+        """The selection problems the version was scored on (held-out ones and infrastructure failures left
+        out): what utility, selection and the archive view look at."""
+        return [e for e in self.db.evaluations(version, "selection") if not e.infra]
+
     def summary(self) -> list[VersionSummary]:
         return self.db.summary()
 

@@ -13,20 +13,16 @@ from pathlib import Path
 
 from sica.archive import Run
 from sica.config import UtilitySettings
-from sica.loop.utility import ProblemOutcome, version_utility
+from sica.loop.utility import version_utility
 from sica.sandbox.mounts import readable_by_all
-
-SELECTION = "selection"
-
 
 def write_archive_view(run: Run, dest: Path, weights: UtilitySettings) -> Path:
     """Write the view of `run` into `dest` (a new folder) and make it readable by the sandbox user."""
     dest.mkdir(parents=True)
     rows = ["| version | parent | state | utility | score | problems | description |", "|---|---|---|---|---|---|---|"]
     for version in run.versions():
-        evaluations = [e for e in run.evaluations(version.number, part=SELECTION) if not e.infra]
-        outcomes = [ProblemOutcome(e.score, e.cost_usd, e.seconds, e.status == "timeout") for e in evaluations]
-        utility = version_utility(outcomes, weights)
+        evaluations = run.scored(version.number)
+        utility = version_utility(evaluations, weights)
         score = sum(e.score for e in evaluations) / len(evaluations) if evaluations else None
         state = version.state if version.state != "invalid" else f"invalid: {version.invalid_reason or '?'}"
         rows.append(f"| agent-{version.number} | {'' if version.parent is None else f'agent-{version.parent}'} | "

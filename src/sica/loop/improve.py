@@ -29,18 +29,15 @@ from sica.config import Settings, UtilitySettings
 from sica.loop.archive_view import write_archive_view
 from sica.loop.policies import POLICIES, VersionStanding
 from sica.loop.staging import first_stage, promising
-from sica.loop.utility import ProblemOutcome, problem_utility
+from sica.loop.utility import problem_utility
 from sica.loop.validation import Validation, validate_version
 from sica.runner.attempt import AttemptLimits, run_attempt
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
-from sica.runner.evaluate import EvalRequest, run_eval
+from sica.runner.evaluate import SELECTION, EvalRequest, run_eval
 from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import read_untrusted_text
-
-SELECTION = "selection"
-
 
 @dataclass(frozen=True)
 class ImproveRequest:
@@ -92,11 +89,10 @@ def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
     for version in run.versions():
         if version.state != "valid":
             continue
-        evaluations = [e for e in run.evaluations(version.number, part=SELECTION) if not e.infra]
+        evaluations = run.scored(version.number)
         found.append(VersionStanding(
             version.number, version.parent,
-            tuple(problem_utility(ProblemOutcome(e.score, e.cost_usd, e.seconds, e.status == "timeout"), weights)
-                  for e in evaluations),
+            tuple(problem_utility(e, weights) for e in evaluations),
             tuple(e.score for e in evaluations), children.get(version.number, 0)))
     return found
 
@@ -238,13 +234,11 @@ class _Loop:
         if promising(candidate, reference) and len(stage) < len(mix):
             await self._evaluate(number, only=None)
             evaluated = "all"
-        scores = [e.score for e in self.run.evaluations(number, part=SELECTION) if not e.infra]
+        scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
 
     def _utilities(self, number: int, problems: list[str], weights: UtilitySettings) -> dict[str, float]:
-        return {e.problem_id: problem_utility(ProblemOutcome(e.score, e.cost_usd, e.seconds, e.status == "timeout"),
-                                              weights)
-                for e in self.run.evaluations(number, part=SELECTION) if e.problem_id in problems and not e.infra}
+        return {e.problem_id: problem_utility(e, weights) for e in self.run.scored(number) if e.problem_id in problems}
 
     async def _evaluate(self, number: int, only: frozenset[str] | None) -> None:
         with tempfile.TemporaryDirectory(prefix="sica-version-") as scratch:

@@ -5,19 +5,26 @@ per problem `U = w_score·score + w_cost·(1 − min(1, cost/cost_cap)) + w_time
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import Protocol
 
 from sica.config import UtilitySettings
 
 
-@dataclass(frozen=True)
-class ProblemOutcome:
-    """What utility needs of one evaluated problem: its score, cost, charged time and whether it timed out."""
+class ProblemOutcome(Protocol):
+    """What utility needs of one evaluated problem (an archive `Evaluation` or an eval `ProblemResult`): its
+    score, cost, charged time, and its status (`timeout` when it timed out)."""
 
-    score: float
-    cost_usd: float
-    seconds: float
-    timed_out: bool
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def cost_usd(self) -> float: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def status(self) -> str: ...
 
 
 def problem_utility(outcome: ProblemOutcome, weights: UtilitySettings) -> float:
@@ -25,7 +32,7 @@ def problem_utility(outcome: ProblemOutcome, weights: UtilitySettings) -> float:
     cost_term = 1 - min(1.0, outcome.cost_usd / weights.cost_cap_usd)
     time_term = 1 - min(1.0, outcome.seconds / weights.time_cap_s)
     utility = weights.score_weight * outcome.score + weights.cost_weight * cost_term + weights.time_weight * time_term
-    return utility * (weights.timeout_factor if outcome.timed_out else 1.0)
+    return utility * (weights.timeout_factor if outcome.status == "timeout" else 1.0)
 
 
 def version_utility(outcomes: Iterable[ProblemOutcome], weights: UtilitySettings) -> float | None:
