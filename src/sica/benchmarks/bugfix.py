@@ -153,10 +153,8 @@ def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, co
     configuration of `tests_from`, but its files `leave_out`, when given); the report is None when the run did
     not finish with one."""
     with tempfile.TemporaryDirectory(prefix="sica-bugfix-") as hidden:
-        Path(hidden).chmod(0o755)
         runner = Path(hidden) / RUNNER.name
         shutil.copy(RUNNER, runner)
-        runner.chmod(0o644)
         restore: list[str] = []
         if tests_from is not None:
             originals = Path(hidden) / "tests"

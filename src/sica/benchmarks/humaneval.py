@@ -58,10 +58,8 @@ def _problem(row: dict[str, Any]) -> Problem:
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
         with tempfile.TemporaryDirectory(prefix="sica-humaneval-") as hidden:
-            Path(hidden).chmod(0o755)
             runner = Path(hidden) / "run_tests.py"
             runner.write_text(_RUNNER.format(entry_point=entry_point, test=row["test"]), encoding="utf-8")
-            runner.chmod(0o644)
             result = run_checks(sandbox, final_tree, Path(hidden),
                                 lambda tree: ("python3", str(runner), str(tree)), wall_s=60)
         return score_from_output(result)

@@ -171,11 +171,9 @@ def _problem(row: dict[str, Any], number: int, tests_dir: Path) -> Problem:
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
         with tempfile.TemporaryDirectory(prefix="sica-livecodebench-") as hidden:
-            Path(hidden).chmod(0o755)
             check, spec_copy = Path(hidden) / CHECK_SCRIPT.name, Path(hidden) / "tests.json"
             for source, copy in ((CHECK_SCRIPT, check), (tests_file, spec_copy)):
                 shutil.copyfile(source, copy)
-                copy.chmod(0o644)
             result = run_checks(sandbox, final_tree, Path(hidden),
                                 lambda tree: ("python3", str(check), str(tree), str(spec_copy)),
                                 wall_s=60 + test_count * (TEST_TIMEOUT_S + 1))

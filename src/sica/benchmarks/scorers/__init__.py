@@ -21,10 +21,8 @@ def run_scorer(sandbox: Sandbox, final_tree: Path, script: ModuleType, data: dic
         raise ValueError(f"{script.__name__} has no source file to run")
     with tempfile.TemporaryDirectory(prefix="sica-scorer-") as scratch:
         hidden = Path(scratch)
-        hidden.chmod(0o755)
         for name, text in {"score.py": Path(script.__file__).read_text(encoding="utf-8"), **data}.items():
             (hidden / name).write_text(text, encoding="utf-8")
-            (hidden / name).chmod(0o644)
         result = run_checks(sandbox, final_tree, hidden, lambda tree: ("python3", str(hidden / "score.py"), str(tree)),
                             wall_s=wall_s)
     return score_from_output(result)
