@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 import uvloop
 
-from sica.cli.state import CliState, UserError, state
+from sica.cli.state import CliState, UserError, check_model, state
 from sica.config import Settings, Wire
 from sica.gateway import Listen, run_gateway
 from sica.gateway.pricing import nano_to_usd
@@ -33,8 +33,7 @@ def chat(
     cli = state(ctx)
     settings = cli.settings()
     alias = model or settings.role_alias("main")
-    if alias not in settings.models:
-        raise UserError(f"unknown model alias '{alias}': use one of {', '.join(settings.models)}")
+    check_model(settings, alias)
     uvloop.run(_chat(cli, settings.with_only({alias}), alias, prompt, max_tokens, budget_usd))
 
 

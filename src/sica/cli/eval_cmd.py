@@ -14,13 +14,13 @@ from rich.table import Table
 
 from sica.benchmarks import BenchmarkError
 from sica.cli.agent_ref import AGENT_HELP, agent_folder
-from sica.cli.state import CliState, UserError, state
+from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
 from sica.runner.environments import AgentVersionError
 from sica.runner.evaluate import HOLDOUT, SELECTION, EvalProgress, EvalReport, EvalRequest, run_eval
 from sica.runner.results import ProblemResult
 from sica.runner.stats import mean_interval
-from sica.sandbox import BACKENDS, SandboxError
+from sica.sandbox import SandboxError
 
 
 def evaluate(
@@ -44,11 +44,9 @@ def evaluate(
     time and tokens per benchmark. Results are stored and reused; Ctrl-C stops, and the same command finishes
     the rest."""
     cli = state(ctx)
-    if sandbox not in BACKENDS:
-        raise UserError(f"unknown sandbox backend '{sandbox}': use one of {', '.join(BACKENDS)}")
+    check_sandbox(sandbox)
     settings = cli.settings()
-    if model is not None and model not in settings.models:
-        raise UserError(f"unknown model alias '{model}': use one of {', '.join(settings.models)}")
+    check_model(settings, model)
     with agent_folder(agent, settings) as agent_dir:
         request = EvalRequest(agent_dir, benchmark, holdout or [], model, workers, sandbox, fresh)
         try:

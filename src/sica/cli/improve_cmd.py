@@ -14,12 +14,12 @@ import uvloop
 from sica.archive import ArchiveError
 from sica.archive.refs import find_run
 from sica.benchmarks import BenchmarkError
-from sica.cli.state import CliState, UserError, state
+from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
 from sica.loop.improve import ImproveRequest, IterationSummary, improve
 from sica.loop.policies import SelectionError
 from sica.runner.environments import AgentVersionError
-from sica.sandbox import BACKENDS, SandboxError
+from sica.sandbox import SandboxError
 
 
 def improve_command(
@@ -41,11 +41,9 @@ def improve_command(
     validated, archived and evaluated; one line per iteration. Ctrl-C stops; --resume carries on."""
     cli = state(ctx)
     settings = cli.settings()
-    if sandbox not in BACKENDS:
-        raise UserError(f"unknown sandbox backend '{sandbox}': use one of {', '.join(BACKENDS)}")
+    check_sandbox(sandbox)
     for alias in (model, settings.loop.meta_model):
-        if alias is not None and alias not in settings.models:
-            raise UserError(f"unknown model alias '{alias}': use one of {', '.join(settings.models)}")
+        check_model(settings, alias)
     runs_dir = settings.loop.runs_dir.expanduser()
     if resume is not None:
         if benchmark or holdout:

@@ -15,13 +15,13 @@ from rich.syntax import Syntax
 
 from sica.benchmarks import BenchmarkError
 from sica.cli.agent_ref import AGENT_HELP, agent_folder
-from sica.cli.state import CliState, UserError, state
+from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
 from sica.runner.attempt import Progress
 from sica.runner.diffs import DiffError, apply_diff
 from sica.runner.environments import AgentVersionError
 from sica.runner.solve import SolveOutcome, SolveRequest, run_solve
-from sica.sandbox import BACKENDS, SandboxError
+from sica.sandbox import SandboxError
 
 
 def solve(
@@ -41,8 +41,7 @@ def solve(
 ) -> None:
     """Run the agent on a repository or a task folder, show its progress, and print its diff, cost and status."""
     cli = state(ctx)
-    if sandbox not in BACKENDS:
-        raise UserError(f"unknown sandbox backend '{sandbox}': use one of {', '.join(BACKENDS)}")
+    check_sandbox(sandbox)
     if sandbox == "none":
         cli.err.print("[bold yellow]warning:[/] --sandbox none: the agent runs without a sandbox")
     if (text is None) == (task_dir is None):
@@ -54,8 +53,7 @@ def solve(
     else:
         statement = text or ""
     settings = cli.settings()
-    if model is not None and model not in settings.models:
-        raise UserError(f"unknown model alias '{model}': use one of {', '.join(settings.models)}")
+    check_model(settings, model)
     with agent_folder(agent, settings) as agent_dir:
         request = SolveRequest(statement, None if task_dir else repo.resolve(),
                                task_dir.resolve() if task_dir else None, agent_dir, model, sandbox)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from sica.config import Settings, find_config_file, load_settings
+from sica.sandbox import BACKENDS
 
 
 class UserError(Exception):
@@ -26,6 +27,18 @@ class CliState:
         """Load the configuration the way DESIGN.md says: --config, ./sica.toml, ~/.config/sica/sica.toml."""
         path = find_config_file(self.config_path, Path.cwd(), Path.home())
         return load_settings(path, os.environ)
+
+
+def check_model(settings: Settings, alias: str | None) -> None:
+    """A model alias given on the command line must be configured."""
+    if alias is not None and alias not in settings.models:
+        raise UserError(f"unknown model alias '{alias}': use one of {', '.join(settings.models)}")
+
+
+def check_sandbox(backend: str) -> None:
+    """A sandbox backend given on the command line must exist."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown sandbox backend '{backend}': use one of {', '.join(BACKENDS)}")
 
 
 def state(ctx: typer.Context) -> CliState:
