@@ -82,9 +82,7 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
         if requirements:
             _run([uv_bin, "pip", "install", "--quiet", "--python", str(building / "bin" / "python"),
                   "--only-binary", ":all:", *requirements], requirements)
-        # -I -S: no site processing, so no `.pth` file of an installed wheel runs here, outside the sandbox.
-        _run([str(building / "bin" / "python"), "-I", "-S", "-m", "compileall", "-q", str(building / "lib")],
-             requirements)
+        _run(compile_command(building / "bin" / "python", building / "lib"), requirements)
         (building / ".complete").write_text("\n".join(requirements) + "\n")
         building.chmod(0o755)
         try:
@@ -94,6 +92,12 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return env
+
+
+def compile_command(python: Path, folder: Path) -> list[str]:
+    """Byte-compile `folder` with `python`, isolated and without site processing (`-I -S`): no `.pth` file of an
+    installed wheel runs here, outside the sandbox."""
+    return [str(python), "-I", "-S", "-m", "compileall", "-q", str(folder)]
 
 
 def _run(command: list[str], requirements: list[str]) -> None:

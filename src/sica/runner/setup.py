@@ -16,7 +16,7 @@ import uv
 from sica.config import ROLES, Settings
 from sica.gateway import Listen, RunningGateway, run_gateway
 from sica.runner.diffs import copy_tree
-from sica.runner.environments import AgentVersionError, ensure_environment
+from sica.runner.environments import AgentVersionError, compile_command, ensure_environment
 from sica.sandbox.mounts import check_reachable, readable_by_all
 
 
@@ -58,9 +58,7 @@ async def prepared_agent(settings: Settings, agent_dir: Path, model: str | None)
 
 def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
     copy_tree(agent_dir, code)
-    # -I -S: no site processing, so no `.pth` file of the version's dependencies runs here, outside the sandbox.
-    compiled = subprocess.run([str(env / "bin" / "python"), "-I", "-S", "-m", "compileall", "-q", str(code)],
-                              capture_output=True, text=True)
+    compiled = subprocess.run(compile_command(env / "bin" / "python", code), capture_output=True, text=True)
     if compiled.returncode != 0:
         detail = " ".join((compiled.stdout + compiled.stderr).split())[-300:]
         raise AgentVersionError(f"{agent_dir}: the agent's code does not compile: {detail}")
