@@ -196,9 +196,10 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
                     pending.append(index)
             on_progress(progress)
 
+            model_label = ",".join(sorted({str(entry["alias"]) for entry in agent.models.values()}))
+
             def record(index: int, result: ProblemResult) -> None:
                 results[index] = result
-                model_label = ",".join(sorted({str(entry["alias"]) for entry in agent.models.values()}))
                 store.put(result, agent_hash, model_label, eval_id)
                 log.write(result)
                 progress.add(result)
