@@ -83,7 +83,7 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
         assert "+agent N: plans before it edits" in run.diff(1)
         assert {e.problem_id.rsplit("/", 1)[1]: e.score for e in run.evaluations(1)} == {
             "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
-        assert run.db.get_state("iteration") == 2 and run.db.get_state("rng") is not None
+        assert run.db.get_state("iteration") == 2 and run.db.get_state("plan")["iteration"] == 2
 
     assert run_loop(tmp_path, iterations=3, resume=True)[0].startswith("iteration 3: agent-3")
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
@@ -124,16 +124,42 @@ def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
         assert len(refused.stderr.strip().splitlines()) == 1
 
 
-def test_the_run_budget_stops_the_loop_and_is_carried_over(tmp_path):
-    """Agent 0's evaluation alone spends more than the run may: no iteration starts, now or after a resume."""
+def run_account_spend(run: Run) -> float:
+    """The run account's settled spend, from the ledger in run.sqlite (and no call left pending)."""
+    ledger = run.db._db
+    assert ledger.execute("SELECT COUNT(*) FROM calls WHERE status = 'pending'").fetchone()[0] == 0
+    (account,) = [row[0] for row in ledger.execute("SELECT id FROM accounts WHERE parent_id IS NULL")]
+    return run_account_total(ledger, account)
+
+
+def run_account_total(ledger, account: str) -> float:
+    own = ledger.execute("SELECT COALESCE(SUM(cost_nano), 0) FROM calls WHERE account_id = ?", (account,)).fetchone()
+    children = [row[0] for row in ledger.execute("SELECT id FROM accounts WHERE parent_id = ?", (account,))]
+    return own[0] / 1e9 + sum(run_account_total(ledger, child) for child in children)
+
+
+def test_the_run_budget_halts_the_loop_and_its_spend_is_carried_over(tmp_path):
+    """The run's account holds its budget: agent 0's evaluation is halted when the account refuses a call (what
+    was cut short is not recorded), a resume with the same budget stops at once, and one with a higher budget
+    finishes the evaluation and iterates, its spend added to what the run had spent."""
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok"})
     config = write_config(tmp_path, [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}])
-    config.write_text(config.read_text().replace("first_stage = 2", "first_stage = 2\nbudget_usd = 0.001"))
-    lines = run_loop(tmp_path, iterations=2)
-    assert lines[-1].startswith("the run's budget is spent: $0.0043 of $0.0010; stopping")
-    assert run_loop(tmp_path, iterations=2, resume=True) == [lines[-1]]
+    plain = config.read_text()
+    plain = plain.replace("[eval]", "[eval]\nworkers = 1")  # one call at a time: which call is refused is known
+    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\nbudget_usd = 0.01"))
+    lines = run_loop(tmp_path, iterations=1)
+    assert lines[-1].startswith("the run's budget is spent: $0.00") and "of $0.0100" in lines[-1]
+    assert run_loop(tmp_path, iterations=1, resume=True) == [lines[-1]]
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
-        assert len(run.versions()) == 1 and run.db.get_state("spent_usd") == pytest.approx(0.00432)
+        spent = run_account_spend(run)
+        assert 0 < spent <= 0.01 and len(run.versions()) == 1
+        assert all(e.status == "done" for e in run.evaluations(0)) and len(run.evaluations(0)) < 2
+    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\nbudget_usd = 1.0"))
+    lines = run_loop(tmp_path, iterations=1, resume=True)
+    assert lines[0] == "evaluating agent 0" and lines[-1].startswith("iteration 1: agent-1 from agent-0")
+    with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
+        assert sorted(e.problem_id.rsplit("/", 1)[-1] for e in run.evaluations(0)) == ["alpha", "beta"]
+        assert run_account_spend(run) > spent + 0.00216  # beta's whole attempt again, and the meta step
 
 
 def test_meta_steps_are_recorded(tmp_path):

@@ -4,9 +4,9 @@ Adding a version spans both: its row is written `pending`, then its commit is ma
 row is marked `valid` or `invalid`. A crash can stop that between any two steps; `resume_cleanup` (run whenever a
 writer opens the run) settles what it left:
 
-- a pending row whose tag exists: the commit is complete but the outcome of its validation was lost, so the row
-  is marked `invalid` with reason "interrupted" (kept in the lineage, never selected; the loop can make the
-  change again). We choose this over revalidating so a version never counts as valid without a recorded check.
+- a pending row whose tag exists: the commit is complete, so the row is settled as its validation (recorded in the
+  pending row before the commit) said. A row without a recorded validation is marked `invalid` with reason
+  "interrupted" (kept in the lineage, never selected): a version never counts as valid without a recorded check.
 - a pending row without its tag: the row is deleted (its number is reused; an untagged commit is garbage).
 - a tag without a row (impossible in this order, but a stray tag would shadow a future version): deleted.
 - a meta step still `running`: marked `interrupted`.
@@ -113,7 +113,10 @@ class Run:
         done: list[str] = []
         tags = self.git.tags()
         for version in self.db.versions(state="pending"):
-            if version.number in tags:
+            if version.number in tags and version.settle_as is not None:
+                self.db.mark_version(version.number, tags[version.number], version.settle_as, version.invalid_reason)
+                done.append(f"agent-{version.number}: committed but never marked; marked {version.settle_as}")
+            elif version.number in tags:
                 self.db.mark_version(version.number, tags[version.number], "invalid", INTERRUPTED)
                 done.append(f"agent-{version.number}: committed but never marked; marked invalid ({INTERRUPTED})")
             else:
@@ -178,7 +181,8 @@ def _add_version(db: RunDb, git: GitStore, parent: int | None, source: Path, des
     if not source.is_dir():
         raise ArchiveError(f"{source} is not a folder: give the folder holding the version's files")
     parent_sha = git.commit_of(parent) if parent is not None else None
-    number = db.insert_pending_version(parent, description, change_log)
+    number = db.insert_pending_version(parent, description, change_log, "invalid" if invalid_reason else "valid",
+                                       invalid_reason)
     edited_from = f"edited from {tag_name(parent)}" if parent is not None else "the seed"
     message = f"{tag_name(number)}: {description.strip()}\n\n{edited_from}\n\n{change_log.strip()}\n"
     commit = git.commit(source, parent_sha, message)

@@ -1,8 +1,8 @@
 """`run.sqlite`: the run's versions, evaluations per problem, meta steps and run state.
 
 SQLite in WAL mode with a busy timeout; one process writes (the `Run` holding the run's lock), others only read.
-A version row is written `pending` before its commit exists and marked `valid` or `invalid` once it does, so a
-crash leaves a row `Run.resume_cleanup` can settle.
+A version row is written `pending` (with the state its validation gave it) before its commit exists and marked
+`valid` or `invalid` once it does, so a crash leaves a row `Run.resume_cleanup` can settle.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS versions (
     description TEXT NOT NULL,
     change_log TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'invalid')),
+    settle_as TEXT CHECK (settle_as IN ('valid', 'invalid')),
     invalid_reason TEXT,
     created_at REAL NOT NULL
 );
@@ -75,6 +76,7 @@ class Version:
     description: str
     change_log: str
     state: str
+    settle_as: str | None
     invalid_reason: str | None
     created_at: float
 
@@ -184,13 +186,14 @@ class RunDb:
     def next_version_number(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM versions").fetchone()[0])
 
-    def insert_pending_version(self, parent: int | None, description: str, change_log: str) -> int:
-        """Write the next version's row as `pending`; its number."""
+    def insert_pending_version(self, parent: int | None, description: str, change_log: str,
+                               settle_as: str | None = None, invalid_reason: str | None = None) -> int:
+        """Write the next version's row as `pending`, with the state to settle it as once committed; its number."""
         with self._transaction():
             number = self.next_version_number()
-            self._db.execute("INSERT INTO versions (number, parent, description, change_log, state, created_at)"
-                             " VALUES (?, ?, ?, ?, 'pending', ?)", (number, parent, description, change_log,
-                                                                    time.time()))
+            self._db.execute("INSERT INTO versions (number, parent, description, change_log, state, settle_as, "
+                             "invalid_reason, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                             (number, parent, description, change_log, settle_as, invalid_reason, time.time()))
         return number
 
     def mark_version(self, number: int, commit_sha: str, state: str, invalid_reason: str | None = None) -> None:

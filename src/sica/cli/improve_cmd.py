@@ -17,7 +17,7 @@ from sica.benchmarks import BenchmarkError
 from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
 from sica.loop.improve import ImproveRequest, IterationSummary, improve
-from sica.loop.policies import SelectionError
+from sica.loop.policies import POLICIES, SelectionError
 from sica.runner.environments import AgentVersionError
 from sica.sandbox import SandboxError
 
@@ -36,6 +36,8 @@ def improve_command(
     resume: Annotated[str | None, typer.Option(help="Carry on a run (its name under [loop] runs_dir, or its "
                                                "folder) where it stopped.")] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
+    policy: Annotated[str | None, typer.Option(help="Selection policy: sica, dgm, hgm or greedy; not with --resume. "
+                                               "[default: [loop] policy]")] = None,
 ) -> None:
     """Improve the agent: each iteration a meta agent edits a version chosen by the policy, the result is
     validated, archived and evaluated; one line per iteration. Ctrl-C stops; --resume carries on."""
@@ -46,8 +48,9 @@ def improve_command(
         check_model(settings, alias)
     runs_dir = settings.loop.runs_dir.expanduser()
     if resume is not None:
-        if benchmark or holdout:
-            raise UserError("--resume carries on with the run's own benchmarks: leave out --benchmark and --holdout")
+        if benchmark or holdout or policy:
+            raise UserError("--resume carries on with the run's own benchmarks and policy: leave out --benchmark, "
+                            "--holdout and --policy")
         try:
             folder = find_run(resume, runs_dir)
         except ArchiveError as error:
@@ -58,7 +61,10 @@ def improve_command(
         folder = runs_dir / (name or time.strftime("%Y%m%d-%H%M%S"))
         if folder.exists():
             raise UserError(f"{folder} exists already: pick another --run name, or --resume it")
-    request = ImproveRequest(folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None)
+    if policy is not None and policy not in POLICIES:
+        raise UserError(f"unknown policy '{policy}': use one of {', '.join(POLICIES)}")
+    request = ImproveRequest(folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None,
+                             policy)
     try:
         summaries = uvloop.run(_run(cli, settings, request))
     except (AgentVersionError, ArchiveError, BenchmarkError, SandboxError, SelectionError, OSError) as error:

@@ -28,7 +28,8 @@ def new_token() -> str:
 
 @dataclass
 class Account:
-    """A budget: limits (None = unlimited), settled spend and what calls in flight have reserved."""
+    """A budget: limits (None = unlimited), settled spend, what calls in flight have reserved, and how many
+    calls its limits refused since this gateway started."""
 
     id: str
     name: str
@@ -39,6 +40,7 @@ class Account:
     spent_tokens: int = 0
     reserved_nano: int = 0
     reserved_tokens: int = 0
+    refused: int = 0
 
     def left_nano(self) -> int | None:
         return None if self.limit_nano is None else self.limit_nano - self.spent_nano - self.reserved_nano
@@ -94,6 +96,9 @@ class AccountTree:
     def get(self, account_id: str) -> Account:
         return self._by_id[account_id]
 
+    def __contains__(self, account_id: object) -> bool:
+        return account_id in self._by_id
+
     def by_token(self, token: str) -> Account | None:
         account_id = self._by_digest.get(token_digest(token))
         return None if account_id is None else self._by_id[account_id]
@@ -121,6 +126,7 @@ class AccountTree:
             for account in chain:
                 left_tokens = account.left_tokens()
                 if left_tokens is not None and left_tokens - input_tokens < min(min_output, max_output):
+                    account.refused += 1
                     raise BudgetExceeded(account, 0, unit="tokens")
                 if left_tokens is not None:
                     max_output = min(max_output, left_tokens - input_tokens)
@@ -129,6 +135,7 @@ class AccountTree:
                     affordable = max_affordable_output(pricer, input_tokens, left_nano)
                     if affordable < min(min_output, max_output):
                         needed = pricer.cost(TokenUsage(input=input_tokens, output=min(min_output, max_output)))
+                        account.refused += 1
                         raise BudgetExceeded(account, needed)
                     max_output = min(max_output, affordable)
             cost = pricer.cost(TokenUsage(input=input_tokens, output=max_output))

@@ -93,6 +93,13 @@ class Gateway:
         self.ledger.add_account(account, digest)
         return AccountHandle(account.id, name, token)
 
+    def set_limit(self, account_id: str, limit_usd: float | None) -> Account:
+        """Change the money limit of a stored account (a resumed run's, say); its spend stays as it is."""
+        account = self.accounts.get(account_id)
+        account.limit_nano = None if limit_usd is None else usd_to_nano(limit_usd)
+        self.ledger.set_limits(account)
+        return account
+
     def account(self, account_id: str) -> Account:
         """The live state of an account: limits, spend and reservations (nano-USD and tokens)."""
         return self.accounts.get(account_id)
@@ -187,6 +194,8 @@ class Gateway:
             reply = await self._retrier.run(lambda: self._attempt(call, call.route.upstream.complete), call.clock)
         except UpstreamError as error:
             return self._failed(call, error)
+        if reply.declared_latency_s is not None:
+            call.clock.upstream_s = reply.declared_latency_s
         usage = wires.usage_from_response(call.route.alias.wire_format, reply.payload)
         self._finish(call, "ok" if usage else "ok_unmetered", usage, http_status=200,
                      response_body=reply.raw.decode(errors="replace"))
@@ -251,7 +260,9 @@ class Gateway:
             raise
         finally:
             await stack.aclose()
-            call.clock.upstream_s = time.monotonic() - opened_at - call.clock.queued_s
+            call.clock.upstream_s = upstream.declared_latency_s
+            if call.clock.upstream_s is None:
+                call.clock.upstream_s = time.monotonic() - opened_at - call.clock.queued_s
             usage = meter.usage if status == "ok" else None
             self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
                          error_class=error_class, response_body=self._redact(b"".join(seen).decode(errors="replace")))

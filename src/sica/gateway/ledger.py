@@ -168,6 +168,11 @@ class Ledger:
             self._db.execute("UPDATE accounts SET token_sha256 = ?, limit_nano = ?, limit_tokens = ? WHERE id = ?",
                              (digest, account.limit_nano, account.limit_tokens, account.id))
 
+    def set_limits(self, account: Account) -> None:
+        with self._lock:
+            self._db.execute("UPDATE accounts SET limit_nano = ?, limit_tokens = ? WHERE id = ?",
+                             (account.limit_nano, account.limit_tokens, account.id))
+
     def account_id_by_digest(self, digest: str) -> str | None:
         row = self._db.execute("SELECT id FROM accounts WHERE token_sha256 = ?", (digest,)).fetchone()
         return None if row is None else row[0]

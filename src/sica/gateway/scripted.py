@@ -4,12 +4,14 @@ A script is JSONL, one response a line: `{"content": "…"}` and/or `{"tool_call
 optionally `"usage": {"input", "output", "cache_read", "cache_write"}` and `"latency_s"`; or a fault,
 `{"error": {"status": 429, "retry_after": 1, "message": "…"}}`. Each account reads the script from its own
 position, and every attempt (a retried one too) takes the next line. Answers come in the wire format of the
-alias, streamed as server-sent events when asked.
+alias, streamed as server-sent events when asked. The ledger records a line's declared latency as its upstream
+time (not the measured one), so the times a scripted run charges are the same on every machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterable
@@ -121,13 +123,13 @@ class ScriptedUpstream:
         line = await self._next_line(request)
         usage = self._usage(line, request)
         body = self._anthropic_message(line, usage) if self._wire == "anthropic" else self._openai_completion(line, usage)
-        return parse_reply(json.dumps(body).encode())
+        return dataclasses.replace(parse_reply(json.dumps(body).encode()), declared_latency_s=line.latency_s)
 
     async def open_stream(self, request: UpstreamRequest) -> _ScriptedStream:
         line = await self._next_line(request)
         usage = self._usage(line, request)
         events = self._anthropic_events(line, usage) if self._wire == "anthropic" else self._openai_chunks(line, usage)
-        return _ScriptedStream(events)
+        return _ScriptedStream(events, line.latency_s)
 
     async def aclose(self) -> None:
         """Nothing to release."""
@@ -213,8 +215,9 @@ def _anthropic_usage(usage: ScriptedUsage) -> dict[str, Any]:
 
 
 class _ScriptedStream:
-    def __init__(self, events: list[dict[str, Any] | str]) -> None:
+    def __init__(self, events: list[dict[str, Any] | str], declared_latency_s: float) -> None:
         self._events = events
+        self.declared_latency_s = declared_latency_s
 
     async def chunks(self) -> AsyncIterator[bytes]:
         for event in self._events:

@@ -46,14 +46,20 @@ class UpstreamRequest:
 
 @dataclass(frozen=True)
 class UpstreamReply:
-    """A successful, non-streamed answer: the raw bytes (passed to the client as they are) and their JSON."""
+    """A successful, non-streamed answer: the raw bytes (passed to the client as they are) and their JSON.
+    `declared_latency_s` is set by a test double that declares how long it took: the gateway then records that
+    instead of the measured time, so that scripted runs are reproducible."""
 
     raw: bytes
     payload: dict[str, Any]
+    declared_latency_s: float | None = None
 
 
 class UpstreamStream(Protocol):
-    """An opened stream whose status was OK; its chunks are raw server-sent-event bytes."""
+    """An opened stream whose status was OK; its chunks are raw server-sent-event bytes. `declared_latency_s`
+    as in `UpstreamReply`."""
+
+    declared_latency_s: float | None
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
@@ -112,6 +118,8 @@ def _transport_errors() -> Iterator[None]:
 
 
 class _HttpStream:
+    declared_latency_s = None
+
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
 

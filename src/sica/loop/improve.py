@@ -1,31 +1,37 @@
 """`sica improve`: the meta-agent loop of the SICA paper, over one run folder (`sica.archive.Run`).
 
-Agent 0 is evaluated first. Each iteration then: the policy picks the meta agent and the base version (its random
-state is stored with the run; no iteration starts once the run's budget in money or time is spent, and the
-spend is carried over on resume) → the meta agent's `improve` runs sandboxed on a copy of the base's code, with the
-archive view mounted read-only and its own time and cost caps → the result is validated (environment, import,
-own tests) and committed as the next version, valid or invalid with the reason → a valid version solves the
-first stage and, when promising, the rest of the mix (held-out problems included, reported apart). Evaluations go
-through `sica eval`'s machinery, so a rerun after a crash reuses every result already stored.
+One gateway serves the whole run; its ledger is in the run's `run.sqlite`, and its accounts form the tree run →
+iteration → meta step / evaluated problem, the run's account holding the run's budget (so spend survives a crash
+and is carried over on resume, and no evaluation can overshoot the budget). Agent 0 is evaluated first. Each
+iteration then: the policy picks the meta agent and the base version (its random state is stored with the run;
+no iteration starts once the run's budget in money or time is spent) → the meta agent's `improve` runs sandboxed
+on a copy of the base's code, with the archive view mounted read-only and its own time and cost caps → the result
+is validated (environment, import, own tests) and committed as the next version, valid or invalid with the reason
+→ a valid version solves the first stage and, when promising, the rest of the mix (held-out problems included,
+reported apart). Evaluations go through `sica eval`'s machinery, so a rerun after a crash reuses every result
+already stored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import random
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import uv
 
 from sica.archive import Run
+from sica.archive.run_db import Version
 from sica.benchmarks.base import Problem
 from sica.config import Settings, UtilitySettings
+from sica.gateway import RunningGateway
+from sica.gateway.pricing import nano_to_usd
 from sica.loop.archive_view import write_archive_view
 from sica.loop.policies import POLICIES, VersionStanding
 from sica.loop.staging import first_stage, promising
@@ -35,14 +41,15 @@ from sica.runner.attempt import AttemptLimits, run_attempt
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
 from sica.runner.evaluate import SELECTION, EvalRequest, run_eval
-from sica.runner.setup import prepared_agent, serve_gateway
+from sica.runner.setup import models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import read_untrusted_text
 
 @dataclass(frozen=True)
 class ImproveRequest:
     """A run: where, on which benchmark mix (selection and held-out), for how many iterations, with which model
-    for the agents it evaluates. A resumed run takes its mix (and, unless given, its model) from the run."""
+    for the agents it evaluates and which selection policy (default `[loop] policy`). A resumed run takes its mix
+    and policy (and, unless given, its model) from the run."""
 
     run_folder: Path
     benchmarks: list[str]
@@ -51,6 +58,7 @@ class ImproveRequest:
     model: str | None = None
     sandbox: str = "bwrap"
     resume: bool = False
+    policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class IterationSummary:
     evaluated: str
     score: float | None
     meta_cost_usd: float
+    cost_usd: float
     seconds: float
 
     def line(self) -> str:
@@ -76,7 +85,7 @@ class IterationSummary:
         else:
             outcome = f"score {self.score:.3f} ({self.evaluated})"
         return (f"iteration {self.iteration}: agent-{self.version} from agent-{self.base} by agent-{self.meta_agent}"
-                f" · {outcome} · meta ${self.meta_cost_usd:.4f} · {self.seconds:.0f} s")
+                f" · {outcome} · ${self.cost_usd:.4f} (meta ${self.meta_cost_usd:.4f}) · {self.seconds:.0f} s")
 
 
 def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
@@ -104,15 +113,36 @@ async def improve(settings: Settings, environ: Mapping[str, str], request: Impro
         run = Run.open(request.run_folder)
         stored = run.db.get_state("config", {})
         request = dataclasses.replace(request, benchmarks=stored.get("benchmarks", []),
-                                      holdout=stored.get("holdout", []), model=request.model or stored.get("model"))
+                                      holdout=stored.get("holdout", []), model=request.model or stored.get("model"),
+                                      policy=stored.get("policy") or settings.loop.policy)
     else:
+        request = dataclasses.replace(request, policy=request.policy or settings.loop.policy)
         snapshot = {"benchmarks": request.benchmarks, "holdout": request.holdout, "model": request.model,
-                    "policy": settings.loop.policy}
+                    "policy": request.policy}
         run = Run.create(request.run_folder, seed_agent_dir(), snapshot)
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
-    loop = _Loop(settings, environ, request, run, sandbox, on_line, stop)
+    meta_model = settings.loop.meta_model or request.model
+    aliases = {str(role["alias"]) for model in (request.model, meta_model)
+               for role in models_for_agent(settings, model).values()}
     with run:
-        return await loop.iterate()
+        # One gateway for the whole run, its ledger in run.sqlite: every call of every meta step and evaluation
+        # is charged to the run's account, which holds the run's budget.
+        async with serve_gateway(settings, environ, aliases, run.db.path, run.folder / "logs") as gateway:
+            loop = _Loop(settings, environ, request, run, sandbox, gateway, on_line, stop)
+            return await loop.iterate()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The iteration under way, stored before its meta step starts: who edits what, the policy's random state
+    after choosing, and the number its version will get. A resumed run finishes this iteration as planned: it
+    neither chooses again nor, once the version is committed, edits again."""
+
+    iteration: int
+    meta_agent: int
+    base: int
+    version: int
+    rng: list[Any]
 
 
 @dataclass
@@ -122,44 +152,111 @@ class _Loop:
     request: ImproveRequest
     run: Run
     sandbox: Sandbox
+    gateway: RunningGateway
     on_line: Callable[[str], None]
     stop: asyncio.Event
+    halt: asyncio.Event = field(default_factory=asyncio.Event)
+    run_account: str = ""
 
     async def iterate(self) -> list[IterationSummary]:
-        if not self.run.evaluations(0):
+        self.run_account = self._account("run", f"run {self.run.folder.name}", None, self.settings.loop.budget_usd)
+        watcher = asyncio.create_task(self._watch())
+        try:
+            return await self._iterations()
+        finally:
+            watcher.cancel()
+
+    async def _watch(self) -> None:
+        """Halt running work when the user stops the run or when the run's account refuses a call: a meta step
+        or evaluation cut short by the run's budget is cancelled, never recorded as the agent's failure."""
+        while not self.halt.is_set():
+            if self.stop.is_set() or self.gateway.gateway.account(self.run_account).refused:
+                self.halt.set()
+            await asyncio.sleep(0.1)
+
+    async def _iterations(self) -> list[IterationSummary]:
+        summaries: list[IterationSummary] = []
+        if not self.run.db.get_state("agent-0 evaluated", False):
+            if self._budget_spent():
+                return summaries
             self.on_line("evaluating agent 0")
             started = time.monotonic()
-            await self._evaluate(0, only=None)
-            self._charge(0.0, time.monotonic() - started)
-        rng = random.Random(self.settings.loop.seed)
-        if (stored := self.run.db.get_state("rng", None)) is not None:
-            version, internal, gauss = stored
-            rng.setstate((version, tuple(internal), gauss))
-        summaries = []
+            await self._evaluate(0, only=None, account=self._iteration_account(0))
+            self._add_elapsed(time.monotonic() - started)
+            if self._halted():
+                return summaries
+            self.run.db.set_state("agent-0 evaluated", True)
         while (iteration := int(self.run.db.get_state("iteration", 0))) < self.request.iterations:
-            if self.stop.is_set() or self._budget_spent():
+            if self.halt.is_set() or self._budget_spent():
                 break
             started = time.monotonic()
-            summary = await self._iteration(iteration + 1, rng)
-            self._charge(0.0, time.monotonic() - started)
+            summary = await self._iteration(self._plan(iteration + 1))
+            self._add_elapsed(time.monotonic() - started)
             if summary is None:
                 break
             summaries.append(summary)
             self.on_line(summary.line())
         return summaries
 
-    def _charge(self, cost_usd: float, seconds: float) -> None:
-        """Add to the run's spend, kept in its state so that a resumed run carries it on."""
-        state = self.run.db
-        state.set_state("spent_usd", float(state.get_state("spent_usd", 0.0)) + cost_usd)
-        state.set_state("elapsed_s", float(state.get_state("elapsed_s", 0.0)) + seconds)
+    def _plan(self, iteration: int) -> _Plan:
+        """The stored plan of this iteration when a crash interrupted it; else a new one, chosen by the policy
+        with the random state the last plan left."""
+        stored = self.run.db.get_state("plan", None)
+        if stored is not None and stored["iteration"] == iteration:
+            return _Plan(**stored)
+        rng = random.Random(self.settings.loop.seed)
+        if stored is not None:
+            version, internal, gauss = stored["rng"]
+            rng.setstate((version, tuple(internal), gauss))
+        policy = POLICIES[self.request.policy or self.settings.loop.policy]
+        selection = policy(standings(self.run, self.settings.loop.utility), rng)
+        version, internal, gauss = rng.getstate()
+        plan = _Plan(iteration, selection.meta_agent, selection.base, self.run.db.next_version_number(),
+                     [version, list(internal), gauss])
+        self.run.db.set_state("plan", dataclasses.asdict(plan))
+        return plan
+
+    def _account(self, key: str, name: str, parent: str | None, limit_usd: float | None) -> str:
+        """A budget account of the run that outlives a crash: the one stored under `key` (with its spend, from the
+        ledger; its limit as configured now), else a new one."""
+        gateway = self.gateway.gateway
+        stored = self.run.db.get_state(f"account:{key}")
+        if stored in gateway.accounts:
+            gateway.set_limit(stored, limit_usd)
+            return str(stored)
+        account_id = gateway.open_account(name, parent=parent, limit_usd=limit_usd).id
+        self.run.db.set_state(f"account:{key}", account_id)
+        return account_id
+
+    def _iteration_account(self, iteration: int) -> str:
+        return self._account(f"iteration-{iteration}", f"iteration {iteration}", self.run_account, None)
+
+    def _spent_usd(self, account_id: str) -> float:
+        return nano_to_usd(self.gateway.gateway.account(account_id).spent_nano)
+
+    def _add_elapsed(self, seconds: float) -> None:
+        """Add to the run's wall time, kept in its state so that a resumed run carries it on (its spend is the
+        run account's, in the ledger)."""
+        self.run.db.set_state("elapsed_s", float(self.run.db.get_state("elapsed_s", 0.0)) + seconds)
+
+    def _halted(self) -> bool:
+        """Whether running work was halted; when the run's budget did it, says so and remembers the limit that
+        ran out (so a resume with that limit stops at once, and one with a higher limit carries on)."""
+        if not self.halt.is_set():
+            return False
+        if self.gateway.gateway.account(self.run_account).refused:
+            self.run.db.set_state("budget ran out at", self.settings.loop.budget_usd)
+            self._budget_spent()
+        return True
 
     def _budget_spent(self) -> bool:
         """Whether the run's budget in money or time (`[loop] budget_usd`, `time_budget_s`) is used up; says so."""
-        spent, elapsed = self.run.db.get_state("spent_usd", 0.0), self.run.db.get_state("elapsed_s", 0.0)
+        spent, elapsed = self._spent_usd(self.run_account), self.run.db.get_state("elapsed_s", 0.0)
         budget, time_budget = self.settings.loop.budget_usd, self.settings.loop.time_budget_s
-        if budget is not None and spent >= budget:
-            self.on_line(f"the run's budget is spent: ${spent:.4f} of ${budget:.4f}; stopping")
+        ran_out = budget is not None and self.run.db.get_state("budget ran out at", None) == budget
+        if budget is not None and (spent >= budget or ran_out):
+            self.on_line(f"the run's budget is spent: ${spent:.4f} of ${budget:.4f} (it cannot pay for another "
+                         "call); stopping")
             return True
         if time_budget is not None and elapsed >= time_budget:
             self.on_line(f"the run's time is up: {elapsed:.0f} s of {time_budget:.0f} s; stopping")
@@ -167,40 +264,60 @@ class _Loop:
         return False
 
     def _meta_budget(self) -> float | None:
-        """The meta step's cap: its own, and never more than what is left of the run's budget."""
+        """The meta step's cap: its own, and never more than what is left of the run's budget (which the gateway
+        enforces anyway; the agent is told the tighter figure)."""
         caps = [self.settings.loop.meta_budget_usd]
-        if self.settings.loop.budget_usd is not None:
-            caps.append(max(0.0, self.settings.loop.budget_usd - self.run.db.get_state("spent_usd", 0.0)))
+        left = self.gateway.gateway.account(self.run_account).left_nano()
+        if left is not None:
+            caps.append(max(0.0, nano_to_usd(left)))
         known = [cap for cap in caps if cap is not None]
         return min(known) if known else None
 
-    async def _iteration(self, iteration: int, rng: random.Random) -> IterationSummary | None:
+    async def _iteration(self, plan: _Plan) -> IterationSummary | None:
         started = time.monotonic()
-        weights = self.settings.loop.utility
-        selection = POLICIES[self.settings.loop.policy](standings(self.run, weights), rng)
-        version, internal, gauss = rng.getstate()
-        self.run.db.set_state("rng", [version, list(internal), gauss])
-        folder = self.run.folder / "meta" / f"iteration-{iteration}"
+        account = self._iteration_account(plan.iteration)
+        version = self.run.db.version(plan.version)
+        if version is None:
+            made = await self._meta_step(plan, account)
+            if made is None:
+                return None
+            version, meta_cost = made
+        else:  # committed before a crash: the meta step is not run again
+            steps = [s for s in self.run.db.meta_steps() if s.iteration == plan.iteration]
+            meta_cost = steps[-1].cost_usd if steps else 0.0
+        valid = version.state == "valid"
+        evaluated, score = "not evaluated", None
+        if valid:
+            evaluated, score = await self._staged(version.number, self.settings.loop.utility, account)
+            if self._halted():
+                return None
+        self.run.db.set_state("iteration", plan.iteration)
+        return IterationSummary(plan.iteration, plan.meta_agent, plan.base, version.number, valid,
+                                version.invalid_reason or "", evaluated, score, meta_cost, self._spent_usd(account),
+                                time.monotonic() - started)
+
+    async def _meta_step(self, plan: _Plan, account: str) -> tuple[Version, float] | None:
+        """The meta agent's `improve` on a copy of the base, validated and committed as the plan's version (valid
+        or invalid); None when halted before it was committed."""
+        folder = self.run.folder / "meta" / f"iteration-{plan.iteration}"
         with tempfile.TemporaryDirectory(prefix="sica-meta-") as scratch:
             Path(scratch).chmod(0o755)
-            meta_code = self.run.checkout(selection.meta_agent, Path(scratch) / "meta-agent")
-            base_code = self.run.checkout(selection.base, Path(scratch) / "base")
-            view = write_archive_view(self.run, Path(scratch) / "archive", weights)
-            base = Problem(f"meta/iteration-{iteration}", "meta", "", lambda dest: copy_tree(base_code, dest), None)
+            meta_code = self.run.checkout(plan.meta_agent, Path(scratch) / "meta-agent")
+            base_code = self.run.checkout(plan.base, Path(scratch) / "base")
+            view = write_archive_view(self.run, Path(scratch) / "archive", self.settings.loop.utility)
+            base = Problem(f"meta/iteration-{plan.iteration}", "meta", "", lambda dest: copy_tree(base_code, dest),
+                           None)
             limits = dataclasses.replace(AttemptLimits.for_solve(self.settings),
                                          time_limit_s=self.settings.loop.meta_time_limit_s,
                                          budget_usd=self._meta_budget())
             model = self.settings.loop.meta_model or self.request.model
-            async with contextlib.AsyncExitStack() as stack:
-                agent = await stack.enter_async_context(prepared_agent(self.settings, meta_code, model))
-                gateway = await stack.enter_async_context(
-                    serve_gateway(self.settings, self.environ, agent, folder.parent / "ledger.sqlite", folder.parent))
-                step = self.run.db.start_meta_step(iteration, selection.meta_agent, selection.base)
-                outcome = await run_attempt(base, agent, limits, self.sandbox, gateway, self.run.folder.name, folder,
-                                            lambda progress: None, self.stop, archive=view)
-        self._charge(outcome.cost_usd, 0.0)
-        if self.stop.is_set():
-            self.run.db.end_meta_step(step, "cancelled", outcome.cost_usd, error="stopped by the user")
+            async with prepared_agent(self.settings, meta_code, model) as agent:
+                step = self.run.db.start_meta_step(plan.iteration, plan.meta_agent, plan.base)
+                outcome = await run_attempt(base, agent, limits, self.sandbox, self.gateway, self.run.folder.name,
+                                            folder, lambda progress: None, self.halt, parent_account=account,
+                                            archive=view)
+        if self._halted():
+            self.run.db.end_meta_step(step, "interrupted", outcome.cost_usd, error="halted before it ended")
             return None
         new_code = folder / "workdir"
         if not outcome.diff.strip():
@@ -208,31 +325,28 @@ class _Loop:
         else:
             validation = await asyncio.to_thread(validate_version, new_code, self.settings.solve.envs_dir.expanduser(),
                                                  uv.find_uv_bin(), self.sandbox)
-        reason = validation.reason
+        reason = None if validation.valid else validation.reason
         description = _first_line(new_code / "description.txt") or outcome.summary
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
-        number = self.run.add_version(selection.base, new_code, description, change_log,
-                                      invalid_reason=None if validation.valid else reason)
-        self.run.db.end_meta_step(step, outcome.status, outcome.cost_usd, number, None if validation.valid else reason)
-        evaluated, score = "not evaluated", None
-        if validation.valid:
-            evaluated, score = await self._staged(number, weights)
-        self.run.db.set_state("iteration", iteration)
-        return IterationSummary(iteration, selection.meta_agent, selection.base, number, validation.valid, reason,
-                                evaluated, score, outcome.cost_usd, time.monotonic() - started)
+        number = self.run.add_version(plan.base, new_code, description, change_log, invalid_reason=reason)
+        self.run.db.end_meta_step(step, "done" if outcome.status == "done" else "failed", outcome.cost_usd, number,
+                                  reason or (None if outcome.status == "done" else outcome.summary))
+        return self.run.version(number), outcome.cost_usd
 
-    async def _staged(self, number: int, weights: UtilitySettings) -> tuple[str, float | None]:
+    async def _staged(self, number: int, weights: UtilitySettings, account: str) -> tuple[str, float | None]:
         """Evaluate the first stage; the rest only when the version is promising against the best so far."""
         mix = [e.problem_id for e in self.run.evaluations(0, part=SELECTION)]
         stage = first_stage(mix, self.settings.loop.first_stage)
-        await self._evaluate(number, only=frozenset(stage))
+        await self._evaluate(number, only=frozenset(stage), account=account)
+        if self.halt.is_set():
+            return "interrupted", None
         candidate = self._utilities(number, stage, weights)
         ranked = [s for s in standings(self.run, weights) if s.utilities and s.number != number]
         best = max(ranked, key=lambda s: (s.utility, s.number)) if ranked else None
         reference = self._utilities(best.number, stage, weights) if best else None
         evaluated = "first stage"
         if promising(candidate, reference) and len(stage) < len(mix):
-            await self._evaluate(number, only=None)
+            await self._evaluate(number, only=None, account=account)
             evaluated = "all"
         scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
@@ -240,15 +354,17 @@ class _Loop:
     def _utilities(self, number: int, problems: list[str], weights: UtilitySettings) -> dict[str, float]:
         return {e.problem_id: problem_utility(e, weights) for e in self.run.scored(number) if e.problem_id in problems}
 
-    async def _evaluate(self, number: int, only: frozenset[str] | None) -> None:
+    async def _evaluate(self, number: int, only: frozenset[str] | None, account: str) -> None:
+        """Evaluate a version on the mix (or the problems `only`), recording each result in the run; results
+        already in the results store (a crash's survivors, say) are reused, not run again."""
         with tempfile.TemporaryDirectory(prefix="sica-version-") as scratch:
             code = self.run.checkout(number, Path(scratch) / "code")
             request = EvalRequest(code, self.request.benchmarks, self.request.holdout, self.request.model,
                                   sandbox=self.request.sandbox, only=only)
-            report = await run_eval(self.settings, self.environ, request, lambda progress: None, self.stop)
+            report = await run_eval(self.settings, self.environ, request, lambda progress: None, self.halt,
+                                    gateway=self.gateway, parent_account=account)
         for result in report.results:
             self.run.record_evaluation(number, result)
-        self._charge(sum(result.cost_usd for result in report.results if not result.cached), 0.0)
 
 
 def _first_line(path: Path) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import contextlib
+import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -73,8 +74,8 @@ class Progress:
 @dataclass(frozen=True)
 class AttemptOutcome:
     """How an attempt ended: status and summary (the agent's own, or the harness's when it could not say), the
-    score (None when the problem has no checks), cost and tokens (the gateway's), wall seconds and the part
-    of them its calls spent queued in the gateway, and the diff."""
+    score (None when the problem has no checks), cost and tokens (the gateway's), wall seconds, the part of
+    them its calls spent queued in the gateway, the time it is charged (see `charged_seconds`), and the diff."""
 
     status: str
     summary: str
@@ -85,6 +86,7 @@ class AttemptOutcome:
     output_tokens: int
     seconds: float
     queued_s: float
+    charged_s: float
     diff: str
 
 
@@ -202,10 +204,21 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     state = gateway.gateway.account(account.id)
     outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano),
                              sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows),
-                             round(seconds, 2), round(sum(r["queued_s"] for r in rows), 2), diff)
+                             round(seconds, 2), round(sum(r["queued_s"] for r in rows), 2),
+                             charged_seconds(seconds, rows), diff)
     fields = {k: v for k, v in asdict(outcome).items() if k != "diff"}
     (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
     return outcome
+
+
+def charged_seconds(wall_s: float, calls: list[sqlite3.Row]) -> float:
+    """The time an attempt is charged: its wall time less what its calls queued in the gateway (waiting for a
+    provider's limits is not the agent's doing). An attempt whose calls all went to the scripted double is
+    charged their declared latencies instead, so that scripted runs give the same times, utilities and policy
+    choices on every machine and every rerun."""
+    if calls and all(call["provider"] == "scripted" for call in calls):
+        return round(sum(call["upstream_s"] for call in calls), 2)
+    return round(max(0.0, wall_s - sum(call["queued_s"] for call in calls)), 2)
 
 
 def _unreported_end(result: SandboxResult, stopped: bool) -> tuple[str, str]:

@@ -140,8 +140,7 @@ def default_workers(settings: Settings, agent: AgentSetup) -> int:
     """The configured width; else the local model's slots when the agent uses it (more would only queue)."""
     if settings.eval.workers is not None:
         return settings.eval.workers
-    aliases = {str(entry["alias"]) for entry in agent.models.values()}
-    if any(settings.models[alias].provider == "local" for alias in aliases):
+    if any(settings.models[alias].provider == "local" for alias in agent.aliases):
         return settings.local.n_parallel
     return 4
 
@@ -153,9 +152,13 @@ def _slug(problem_id: str) -> str:
 
 
 async def run_eval(settings: Settings, environ: Mapping[str, str], request: EvalRequest,
-                   on_progress: Callable[[EvalProgress], None], stop: asyncio.Event) -> EvalReport:
+                   on_progress: Callable[[EvalProgress], None], stop: asyncio.Event, *,
+                   gateway: RunningGateway | None = None, parent_account: str | None = None) -> EvalReport:
     """Evaluate the agent on the mix; returns when every problem has a result or `stop` was set (then running
-    attempts are cancelled and left unrecorded)."""
+    attempts are cancelled and left unrecorded).
+
+    The evaluation starts a gateway of its own (its ledger in the eval's folder) unless given one serving the
+    agent's models (the loop's, whose ledger is the run's); its account is opened under `parent_account`."""
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     progress = EvalProgress(phase="building the agent's environment")
     on_progress(progress)
@@ -196,7 +199,7 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
                     pending.append(index)
             on_progress(progress)
 
-            model_label = ",".join(sorted({str(entry["alias"]) for entry in agent.models.values()}))
+            model_label = ",".join(sorted(agent.aliases))
 
             def record(index: int, result: ProblemResult) -> None:
                 results[index] = result
@@ -206,9 +209,14 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
                 on_progress(progress)
 
             if pending:
-                async with serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder) as gateway:
+                async with contextlib.AsyncExitStack() as stack:
+                    if gateway is None:
+                        gateway = await stack.enter_async_context(
+                            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder))
+                    elif missing := agent.aliases - set(gateway.gateway.routes):
+                        raise ValueError(f"the gateway given does not serve the agent's models {sorted(missing)}")
                     run = _EvalRun(settings, agent, limits, sandbox, gateway, eval_id, folder, progress,
-                                   on_progress, stop)
+                                   on_progress, stop, parent_account)
                     await run.all([(index, planned[index], keys[index]) for index in pending], workers, record)
         finally:
             store.close()
@@ -230,11 +238,12 @@ class _EvalRun:
     progress: EvalProgress
     on_progress: Callable[[EvalProgress], None]
     stop: asyncio.Event
+    parent_account: str | None = None
     account_id: str = ""
     spent_before: float = 0.0
 
     def __post_init__(self) -> None:
-        self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}").id
+        self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}", parent=self.parent_account).id
         self.spent_before = self.progress.cost_usd
 
     async def all(self, jobs: list[tuple[int, PlannedProblem, str]], workers: int,
@@ -306,4 +315,4 @@ def _result(key: str, item: PlannedProblem, outcome: AttemptOutcome, tries: int,
     return ProblemResult(key, item.problem.id, item.benchmark, item.part, outcome.status,
                          score.value if score else 0.0, score.details if score else outcome.summary,
                          outcome.cost_usd, outcome.input_tokens, outcome.output_tokens,
-                         round(max(0.0, outcome.seconds - outcome.queued_s), 2), outcome.queued_s, tries, str(folder))
+                         outcome.charged_s, outcome.queued_s, tries, str(folder))

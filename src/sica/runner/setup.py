@@ -29,6 +29,11 @@ class AgentSetup:
     env: Path
     models: dict[str, dict[str, object]]
 
+    @property
+    def aliases(self) -> set[str]:
+        """The model aliases the agent's roles use."""
+        return {str(entry["alias"]) for entry in self.models.values()}
+
 
 def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[str, object]]:
     """`SICA_AGENT_MODELS`: role → alias, wire format, tool mode and context window."""
@@ -66,11 +71,11 @@ def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(settings: Settings, environ: Mapping[str, str], agent: AgentSetup, ledger_path: Path,
+async def serve_gateway(settings: Settings, environ: Mapping[str, str], aliases: set[str], ledger_path: Path,
                         log_dir: Path) -> AsyncIterator[RunningGateway]:
-    """A gateway for the agent's model aliases only, on a unix socket in a fresh folder the sandbox user can
-    reach (each sandbox mounts that folder)."""
-    used = settings.with_only({str(entry["alias"]) for entry in agent.models.values()})
+    """A gateway for these model aliases only, on a unix socket in a fresh folder the sandbox user can reach
+    (each sandbox mounts that folder)."""
+    used = settings.with_only(aliases)
     with tempfile.TemporaryDirectory(prefix="sica-gateway-") as socket_dir:
         Path(socket_dir).chmod(0o755)
         listen = Listen(uds=Path(socket_dir) / "gateway.sock")

@@ -87,7 +87,7 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
             assert request.repo is not None
             problem = repository_problem(request.repo, request.statement)
         gateway = await stack.enter_async_context(
-            serve_gateway(settings, environ, agent, folder / "ledger.sqlite", folder))
+            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder))
         outcome = await run_attempt(problem, agent, AttemptLimits.for_solve(settings), sandbox, gateway, solve_id,
                                     folder, on_progress, stop)
     check = None
