@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import tempfile
 import time
@@ -283,8 +284,7 @@ class _Loop:
                 return None
             version, meta_cost = made
         else:  # committed before a crash: the meta step is not run again
-            steps = [s for s in self.run.db.meta_steps() if s.iteration == plan.iteration]
-            meta_cost = steps[-1].cost_usd if steps else 0.0
+            meta_cost = self._settle_meta_step(plan, version)
         valid = version.state == "valid"
         evaluated, score = "not evaluated", None
         if valid:
@@ -299,7 +299,8 @@ class _Loop:
     async def _meta_step(self, plan: _Plan, account: str) -> tuple[Version, float] | None:
         """The meta agent's `improve` on a copy of the base, validated and committed as the plan's version (valid
         or invalid); None when halted before it was committed."""
-        folder = self.run.folder / "meta" / f"iteration-{plan.iteration}"
+        folder = self._meta_folder(plan)
+        _set_aside(folder)
         with tempfile.TemporaryDirectory(prefix="sica-meta-") as scratch:
             Path(scratch).chmod(0o755)
             meta_code = self.run.checkout(plan.meta_agent, Path(scratch) / "meta-agent")
@@ -329,9 +330,23 @@ class _Loop:
         description = _first_line(new_code / "description.txt") or outcome.summary
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
         number = self.run.add_version(plan.base, new_code, description, change_log, invalid_reason=reason)
-        self.run.db.end_meta_step(step, "done" if outcome.status == "done" else "failed", outcome.cost_usd, number,
-                                  reason or (None if outcome.status == "done" else outcome.summary))
+        state, error = _meta_step_end(outcome.status, outcome.summary, reason)
+        self.run.db.end_meta_step(step, state, outcome.cost_usd, number, error)
         return self.run.version(number), outcome.cost_usd
+
+    def _settle_meta_step(self, plan: _Plan, version: Version) -> float:
+        """The cost of the meta step that made the plan's version; a crash after the commit left its row
+        interrupted, and it is settled from the attempt's outcome as the uninterrupted step would have been."""
+        step = [s for s in self.run.db.meta_steps() if s.iteration == plan.iteration][-1]
+        if step.result_version is None:
+            outcome = json.loads((self._meta_folder(plan) / "outcome.json").read_text(encoding="utf-8"))
+            state, error = _meta_step_end(outcome["status"], outcome["summary"], version.invalid_reason)
+            self.run.db.end_meta_step(step.id, state, outcome["cost_usd"], version.number, error)
+            return float(outcome["cost_usd"])
+        return step.cost_usd
+
+    def _meta_folder(self, plan: _Plan) -> Path:
+        return self.run.folder / "meta" / f"iteration-{plan.iteration}"
 
     async def _staged(self, number: int, weights: UtilitySettings, account: str) -> tuple[str, float | None]:
         """Evaluate the first stage; the rest only when the version is promising against the best so far."""
@@ -365,6 +380,23 @@ class _Loop:
                                     gateway=self.gateway, parent_account=account)
         for result in report.results:
             self.run.record_evaluation(number, result)
+
+
+def _meta_step_end(status: str, summary: str, invalid_reason: str | None) -> tuple[str, str | None]:
+    """A finished meta step's row: `done` when its agent said so, else `failed`; the error, if any."""
+    if status == "done":
+        return "done", invalid_reason
+    return "failed", invalid_reason or summary
+
+
+def _set_aside(folder: Path) -> None:
+    """Rename what an interrupted meta step left in `folder` to `folder`-interrupted-K, kept for its traces."""
+    if not folder.exists():
+        return
+    tries = 1
+    while (aside := folder.with_name(f"{folder.name}-interrupted-{tries}")).exists():
+        tries += 1
+    folder.rename(aside)
 
 
 def _first_line(path: Path) -> str:
