@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sica.cli import (benchmarks_cmd, chat_cmd, doctor_cmd, eval_cmd, gateway_cmd, improve_cmd, models_cmd,
-                      sandbox_cmd, solve_cmd)
+                      report_cmd, sandbox_cmd, solve_cmd)
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
@@ -24,6 +24,7 @@ app.command("gateway")(gateway_cmd.gateway)
 app.command("solve")(solve_cmd.solve)
 app.command("eval")(eval_cmd.evaluate)
 app.command("improve")(improve_cmd.improve_command)
+app.command("report")(report_cmd.report)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
 app.add_typer(benchmarks_cmd.benchmarks_app, name="benchmarks")

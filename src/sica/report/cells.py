@@ -1,0 +1,119 @@
+"""A report as text: its summary lines and tables as grids of strings, so that the Markdown and HTML renderings
+show the same thing and differ only in markup."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sica.report.tables import ALL, FIRST_STAGE, MetaStepRow, RunReport, VersionRow, one_line
+from sica.runner.stats import MeanInterval
+
+#: The plots a report shows, file name and caption.
+PLOTS = (("progress.png", "Utility per version (line), the best so far (steps), mean selection and held-out "
+          "scores; invalid versions marked on the axis"),
+         ("lineage.png", "Lineage: each version below the one it was edited from, with its mean selection score"))
+
+VERSIONS_NOTE = ("Scores: mean over the scored problems ± the half-width of its 95% confidence interval (Student's "
+                 "t), infrastructure failures left out. Utility: the paper's, over the selection problems, with the "
+                 "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
+                 "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
+                 "time. Evaluated: all the selection problems, or the first stage only (not promising).")
+
+
+@dataclass(frozen=True)
+class TextTable:
+    """A titled grid of cells, with a note under it."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+def agent(number: int | None) -> str:
+    return "–" if number is None else f"agent-{number}"
+
+
+def interval(value: MeanInterval | None) -> str:
+    """`mean ± half-width (n=N)`, or a dash when nothing was scored."""
+    return "–" if value is None else f"{value} (n={value.n})"
+
+
+def number(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def summary(report: RunReport) -> list[tuple[str, str]]:
+    """The run's totals and set-up, label and value."""
+    totals = report.totals
+    best = (f"{agent(totals.best)} (utility {totals.best_utility:.3f})"
+            if totals.best is not None and totals.best_utility is not None else "none scored yet")
+    return [
+        ("Run", f"{report.name} ({report.folder})"),
+        ("Created", report.created),
+        ("Selection benchmarks", _listed(report.config.get("benchmarks"))),
+        ("Held-out benchmarks", _listed(report.config.get("holdout"))),
+        ("Model", _listed(report.config.get("model"))),
+        ("Policy", _listed(report.config.get("policy"))),
+        ("Iterations done", str(totals.iterations)),
+        ("Versions", f"{totals.versions} ({totals.valid} valid, {totals.invalid} invalid)"),
+        ("Best version by selection utility", best),
+        ("Spent", f"${totals.spent_usd:.4f}"),
+        ("Recorded cost (evaluations + meta steps)", f"${totals.recorded_cost_usd:.4f}"),
+        ("Elapsed", "–" if totals.elapsed_s is None else f"{totals.elapsed_s:.0f} s"),
+    ]
+
+
+def score_columns(report: RunReport) -> list[tuple[str, str]]:
+    """(part, benchmark) of each score column: a benchmark's held-out column beside its selection one."""
+    columns = []
+    for name in report.selection_benchmarks:
+        columns.append(("selection", name))
+        if name in report.holdout_benchmarks:
+            columns.append(("holdout", name))
+    columns += [("holdout", name) for name in report.holdout_benchmarks if name not in report.selection_benchmarks]
+    return columns
+
+
+def version_table(report: RunReport) -> TextTable:
+    columns = score_columns(report)
+    headers = ("version", "parent", "change",
+               *(f"{name} ({'selection' if part == 'selection' else 'held-out'})" for part, name in columns),
+               "utility", "cost $ (eval + meta)", "time s (eval + meta)", "state", "evaluated")
+    rows = tuple(_version_cells(row, columns) for row in report.versions)
+    return TextTable("Versions", headers, rows, VERSIONS_NOTE)
+
+
+def meta_step_table(steps: Sequence[MetaStepRow]) -> TextTable:
+    headers = ("iteration", "meta agent", "base", "state", "cost $", "time s", "made", "error")
+    rows = tuple((str(s.iteration), agent(s.meta_version), agent(s.base_version), s.state, f"{s.cost_usd:.4f}",
+                  number(s.seconds, 0), agent(s.result_version), one_line(s.error or "", 160) or "–")
+                 for s in steps)
+    return TextTable("Meta steps", headers, rows)
+
+
+def _version_cells(row: VersionRow, columns: list[tuple[str, str]]) -> tuple[str, ...]:
+    scores = [interval((row.selection if part == "selection" else row.holdout).get(name)) for part, name in columns]
+    state = f"invalid: {row.invalid_reason or '?'}" if row.state == "invalid" else row.state
+    return (agent(row.number), agent(row.parent), one_line(row.change, 80) or "–", *scores, number(row.utility),
+            f"{row.cost_usd:.4f} ({row.eval_cost_usd:.4f} + {row.meta_cost_usd:.4f})",
+            f"{row.seconds:.0f} ({row.eval_seconds:.0f} + {row.meta_seconds:.0f})", state, _evaluated(row))
+
+
+def _evaluated(row: VersionRow) -> str:
+    if row.evaluated == ALL:
+        shown = f"all ({row.selection_problems} problems)"
+    elif row.evaluated == FIRST_STAGE:
+        shown = f"first stage only ({row.selection_problems} of {row.mix_size})"
+    else:
+        shown = row.evaluated
+    if row.infra_failures:
+        shown += f"; {row.infra_failures} infra failure{'s' if row.infra_failures > 1 else ''}"
+    return shown
+
+
+def _listed(value: object) -> str:
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value) or "–"
+    return "–" if value in (None, "") else str(value)

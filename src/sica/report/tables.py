@@ -1,0 +1,192 @@
+"""What a report shows, gathered from an open run into typed rows: one per version, one per meta step, and the
+run's totals. Read-only: it never writes to the run, so it can run beside a `sica improve` that does.
+
+Whether a version was evaluated fully is not stored; it is read off its problems: agent 0 is evaluated on the
+whole selection mix, so a version with all of agent 0's selection problems was evaluated fully, one with some of
+them solved the first stage only (`loop/staging.py`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sica.archive import Run
+from sica.archive.run_db import Evaluation, MetaStep, Version
+from sica.config import UtilitySettings
+from sica.loop.utility import version_utility
+from sica.runner.stats import MeanInterval, mean_interval
+
+HOLDOUT = "holdout"
+SELECTION = "selection"
+ALL = "all"
+FIRST_STAGE = "first stage"
+NOT_EVALUATED = "not evaluated"
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One version: lineage, change, scores (mean ± 95% CI over scored problems, infrastructure failures left
+    out) per benchmark and part, utility, what it cost and took (its evaluation and the meta step that made it)."""
+
+    number: int
+    parent: int | None
+    change: str
+    state: str
+    invalid_reason: str | None
+    selection: Mapping[str, MeanInterval]
+    holdout: Mapping[str, MeanInterval]
+    mean_selection: MeanInterval | None
+    mean_holdout: MeanInterval | None
+    utility: float | None
+    eval_cost_usd: float
+    meta_cost_usd: float
+    eval_seconds: float
+    meta_seconds: float
+    evaluated: str
+    selection_problems: int
+    mix_size: int
+    infra_failures: int
+
+    @property
+    def valid(self) -> bool:
+        return self.state == "valid"
+
+    @property
+    def cost_usd(self) -> float:
+        return self.eval_cost_usd + self.meta_cost_usd
+
+    @property
+    def seconds(self) -> float:
+        return self.eval_seconds + self.meta_seconds
+
+
+@dataclass(frozen=True)
+class MetaStepRow:
+    """One meta-agent step: who edited what, its outcome, cost and wall time (None while it runs)."""
+
+    id: int
+    iteration: int
+    meta_version: int
+    base_version: int
+    state: str
+    cost_usd: float
+    seconds: float | None
+    result_version: int | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """The run as a whole. `spent_usd` is the loop's own count (reused results are not charged again), else the
+    recorded cost; `best` is the valid version with the highest selection utility (ties: the earlier one)."""
+
+    spent_usd: float
+    recorded_cost_usd: float
+    elapsed_s: float | None
+    iterations: int
+    versions: int
+    valid: int
+    invalid: int
+    best: int | None
+    best_utility: float | None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything a report shows, in the order it shows it."""
+
+    name: str
+    folder: Path
+    created_at: float | None
+    config: Mapping[str, object]
+    selection_benchmarks: Sequence[str]
+    holdout_benchmarks: Sequence[str]
+    versions: Sequence[VersionRow]
+    meta_steps: Sequence[MetaStepRow]
+    totals: RunTotals
+
+    @property
+    def created(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at)) if self.created_at else "–"
+
+
+def one_line(text: str, width: int) -> str:
+    """The first non-blank line of `text`, white space folded, cut to `width` characters (an ellipsis if cut)."""
+    line = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
+
+
+def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
+    """The report of `run` as it stands (versions still being added included, as `pending`). The versions are read
+    once, so one a writer adds meanwhile is left out whole rather than half."""
+    versions = run.versions()
+    steps = [_meta_step_row(step) for step in run.db.meta_steps()]
+    made_by = {step.result_version: step for step in steps if step.result_version is not None}
+    evaluations = {version.number: run.evaluations(version.number) for version in versions}
+    mix = {e.problem_id for e in evaluations.get(0, []) if e.part == SELECTION}
+    rows = [_version_row(version, evaluations[version.number], made_by.get(version.number), mix, weights)
+            for version in versions]
+    every = [e for found in evaluations.values() for e in found]
+    return RunReport(
+        name=run.folder.name, folder=run.folder, created_at=run.db.get_state("created_at"),
+        config=run.db.get_state("config", {}) or {},
+        selection_benchmarks=_benchmarks(every, SELECTION), holdout_benchmarks=_benchmarks(every, HOLDOUT),
+        versions=rows, meta_steps=steps, totals=_totals(run, rows, steps))
+
+
+def _version_row(version: Version, evaluations: list[Evaluation], step: MetaStepRow | None, mix: set[str],
+                 weights: UtilitySettings) -> VersionRow:
+    scored = [e for e in evaluations if not e.infra]
+    selection = [e for e in scored if e.part == SELECTION]
+    holdout = [e for e in scored if e.part == HOLDOUT]
+    run_selection = {e.problem_id for e in evaluations if e.part == SELECTION}
+    if not run_selection:
+        evaluated = NOT_EVALUATED
+    elif mix <= run_selection:
+        evaluated = ALL
+    else:
+        evaluated = FIRST_STAGE
+    return VersionRow(
+        number=version.number, parent=version.parent, change=one_line(version.description, 200),
+        state=version.state, invalid_reason=version.invalid_reason,
+        selection=_by_benchmark(selection), holdout=_by_benchmark(holdout),
+        mean_selection=mean_interval([e.score for e in selection]) if selection else None,
+        mean_holdout=mean_interval([e.score for e in holdout]) if holdout else None,
+        utility=version_utility(selection, weights),
+        eval_cost_usd=sum(e.cost_usd for e in evaluations), meta_cost_usd=step.cost_usd if step else 0.0,
+        eval_seconds=sum(e.seconds for e in evaluations), meta_seconds=(step.seconds or 0.0) if step else 0.0,
+        evaluated=evaluated, selection_problems=len(run_selection), mix_size=len(mix),
+        infra_failures=sum(e.infra for e in evaluations))
+
+
+def _by_benchmark(evaluations: list[Evaluation]) -> dict[str, MeanInterval]:
+    groups: dict[str, list[float]] = {}
+    for e in evaluations:
+        groups.setdefault(e.benchmark, []).append(e.score)
+    return {name: mean_interval(scores) for name, scores in sorted(groups.items())}
+
+
+def _benchmarks(evaluations: list[Evaluation], part: str) -> list[str]:
+    return sorted({e.benchmark for e in evaluations if e.part == part})
+
+
+def _meta_step_row(step: MetaStep) -> MetaStepRow:
+    seconds = step.ended_at - step.started_at if step.ended_at is not None else None
+    return MetaStepRow(step.id, step.iteration, step.meta_version, step.base_version, step.state, step.cost_usd,
+                       seconds, step.result_version, step.error)
+
+
+def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTotals:
+    recorded = sum(row.eval_cost_usd for row in rows) + sum(step.cost_usd for step in steps)
+    spent = run.db.get_state("spent_usd")
+    elapsed = run.db.get_state("elapsed_s")
+    ranked = [row for row in rows if row.valid and row.utility is not None]
+    best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
+    return RunTotals(
+        spent_usd=float(spent) if spent is not None else recorded, recorded_cost_usd=recorded,
+        elapsed_s=float(elapsed) if elapsed is not None else None,
+        iterations=int(run.db.get_state("iteration", 0) or 0), versions=len(rows),
+        valid=sum(row.valid for row in rows), invalid=sum(row.state == "invalid" for row in rows),
+        best=best.number if best else None, best_utility=best.utility if best else None)
