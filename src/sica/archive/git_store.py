@@ -103,6 +103,12 @@ class GitStore:
     def message(self, commit: str) -> str:
         return self._run("log", "-1", "--format=%B", commit)
 
+    def read_text(self, commit: str, path: str) -> str | None:
+        """The text of one file of the commit, without a checkout; None when the commit has no such file."""
+        if not self._run("ls-tree", "--name-only", commit, "--", path).strip():
+            return None
+        return self._run("cat-file", "blob", f"{commit}:{path}")
+
     def checkout(self, commit: str, dest: Path) -> None:
         """Write the commit's files into `dest` (made when missing; must be empty): read into a private index,
         then `checkout-index`, which runs no hooks."""

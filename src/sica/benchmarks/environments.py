@@ -29,9 +29,14 @@ def problem_environment(requirements: tuple[str, ...], context: BenchmarkContext
     unpinned = [r for r in requirements if "==" not in r]
     if unpinned:
         raise ProblemEnvironmentError(f"problem requirements must be pinned (name==version): {', '.join(unpinned)}")
-    wanted = sorted({*TEST_RUNNER, *requirements})
+    wanted = problem_requirements(requirements)
     context.on_progress(f"environment: {', '.join(wanted)}")
     try:
         return build_environment(wanted, context.envs_dir, context.uv_bin) / "bin"
     except EnvironmentBuildError as error:
         raise ProblemEnvironmentError(f"building a problem environment failed: {error}") from None
+
+
+def problem_requirements(requirements: tuple[str, ...]) -> list[str]:
+    """What the environment of a problem needing `requirements` installs: those and the test runner, sorted."""
+    return sorted({*TEST_RUNNER, *requirements})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +12,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sica.cli import (benchmarks_cmd, chat_cmd, doctor_cmd, eval_cmd, gateway_cmd, improve_cmd, models_cmd,
-                      report_cmd, sandbox_cmd, solve_cmd)
+from sica.cli import (benchmarks_cmd, chat_cmd, clean_cmd, doctor_cmd, eval_cmd, gateway_cmd, improve_cmd,
+                      models_cmd, report_cmd, sandbox_cmd, solve_cmd)
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
+from sica.runner.liveness import hold_harness_lock
 
 app = typer.Typer(name="sica", help="A self-improving coding agent, its LLM gateway and its local model.",
                   rich_markup_mode=None,
@@ -29,6 +32,7 @@ app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
 app.add_typer(benchmarks_cmd.benchmarks_app, name="benchmarks")
 app.command("doctor")(doctor_cmd.doctor)
+app.command("clean")(clean_cmd.clean)
 
 
 @app.callback()
@@ -39,6 +43,10 @@ def _global_options(
                                                      "~/.config/sica/sica.toml).")] = None,
 ) -> None:
     ctx.obj = CliState(config, Console(), Console(stderr=True))
+    if ctx.invoked_subcommand != "clean":  # so `sica clean` leaves alone what this process may use
+        lock = hold_harness_lock(Path(tempfile.gettempdir()))
+        if lock is not None:
+            ctx.call_on_close(lambda: os.close(lock))
 
 
 def main() -> None:

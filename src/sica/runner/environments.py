@@ -17,6 +17,8 @@ from pathlib import Path
 
 #: Debian's interpreter: reachable by the sandbox's unprivileged user (pyenv's lives under root's home).
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+#: The marker of a finished environment; its mtime is the environment's last use.
+COMPLETE = ".complete"
 
 
 class AgentVersionError(Exception):
@@ -39,17 +41,36 @@ def declared_dependencies(agent_dir: Path) -> list[str]:
     """The `[project] dependencies` of a version's pyproject.toml."""
     pyproject = agent_dir / "pyproject.toml"
     try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-        dependencies = project.get("dependencies", [])
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
         raise AgentVersionError(f"{pyproject}: no readable [project] table ({error})") from None
+    return parse_dependencies(text, str(pyproject))
+
+
+def parse_dependencies(text: str, where: str) -> list[str]:
+    """The `[project] dependencies` of a pyproject.toml's text (`where` names it in errors), sorted."""
+    try:
+        dependencies = tomllib.loads(text)["project"].get("dependencies", [])
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise AgentVersionError(f"{where}: no readable [project] table ({error})") from None
     if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
-        raise AgentVersionError(f"{pyproject}: [project] dependencies must be a list of strings")
+        raise AgentVersionError(f"{where}: [project] dependencies must be a list of strings")
     return sorted(dependencies)
 
 
 def agent_python() -> Path:
     return SYSTEM_PYTHON if SYSTEM_PYTHON.exists() else Path(sys.executable)
+
+
+def interpreter_version(python: Path) -> str:
+    """`sys.version` of the interpreter environments are made from: part of every environment's key."""
+    return subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def environment_key(requirements: list[str], version: str) -> str:
+    """The name of the environment folder for `requirements` on the interpreter of `version`."""
+    return hashlib.sha256("\n".join([version, *sorted(requirements)]).encode()).hexdigest()[:16]
 
 
 def ensure_environment(agent_dir: Path, envs_dir: Path, uv_bin: str) -> Path:
@@ -65,14 +86,13 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
     """A virtual environment of Debian's Python with `requirements` (wheels only, precompiled), cached under
     `envs_dir` by the hash of the interpreter's version and the requirements: built in a partial folder, marked
     `.complete`, renamed into place atomically, readable by the sandbox user. The same one serves agents and
-    problems alike."""
+    problems alike. Each use touches `.complete`, so `sica clean` knows when it was last used."""
     requirements = sorted(requirements)
     python = agent_python()
-    version = subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-    key = hashlib.sha256("\n".join([version, *requirements]).encode()).hexdigest()[:16]
+    key = environment_key(requirements, interpreter_version(python))
     env = envs_dir / key
-    if (env / ".complete").exists():
+    if (env / COMPLETE).exists():
+        _mark_used(env)
         return env
     envs_dir.mkdir(parents=True, exist_ok=True)
     building = envs_dir / f".{key}.{os.getpid()}.partial"
@@ -83,7 +103,7 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
             _run([uv_bin, "pip", "install", "--quiet", "--python", str(building / "bin" / "python"),
                   "--only-binary", ":all:", *requirements], requirements)
         _run(compile_command(building / "bin" / "python", building / "lib"), requirements)
-        (building / ".complete").write_text("\n".join(requirements) + "\n")
+        (building / COMPLETE).write_text("\n".join(requirements) + "\n")
         building.chmod(0o755)
         try:
             building.rename(env)
@@ -92,6 +112,14 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
     finally:
         shutil.rmtree(building, ignore_errors=True)
     return env
+
+
+def _mark_used(env: Path) -> None:
+    """Set the time of last use (`.complete`'s mtime); an environment folder this user cannot write is left be."""
+    try:
+        os.utime(env / COMPLETE)
+    except OSError:
+        pass
 
 
 def compile_command(python: Path, folder: Path) -> list[str]:
