@@ -15,6 +15,11 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from sica.sandbox.untrusted import read_untrusted
+
+#: The largest pyproject.toml of an agent version the harness reads.
+MAX_PYPROJECT_BYTES = 1 << 20
+
 #: Debian's interpreter: reachable by the sandbox's unprivileged user (pyenv's lives under root's home).
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
@@ -36,12 +41,19 @@ def seed_agent_dir() -> Path:
 
 
 def declared_dependencies(agent_dir: Path) -> list[str]:
-    """The `[project] dependencies` of a version's pyproject.toml."""
+    """The `[project] dependencies` of a version's pyproject.toml, read as a file the version controls (root reads
+    it on the host): a regular file of at most MAX_PYPROJECT_BYTES, never through a link (to /dev/zero, a FIFO
+    or a file of the host)."""
     pyproject = agent_dir / "pyproject.toml"
+    data = read_untrusted(pyproject, MAX_PYPROJECT_BYTES + 1)
+    if data is None:
+        raise AgentVersionError(f"{pyproject}: missing, or not a regular file (a link is not followed)")
+    if len(data) > MAX_PYPROJECT_BYTES:
+        raise AgentVersionError(f"{pyproject}: larger than {MAX_PYPROJECT_BYTES} bytes")
     try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+        project = tomllib.loads(data.decode("utf-8"))["project"]
         dependencies = project.get("dependencies", [])
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError) as error:
         raise AgentVersionError(f"{pyproject}: no readable [project] table ({error})") from None
     if not isinstance(dependencies, list) or not all(isinstance(d, str) for d in dependencies):
         raise AgentVersionError(f"{pyproject}: [project] dependencies must be a list of strings")
@@ -96,8 +108,10 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
 
 def compile_command(python: Path, folder: Path) -> list[str]:
     """Byte-compile `folder` with `python`, isolated and without site processing (`-I -S`): no `.pth` file of an
-    installed wheel runs here, outside the sandbox."""
-    return [str(python), "-I", "-S", "-m", "compileall", "-q", str(folder)]
+    installed wheel runs here, outside the sandbox. Links that point outside `folder` are left alone (`-e`): an
+    agent version's `x.py` linked to a file of the host would otherwise be read by root and its bytecode put in
+    the snapshot the sandbox mounts."""
+    return [str(python), "-I", "-S", "-m", "compileall", "-q", "-e", str(folder), str(folder)]
 
 
 def _run(command: list[str], requirements: list[str]) -> None:
