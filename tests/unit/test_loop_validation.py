@@ -1,5 +1,6 @@
 """Validating versions through the real sandbox: the seed is valid; a syntax error, a deleted entry point, a
-failing own test or an uninstallable dependency each make a version invalid with a one-line reason."""
+failing own test, an uninstallable dependency, a module that does not compile or a pyproject.toml that is a link
+each make a version invalid with a one-line reason."""
 
 from __future__ import annotations
 
@@ -48,10 +49,23 @@ def _bad_dependency(code: Path) -> None:
     pyproject.write_text(pyproject.read_text().replace("dependencies = [", missing))
 
 
+def _unimported_syntax_error(code: Path) -> None:
+    """It imports and its tests pass, but the snapshot every evaluation makes would not compile."""
+    (code / "sica_agent" / "scratch.py").write_text("def helper(:\n    pass\n")
+
+
+def _pyproject_linked_to_dev_zero(code: Path) -> None:
+    """Root reads the pyproject on the host: never through a link (this one would never end)."""
+    (code / "pyproject.toml").unlink()
+    (code / "pyproject.toml").symlink_to("/dev/zero")
+
+
 @pytest.mark.parametrize(("edit", "reason"), [(_syntax_error, "it does not import"),
                                               (_no_entry_point, "entry point sica_agent/__main__.py is missing"),
                                               (_failing_test, "its own tests fail"),
-                                              (_bad_dependency, "its environment does not install")])
+                                              (_bad_dependency, "its environment does not install"),
+                                              (_unimported_syntax_error, "it does not compile"),
+                                              (_pyproject_linked_to_dev_zero, "not a regular file")])
 def test_broken_versions_are_invalid_with_a_reason(sandbox, tmp_path, edit, reason):
     validation = validate_version(edited_seed(tmp_path, edit), ENVS, uv.find_uv_bin(), sandbox)
     assert not validation.valid and reason in validation.reason

@@ -8,7 +8,10 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from sica.config import default_envs_dir, load_settings
+from sica.runner.environments import AgentVersionError, declared_dependencies
 from sica.runner.setup import prepared_agent
 from sica.sandbox.untrusted import (copy_untrusted_tree, read_untrusted, read_untrusted_text,
                                     write_into_untrusted_folder)
@@ -73,3 +76,40 @@ def test_an_agent_snapshot_never_changes_modes_through_its_links(tmp_path):
 
     assert asyncio.run(snapshot())  # compiled
     assert stat.S_IMODE(host_file.stat().st_mode) == 0o600
+
+
+def test_an_agent_snapshot_never_compiles_a_file_of_the_host_through_a_link(tmp_path):
+    """Root compiles the snapshot the sandbox mounts: a module linked to a host file must not bring that file's
+    bytecode (its strings) in; a link inside the version's own tree is compiled as usual."""
+    host_file = tmp_path / "host_settings.py"
+    host_file.write_text('API_KEY = "sk-host-secret"\n')
+    host_file.chmod(0o600)
+    agent = tmp_path / "agent"
+    (agent / "sica_agent").mkdir(parents=True)
+    (agent / "pyproject.toml").write_text('[project]\nname = "a"\nversion = "0"\ndependencies = []\n')
+    (agent / "sica_agent" / "__init__.py").write_text("")
+    (agent / "sica_agent" / "notes.py").symlink_to(host_file)
+    (agent / "sica_agent" / "alias.py").symlink_to("__init__.py")
+    (tmp_path / "sica.toml").write_text(f'[solve]\nenvs_dir = "{default_envs_dir(os.geteuid())}"\n')
+    settings = load_settings(tmp_path / "sica.toml", {})
+
+    async def compiled() -> dict[str, bytes]:
+        async with prepared_agent(settings, agent, None) as setup:
+            return {path.name.split(".")[0]: path.read_bytes() for path in setup.code.rglob("*.pyc")}
+
+    found = asyncio.run(compiled())
+    assert sorted(found) == ["__init__", "alias"]
+    assert not any(b"sk-host-secret" in data for data in found.values())
+
+
+def test_a_pyproject_is_read_only_as_a_regular_file(tmp_path):
+    """Root reads a version's pyproject.toml on the host: never through a link, never without end."""
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "pyproject.toml").symlink_to("/dev/zero")
+    with pytest.raises(AgentVersionError, match="not a regular file"):
+        declared_dependencies(agent)
+    (agent / "pyproject.toml").unlink()
+    (agent / "pyproject.toml").write_text('[project]\ndependencies = ["httpx==0.28.1"]\n' + "#" * (1 << 20))
+    with pytest.raises(AgentVersionError, match="larger than"):
+        declared_dependencies(agent)

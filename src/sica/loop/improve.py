@@ -359,7 +359,7 @@ class _Loop:
         ranked = [s for s in standings(self.run, weights) if s.utilities and s.number != number]
         best = max(ranked, key=lambda s: (s.utility, s.number)) if ranked else None
         reference = self._utilities(best.number, stage, weights) if best else None
-        evaluated = "first stage"
+        evaluated = "first stage" if len(stage) < len(mix) else "all"
         if promising(candidate, reference) and len(stage) < len(mix):
             await self._evaluate(number, only=None, account=account)
             evaluated = "all"

@@ -1,7 +1,8 @@
 """Validating a version the meta agent produced, before it enters the archive as valid: its environment
-installs from its own pyproject (as the agent contract says), it imports, and its own tests pass. The last two
-run sandboxed, on a copy of its code: the version is untrusted. (Solving a smoke problem, the last check of
-DESIGN.md, needs the run's gateway and model and is the loop's.)"""
+installs from its own pyproject (as the agent contract says), it imports, every module compiles (as the snapshot
+that evaluations mount must: a syntax error in a module nothing imports passes the other checks), and its own
+tests pass. The last three run sandboxed, on a copy of its code: the version is untrusted. (Solving a smoke
+problem, the last check of DESIGN.md, needs the run's gateway and model and is the loop's.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from sica.benchmarks.base import output_tail
 from sica.runner.diffs import copy_tree
-from sica.runner.environments import AgentVersionError, ensure_environment
+from sica.runner.environments import AgentVersionError, compile_command, ensure_environment
 from sica.sandbox import Limits, Sandbox, SandboxSpec
 
 #: The agent contract's entry point: `python -m sica_agent solve|improve …`.
@@ -38,6 +39,7 @@ def validate_version(code: Path, envs_dir: Path, uv_bin: str, sandbox: Sandbox, 
     except AgentVersionError as error:
         return Validation(False, f"its environment does not install: {error}")
     checks = (("it does not import", ("python", "-c", "import sica_agent.__main__, sica_agent.run"), 60.0),
+              ("it does not compile", tuple(compile_command(Path("python"), Path("."))), 60.0),
               ("its own tests fail", ("python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"), tests_wall_s))
     with tempfile.TemporaryDirectory(prefix="sica-validate-") as scratch:
         Path(scratch).chmod(0o755)

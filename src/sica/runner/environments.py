@@ -15,6 +15,11 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 
+from sica.sandbox.untrusted import read_untrusted
+
+#: The largest pyproject.toml of an agent version the harness reads.
+MAX_PYPROJECT_BYTES = 1 << 20
+
 #: Debian's interpreter: reachable by the sandbox's unprivileged user (pyenv's lives under root's home).
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 #: The marker of a finished environment; its mtime is the environment's last use.
@@ -38,11 +43,18 @@ def seed_agent_dir() -> Path:
 
 
 def declared_dependencies(agent_dir: Path) -> list[str]:
-    """The `[project] dependencies` of a version's pyproject.toml."""
+    """The `[project] dependencies` of a version's pyproject.toml, read as a file the version controls (root reads
+    it on the host): a regular file of at most MAX_PYPROJECT_BYTES, never through a link (to /dev/zero, a FIFO
+    or a file of the host)."""
     pyproject = agent_dir / "pyproject.toml"
+    data = read_untrusted(pyproject, MAX_PYPROJECT_BYTES + 1)
+    if data is None:
+        raise AgentVersionError(f"{pyproject}: missing, or not a regular file (a link is not followed)")
+    if len(data) > MAX_PYPROJECT_BYTES:
+        raise AgentVersionError(f"{pyproject}: larger than {MAX_PYPROJECT_BYTES} bytes")
     try:
-        text = pyproject.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
         raise AgentVersionError(f"{pyproject}: no readable [project] table ({error})") from None
     return parse_dependencies(text, str(pyproject))
 
@@ -124,8 +136,10 @@ def _mark_used(env: Path) -> None:
 
 def compile_command(python: Path, folder: Path) -> list[str]:
     """Byte-compile `folder` with `python`, isolated and without site processing (`-I -S`): no `.pth` file of an
-    installed wheel runs here, outside the sandbox."""
-    return [str(python), "-I", "-S", "-m", "compileall", "-q", str(folder)]
+    installed wheel runs here, outside the sandbox. Links that point outside `folder` are left alone (`-e`): an
+    agent version's `x.py` linked to a file of the host would otherwise be read by root and its bytecode put in
+    the snapshot the sandbox mounts."""
+    return [str(python), "-I", "-S", "-m", "compileall", "-q", "-e", str(folder), str(folder)]
 
 
 def _run(command: list[str], requirements: list[str]) -> None:
