@@ -17,6 +17,7 @@ import pytest
 
 from sica.archive import Run
 from sica.runner.environments import seed_agent_dir
+from sica.runner.attempt import charged_seconds
 from sica.runner.stats import mean_interval
 from tests.support.cli import clean_environ, run_sica
 
@@ -79,7 +80,8 @@ def test_eval_scores_caches_and_reports_per_benchmark(home):
         # The gateway's account: 2100 input tokens at $1/M and 30 output tokens at $2/M, per problem.
         assert (result["input_tokens"], result["output_tokens"]) == (2100, 30)
         assert result["cost_usd"] == pytest.approx(0.00216)
-        assert 0 < result["seconds"] < 60 and result["queued_s"] >= 0
+        # Charged the latencies its scripted calls declare (none), not the measured time: reproducible.
+        assert result["seconds"] == 0.0 and result["queued_s"] >= 0
         assert (Path(result["folder"]) / "diff.patch").read_text().count("+ok") == 1
     expected = mean_interval([1, 1, 1, 0, 0])
     assert str(expected) in done.stdout and "0.600 ±" in done.stdout
@@ -205,3 +207,12 @@ def test_mean_interval():
     # mean 0.6, sample sd 0.5477, t(4) = 2.776: half-width 2.776 * 0.5477 / sqrt(5) = 0.680
     assert interval.mean == pytest.approx(0.6) and interval.half_width == pytest.approx(0.680, abs=1e-3)
     assert mean_interval([0.5] * 40).half_width == 0.0
+
+
+def test_time_charged_is_declared_latency_for_scripted_calls_else_wall_time_less_queueing():
+    scripted = [{"provider": "scripted", "upstream_s": 0.3, "queued_s": 0.5},
+                {"provider": "scripted", "upstream_s": 0.25, "queued_s": 0.0}]
+    assert charged_seconds(7.0, scripted) == 0.55
+    mixed = [*scripted, {"provider": "anthropic", "upstream_s": 2.0, "queued_s": 1.0}]
+    assert charged_seconds(7.0, mixed) == 5.5
+    assert charged_seconds(7.0, []) == 7.0

@@ -70,8 +70,8 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
     lines = run_loop(tmp_path, iterations=2)
     assert lines[0] == "evaluating agent 0"
     assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.750 (all)")
-    # Agents 0 and 1 score alike (which is best depends on measured times), agent 1 is the most recent within the
-    # best's bound: the same edit on agent 1's code changes nothing, and an unchanged copy is no new version.
+    # Agents 0 and 1 score and cost alike (times charged are the scripted latencies), agent 1 is the most recent
+    # within the best's bound: the same edit on agent 1's code changes nothing, and an unchanged copy is no new version.
     assert lines[2].startswith("iteration 2: agent-2 from agent-1 by agent-")
     assert "invalid: the meta agent changed nothing" in lines[2]
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:

@@ -163,12 +163,12 @@ def test_a_new_tool_the_task_model_needs_raises_the_score_and_the_better_version
     lines = run_loop(tmp_path, iterations=2)
 
     assert lines[0] == "evaluating agent 0"
-    assert re.fullmatch(r"iteration 1: agent-1 from agent-0 by agent-0 · score 0\.667 \(all\) · meta \$0\.\d{4} "
-                        r"· \d+ s", lines[1]), lines[1]
+    assert re.fullmatch(r"iteration 1: agent-1 from agent-0 by agent-0 · score 0\.667 \(all\) · \$0\.\d{4} "
+                        r"\(meta \$0\.\d{4}\) · \d+ s", lines[1]), lines[1]
     # Agent 1 is now best and the most recent version within its bound: it is both meta agent and base. Agent 2's
-    # first stage (alpha, beta) scores as well as agent 1's, so whether the rest runs depends on measured times.
-    assert re.match(r"iteration 2: agent-2 from agent-1 by agent-1 · score (1\.000 \(first stage\)|0\.667 \(all\))",
-                    lines[2]), lines[2]
+    # first stage (alpha, beta) scores and costs as agent 1's (times charged are the scripted latencies, none here),
+    # so it is not provably worse and the rest runs.
+    assert lines[2].startswith("iteration 2: agent-2 from agent-1 by agent-1 · score 0.667 (all)"), lines[2]
     assert len(lines) == 3
 
     weights = settings_of(tmp_path).loop.utility
@@ -225,7 +225,7 @@ def test_broken_changes_are_recorded_invalid_never_evaluated_nor_selected(tmp_pa
 
     # Were the invalid versions candidates, the `sica` policy would take the most recent one as base.
     assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · invalid: its entry point "
-                               "sica_agent/__main__.py is missing · meta $"), lines[1]
+                               "sica_agent/__main__.py is missing · $"), lines[1]
     assert lines[2].startswith("iteration 2: agent-2 from agent-0 by agent-0 · invalid: its own tests fail"), lines[2]
     assert "test_a_new.py" in lines[2] and "assert (1 + 1) == 3" in lines[2]
     # A syntax error in a module nothing imports: it imports and its tests pass, but no snapshot of it compiles.

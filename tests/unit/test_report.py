@@ -13,6 +13,9 @@ from PIL import Image
 
 from sica.archive import Run
 from sica.config import UtilitySettings
+from sica.gateway.accounts import Account
+from sica.gateway.ledger import CallOutcome, Ledger
+from sica.gateway.usage import TokenUsage
 from sica.report import gather_report, write_report
 from sica.report.layout import tree_layout
 from sica.runner.environments import seed_agent_dir
@@ -59,7 +62,12 @@ def run(tmp_path: Path) -> Iterator[Run]:
         evaluate(opened, 1, dict.fromkeys(MIX, 1.0), {"toy/9": 1.0, "toy/10": 1.0})
         evaluate(opened, 3, {"toy/0": 0.0, "other/0": 1.0})
         opened.db.start_meta_step(4, 1, 3)
-        opened.db.set_state("spent_usd", 1.5)
+        ledger = Ledger(opened.db.path)  # as the run's gateway keeps it, in run.sqlite
+        account = Account("a1", "run", None)
+        ledger.add_account(account, None)
+        call = ledger.begin_call(account.id, "task", "scripted", "scripted", False, 0, 0, None)
+        ledger.end_call(call, CallOutcome("ok", TokenUsage(1, 1), 1_500_000_000, 200, None, 1, 0.0, 0.1, None))
+        ledger.close()
         opened.db.set_state("elapsed_s", 100.0)
         opened.db.set_state("iteration", 3)
         yield opened

@@ -250,6 +250,15 @@ class RunDb:
             " FROM versions v ORDER BY v.number")
         return [VersionSummary(**dict(row)) for row in rows]
 
+    def ledger_spent_usd(self) -> float | None:
+        """What the run's gateway has charged in all, from its ledger (which shares this database: every account
+        in it is the run's); None before the gateway first opened it."""
+        try:
+            row = self._db.execute("SELECT COALESCE(SUM(cost_nano), 0) FROM calls WHERE status != 'pending'").fetchone()
+        except sqlite3.OperationalError:
+            return None
+        return row[0] / 1e9
+
     # Meta steps
 
     def start_meta_step(self, iteration: int, meta_version: int, base_version: int) -> int:

@@ -79,8 +79,8 @@ class MetaStepRow:
 
 @dataclass(frozen=True)
 class RunTotals:
-    """The run as a whole. `spent_usd` is the loop's own count (reused results are not charged again), else the
-    recorded cost; `best` is the valid version with the highest selection utility (ties: the earlier one)."""
+    """The run as a whole. `spent_usd` is what the run's gateway charged (its ledger; interrupted work and reused
+    results included as charged), else the recorded cost; `best` is the valid version with the highest selection utility (ties: the earlier one)."""
 
     spent_usd: float
     recorded_cost_usd: float
@@ -180,7 +180,7 @@ def _meta_step_row(step: MetaStep) -> MetaStepRow:
 
 def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTotals:
     recorded = sum(row.eval_cost_usd for row in rows) + sum(step.cost_usd for step in steps)
-    spent = run.db.get_state("spent_usd")
+    spent = run.db.ledger_spent_usd()
     elapsed = run.db.get_state("elapsed_s")
     ranked = [row for row in rows if row.valid and row.utility is not None]
     best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
