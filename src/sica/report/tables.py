@@ -79,8 +79,9 @@ class MetaStepRow:
 
 @dataclass(frozen=True)
 class RunTotals:
-    """The run as a whole. `spent_usd` is what the run's gateway charged (its ledger; interrupted work and reused
-    results included as charged), else the recorded cost; `best` is the valid version with the highest selection utility (ties: the earlier one)."""
+    """The run as a whole. `spent_usd` is what the run's gateway charged (its ledger, interrupted work included),
+    else the recorded cost; `best` is the valid version with the highest selection utility (ties: the earlier
+    one)."""
 
     spent_usd: float
     recorded_cost_usd: float
