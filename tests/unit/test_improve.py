@@ -10,7 +10,6 @@ import os
 import textwrap
 from pathlib import Path
 
-
 from sica.archive import Run
 from sica.config import default_envs_dir, load_settings
 from sica.loop.improve import ImproveRequest, improve
