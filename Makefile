@@ -7,15 +7,22 @@ UV           := $(TOOLS)/bin/uv
 VENV         := .venv
 SICA         := $(VENV)/bin/sica
 DEBIAN_PKGS  := bubblewrap podman runc git python3-venv
-TASK         ?= examples/tasks/fix-mean
 PYTEST_ARGS  ?=
+# `make run`: a short improvement run on a small mix (three example tasks and three HumanEval problems to select
+# on, two held out), with the caps that keep it short on the local model; `make run ITERATIONS=5 RUN=mine`.
+BENCHMARKS   ?= -b taskdir:examples/tasks -b humaneval:3 --holdout humaneval:2
+ITERATIONS   ?= 2
+RUN          ?= demo-$(shell date +%Y%m%d-%H%M%S)
+DEMO_LIMITS  := SICA_LOOP__META_TIME_LIMIT_S=420 SICA_LOOP__FIRST_STAGE=3 SICA_EVAL__TIME_LIMIT_S=240
 
 .PHONY: run test install system-packages models clean
 
-## run: install everything, then let agent 0 solve an example task (on the local model when no key is set)
+## run: install everything, then improve the agent for a few iterations and report (on the local model when no
+## key is set)
 run: install
 	@if [ -z "$$ANTHROPIC_API_KEY$$OPENAI_API_KEY" ]; then $(SICA) models install 1.5b; fi
-	$(SICA) solve --task-dir $(TASK)
+	$(DEMO_LIMITS) $(SICA) improve $(BENCHMARKS) --iterations $(ITERATIONS) --run $(RUN)
+	$(SICA) report $(RUN)
 
 ## test: install everything, then run the whole test suite (unit and integration, the slow ones too)
 test: install

@@ -48,11 +48,12 @@ def write_config(home: Path, meta_script: list[dict]) -> Path:
     return config
 
 
-def run_loop(home: Path, iterations: int, resume: bool = False) -> list[str]:
+def run_loop(home: Path, iterations: int, resume: bool = False, statuses: list[str] | None = None) -> list[str]:
     lines: list[str] = []
     request = ImproveRequest(home / "runs" / "r1", [f"taskdir:{home / 'tasks'}"], [], iterations, model="task",
                              resume=resume)
-    asyncio.run(improve(load_settings(home / "sica.toml", {}), {}, request, lines.append, asyncio.Event()))
+    asyncio.run(improve(load_settings(home / "sica.toml", {}), {}, request, lines.append, asyncio.Event(),
+                        on_status=(statuses if statuses is not None else []).append))
     return lines
 
 
@@ -65,9 +66,14 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
                                                         "content": "- plans before editing: fewer steps\n"}}]},
         {"tool_calls": [{"name": "complete", "arguments": {"summary": "added planning"}}]},
     ])
-    lines = run_loop(tmp_path, iterations=2)
+    statuses: list[str] = []
+    lines = run_loop(tmp_path, iterations=2, statuses=statuses)
     assert lines[0] == "evaluating agent 0"
     assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.750 (all)")
+    for shown in ("evaluating agent-0: 4/4 problems", "iteration 1: agent-0 edits agent-0 · step 3 complete",
+                  "iteration 1: validating the new version", "evaluating agent-1, first stage: 2/2 problems",
+                  "evaluating agent-1, the rest: 4/4 problems"):
+        assert any(status.startswith(shown) for status in statuses), (shown, sorted(set(statuses)))
     # Agents 0 and 1 score and cost alike (times charged are the scripted latencies), agent 1 is the most recent
     # within the best's bound: the same edit on agent 1's code changes nothing, and an unchanged copy is no new version.
     assert lines[2].startswith("iteration 2: agent-2 from agent-1 by agent-")

@@ -48,6 +48,7 @@ class Run:
         """Make the run folder with agent 0 (the seed's files, no caches) committed and tagged `agent-0`, and the
         configuration it runs under in the run state. Built aside and renamed into place, so a failed create
         leaves no half-made run."""
+        folder = folder.absolute()  # git runs in other folders
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise ArchiveError(f"{folder} already exists: resume it with `--resume`, or choose a new run folder")
         if not (seed_dir / "pyproject.toml").is_file():
@@ -76,6 +77,7 @@ class Run:
     @classmethod
     def open(cls, folder: Path, *, read_only: bool = False) -> Run:
         """Open an existing run; a writer takes the run's lock and settles what a crash left (`resume_cleanup`)."""
+        folder = folder.absolute()  # git runs in other folders
         if not folder.is_dir():
             raise ArchiveError(f"{folder} is not a run folder (no such folder): give a folder made by `sica improve`")
         db = RunDb(folder / DATABASE, read_only=read_only)

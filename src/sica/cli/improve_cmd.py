@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 import uvloop
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from sica.archive import ArchiveError
 from sica.archive.refs import find_run
@@ -73,6 +74,17 @@ def improve_command(
 
 
 async def _run(cli: CliState, settings: Settings, request: ImproveRequest) -> list[IterationSummary]:
+    """The loop with a live status line (on stderr, gone when done) under the lines that stay."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-    return await improve(settings, os.environ, request, lambda line: cli.out.print(line, highlight=False), stop)
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=cli.err, transient=True) as status:
+        task = status.add_task("starting", total=None)
+        # On a terminal the lines go through the live display's console, so that the two do not overwrite each other.
+        out = status.console if cli.out.is_terminal and cli.err.is_terminal else cli.out
+
+        def show(text: str) -> None:
+            status.update(task, description=text[:150])
+
+        return await improve(settings, os.environ, request, lambda line: out.print(line, highlight=False), stop,
+                             on_status=show)

@@ -38,10 +38,10 @@ from sica.loop.policies import POLICIES, VersionStanding
 from sica.loop.staging import first_stage, promising
 from sica.loop.utility import problem_utility
 from sica.loop.validation import Validation, validate_version
-from sica.runner.attempt import AttemptLimits, run_attempt
+from sica.runner.attempt import AttemptLimits, Progress, run_attempt
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
-from sica.runner.evaluate import SELECTION, EvalRequest, run_eval
+from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
 from sica.runner.setup import models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import read_untrusted_text
@@ -108,8 +108,10 @@ def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
 
 
 async def improve(settings: Settings, environ: Mapping[str, str], request: ImproveRequest,
-                  on_line: Callable[[str], None], stop: asyncio.Event) -> list[IterationSummary]:
-    """Run (or resume) the loop until `request.iterations` iterations are done or `stop` is set."""
+                  on_line: Callable[[str], None], stop: asyncio.Event,
+                  on_status: Callable[[str], None] = lambda text: None) -> list[IterationSummary]:
+    """Run (or resume) the loop until `request.iterations` iterations are done or `stop` is set. `on_line` gets the
+    lines that stay (one per iteration); `on_status` a live one-line status of the work under way."""
     if request.resume:
         run = Run.open(request.run_folder)
         stored = run.db.get_state("config", {})
@@ -129,7 +131,7 @@ async def improve(settings: Settings, environ: Mapping[str, str], request: Impro
         # One gateway for the whole run, its ledger in run.sqlite: every call of every meta step and evaluation
         # is charged to the run's account, which holds the run's budget.
         async with serve_gateway(settings, environ, aliases, run.db.path, run.folder / "logs") as gateway:
-            loop = _Loop(settings, environ, request, run, sandbox, gateway, on_line, stop)
+            loop = _Loop(settings, environ, request, run, sandbox, gateway, on_line, stop, on_status)
             return await loop.iterate()
 
 
@@ -156,6 +158,7 @@ class _Loop:
     gateway: RunningGateway
     on_line: Callable[[str], None]
     stop: asyncio.Event
+    on_status: Callable[[str], None]
     halt: asyncio.Event = field(default_factory=asyncio.Event)
     run_account: str = ""
 
@@ -182,7 +185,7 @@ class _Loop:
                 return summaries
             self.on_line("evaluating agent 0")
             started = time.monotonic()
-            await self._evaluate(0, only=None, account=self._iteration_account(0))
+            await self._evaluate(0, only=None, account=self._iteration_account(0), label="agent-0")
             self._add_elapsed(time.monotonic() - started)
             if self._halted():
                 return summaries
@@ -314,9 +317,14 @@ class _Loop:
             model = self.settings.loop.meta_model or self.request.model
             async with prepared_agent(self.settings, meta_code, model) as agent:
                 step = self.run.db.start_meta_step(plan.iteration, plan.meta_agent, plan.base)
+
+                def show(progress: Progress) -> None:
+                    self.on_status(f"iteration {plan.iteration}: agent-{plan.meta_agent} edits agent-{plan.base} · "
+                                   f"step {progress.step} {progress.tool} · {progress.tokens} tokens · "
+                                   f"${progress.cost_usd:.4f}")
+
                 outcome = await run_attempt(base, agent, limits, self.sandbox, self.gateway, self.run.folder.name,
-                                            folder, lambda progress: None, self.halt, parent_account=account,
-                                            archive=view)
+                                            folder, show, self.halt, parent_account=account, archive=view)
         if self._halted():
             self.run.db.end_meta_step(step, "interrupted", outcome.cost_usd, error="halted before it ended")
             return None
@@ -324,6 +332,7 @@ class _Loop:
         if not outcome.diff.strip():
             validation = Validation(False, f"the meta agent changed nothing ({outcome.status}: {outcome.summary})")
         else:
+            self.on_status(f"iteration {plan.iteration}: validating the new version")
             validation = await asyncio.to_thread(validate_version, new_code, self.settings.solve.envs_dir.expanduser(),
                                                  uv.find_uv_bin(), self.sandbox)
         reason = None if validation.valid else validation.reason
@@ -352,7 +361,7 @@ class _Loop:
         """Evaluate the first stage; the rest only when the version is promising against the best so far."""
         mix = [e.problem_id for e in self.run.evaluations(0, part=SELECTION)]
         stage = first_stage(mix, self.settings.loop.first_stage)
-        await self._evaluate(number, only=frozenset(stage), account=account)
+        await self._evaluate(number, only=frozenset(stage), account=account, label=f"agent-{number}, first stage")
         if self.halt.is_set():
             return "interrupted", None
         candidate = self._utilities(number, stage, weights)
@@ -361,7 +370,7 @@ class _Loop:
         reference = self._utilities(best.number, stage, weights) if best else None
         evaluated = "first stage" if len(stage) < len(mix) else "all"
         if promising(candidate, reference) and len(stage) < len(mix):
-            await self._evaluate(number, only=None, account=account)
+            await self._evaluate(number, only=None, account=account, label=f"agent-{number}, the rest")
             evaluated = "all"
         scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
@@ -369,15 +378,20 @@ class _Loop:
     def _utilities(self, number: int, problems: list[str], weights: UtilitySettings) -> dict[str, float]:
         return {e.problem_id: problem_utility(e, weights) for e in self.run.scored(number) if e.problem_id in problems}
 
-    async def _evaluate(self, number: int, only: frozenset[str] | None, account: str) -> None:
+    async def _evaluate(self, number: int, only: frozenset[str] | None, account: str, label: str) -> None:
         """Evaluate a version on the mix (or the problems `only`), recording each result in the run; results
         already in the results store (a crash's survivors, say) are reused, not run again."""
         with tempfile.TemporaryDirectory(prefix="sica-version-") as scratch:
             code = self.run.checkout(number, Path(scratch) / "code")
             request = EvalRequest(code, self.request.benchmarks, self.request.holdout, self.request.model,
                                   sandbox=self.request.sandbox, only=only)
-            report = await run_eval(self.settings, self.environ, request, lambda progress: None, self.halt,
-                                    gateway=self.gateway, parent_account=account)
+
+            def show(progress: EvalProgress) -> None:
+                self.on_status(progress.phase or f"evaluating {label}: {progress.done}/{progress.total} problems, "
+                               f"{progress.running} running · ${progress.cost_usd:.4f}")
+
+            report = await run_eval(self.settings, self.environ, request, show, self.halt, gateway=self.gateway,
+                                    parent_account=account)
         for result in report.results:
             self.run.record_evaluation(number, result)
 
