@@ -117,6 +117,10 @@ def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
                     "task", "--run", "first")
     assert done.returncode == 0, done.stderr
     assert "iteration 1: agent-1 from agent-0 by agent-0 · score 1.000" in done.stdout
+    reported = run_sica(tmp_path, "report", "first")
+    assert reported.returncode == 0, reported.stderr
+    report = (tmp_path / "runs" / "first" / "report.md").read_text()
+    assert "| agent-1 | agent-0 | agent 1 |" in report and "- Spent: $0.00" in report
     again = run_sica(tmp_path, "improve", "--resume", "first", "--iterations", "1")
     assert again.returncode == 0 and "0 iterations this time" in again.stderr
     for args, message in [([], "give the benchmarks"), (["--resume", "nope"], "no run 'nope'"),

@@ -105,7 +105,9 @@ def test_the_markdown_shows_lineage_scores_held_out_costs_and_validity(run: Run,
     assert agent_3.endswith("| valid | first stage only (2 of 5) |")
     for line in ("- Best version by selection utility: agent-1 (utility 0.998)", "- Spent: $1.5000",
                  "- Versions: 4 (3 valid, 1 invalid)", "- Held-out benchmarks: toy:2", "- Iterations done: 3",
-                 "- Recorded cost (evaluations + meta steps): $1.6600", "![", "(progress.png)", "(lineage.png)"):
+                 "- Recorded cost (evaluations + meta steps): $1.6600", "![", "(progress.png)", "(lineage.png)",
+                 "- Staged evaluation: 9 problems run for the valid versions after agent 0, against 14 to evaluate "
+                 "each on the whole mix (36% saved)"):
         assert line in markdown
     assert "| 2 | agent-0 | agent-1 | failed | 0.5000 |" in markdown
     assert "| agent-2 | its own tests fail |" in markdown

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sica.report.tables import ALL, FIRST_STAGE, MetaStepRow, RunReport, VersionRow, one_line
+from sica.report.tables import ALL, FIRST_STAGE, MetaStepRow, RunReport, RunTotals, VersionRow, one_line
 from sica.runner.stats import MeanInterval
 
 #: The plots a report shows, file name and caption.
@@ -62,7 +62,16 @@ def summary(report: RunReport) -> list[tuple[str, str]]:
         ("Spent", f"${totals.spent_usd:.4f}"),
         ("Recorded cost (evaluations + meta steps)", f"${totals.recorded_cost_usd:.4f}"),
         ("Elapsed", "–" if totals.elapsed_s is None else f"{totals.elapsed_s:.0f} s"),
+        ("Staged evaluation", _staged(totals)),
     ]
+
+
+def _staged(totals: RunTotals) -> str:
+    if not totals.full_problems:
+        return "no version after agent 0 evaluated yet"
+    saved = 1 - totals.staged_problems / totals.full_problems
+    return (f"{totals.staged_problems} problems run for the valid versions after agent 0, against "
+            f"{totals.full_problems} to evaluate each on the whole mix ({saved:.0%} saved)")
 
 
 def score_columns(report: RunReport) -> list[tuple[str, str]]:

@@ -85,6 +85,9 @@ class RunTotals:
 
     spent_usd: float
     recorded_cost_usd: float
+    #: Problems the valid versions after agent 0 were evaluated on, against evaluating each on the whole mix.
+    staged_problems: int
+    full_problems: int
     elapsed_s: float | None
     iterations: int
     versions: int
@@ -185,8 +188,11 @@ def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTo
     elapsed = run.db.get_state("elapsed_s")
     ranked = [row for row in rows if row.valid and row.utility is not None]
     best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
+    later = [row.number for row in rows if row.valid and row.number != 0]
     return RunTotals(
         spent_usd=float(spent) if spent is not None else recorded, recorded_cost_usd=recorded,
+        staged_problems=sum(len(run.evaluations(number)) for number in later),
+        full_problems=len(run.evaluations(0)) * len(later),
         elapsed_s=float(elapsed) if elapsed is not None else None,
         iterations=int(run.db.get_state("iteration", 0) or 0), versions=len(rows),
         valid=sum(row.valid for row in rows), invalid=sum(row.state == "invalid" for row in rows),
