@@ -27,15 +27,21 @@ EASY = {
 }
 
 
-def test_eval_on_the_local_model(tmp_path: Path, local_model_alias):
-    for name, (statement, files, check) in EASY.items():
-        task = tmp_path / "tasks" / name
+def write_easy_tasks(root: Path, names: list[str]) -> None:
+    """These EASY problems as task folders under `root`."""
+    for name in names:
+        statement, files, check = EASY[name]
+        task = root / name
         (task / "files").mkdir(parents=True)
         (task / "task.md").write_text(statement + "\n")
         for file, text in files.items():
             (task / "files" / file).write_text(text)
         (task / "build.sh").write_text('cp -r files/. "$1"\n')
         (task / "check.sh").write_text(check + "\n")
+
+
+def test_eval_on_the_local_model(tmp_path: Path, local_model_alias):
+    write_easy_tasks(tmp_path / "tasks", list(EASY))
     (tmp_path / "sica.toml").write_text(local_model_alias + '\n[eval]\nresults_dir = "evals"\ntime_limit_s = 90\n')
     done = run_sica(tmp_path, "eval", "-b", f"taskdir:{tmp_path / 'tasks'}", "--workers", "2", timeout=600)
     assert done.returncode == 0, done.stderr

@@ -10,22 +10,14 @@ from pathlib import Path
 import pytest
 
 from sica.archive import Run
-from tests.integration.test_eval_local_model import EASY
+from tests.integration.test_eval_local_model import write_easy_tasks
 from tests.support.cli import run_sica
 
 pytestmark = pytest.mark.slow
 
 
 def test_one_iteration_on_the_local_model(tmp_path: Path, local_model_alias):
-    for name in ("write-ok", "fix-typo"):
-        statement, files, check = EASY[name]
-        task = tmp_path / "tasks" / name
-        (task / "files").mkdir(parents=True)
-        (task / "task.md").write_text(statement + "\n")
-        for file, text in files.items():
-            (task / "files" / file).write_text(text)
-        (task / "build.sh").write_text('cp -r files/. "$1"\n')
-        (task / "check.sh").write_text(check + "\n")
+    write_easy_tasks(tmp_path / "tasks", ["write-ok", "fix-typo"])
     (tmp_path / "sica.toml").write_text(local_model_alias + '\n[eval]\nresults_dir = "evals"\ntime_limit_s = 60\n'
                                         '\n[loop]\nmeta_time_limit_s = 150\nfirst_stage = 1\n')
     done = run_sica(tmp_path, "improve", "-b", f"taskdir:{tmp_path / 'tasks'}", "--iterations", "1", "--model",

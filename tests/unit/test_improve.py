@@ -18,8 +18,9 @@ from tests.unit.test_eval import SCRIPT as SOLVE_SCRIPT
 from tests.unit.test_eval import make_tasks
 
 
-def write_config(home: Path, meta_script: list[dict]) -> Path:
-    for name, script in (("solve.jsonl", SOLVE_SCRIPT), ("meta.jsonl", meta_script)):
+def write_config(home: Path, meta_script: list[dict], task_script: list[dict] = SOLVE_SCRIPT) -> Path:
+    """`sica.toml` with the scripted aliases `task` (the evaluated agents' model) and `meta` (the meta agent's)."""
+    for name, script in (("solve.jsonl", task_script), ("meta.jsonl", meta_script)):
         (home / name).write_text("".join(json.dumps(line) + "\n" for line in script))
     config = home / "sica.toml"
     config.write_text(textwrap.dedent(f"""

@@ -45,8 +45,7 @@ def make_home(root: Path) -> Path:
     home = root / "home"
     home.mkdir(parents=True)
     make_tasks(home / "tasks", {"alpha": "ok", "beta": "ok", "gamma": "other", "delta": "ok"})
-    write_config(home, META)
-    (home / "solve.jsonl").write_text("".join(json.dumps(line) + "\n" for line in SOLVE))
+    write_config(home, META, SOLVE)
     return home
 
 
