@@ -71,9 +71,9 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
     lines = run_loop(tmp_path, iterations=2, statuses=statuses)
     assert lines[0] == "evaluating agent 0"
     assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.750 (all)")
-    for shown in ("evaluating agent-0: 4/4 problems", "iteration 1: agent-0 edits agent-0 · step 3 complete",
-                  "iteration 1: validating the new version", "evaluating agent-1, first stage: 2/2 problems",
-                  "evaluating agent-1, the rest: 4/4 problems"):
+    for shown in ("evaluating agent-0: 4/4 problems", "iteration 1: agent-0 edits agent-0 · step ",
+                  "iteration 1: validating the new version", "iteration 1: the new version on a smoke problem",
+                  "evaluating agent-1, first stage: 2/2 problems", "evaluating agent-1, the rest: 4/4 problems"):
         assert any(status.startswith(shown) for status in statuses), (shown, sorted(set(statuses)))
     # Agents 0 and 1 score and cost alike (times charged are the scripted latencies), agent 1 is the most recent
     # within the best's bound: the same edit on agent 1's code changes nothing, and an unchanged copy is no new version.
@@ -106,6 +106,23 @@ def test_a_change_that_breaks_the_agent_is_recorded_invalid_and_not_evaluated(tm
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         assert run.version(1).state == "invalid" and "does not import" in (run.version(1).invalid_reason or "")
         assert run.evaluations(1) == []
+
+
+def test_a_version_that_never_reports_how_it_ended_fails_the_smoke_problem(tmp_path):
+    """It imports, compiles and passes its own tests, but `solve` returns at once, with no events: the smoke
+    problem (answered by the built-in scripted alias, free) catches it before any evaluation."""
+    make_tasks(tmp_path / "tasks", {"alpha": "ok"})
+    write_config(tmp_path, [
+        {"tool_calls": [{"name": "replace", "arguments": {
+            "path": "sica_agent/__main__.py", "old": "result = solve(settings, args.task, args.workdir, args.logdir)",
+            "new": "return 0"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "a shortcut"}}]},
+    ])
+    lines = run_loop(tmp_path, iterations=1)
+    assert "iteration 1: agent-1 from agent-0 by agent-0 · invalid: it fails a smoke problem (error:" in lines[1]
+    with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
+        assert run.version(1).state == "invalid" and run.evaluations(1) == []
+        assert (run.folder / "meta" / "iteration-1" / "smoke" / "outcome.json").is_file()
 
 
 def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):

@@ -35,6 +35,7 @@ from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
 from sica.loop.archive_view import write_archive_view
 from sica.loop.policies import POLICIES, VersionStanding
+from sica.loop.smoke import SMOKE_ALIAS, smoke_check, with_smoke_alias
 from sica.loop.staging import first_stage, promising
 from sica.loop.utility import problem_utility
 from sica.loop.validation import Validation, validate_version
@@ -126,7 +127,8 @@ async def improve(settings: Settings, environ: Mapping[str, str], request: Impro
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     meta_model = settings.loop.meta_model or request.model
     aliases = {str(role["alias"]) for model in (request.model, meta_model)
-               for role in models_for_agent(settings, model).values()}
+               for role in models_for_agent(settings, model).values()} | {SMOKE_ALIAS}
+    settings = with_smoke_alias(settings, run.folder / "logs" / "smoke.jsonl")
     with run:
         # One gateway for the whole run, its ledger in run.sqlite: every call of every meta step and evaluation
         # is charged to the run's account, which holds the run's budget.
@@ -335,6 +337,14 @@ class _Loop:
             self.on_status(f"iteration {plan.iteration}: validating the new version")
             validation = await asyncio.to_thread(validate_version, new_code, self.settings.solve.envs_dir.expanduser(),
                                                  uv.find_uv_bin(), self.sandbox)
+            if validation.valid:
+                self.on_status(f"iteration {plan.iteration}: the new version on a smoke problem")
+                failure = await smoke_check(self.settings, new_code, self.sandbox, self.gateway, self.run.folder.name,
+                                            folder / "smoke", self.halt)
+                if self._halted():
+                    self.run.db.end_meta_step(step, "interrupted", outcome.cost_usd, error="halted before it ended")
+                    return None
+                validation = validation if failure is None else Validation(False, failure)
         reason = None if validation.valid else validation.reason
         description = _first_line(new_code / "description.txt") or outcome.summary
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
