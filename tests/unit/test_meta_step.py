@@ -45,7 +45,7 @@ def test_improve_edits_the_copy_and_cannot_touch_the_archive(make_settings, tmp_
 
         async def meta_step():
             async with prepared_agent(settings, seed_agent_dir(), None) as agent:
-                async with serve_gateway(settings, {}, agent, tmp_path / "ledger.sqlite", tmp_path) as gateway:
+                async with serve_gateway(settings, {}, agent.aliases, tmp_path / "ledger.sqlite", tmp_path) as gateway:
                     return await run_attempt(base, agent, AttemptLimits.for_solve(settings), open_sandbox("bwrap"),
                                              gateway, "run-1", tmp_path / "meta", lambda progress: None,
                                              asyncio.Event(), archive=archive)
