@@ -327,8 +327,7 @@ class _Loop:
 
                 outcome = await run_attempt(base, agent, limits, self.sandbox, self.gateway, self.run.folder.name,
                                             folder, show, self.halt, parent_account=account, archive=view)
-        if self._halted():
-            self.run.db.end_meta_step(step, "interrupted", outcome.cost_usd, error="halted before it ended")
+        if self._halted_during(step, outcome.cost_usd):
             return None
         new_code = folder / "workdir"
         if not outcome.diff.strip():
@@ -341,8 +340,7 @@ class _Loop:
                 self.on_status(f"iteration {plan.iteration}: the new version on a smoke problem")
                 failure = await smoke_check(self.settings, new_code, self.sandbox, self.gateway, self.run.folder.name,
                                             folder / "smoke", self.halt)
-                if self._halted():
-                    self.run.db.end_meta_step(step, "interrupted", outcome.cost_usd, error="halted before it ended")
+                if self._halted_during(step, outcome.cost_usd):
                     return None
                 validation = validation if failure is None else Validation(False, failure)
         reason = None if validation.valid else validation.reason
@@ -352,6 +350,13 @@ class _Loop:
         state, error = _meta_step_end(outcome.status, outcome.summary, reason)
         self.run.db.end_meta_step(step, state, outcome.cost_usd, number, error)
         return self.run.version(number), outcome.cost_usd
+
+    def _halted_during(self, step: int, cost_usd: float) -> bool:
+        """Whether the run was halted during this meta step; if so its row is ended `interrupted`."""
+        if not self._halted():
+            return False
+        self.run.db.end_meta_step(step, "interrupted", cost_usd, error="halted before it ended")
+        return True
 
     def _settle_meta_step(self, plan: _Plan, version: Version) -> float:
         """The cost of the meta step that made the plan's version; a crash after the commit left its row
