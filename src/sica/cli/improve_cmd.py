@@ -86,5 +86,7 @@ async def _run(cli: CliState, settings: Settings, request: ImproveRequest) -> li
         def show(text: str) -> None:
             status.update(task, description=text[:150])
 
-        return await improve(settings, os.environ, request, lambda line: out.print(line, highlight=False), stop,
-                             on_status=show)
+        def say(line: str) -> None:
+            out.print(line, highlight=False, soft_wrap=True)
+
+        return await improve(settings, os.environ, request, say, stop, on_status=show)
