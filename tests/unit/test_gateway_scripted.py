@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 
 import anthropic
 import httpx
@@ -166,3 +168,27 @@ def test_a_failure_inside_the_gateway_still_settles_the_call(gateway):
     assert (row["status"], row["error_class"]) == ("internal_error", "RuntimeError")
     state = gateway.gateway.account(account.id)
     assert state.reserved_nano == 0 and state.spent_nano == row["cost_nano"] == row["reserved_nano"]
+
+
+def test_a_call_still_running_at_shutdown_is_settled_without_error_reports(make_settings, tmp_path, capfd):
+    """An agent gone while its model still answers: shutting down cancels the call after uvicorn's grace
+    period; the ledger settles it, and uvicorn's reports of the cancellation are not shown as errors."""
+    async def main() -> str:
+        settings = make_settings(CONFIG, {"script.jsonl": '{"content": "late", "latency_s": 60}\n'})
+        async with run_gateway(settings, {}, tmp_path / "ledger.sqlite", Listen()) as running:
+            account = running.gateway.open_account("slow")
+            client = httpx.AsyncClient(base_url=running.base_url, timeout=120,
+                                       headers={"authorization": f"Bearer {account.token}"})
+            call = asyncio.create_task(client.post("/v1/chat/completions", json={
+                "model": "fake", "messages": [{"role": "user", "content": "hi"}]}))
+            await asyncio.sleep(0.5)
+        with contextlib.suppress(httpx.HTTPError):
+            await call
+        await client.aclose()
+        return account.id
+
+    account_id = asyncio.run(main())
+    ledger = sqlite3.connect(tmp_path / "ledger.sqlite")
+    assert ledger.execute("SELECT status FROM calls WHERE account_id = ?", (account_id,)).fetchall() == [
+        ("cancelled",)]
+    assert "ERROR" not in capfd.readouterr().err  # uvicorn logs to the process's stderr

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,26 @@ from sica.gateway.app import create_app
 from sica.gateway.gateway import Gateway
 from sica.gateway.ledger import Ledger
 from sica.gateway.routing import build_routes
+
+
+class _ShutdownCancellation(logging.Filter):
+    """Drops uvicorn's reports of the calls it cancels when shutting down (a call whose agent has gone, still
+    waiting on a slow model): expected, and settled in the ledger at their worst case, not errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled or "timeout graceful shutdown exceeded" in record.getMessage())
+
+
+@contextlib.contextmanager
+def _quiet_cancellations() -> Iterator[None]:
+    quiet = _ShutdownCancellation()
+    logger = logging.getLogger("uvicorn.error")
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 @dataclass(frozen=True)
@@ -122,4 +143,5 @@ async def run_gateway(settings: Settings, environ: Mapping[str, str], ledger_pat
         finally:
             server.should_exit = True
             await gateway.drain()
-            await task
+            with _quiet_cancellations():
+                await task

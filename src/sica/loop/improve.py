@@ -344,7 +344,10 @@ class _Loop:
                     return None
                 validation = validation if failure is None else Validation(False, failure)
         reason = None if validation.valid else validation.reason
-        description = _first_line(new_code / "description.txt") or outcome.summary
+        # The version's own description when the meta agent wrote one, else what the meta agent said it did.
+        written = _first_line(read_untrusted_text(new_code / "description.txt", 4000) or "")
+        description = written if written and written != self.run.version(plan.base).description else (
+            _first_line(outcome.summary) or "no description")
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
         number = self.run.add_version(plan.base, new_code, description, change_log, invalid_reason=reason)
         state, error = _meta_step_end(outcome.status, outcome.summary, reason)
@@ -428,7 +431,6 @@ def _set_aside(folder: Path) -> None:
     folder.rename(aside)
 
 
-def _first_line(path: Path) -> str:
-    """The first non-blank line of a file the meta agent wrote (never through a link)."""
-    text = read_untrusted_text(path, 4000) or ""
+def _first_line(text: str) -> str:
+    """The first non-blank line of `text`, at most 300 characters."""
     return next((line.strip() for line in text.splitlines() if line.strip()), "")[:300]
