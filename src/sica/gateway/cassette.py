@@ -26,6 +26,8 @@ def request_key(alias: str, body: dict[str, Any]) -> str:
 
 
 class _ReplayedStream:
+    declared_latency_s = None
+
     def __init__(self, chunks: list[str]) -> None:
         self._chunks = chunks
 
@@ -42,6 +44,7 @@ class _RecordingStream:
         self._inner = inner
         self._on_end = on_end
         self._seen: list[str] = []
+        self.declared_latency_s: float | None = inner.declared_latency_s
 
     async def chunks(self) -> AsyncIterator[bytes]:
         async for chunk in self._inner.chunks():
