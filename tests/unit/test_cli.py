@@ -46,7 +46,8 @@ def test_chat_streams_the_answer_and_reports_usage(workdir):
 
 def test_standalone_gateway_prints_its_token_meters_calls_and_stops_on_ctrl_c(workdir):
     process = subprocess.Popen([sys.executable, "-m", "sica", "gateway", "--port", "0", "--budget-usd", "1",
-                                "--token", "sica-cli-test-token"], cwd=workdir, env=clean_environ(home=workdir),
+                                "--token", "sica-cli-test-token"], cwd=workdir,
+                               env=clean_environ(home=workdir) | {"PYTHONFAULTHANDLER": "1"},
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = "".join(process.stdout.readline() for _ in range(8))
@@ -57,7 +58,11 @@ def test_standalone_gateway_prints_its_token_meters_calls_and_stops_on_ctrl_c(wo
         assert reply.json()["choices"][0]["message"]["content"] == "scripted hello"
     finally:
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        try:
+            _, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:  # show where it hangs: faulthandler prints every thread on SIGABRT
+            process.send_signal(signal.SIGABRT)
+            raise AssertionError("the gateway did not stop on Ctrl-C:\n" + process.communicate(timeout=30)[1])
     assert process.returncode == 0, stderr
     assert "spent $0.000009 on this account in all" in stderr
 
