@@ -44,11 +44,16 @@ def test_chat_streams_the_answer_and_reports_usage(workdir):
     assert "5 tokens in, 2 out" in done.stderr
 
 
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_standalone_gateway_prints_its_token_meters_calls_and_stops_on_ctrl_c(workdir):
+    """Started as a shell starts a background job (SIGINT ignored, inherited): Ctrl-C still stops it."""
     process = subprocess.Popen([sys.executable, "-m", "sica", "gateway", "--port", "0", "--budget-usd", "1",
                                 "--token", "sica-cli-test-token"], cwd=workdir,
                                env=clean_environ(home=workdir) | {"PYTHONFAULTHANDLER": "1"},
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignore_sigint)
     try:
         banner = "".join(process.stdout.readline() for _ in range(8))
         assert "token               sica-cli-test-token" in banner

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -41,10 +42,8 @@ def gateway(
         _print_ledger(cli, path)
         return
     listen = Listen(host=host or settings.gateway.host, port=settings.gateway.port if port is None else port)
-    try:
-        uvloop.run(_serve(cli, settings, path, listen, budget_usd, budget_tokens, token))
-    except KeyboardInterrupt:
-        cli.err.print("gateway stopped")
+    uvloop.run(_serve(cli, settings, path, listen, budget_usd, budget_tokens, token))
+    cli.err.print("gateway stopped")
 
 
 async def _serve(cli: CliState, settings: Settings, ledger_path: Path, listen: Listen, budget_usd: float | None,
@@ -67,8 +66,13 @@ async def _serve(cli: CliState, settings: Settings, ledger_path: Path, listen: L
                       f"  models              {', '.join(running.gateway.routes)}\n"
                       f"  ledger              {ledger_path}\n"
                       "Press Ctrl-C to stop.", highlight=False)
+        # Its own handlers, not KeyboardInterrupt: a process started in the background by a shell inherits SIGINT
+        # ignored, and a service manager stops with SIGTERM.
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(signum, stop.set)
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             cli.err.print(f"spent ${nano_to_usd(running.gateway.account(account.id).spent_nano):.6f} on this "
                           "account in all")
