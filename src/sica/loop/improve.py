@@ -43,7 +43,7 @@ from sica.runner.attempt import AttemptLimits, Progress, run_attempt
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
 from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
-from sica.runner.setup import models_for_agent, prepared_agent, serve_gateway
+from sica.runner.setup import model_aliases, models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import read_untrusted_text
 
@@ -92,19 +92,15 @@ class IterationSummary:
 
 def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
     """What the policy sees: every valid version's per-problem selection utilities and scores."""
-    children: dict[int, int] = {}
-    for version in run.versions():
-        if version.parent is not None:
-            children[version.parent] = children.get(version.parent, 0) + 1
     found = []
-    for version in run.versions():
+    for version in run.summary():
         if version.state != "valid":
             continue
         evaluations = run.scored(version.number)
         found.append(VersionStanding(
             version.number, version.parent,
             tuple(problem_utility(e, weights) for e in evaluations),
-            tuple(e.score for e in evaluations), children.get(version.number, 0)))
+            tuple(e.score for e in evaluations), version.children))
     return found
 
 
@@ -126,8 +122,8 @@ async def improve(settings: Settings, environ: Mapping[str, str], request: Impro
         run = Run.create(request.run_folder, seed_agent_dir(), snapshot)
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     meta_model = settings.loop.meta_model or request.model
-    aliases = {str(role["alias"]) for model in (request.model, meta_model)
-               for role in models_for_agent(settings, model).values()} | {SMOKE_ALIAS}
+    aliases = (model_aliases(models_for_agent(settings, request.model))
+               | model_aliases(models_for_agent(settings, meta_model)) | {SMOKE_ALIAS})
     settings = with_smoke_alias(settings, run.folder / "logs" / "smoke.jsonl")
     with run:
         # One gateway for the whole run, its ledger in run.sqlite: every call of every meta step and evaluation

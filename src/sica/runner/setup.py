@@ -32,7 +32,12 @@ class AgentSetup:
     @property
     def aliases(self) -> set[str]:
         """The model aliases the agent's roles use."""
-        return {str(entry["alias"]) for entry in self.models.values()}
+        return model_aliases(self.models)
+
+
+def model_aliases(models: dict[str, dict[str, object]]) -> set[str]:
+    """The aliases in a role → model table (`models_for_agent`'s)."""
+    return {str(entry["alias"]) for entry in models.values()}
 
 
 def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[str, object]]:
