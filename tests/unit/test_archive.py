@@ -121,25 +121,20 @@ def test_a_pending_row_without_its_commit_is_deleted(lineage: Run):
     assert lineage.db.next_version_number() == 4
 
 
-def test_a_committed_but_unmarked_version_is_settled_as_validated(lineage: Run, tmp_path: Path):
-    """The crash came between the commit and its mark: the pending row says how validation went."""
-    number = lineage.db.insert_pending_version(2, "crashed after git", "", "invalid", "its own tests fail")
+@pytest.mark.parametrize(("settle_as", "reason", "expected_reason"), [
+    ("invalid", "its own tests fail", "its own tests fail"),  # the pending row says how validation went
+    (None, None, "interrupted"),  # a row without a recorded validation never counts as valid
+])
+def test_a_committed_but_unmarked_version_is_settled(lineage: Run, tmp_path: Path, settle_as, reason,
+                                                      expected_reason):
+    """The crash came between the commit and its mark."""
+    number = lineage.db.insert_pending_version(2, "crashed after git", "", settle_as, reason)
     commit = lineage.git.commit(edited(lineage, 2, tmp_path / "e4", "four"), lineage.git.commit_of(2), "agent-4")
     lineage.git.tag(number, commit)
     lineage.close()
     with Run.open(lineage.folder) as reopened:
         version = reopened.version(4)
-        assert (version.state, version.invalid_reason, version.commit_sha) == ("invalid", "its own tests fail", commit)
-
-
-def test_a_committed_but_unmarked_version_without_validation_is_settled_as_interrupted(lineage: Run, tmp_path: Path):
-    number = lineage.db.insert_pending_version(2, "crashed after git", "")
-    commit = lineage.git.commit(edited(lineage, 2, tmp_path / "e4", "four"), lineage.git.commit_of(2), "agent-4")
-    lineage.git.tag(number, commit)
-    lineage.close()
-    with Run.open(lineage.folder) as reopened:
-        version = reopened.version(4)
-        assert (version.state, version.invalid_reason, version.commit_sha) == ("invalid", "interrupted", commit)
+        assert (version.state, version.invalid_reason, version.commit_sha) == ("invalid", expected_reason, commit)
         assert reopened.resume_cleanup() == []
 
 

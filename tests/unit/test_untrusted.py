@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sica.config import default_envs_dir, load_settings
+from sica.config import Settings, default_envs_dir, load_settings
 from sica.runner.environments import AgentVersionError, declared_dependencies
 from sica.runner.setup import prepared_agent
 from sica.sandbox.untrusted import (copy_untrusted_tree, read_untrusted, read_untrusted_text,
@@ -56,19 +56,24 @@ def test_copies_files_folders_and_links_but_no_special_files(tmp_path):
     assert not (tmp_path / "copy" / "pkg" / "fifo").exists()
 
 
+def minimal_agent(tmp_path: Path) -> tuple[Path, Settings]:
+    """An agent version with an empty package, and settings whose environments are the shared ones."""
+    agent = tmp_path / "agent"
+    (agent / "sica_agent").mkdir(parents=True)
+    (agent / "pyproject.toml").write_text('[project]\nname = "a"\nversion = "0"\ndependencies = []\n')
+    (agent / "sica_agent" / "__init__.py").write_text("")
+    (tmp_path / "sica.toml").write_text(f'[solve]\nenvs_dir = "{default_envs_dir(os.geteuid())}"\n')
+    return agent, load_settings(tmp_path / "sica.toml", {})
+
+
 def test_an_agent_snapshot_never_changes_modes_through_its_links(tmp_path):
     """Root makes the snapshot readable by the sandbox user; a link in the version must not carry that to a
     file of the host."""
     host_file = tmp_path / "host-secret"
     host_file.write_text("secret")
     host_file.chmod(0o600)
-    agent = tmp_path / "agent"
-    (agent / "sica_agent").mkdir(parents=True)
-    (agent / "pyproject.toml").write_text('[project]\nname = "a"\nversion = "0"\ndependencies = []\n')
-    (agent / "sica_agent" / "__init__.py").write_text("")
+    agent, settings = minimal_agent(tmp_path)
     (agent / "sica_agent" / "planted").symlink_to(host_file)
-    (tmp_path / "sica.toml").write_text(f'[solve]\nenvs_dir = "{default_envs_dir(os.geteuid())}"\n')
-    settings = load_settings(tmp_path / "sica.toml", {})
 
     async def snapshot() -> list[Path]:
         async with prepared_agent(settings, agent, None) as setup:
@@ -84,14 +89,9 @@ def test_an_agent_snapshot_never_compiles_a_file_of_the_host_through_a_link(tmp_
     host_file = tmp_path / "host_settings.py"
     host_file.write_text('API_KEY = "sk-host-secret"\n')
     host_file.chmod(0o600)
-    agent = tmp_path / "agent"
-    (agent / "sica_agent").mkdir(parents=True)
-    (agent / "pyproject.toml").write_text('[project]\nname = "a"\nversion = "0"\ndependencies = []\n')
-    (agent / "sica_agent" / "__init__.py").write_text("")
+    agent, settings = minimal_agent(tmp_path)
     (agent / "sica_agent" / "notes.py").symlink_to(host_file)
     (agent / "sica_agent" / "alias.py").symlink_to("__init__.py")
-    (tmp_path / "sica.toml").write_text(f'[solve]\nenvs_dir = "{default_envs_dir(os.geteuid())}"\n')
-    settings = load_settings(tmp_path / "sica.toml", {})
 
     async def compiled() -> dict[str, bytes]:
         async with prepared_agent(settings, agent, None) as setup:
