@@ -50,7 +50,8 @@ ARCHIVE_EXPLORER = AgentKind(
     role="main",
     instructions="""You study the archive of earlier versions of a coding agent: versions.md lists every version \
 with its scores, utility, cost and time; each agent-N folder holds its description.txt, CHANGELOG.md, diff.patch, \
-results.jsonl and failures/ (one file per failed problem: the statement, what the agent did, how it ended). \
+results.jsonl and failures/ (one file per failed problem: the statement, how it ended, what the agent did, \
+what the scorer said). \
 Answer the question you are given with facts from the archive: which problems fail and why, which changes \
 helped or hurt. Read, search and list only; when you know the answer, call complete with it.""",
     tools=("view", "search", "tree", "complete"),

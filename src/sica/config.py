@@ -193,6 +193,7 @@ class LoopSettings(_Section):
     meta_budget_usd: float | None = Field(default=2.0, ge=0)
     first_stage: int = Field(default=5, gt=0)
     seed: int = 0
+    view_scorer_details: bool = True
     utility: UtilitySettings = UtilitySettings()
 
 

@@ -32,6 +32,7 @@ class Result:
     output_tokens: int = 20
     details: str = ""
     infra: bool = False
+    trace_summary: str = ""
 
 
 def git(run_folder: Path, *args: str) -> str:
@@ -201,6 +202,20 @@ def test_evaluations_are_idempotent_per_problem(lineage: Run):
     assert summary[3].state == "invalid" and summary[1].description == "adds one"
     with pytest.raises(ArchiveError, match="agent-8 is not in run"):
         lineage.record_evaluation(8, Result("p1", 1.0))
+
+
+def test_a_run_from_an_older_sica_gets_the_new_columns_and_keeps_its_rows(lineage: Run):
+    lineage.record_evaluation(1, Result("p1", 0.5))
+    folder = lineage.folder
+    lineage.close()
+    with sqlite3.connect(folder / DATABASE) as db:
+        db.execute("ALTER TABLE evaluations DROP COLUMN trace_summary")
+    with Run.open(folder, read_only=True) as reader:  # a reader changes nothing and sees no account
+        assert [(e.problem_id, e.trace_summary) for e in reader.evaluations(1)] == [("p1", "")]
+    with Run.open(folder) as reopened:
+        reopened.record_evaluation(1, Result("p2", 0.0, trace_summary="## Problem"))
+        assert [(e.problem_id, e.score, e.trace_summary) for e in reopened.evaluations(1)] == [
+            ("p1", 0.5, ""), ("p2", 0.0, "## Problem")]
 
 
 def test_references_resolve_to_checkouts(lineage: Run, tmp_path: Path):

@@ -1,7 +1,11 @@
-"""The archive view the meta agent reads: every version, its change and its selection results, but never a
-held-out problem or a scorer's details (they quote hidden tests)."""
+"""The archive view the meta agent reads: every version, its change, its selection results and an account of
+each failed problem, but never a held-out problem (and the scorer's details only when allowed)."""
 
 from __future__ import annotations
+
+import json
+
+import pytest
 
 from sica.archive import Run
 from sica.config import UtilitySettings
@@ -11,13 +15,15 @@ from sica.runner.environments import seed_agent_dir
 from tests.unit.test_archive import Result
 
 HIDDEN = "assert candidate([1, 2]) == 3  # hidden test line"
+TRACE = "## Problem\n\nsum a list\n\n## How it ended\n\ntimeout: ran out of time\n"
 
 
 def result(problem_id: str, part: str, status: str, score: float, seconds: float = 0.0) -> Result:
-    return Result(problem_id, score, part, "humaneval:2", status, 0.0, seconds, details=HIDDEN)
+    return Result(problem_id, score, part, "humaneval:2", status, 0.0, seconds, details=HIDDEN,
+                  trace_summary=TRACE if score < 1 else "")
 
 
-def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
+def make_view(tmp_path, scorer_details: bool = True):
     with Run.create(tmp_path / "run", seed_agent_dir(), {}) as run:
         code = tmp_path / "v1"
         copy_tree(seed_agent_dir(), code)
@@ -26,16 +32,32 @@ def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
         run.add_version(0, code, "agent 2: broken", "- broke it", invalid_reason="its own tests fail")
         run.record_evaluation(0, result("humaneval/0", "selection", "done", 1.0))
         run.record_evaluation(0, result("humaneval/1", "selection", "timeout", 0.0, seconds=300))
-        run.record_evaluation(0, result("humaneval/9", "holdout", "done", 1.0))
+        run.record_evaluation(0, result("humaneval/9", "holdout", "timeout", 0.0))
         run.record_evaluation(1, result("humaneval/0", "selection", "done", 1.0))
-        view = write_archive_view(run, tmp_path / "view", UtilitySettings())
+        return write_archive_view(run, tmp_path / "view", UtilitySettings(), scorer_details=scorer_details)
+
+
+def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
+    view = make_view(tmp_path)
     table = (view / "versions.md").read_text()
     # agent 0: utilities 0.5 + 0.25 + 0.25 = 1.0 and (0 + 0.25 + 0) × 0.5 = 0.125 → mean 0.5625; score 0.5
-    assert "| agent-0 |  | valid | 0.562 | 0.500 | 2 |" in table
-    assert "| agent-1 | agent-0 | valid | 1.000 | 1.000 | 1 | agent 1: plans first |" in table
-    assert "| agent-2 | agent-0 | invalid: its own tests fail | – | – | 0 |" in table
+    assert "| agent-0 |  | valid | 0.562 | 0.500 | humaneval:2 0.500 | 2 | $0.0000 | 300 s |" in table
+    assert "| agent-1 | agent-0 | valid | 1.000 | 1.000 | humaneval:2 1.000 | 1 | $0.0000 | 0 s | agent 1: plans" in table
+    assert "| agent-2 | agent-0 | invalid: its own tests fail | – | – |  | 0 |" in table
     assert "+agent 1: plans first" in (view / "agent-1" / "diff.patch").read_text()
     assert (view / "agent-1" / "CHANGELOG.md").read_text() == "- plans before editing\n"
     everything = "".join(p.read_text() for p in view.rglob("*") if p.is_file())
-    assert "humaneval/9" not in everything and "hidden test line" not in everything
+    assert "humaneval/9" not in everything
     assert all(p.stat().st_mode & 0o004 for p in view.rglob("*"))  # readable by the sandbox user
+
+
+@pytest.mark.parametrize("scorer_details", [True, False])
+def test_each_failed_problem_has_an_account_of_its_attempt(tmp_path, scorer_details):
+    view = make_view(tmp_path, scorer_details)
+    lines = [json.loads(line) for line in (view / "agent-0" / "results.jsonl").read_text().splitlines()]
+    assert [line.get("failure") for line in lines] == [None, "failures/humaneval_1.md"]
+    failure = (view / "agent-0" / "failures" / "humaneval_1.md").read_text()
+    assert failure.startswith("# humaneval/1 (humaneval:2)\n\nscore 0.000 · timeout · $0.0000 · 300 s")
+    assert TRACE in failure
+    assert (HIDDEN in failure) is scorer_details
+    assert not (view / "agent-1" / "failures").exists()  # it solved its one problem

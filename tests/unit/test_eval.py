@@ -18,6 +18,7 @@ import pytest
 from sica.archive import Run
 from sica.runner.environments import seed_agent_dir
 from sica.runner.attempt import charged_seconds
+from sica.runner.results import ProblemResult, ResultStore, from_cache
 from sica.runner.stats import mean_interval
 from tests.support.cli import clean_environ, run_sica
 
@@ -176,6 +177,20 @@ def test_infrastructure_failures_are_retried_and_never_scored(home):
     assert "–" in row  # no score: nothing was scored
 
 
+def test_a_call_left_in_flight_counts_for_its_attempt_and_failures_are_summarized(home):
+    """The agent's time runs out while its model call is still running: the gateway finishes and meters the call,
+    and the attempt waits for it, so its tokens and cost are the problem's, not lost."""
+    write_config(home, [dict(SCRIPT[0], latency_s=4.0)], extra="time_limit_s = 1.5\n")
+    tasks = make_tasks(home / "one", {"alpha": "ok"})
+    done = run_sica(home, "eval", "-b", f"taskdir:{tasks}")
+    assert done.returncode == 0, done.stderr
+    (result,) = results_of(home)
+    assert result["status"] == "timeout" and result["score"] == 0.0
+    assert result["input_tokens"] == 1000 and result["cost_usd"] == pytest.approx(0.00104)
+    trace = result["trace_summary"]
+    assert trace.startswith("## Problem\n\nWrite the word 'ok' into done.txt.") and "## How it ended\n\ntimeout:" in trace
+
+
 def test_bad_input_is_one_line(home):
     for args, message in [(["-b", "nosuch"], "unknown benchmark 'nosuch'"),
                           (["-b", "humaneval:0"], "must be a positive number"),
@@ -199,6 +214,21 @@ def test_an_archived_version_is_named_by_reference(home):
     assert all(r["cached"] for r in results_of(home))
     missing = run_sica(home, "eval", "-b", f"taskdir:{tasks}", "--agent", "first:agent-3")
     assert missing.returncode == 1 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+
+
+def test_a_results_store_of_an_older_sica_is_brought_up_to_date(tmp_path):
+    path = tmp_path / "results.sqlite"
+    store = ResultStore(path)
+    store.put(ProblemResult("k1", "p1", "b", "selection", "done", 1.0, "ok", 0.1, 10, 2, 3.0, 0.0, 1, "f"), "h", "m",
+              "e1")
+    store.close()
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE results DROP COLUMN trace_summary")
+    store = ResultStore(path)
+    store.put(ProblemResult("k2", "p2", "b", "selection", "timeout", 0.0, "no", 0.1, 10, 2, 3.0, 0.0, 1, "f",
+                            "## Problem"), "h", "m", "e2")
+    cached = store.cached(["k1", "k2"])
+    assert [from_cache(cached[k], "b", "selection").trace_summary for k in ("k1", "k2")] == ["", "## Problem"]
 
 
 def test_mean_interval():

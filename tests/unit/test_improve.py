@@ -179,7 +179,7 @@ def test_the_run_budget_halts_the_loop_and_its_spend_is_carried_over(tmp_path):
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         spent = run_account_spend(run)
         assert 0 < spent <= 0.01 and len(run.versions()) == 1
-        assert all(e.status == "done" for e in run.evaluations(0)) and len(run.evaluations(0)) < 2
+        assert all(e.status == "done" for e in run.evaluations(0)) and len(run.evaluations(0)) < 2, run.evaluations(0)
     config.write_text(plain.replace("first_stage = 2", "first_stage = 2\nbudget_usd = 1.0"))
     lines = run_loop(tmp_path, iterations=1, resume=True)
     assert lines[0] == "evaluating agent 0" and lines[-1].startswith("iteration 1: agent-1 from agent-0")

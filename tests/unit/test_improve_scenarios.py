@@ -219,7 +219,7 @@ def test_broken_changes_are_recorded_invalid_never_evaluated_nor_selected(tmp_pa
 
 def escape_attempts(host: Path, run_folder: Path, host_tmp: Path) -> str:
     """A shell script run by the meta agent: writes outside its copy, each attempt's exit status reported in a file
-    of the copy; links planted in the copy to files of the host; in iteration 2, pyproject.toml linked to
+    of the copy (and a failure of agent 0 the archive view shows, copied in); links planted in the copy to files of the host; in iteration 2, pyproject.toml linked to
     /dev/zero (the harness must not read that on the host)."""
     return f"""\
 report=escape-report.txt
@@ -227,6 +227,7 @@ archive=$(tr '\\0' '\\n' < /proc/$PPID/cmdline | sed -n '/^--archive$/{{n;p;}}')
 test -d "$archive"; echo "archive-found: $?" > $report
 (echo pwned >> "$archive/versions.md") 2>/dev/null; echo "archive-versions: $?" >> $report
 (touch "$archive/planted") 2>/dev/null; echo "archive-new-file: $?" >> $report
+cp "$archive"/agent-0/failures/*.md seen-failure.md
 (echo pwned > {run_folder}/planted) 2>/dev/null; echo "run-folder: $?" >> $report
 (echo pwned >> {run_folder}/run.sqlite) 2>/dev/null; echo "run-db: $?" >> $report
 (echo pwned >> {host}/notes.txt) 2>/dev/null; echo "host-file: $?" >> $report
@@ -288,12 +289,18 @@ def test_a_meta_agent_cannot_write_outside_its_copy_and_its_links_never_bring_ho
         # description.txt and CHANGELOG.md are links: never read through, so the meta agent's summary stands in.
         assert agent_1.description == agent_1.change_log == "task complete: tried to leave the copy"
         diff = run.diff(1)
-        assert changed_files(diff) == {"CHANGELOG.md", "description.txt", "escape-report.txt", "sica_agent/notes.py"}
+        assert changed_files(diff) == {"CHANGELOG.md", "description.txt", "escape-report.txt", "seen-failure.md",
+                                       "sica_agent/notes.py"}
         assert "new file mode 120000" in diff and f"+{host}/secret.py" in diff
         assert "hunter2" not in diff and "a file of the host" not in diff
         code = run.checkout(1, tmp_path / "agent-1")
         assert os.readlink(code / "sica_agent" / "notes.py") == f"{host}/secret.py"
         assert os.readlink(code / "description.txt") == f"{host}/notes.txt"
+        # The view showed the meta agent how agent 0 failed the probe: its statement, end, calls and the scorer.
+        failure = (code / "seen-failure.md").read_text()
+        for part in ("(taskdir:", "score 0.000 · done", "## Problem\n\nLook around.",
+                     "## How it ended\n\ndone: task complete: looked", "1. run cat ", "## What the scorer said"):
+            assert part in failure, (part, failure)
         report = dict(line.split(": ") for line in (code / "escape-report.txt").read_text().splitlines())
         # Read-only or absent inside the sandbox; /tmp and the links' targets are the sandbox's own, not the host's.
         assert report == {"archive-found": "0", "archive-versions": "1", "archive-new-file": "1", "run-folder": "1",

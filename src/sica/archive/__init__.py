@@ -3,5 +3,6 @@
 from sica.archive.errors import ArchiveError
 from sica.archive.refs import resolve_reference
 from sica.archive.run import Run
+from sica.archive.run_db import Evaluation
 
-__all__ = ["ArchiveError", "Run", "resolve_reference"]
+__all__ = ["ArchiveError", "Evaluation", "Run", "resolve_reference"]

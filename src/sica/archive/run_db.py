@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sica.archive.errors import ArchiveError
+from sica.sqlite_migrations import add_missing_columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -44,6 +45,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     details TEXT NOT NULL,
     infra INTEGER NOT NULL,
     created_at REAL NOT NULL,
+    trace_summary TEXT NOT NULL DEFAULT '',
     UNIQUE (version, problem_id)
 );
 CREATE TABLE IF NOT EXISTS meta_steps (
@@ -64,6 +66,8 @@ CREATE TABLE IF NOT EXISTS run_state (
 );
 """
 TABLES = ("versions", "evaluations", "meta_steps", "run_state")
+#: Columns added since the first release (name → declaration), added to an older run's tables when it is opened.
+ADDED_COLUMNS = {"evaluations": {"trace_summary": "TEXT NOT NULL DEFAULT ''"}}
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ class Version:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One problem's result for one version."""
+    """One problem's result for one version; `trace_summary` is the harness's account of the attempt."""
 
     version: int
     problem_id: str
@@ -98,6 +102,7 @@ class Evaluation:
     details: str
     infra: bool
     created_at: float
+    trace_summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ class ResultLike(Protocol):
     output_tokens: int
     details: str
     infra: bool
+    trace_summary: str
 
 
 def _fix(path: Path) -> str:
@@ -174,6 +180,9 @@ class RunDb:
         if missing := [table for table in TABLES if table not in found]:
             self._db.close()
             raise ArchiveError(f"{path} lacks the tables {', '.join(missing)}: not a run database; {_fix(path)}")
+        if not read_only:
+            for table, columns in ADDED_COLUMNS.items():
+                add_missing_columns(self._db, table, columns)
 
     def close(self) -> None:
         self._db.close()
@@ -221,15 +230,16 @@ class RunDb:
         problem retried after an infrastructure failure keeps its latest result)."""
         self._db.execute(
             "INSERT INTO evaluations (version, problem_id, benchmark, part, status, score, cost_usd, seconds,"
-            " input_tokens, output_tokens, details, infra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " input_tokens, output_tokens, details, infra, created_at, trace_summary)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (version, problem_id) DO UPDATE SET benchmark = excluded.benchmark, part = excluded.part,"
             " status = excluded.status, score = excluded.score, cost_usd = excluded.cost_usd,"
             " seconds = excluded.seconds, input_tokens = excluded.input_tokens,"
             " output_tokens = excluded.output_tokens, details = excluded.details, infra = excluded.infra,"
-            " created_at = excluded.created_at",
+            " created_at = excluded.created_at, trace_summary = excluded.trace_summary",
             (version, result.problem_id, result.benchmark, result.part, result.status, result.score, result.cost_usd,
              result.seconds, result.input_tokens, result.output_tokens, result.details, int(result.infra),
-             time.time()))
+             time.time(), result.trace_summary))
 
     def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
         query, args = "SELECT * FROM evaluations WHERE version = ?", (version,)

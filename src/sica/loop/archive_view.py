@@ -1,32 +1,43 @@
 """The archive as the meta agent sees it: a read-only folder written by the harness before each meta step.
 
-`versions.md` lists every version (parent, state, description, mean utility and score on the selection
-problems); `agent-N/` holds its `description.txt`, `CHANGELOG.md`, `diff.patch` (its change from its parent)
-and `results.jsonl` (per selection problem: benchmark, status, score, cost, time, tokens). Held-out problems
-and the scorers' details (which quote hidden tests) are never written: what the meta agent may learn from is
-what a version did, not what the checks contain."""
+`versions.md` lists every version (parent, state, utility, mean score overall and per benchmark on the
+selection problems, their cost and time, description); `agent-N/` holds its `description.txt`,
+`CHANGELOG.md`, `diff.patch` (its change from its parent), `results.jsonl` (per selection problem: benchmark,
+status, score, cost, time, tokens) and `failures/<problem>.md` for each problem it did not fully solve: the
+statement, how the attempt ended, what the agent did (the harness's summary of its events) and, unless
+`[loop] view_scorer_details` is off, what the scorer said. Held-out problems are never written.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+from collections import defaultdict
 from pathlib import Path
 
-from sica.archive import Run
+from sica.archive import Evaluation, Run
 from sica.config import UtilitySettings
 from sica.loop.utility import version_utility
 from sica.sandbox.mounts import readable_by_all
 
-def write_archive_view(run: Run, dest: Path, weights: UtilitySettings) -> Path:
-    """Write the view of `run` into `dest` (a new folder) and make it readable by the sandbox user."""
+#: Characters of a scorer's details shown in a failure's file.
+DETAILS_CHARS = 3000
+
+
+def write_archive_view(run: Run, dest: Path, weights: UtilitySettings, *, scorer_details: bool = True) -> Path:
+    """Write the view of `run` into `dest` (a new folder) and make it readable by the sandbox user.
+    `scorer_details`: whether failures show what the scorer said (it may quote the problem's hidden tests)."""
     dest.mkdir(parents=True)
-    rows = ["| version | parent | state | utility | score | problems | description |", "|---|---|---|---|---|---|---|"]
+    rows = ["| version | parent | state | utility | score | per benchmark | problems | cost | time | description |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for version in run.versions():
         evaluations = run.scored(version.number)
-        utility = version_utility(evaluations, weights)
-        score = sum(e.score for e in evaluations) / len(evaluations) if evaluations else None
         state = version.state if version.state != "invalid" else f"invalid: {version.invalid_reason or '?'}"
         rows.append(f"| agent-{version.number} | {'' if version.parent is None else f'agent-{version.parent}'} | "
-                    f"{state} | {_number(utility)} | {_number(score)} | {len(evaluations)} | "
+                    f"{state} | {_number(version_utility(evaluations, weights))} | {_number(_mean(evaluations))} | "
+                    f"{_per_benchmark(evaluations)} | {len(evaluations)} | "
+                    f"${sum(e.cost_usd for e in evaluations):.4f} | {sum(e.seconds for e in evaluations):.0f} s | "
                     f"{' '.join(version.description.split())[:200]} |")
         folder = dest / f"agent-{version.number}"
         folder.mkdir()
@@ -34,14 +45,59 @@ def write_archive_view(run: Run, dest: Path, weights: UtilitySettings) -> Path:
         (folder / "CHANGELOG.md").write_text(version.change_log + "\n", encoding="utf-8")
         if version.commit_sha is not None:
             (folder / "diff.patch").write_text(run.diff(version.number), encoding="utf-8")
-        with (folder / "results.jsonl").open("w", encoding="utf-8") as results:
-            for e in evaluations:
-                results.write(json.dumps({"problem": e.problem_id, "benchmark": e.benchmark, "status": e.status,
-                                          "score": e.score, "cost_usd": e.cost_usd, "seconds": e.seconds,
-                                          "input_tokens": e.input_tokens, "output_tokens": e.output_tokens}) + "\n")
+        _write_results(folder, evaluations, scorer_details)
     (dest / "versions.md").write_text("# Agent versions\n\n" + "\n".join(rows) + "\n", encoding="utf-8")
     readable_by_all(dest)
     return dest
+
+
+def _write_results(folder: Path, evaluations: list[Evaluation], scorer_details: bool) -> None:
+    """`results.jsonl`, and a file under `failures/` for each problem scored below 1 (named in its line)."""
+    names: set[str] = set()
+    with (folder / "results.jsonl").open("w", encoding="utf-8") as results:
+        for e in evaluations:
+            line = {"problem": e.problem_id, "benchmark": e.benchmark, "status": e.status, "score": e.score,
+                    "cost_usd": e.cost_usd, "seconds": e.seconds, "input_tokens": e.input_tokens,
+                    "output_tokens": e.output_tokens}
+            if e.score < 1.0:
+                name = _file_name(e.problem_id, names)
+                (folder / "failures").mkdir(exist_ok=True)
+                (folder / "failures" / name).write_text(_failure(e, scorer_details), encoding="utf-8")
+                line["failure"] = f"failures/{name}"
+            results.write(json.dumps(line) + "\n")
+
+
+def _failure(e: Evaluation, scorer_details: bool) -> str:
+    head = (f"# {e.problem_id} ({e.benchmark})\n\nscore {e.score:.3f} · {e.status} · ${e.cost_usd:.4f} · "
+            f"{e.seconds:.0f} s · {e.input_tokens} input and {e.output_tokens} output tokens\n\n")
+    account = e.trace_summary or "No account of this attempt was kept (it was evaluated by an older sica).\n"
+    details = ""
+    if scorer_details and e.details.strip():
+        cut = e.details if len(e.details) <= DETAILS_CHARS else e.details[:DETAILS_CHARS] + "\n[… cut]"
+        quoted = "\n".join(f"    {line}" for line in cut.splitlines())  # a code block, whatever it holds
+        details = f"\n## What the scorer said\n\n{quoted}\n"
+    return head + account + details
+
+
+def _file_name(problem_id: str, taken: set[str]) -> str:
+    """A file name for the problem's failure, unique among `taken` (which it joins)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", problem_id).strip("._")[:100] or "problem"
+    name = f"{stem}.md"
+    if name in taken:
+        name = f"{stem}-{hashlib.sha256(problem_id.encode()).hexdigest()[:8]}.md"
+    taken.add(name)
+    return name
+
+
+def _mean(evaluations: list[Evaluation]) -> float | None:
+    return sum(e.score for e in evaluations) / len(evaluations) if evaluations else None
+
+
+def _per_benchmark(evaluations: list[Evaluation]) -> str:
+    scores: dict[str, list[Evaluation]] = defaultdict(list)
+    for e in evaluations:
+        scores[e.benchmark].append(e)
+    return ", ".join(f"{benchmark} {_number(_mean(group))}" for benchmark, group in sorted(scores.items()))
 
 
 def _number(value: float | None) -> str:

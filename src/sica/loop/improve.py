@@ -306,7 +306,8 @@ class _Loop:
             Path(scratch).chmod(0o755)
             meta_code = self.run.checkout(plan.meta_agent, Path(scratch) / "meta-agent")
             base_code = self.run.checkout(plan.base, Path(scratch) / "base")
-            view = write_archive_view(self.run, Path(scratch) / "archive", self.settings.loop.utility)
+            view = write_archive_view(self.run, Path(scratch) / "archive", self.settings.loop.utility,
+                                      scorer_details=self.settings.loop.view_scorer_details)
             base = Problem(f"meta/iteration-{plan.iteration}", "meta", "", lambda dest: copy_tree(base_code, dest),
                            None)
             limits = dataclasses.replace(AttemptLimits.for_solve(self.settings),

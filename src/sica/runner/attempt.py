@@ -22,18 +22,21 @@ from pathlib import Path
 
 from sica.benchmarks.base import Problem, Score
 from sica.config import Settings
-from sica.events import EventReader
+from sica.events import EventReader, read_events
 from sica.gateway import RunningGateway
 from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.diffs import record_baseline, take_diff
 from sica.runner.setup import AgentSetup
+from sica.runner.trace_summary import summarize_attempt
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.scratch import ScratchArea
 from sica.sandbox.untrusted import copy_untrusted_tree, read_untrusted_text, write_into_untrusted_folder
 
 #: The answer an agent leaves in `answer.txt`, as far as the harness reads it.
 MAX_ANSWER_BYTES = 64 << 10
+#: How long an ended attempt waits for the model calls its agent left in flight (see `_calls_settled`).
+SETTLE_WAIT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ class Progress:
 class AttemptOutcome:
     """How an attempt ended: status and summary (the agent's own, or the harness's when it could not say), the
     score (None when the problem has no checks), cost and tokens (the gateway's), wall seconds, the part of
-    them its calls spent queued in the gateway, the time it is charged (see `charged_seconds`), and the diff."""
+    them its calls spent queued in the gateway, the time it is charged (see `charged_seconds`), the diff, and
+    the harness's account of what the agent did (`trace_summary.summarize_attempt`)."""
 
     status: str
     summary: str
@@ -88,6 +92,7 @@ class AttemptOutcome:
     queued_s: float
     charged_s: float
     diff: str
+    trace_summary: str
 
 
 def agent_environment(env: Path, code: Path, extra_path: list[Path], contract: Mapping[str, str]) -> dict[str, str]:
@@ -189,6 +194,8 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
             raise
         result = agent_run.result()
         seconds = time.monotonic() - started
+        if not stop.is_set():
+            await _calls_settled(lambda: gateway.gateway.account(account.id), SETTLE_WAIT_S)
         rows = list(gateway.gateway.ledger.calls(account.id))
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
         status, summary = watch.ended or _unreported_end(result, stop.is_set())
@@ -200,13 +207,14 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
         copy_untrusted_tree(run.workdir, folder / "workdir")
         copy_untrusted_tree(run.logdir, folder / "logdir")
         (folder / "live.json").unlink()
+    trace = summarize_attempt(problem.statement, read_events(folder / "logdir" / "events.jsonl"), status, summary)
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     state = gateway.gateway.account(account.id)
     outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano),
                              sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows),
                              round(seconds, 2), round(sum(r["queued_s"] for r in rows), 2),
-                             charged_seconds(seconds, rows), diff)
-    fields = {k: v for k, v in asdict(outcome).items() if k != "diff"}
+                             charged_seconds(seconds, rows), diff, trace)
+    fields = {k: v for k, v in asdict(outcome).items() if k not in ("diff", "trace_summary")}
     (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
     return outcome
 
@@ -273,6 +281,15 @@ async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, accoun
         await asyncio.wait({agent_run}, timeout=0.25)
     watch.absorb(reader)
     return watch
+
+
+async def _calls_settled(account: Callable[[], Account], wait_s: float) -> None:
+    """Wait (at most `wait_s`) until no call of the account is in flight. The gateway finishes and meters a
+    call whose agent has gone, so waiting puts its cost and tokens in this attempt's outcome; and a local
+    model is not still busy with it when the next attempt starts on the clock."""
+    deadline = time.monotonic() + wait_s
+    while account().reserved_tokens > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
 
 
 def _send_cancel(logdir: Path, agent_id: str) -> None:

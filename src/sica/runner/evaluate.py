@@ -315,4 +315,4 @@ def _result(key: str, item: PlannedProblem, outcome: AttemptOutcome, tries: int,
     return ProblemResult(key, item.problem.id, item.benchmark, item.part, outcome.status,
                          score.value if score else 0.0, score.details if score else outcome.summary,
                          outcome.cost_usd, outcome.input_tokens, outcome.output_tokens,
-                         outcome.charged_s, outcome.queued_s, tries, str(folder))
+                         outcome.charged_s, outcome.queued_s, tries, str(folder), outcome.trace_summary)

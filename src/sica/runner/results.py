@@ -22,6 +22,7 @@ from sica.benchmarks.base import Problem
 from sica.config import Settings
 from sica.runner.attempt import AttemptLimits
 from sica.runner.diffs import SKIPPED
+from sica.sqlite_migrations import add_missing_columns
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS results (
     tries INTEGER NOT NULL,
     eval_id TEXT NOT NULL,
     folder TEXT NOT NULL,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    trace_summary TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -48,7 +50,8 @@ CREATE TABLE IF NOT EXISTS results (
 @dataclass(frozen=True)
 class ProblemResult:
     """What one problem came to. `seconds` is the time charged to it: wall time less its calls' queueing in
-    the gateway. `infra` marks an infrastructure failure that outlived its retries: reported, never scored."""
+    the gateway. `trace_summary` is the harness's account of the attempt (`runner.trace_summary`). `infra` marks
+    an infrastructure failure that outlived its retries: reported, never scored."""
 
     key: str
     problem_id: str
@@ -64,6 +67,7 @@ class ProblemResult:
     queued_s: float
     tries: int
     folder: str
+    trace_summary: str = ""
     infra: bool = False
     cached: bool = False
 
@@ -111,6 +115,7 @@ class ResultStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        add_missing_columns(self._db, "results", {"trace_summary": "TEXT NOT NULL DEFAULT ''"})
 
     def close(self) -> None:
         self._db.close()
@@ -131,11 +136,11 @@ class ResultStore:
             return
         self._db.execute(
             "INSERT OR REPLACE INTO results (key, agent_hash, problem_id, model, status, score, details, cost_usd,"
-            " input_tokens, output_tokens, seconds, queued_s, tries, eval_id, folder, finished_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " input_tokens, output_tokens, seconds, queued_s, tries, eval_id, folder, finished_at, trace_summary)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (result.key, agent_hash, result.problem_id, model, result.status, result.score, result.details,
              result.cost_usd, result.input_tokens, result.output_tokens, result.seconds, result.queued_s,
-             result.tries, eval_id, result.folder, time.time()))
+             result.tries, eval_id, result.folder, time.time(), result.trace_summary))
 
 
 def from_cache(row: sqlite3.Row, benchmark: str, part: str) -> ProblemResult:
