@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import textwrap
+import time
 from pathlib import Path
 
 from sica.archive import Run
@@ -186,6 +188,30 @@ def test_the_run_budget_halts_the_loop_and_its_spend_is_carried_over(tmp_path):
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         assert sorted(e.problem_id.rsplit("/", 1)[-1] for e in run.evaluations(0)) == ["alpha", "beta"]
         assert run_account_spend(run) > spent + 0.00216  # beta's whole attempt again, and the meta step
+
+
+def test_the_run_time_budget_halts_work_under_way_and_more_time_finishes_it(tmp_path):
+    """`[loop] time_budget_s` is watched while work runs, not only between iterations: agent 0's evaluation is
+    halted when the time is up (the problem cut short is not recorded), a resume with the same budget stops at
+    once, and one with more time finishes the evaluation and iterates."""
+    make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok"})
+    slow = [dict(line, latency_s=1.5) for line in SOLVE_SCRIPT]  # each problem takes over 3 s
+    config = write_config(tmp_path, [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}],
+                          task_script=slow)
+    plain = config.read_text().replace("[eval]", "[eval]\nworkers = 1")
+    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\ntime_budget_s = 2"))
+    started = time.monotonic()
+    lines = run_loop(tmp_path, iterations=1)
+    assert time.monotonic() - started < 30
+    assert re.fullmatch(r"the run's time is up: \d+ s of 2 s; stopping", lines[-1]), lines
+    with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
+        assert run.evaluations(0) == [] and not run.db.get_state("agent-0 evaluated", False)
+    assert run_loop(tmp_path, iterations=1, resume=True) == [lines[-1]]
+    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\ntime_budget_s = 600"))
+    lines = run_loop(tmp_path, iterations=1, resume=True)
+    assert lines[0] == "evaluating agent 0" and lines[-1].startswith("iteration 1: agent-1 from agent-0"), lines
+    with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
+        assert sorted(e.problem_id.rsplit("/", 1)[-1] for e in run.evaluations(0)) == ["alpha", "beta"]
 
 
 def test_meta_steps_are_recorded(tmp_path):

@@ -159,6 +159,8 @@ class _Loop:
     on_status: Callable[[str], None]
     halt: asyncio.Event = field(default_factory=asyncio.Event)
     run_account: str = ""
+    #: When the work under way (agent 0's evaluation, an iteration) started, for the time budget; None between.
+    work_started: float | None = None
 
     async def iterate(self) -> list[IterationSummary]:
         self.run_account = self._account("run", f"run {self.run.folder.name}", None, self.settings.loop.budget_usd)
@@ -169,9 +171,14 @@ class _Loop:
             watcher.cancel()
 
     async def _watch(self) -> None:
-        """Halt running work when the user stops the run or when the run's account refuses a call: a meta step
-        or evaluation cut short by the run's budget is cancelled, never recorded as the agent's failure."""
+        """Halt running work when the user stops the run, when the run's account refuses a call or when the run's
+        time is up: a meta step or evaluation cut short by a budget is cancelled, never recorded as the agent's
+        failure."""
+        time_budget = self.settings.loop.time_budget_s
         while not self.halt.is_set():
+            started = self.work_started
+            if started is not None and time_budget is not None and self._elapsed_s(started) >= time_budget:
+                self.halt.set()
             if self.stop.is_set() or self.gateway.gateway.account(self.run_account).refused:
                 self.halt.set()
             await asyncio.sleep(0.1)
@@ -182,19 +189,21 @@ class _Loop:
             if self._budget_spent():
                 return summaries
             self.on_line("evaluating agent 0")
-            started = time.monotonic()
+            self._start_work()
             await self._evaluate(0, only=None, account=self._iteration_account(0), label="agent-0")
-            self._add_elapsed(time.monotonic() - started)
+            self._end_work()
             if self._halted():
+                self._budget_spent()  # says which budget ran out, if one did
                 return summaries
             self.run.db.set_state("agent-0 evaluated", True)
         while (iteration := int(self.run.db.get_state("iteration", 0))) < self.request.iterations:
             if self.halt.is_set() or self._budget_spent():
                 break
-            started = time.monotonic()
+            self._start_work()
             summary = await self._iteration(self._plan(iteration + 1))
-            self._add_elapsed(time.monotonic() - started)
-            if summary is None:
+            self._end_work()
+            if summary is None:  # halted
+                self._budget_spent()
                 break
             summaries.append(summary)
             self.on_line(summary.line())
@@ -236,19 +245,27 @@ class _Loop:
     def _spent_usd(self, account_id: str) -> float:
         return nano_to_usd(self.gateway.gateway.account(account_id).spent_nano)
 
-    def _add_elapsed(self, seconds: float) -> None:
-        """Add to the run's wall time, kept in its state so that a resumed run carries it on (its spend is the
-        run account's, in the ledger)."""
-        self.run.db.set_state("elapsed_s", float(self.run.db.get_state("elapsed_s", 0.0)) + seconds)
+    def _elapsed_s(self, work_started: float) -> float:
+        """The run's wall time: what its state holds, and the work under way since `work_started`."""
+        return float(self.run.db.get_state("elapsed_s", 0.0)) + time.monotonic() - work_started
+
+    def _start_work(self) -> None:
+        self.work_started = time.monotonic()
+
+    def _end_work(self) -> None:
+        """Add the work's time to the run's wall time, kept in its state so that a resumed run carries it on (its
+        spend is the run account's, in the ledger)."""
+        assert self.work_started is not None
+        self.run.db.set_state("elapsed_s", self._elapsed_s(self.work_started))
+        self.work_started = None
 
     def _halted(self) -> bool:
-        """Whether running work was halted; when the run's budget did it, says so and remembers the limit that
-        ran out (so a resume with that limit stops at once, and one with a higher limit carries on)."""
+        """Whether running work was halted. A refused call's limit is remembered, so a resume with that limit
+        stops at once and one with a higher limit carries on (the run's time is in its state already)."""
         if not self.halt.is_set():
             return False
         if self.gateway.gateway.account(self.run_account).refused:
             self.run.db.set_state("budget ran out at", self.settings.loop.budget_usd)
-            self._budget_spent()
         return True
 
     def _budget_spent(self) -> bool:
