@@ -170,6 +170,21 @@ def test_a_failure_inside_the_gateway_still_settles_the_call(gateway):
     assert state.reserved_nano == 0 and state.spent_nano == row["cost_nano"] == row["reserved_nano"]
 
 
+def test_a_failure_while_settling_a_stream_still_ends_it(gateway):
+    """A bug in the gateway's bookkeeping after the upstream finished: the client gets an error event and the
+    end of the stream, never a stream left open."""
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    gateway.gateway._finish = broken
+    account = gateway.gateway.open_account("s")
+    with httpx.Client(timeout=10) as client:
+        reply = client.post(gateway.base_url + "/v1/chat/completions", json={
+            "model": "fake", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {account.token}"})
+    assert reply.status_code == 200 and "the gateway failed while settling the call" in reply.text
+
+
 def test_a_call_still_running_at_shutdown_is_settled_without_error_reports(make_settings, tmp_path, capfd):
     """An agent gone while its model still answers: shutting down cancels the call after uvicorn's grace
     period; the ledger settles it, and uvicorn's reports of the cancellation are not shown as errors."""

@@ -259,16 +259,22 @@ class Gateway:
             status, error_class = "truncated", "gateway_shutdown"
             raise
         finally:
-            await stack.aclose()
-            call.clock.upstream_s = upstream.declared_latency_s
-            if call.clock.upstream_s is None:
-                call.clock.upstream_s = time.monotonic() - opened_at - call.clock.queued_s
-            usage = meter.usage if status == "ok" else None
-            self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
-                         error_class=error_class, response_body=self._redact(b"".join(seen).decode(errors="replace")))
-            if last:
-                queue.put_nowait(last)
-            queue.put_nowait(None)
+            try:
+                await stack.aclose()
+                call.clock.upstream_s = upstream.declared_latency_s
+                if call.clock.upstream_s is None:
+                    call.clock.upstream_s = time.monotonic() - opened_at - call.clock.queued_s
+                usage = meter.usage if status == "ok" else None
+                self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
+                             error_class=error_class,
+                             response_body=self._redact(b"".join(seen).decode(errors="replace")))
+            except BaseException:  # a bug: the client still gets an end, never a stream left open
+                last = wires.sse_error_event(wire, "the gateway failed while settling the call")
+                raise
+            finally:
+                if last:
+                    queue.put_nowait(last)
+                queue.put_nowait(None)
 
     def _failed(self, call: _Call, error: UpstreamError) -> Response:
         """Settle a call no attempt of which succeeded, and tell the client in its own error shape."""
