@@ -141,6 +141,7 @@ def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
     assert reported.returncode == 0, reported.stderr
     report = (tmp_path / "runs" / "first" / "report.md").read_text()
     assert "| agent-1 | agent-0 | agent 1 |" in report and "- Spent: $0.00" in report
+    assert "- Models: task (scripted scripted)\n- Meta agent's models: meta (scripted scripted)\n" in report
     again = run_sica(tmp_path, "improve", "--resume", "first", "--iterations", "1")
     assert again.returncode == 0 and "0 iterations this time" in again.stderr
     for args, message in [([], "give the benchmarks"), (["--resume", "nope"], "no run 'nope'"),

@@ -43,7 +43,7 @@ from sica.runner.attempt import AttemptLimits, Progress, run_attempt
 from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
 from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
-from sica.runner.setup import model_aliases, models_for_agent, prepared_agent, serve_gateway
+from sica.runner.setup import describe_models, model_aliases, models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import read_untrusted_text
 
@@ -118,7 +118,8 @@ async def improve(settings: Settings, environ: Mapping[str, str], request: Impro
     else:
         request = dataclasses.replace(request, policy=request.policy or settings.loop.policy)
         snapshot = {"benchmarks": request.benchmarks, "holdout": request.holdout, "model": request.model,
-                    "policy": request.policy}
+                    "policy": request.policy, "models": describe_models(settings, request.model),
+                    "meta_models": describe_models(settings, settings.loop.meta_model or request.model)}
         run = Run.create(request.run_folder, seed_agent_dir(), snapshot)
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     meta_model = settings.loop.meta_model or request.model

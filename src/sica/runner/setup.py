@@ -51,6 +51,18 @@ def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[st
     return roles
 
 
+def describe_models(settings: Settings, model: str | None) -> str:
+    """The models an agent's roles use, for people: `alias (provider model)`, prefixed by the roles when they
+    differ."""
+    roles: dict[str, list[str]] = {}
+    for role, entry in models_for_agent(settings, model).items():
+        alias = settings.models[str(entry["alias"])]
+        roles.setdefault(f"{entry['alias']} ({alias.provider} {alias.model})", []).append(role)
+    if len(roles) == 1:
+        return next(iter(roles))
+    return "; ".join(f"{', '.join(names)}: {described}" for described, names in roles.items())
+
+
 @contextlib.asynccontextmanager
 async def prepared_agent(settings: Settings, agent_dir: Path, model: str | None) -> AsyncIterator[AgentSetup]:
     """Build (or reuse) the version's environment, and snapshot its code once for the run: copied where the
