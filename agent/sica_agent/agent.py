@@ -137,7 +137,7 @@ class Agent:
 
     def _loop(self) -> AgentResult:
         format_errors = 0
-        previous_call: tuple[str, str] | None = None
+        seen: dict[tuple[str, str], tuple[int, str]] = {}  # each call made: the step and the output it last gave
         temperature = 0.2
         last_progress = "no progress yet"
         for step in range(1, self.kind.max_steps + 1):
@@ -172,11 +172,13 @@ class Agent:
                 signature = (call.name, json.dumps(call.arguments, sort_keys=True))
                 result = self._run_tool(call)
                 output = result.output
-                if signature == previous_call:
-                    output = (f"{output}\n\nNote: you made exactly this call just before and got the same kind of "
-                              "result. Do something different: read another file, search, or change your approach.")
+                earlier = seen.get(signature)
+                if earlier is not None and earlier[1] == result.output:
+                    output = (f"{output}\n\nNote: you made exactly this call at step {earlier[0]} and got exactly "
+                              "this output; repeating it will not help. Do something different: act on what you "
+                              "have learned (edit a file, run a check), look somewhere new, or call complete.")
                     temperature = 0.8
-                previous_call = signature
+                seen[signature] = (step, result.output)
                 if ignored:
                     output += f"\n\nNote: only your first tool call was run ({ignored} more ignored): one call a turn."
                 self.history.add_tool_result(call.id, call.name, output)

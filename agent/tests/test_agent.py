@@ -119,8 +119,17 @@ def test_gateway_errors_end_the_agent_with_their_status(workdir, tmp_path, statu
 def test_repeated_call_gets_a_nudge_and_a_higher_temperature(workdir, tmp_path):
     model = ScriptedModel([FIX[0], FIX[0], FIX[3]])
     solve(model, workdir, tmp_path / "log")
-    assert "you made exactly this call just before" in model.requests[2]["messages"][-1]["content"]
+    nudge = "you made exactly this call at step 1 and got exactly this output"
+    assert nudge in model.requests[2]["messages"][-1]["content"]
     assert (model.requests[1]["temperature"], model.requests[2]["temperature"]) == (0.2, 0.8)
+
+
+def test_a_loop_of_two_calls_is_noticed_but_a_call_whose_output_changed_is_not(workdir, tmp_path):
+    model = ScriptedModel([FIX[2], FIX[0], FIX[2], FIX[1], FIX[2], FIX[3]])  # run, view, run, fix, run, complete
+    solve(model, workdir, tmp_path / "log")
+    results = [request["messages"][-1]["content"] for request in model.requests[1:]]
+    assert "exactly this call at step 1" in str(results[2])  # the same run, the same output: a loop
+    assert "exactly this call" not in str(results[4]) and "5" in str(results[4])  # after the fix it prints 5
 
 
 def write_inbox(logdir: Path, sequence: int, **entry: str) -> None:
