@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sica_agent import toolcalls
-from sica_agent.conversation import Conversation
+from sica_agent.conversation import CHARS_PER_TOKEN, Conversation
 from sica_agent.events import EventLog
 from sica_agent.inbox import Inbox
 from sica_agent.llm import BudgetExceeded, ModelCallError, ModelClient, ModelReply, OutOfTime, UpstreamUnavailable
@@ -25,6 +25,7 @@ from sica_agent.tools.base import Tool, ToolContext, ToolResult
 
 MAX_FORMAT_ERRORS = 3
 CONTEXT_HIGH_WATER = 0.7  # condense old tool outputs once the history fills this share of the window
+OUTPUT_SHARE = 0.2  # one tool output takes at most this share of the window (a small model's 8k fill fast)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,15 @@ def ask_model(runtime: Runtime, emit: Callable[..., None], role: ModelRole, syst
          cache_read_tokens=reply.cache_read_tokens, seconds=round(time.monotonic() - started, 3),
          stop_reason=reply.stop_reason)
     return reply
+
+
+def fit_output(output: str, limit: int) -> str:
+    """A tool's output cut to `limit` characters (its head and tail kept), saying how to see the rest."""
+    if len(output) <= limit:
+        return output
+    head, tail = output[: limit * 2 // 3], output[-(limit // 3):]
+    return (f"{head}\n[... {len(output) - len(head) - len(tail)} characters cut to fit the model's context; "
+            f"view a range of lines or search for what you need ...]\n{tail}")
 
 
 class Agent:
@@ -171,7 +181,7 @@ class Agent:
             for call in calls:
                 signature = (call.name, json.dumps(call.arguments, sort_keys=True))
                 result = self._run_tool(call)
-                output = result.output
+                output = fit_output(result.output, int(self.role.context_window * OUTPUT_SHARE * CHARS_PER_TOKEN))
                 earlier = seen.get(signature)
                 if earlier is not None and earlier[1] == result.output:
                     output = (f"{output}\n\nNote: you made exactly this call at step {earlier[0]} and got exactly "
@@ -192,6 +202,8 @@ class Agent:
         budget = self.role.context_window * CONTEXT_HIGH_WATER
         if self.history.estimated_tokens(self.system) > budget:
             condensed = self.history.condense()
+            if self.history.estimated_tokens(self.system) > budget:  # the last outputs are what fills it
+                condensed += self.history.condense(keep_last=1)
             self.emit("message", text=f"condensed {condensed} old tool outputs to stay within the context window")
 
     def _ask(self, temperature: float) -> ModelReply:

@@ -160,6 +160,21 @@ def test_old_tool_outputs_are_condensed_near_the_context_window(workdir, tmp_pat
                if e["type"] == "message")
 
 
+def test_a_big_output_is_cut_to_a_share_of_a_small_context_window_and_requests_stay_within_it(workdir, tmp_path):
+    """Two views of a large file on an 8k-token model once overflowed its window (HTTP 400, the run lost)."""
+    (workdir / "big.py").write_text("".join(f"value_{n} = compute_something({n}, more={n * 2})  # note\n"
+                                            for n in range(300)))
+    view = {"tool_calls": [{"name": "view", "arguments": {"path": "big.py"}}]}
+    model = ScriptedModel([view, view, view, FIX[3]])
+    result = solve(model, workdir, tmp_path / "log", context_window=4000)
+    assert result.status == "done"
+    first = model.requests[1]["messages"][-1]["content"]
+    assert "characters cut to fit the model's context" in first and len(first) < 2600  # 0.2 × 4000 × 3 = 2400
+    assert first.startswith("big.py, lines 1-") and "call view with start=" in first  # the head and the tail
+    for request in model.requests:
+        assert len(json.dumps(request["messages"])) / 3 < 4000 * 0.9
+
+
 def test_sub_agent_gets_its_own_context_and_returns_a_typed_result(workdir, tmp_path):
     model = ScriptedModel([
         {"tool_calls": [{"name": "software_developer", "arguments": {"task": "Make add in calc.py add."}}]},
