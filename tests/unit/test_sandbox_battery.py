@@ -197,3 +197,14 @@ def test_workdir_files_stay_owned_as_needed(world):
     made = world["workdir"] / "made.txt"
     assert made.read_text() == "made\n"
     assert stat.S_ISREG(made.stat().st_mode)
+
+
+def test_standard_input_reaches_the_command_and_no_file(world):
+    """Hidden material given on standard input is read by the command and exists in no file it could name."""
+    spec = SandboxSpec(command=("cat",),
+                       workdir=world["workdir"], logdir=world["logdir"], limits=Limits(wall_s=20),
+                       stdin=b"hidden target\n")
+    result = open_sandbox(world["backend"]).run(spec)
+    assert result.ok, result.stderr
+    assert result.stdout == "hidden target\n"
+    assert b"hidden target" not in b"".join(p.read_bytes() for p in world["workdir"].rglob("*") if p.is_file())

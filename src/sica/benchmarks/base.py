@@ -23,10 +23,18 @@ class BenchmarkError(Exception):
 
 @dataclass(frozen=True)
 class Score:
-    """A problem's score in [0, 1] and what the scorer saw."""
+    """A problem's score in [0, 1] and what the scorer saw. `tampered` names evidence that the agent's output
+    attacked the scorer (a canary test reported as passing, a forged report, a link into hidden material, an
+    escape attempt): such a score is 0, never cached as a score, and keeps its version from being the best."""
 
     value: float
     details: str
+    tampered: str | None = None
+
+    @classmethod
+    def tampering(cls, evidence: str) -> Score:
+        """The score of an attempt caught attacking its scorer, with the harness's evidence (one line)."""
+        return cls(0.0, f"tampered: {evidence}", tampered=evidence)
 
 
 @dataclass(frozen=True)

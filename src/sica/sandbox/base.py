@@ -33,7 +33,9 @@ class Limits:
 @dataclass(frozen=True)
 class SandboxSpec:
     """One command and the world it runs in. Host paths are mounted: `workdir` at /work and `logdir` at /logs
-    (read-write), `gateway_dir` at /run/sica, and each of `readonly` at its own path, read-only."""
+    (read-write), `gateway_dir` at /run/sica, and each of `readonly` at its own path, read-only. `stdin` is
+    what the command reads on standard input (a scorer passes hidden material this way: it then exists in no
+    file the code under test can name)."""
 
     command: tuple[str, ...]
     workdir: Path
@@ -43,6 +45,7 @@ class SandboxSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     limits: Limits = Limits()
     cwd: Path = WORKDIR
+    stdin: bytes = b""
 
 
 @dataclass(frozen=True)

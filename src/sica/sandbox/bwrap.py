@@ -77,4 +77,4 @@ class BwrapSandbox:
         prepare_mounts(spec)
         limits = spec.limits
         cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
-        return run_and_reap(self.launcher(spec, cgroup), limits, cgroup, stop)
+        return run_and_reap(self.launcher(spec, cgroup), limits, cgroup, stop, stdin=spec.stdin)

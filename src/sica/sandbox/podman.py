@@ -50,13 +50,14 @@ class PodmanSandbox:
             command = [self.engine, *self.runtime, "run", "--name", name, *self._options(spec), "--rootfs",
                        str(rootfs), *spec.command]
             return run_and_reap(command, spec.limits, None, stop, cleanup=lambda: self._remove(name),
-                                environment={"CONTAINERS_CONF": str(conf)})
+                                environment={"CONTAINERS_CONF": str(conf)}, stdin=spec.stdin)
 
     def _options(self, spec: SandboxSpec) -> list[str]:
         limits = spec.limits
         options = ["--network", "none", "--read-only", "--cap-drop", "all", "--security-opt", "no-new-privileges",
                    "--tmpfs", f"/tmp:size={limits.tmp_mb}m", "--tmpfs", f"{HOME}:size={limits.tmp_mb}m",
-                   "--workdir", str(spec.cwd), "--mount", "type=bind,src=/usr,dst=/usr,ro"]
+                   "--workdir", str(spec.cwd), "--mount", "type=bind,src=/usr,dst=/usr,ro",
+                   *(["--interactive"] if spec.stdin else [])]
         if os.geteuid() == 0:
             options += ["--user", f"{SANDBOX_UID}:{SANDBOX_UID}"]
         if limits.memory_mb:

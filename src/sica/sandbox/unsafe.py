@@ -31,4 +31,5 @@ class UnsafeNoSandbox:
                            **spec.environment}
             command = ["env", "-i", *(f"{k}={v}" for k, v in environment.items()), "sh", "-c",
                        'cd "$0" && exec "$@"', str(cwd), *spec.command]
-            return run_and_reap([*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None, stop)
+            return run_and_reap([*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None, stop,
+                                stdin=spec.stdin)
