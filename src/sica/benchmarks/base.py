@@ -118,10 +118,10 @@ class BenchmarkContext:
 
 
 def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callable[[Path], tuple[str, ...]], *,
-               tools: Path | None = None, wall_s: float = 300.0) -> SandboxResult:
+               tools: Path | None = None, wall_s: float = 300.0, stdin: bytes = b"") -> SandboxResult:
     """Run `command(tree as the sandbox sees it)` in the sandbox on a fresh copy of `final_tree`, with `hidden`
-    (made readable by the sandbox user) mounted read-only at its own path and `tools` (an environment's bin
-    folder) first on PATH."""
+    (made readable by the sandbox user) mounted read-only at its own path, `tools` (an environment's bin
+    folder) first on PATH, and `stdin` on its standard input (for what the code under test must not find)."""
     readable_by_all(hidden)
     with tempfile.TemporaryDirectory(prefix="sica-score-") as scratch:
         Path(scratch).chmod(0o755)
@@ -130,7 +130,7 @@ def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callab
         path = ":".join([*([str(tools)] if tools else []), "/usr/local/bin", "/usr/bin", "/bin"])
         spec = SandboxSpec(command=(), workdir=copy, readonly=(hidden, *((tools.parent,) if tools else ())),
                            cwd=hidden, environment={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
-                           limits=Limits(wall_s=wall_s, memory_mb=2048))
+                           limits=Limits(wall_s=wall_s, memory_mb=2048), stdin=stdin)
         spec = dataclasses.replace(spec, command=command(sandbox.inside(spec).workdir))
         return sandbox.run(spec)
 
