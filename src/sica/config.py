@@ -58,6 +58,9 @@ class ModelAlias(_Section):
     max_concurrent: int | None = Field(default=None, gt=0)
     requests_per_minute: int | None = Field(default=None, gt=0)
     tokens_per_minute: int | None = Field(default=None, gt=0)
+    allow_server_tools: bool = False
+    allow_fetched_urls: bool = False
+    allow_beta_headers: bool = False
 
     @model_validator(mode="after")
     def _check_provider_fields(self) -> ModelAlias:
@@ -125,6 +128,7 @@ class GatewaySettings(_Section):
     ledger_path: Path = Field(default_factory=lambda: Path.home() / ".local/share/sica/gateway.sqlite")
     store_bodies: bool = True
     min_output_tokens: int = Field(default=16, gt=0)
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     retry: RetrySettings = RetrySettings()
     cassette: CassetteSettings = CassetteSettings()
@@ -193,7 +197,6 @@ class LoopSettings(_Section):
     meta_budget_usd: float | None = Field(default=2.0, ge=0)
     first_stage: int = Field(default=5, gt=0)
     seed: int = 0
-    view_scorer_details: bool = True
     utility: UtilitySettings = UtilitySettings()
 
 

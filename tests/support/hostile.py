@@ -86,8 +86,9 @@ def hostile_agent(root: Path, actions: str, *, dependencies: list[str] | None = 
     return root
 
 
-def write_scripted_config(home: Path, extra: str = "") -> Path:
-    """A `sica.toml` in `home` with one scripted alias (`fake`) and the eval results under `home/evals`."""
+def write_scripted_config(home: Path, extra: str = "", eval_settings: str = "") -> Path:
+    """A `sica.toml` in `home` with one scripted alias (`fake`) and the eval results under `home/evals`;
+    `eval_settings` are more `[eval]` lines, `extra` more sections."""
     (home / "script.jsonl").write_text(json.dumps({"content": "ok", "usage": {"input": 10, "output": 2}}) + "\n")
     config = home / "sica.toml"
     config.write_text(textwrap.dedent("""
@@ -101,7 +102,7 @@ def write_scripted_config(home: Path, extra: str = "") -> Path:
         results_dir = "evals"
         retry_delay_s = 0.1
         infra_retries = 0
-    """) + textwrap.dedent(extra))
+    """) + textwrap.dedent(eval_settings) + textwrap.dedent(extra))
     return config
 
 

@@ -1,5 +1,5 @@
 """The archive view the meta agent reads: every version, its change, its selection results and an account of
-each failed problem, but never a held-out problem (and the scorer's details only when allowed)."""
+each failed problem, but never a held-out problem nor what a scorer printed (it can quote hidden tests)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def result(problem_id: str, part: str, status: str, score: float, seconds: float
                   trace_summary=TRACE if score < 1 else "")
 
 
-def make_view(tmp_path, scorer_details: bool = True):
+def make_view(tmp_path):
     with Run.create(tmp_path / "run", seed_agent_dir(), {}) as run:
         code = tmp_path / "v1"
         copy_tree(seed_agent_dir(), code)
@@ -34,16 +34,18 @@ def make_view(tmp_path, scorer_details: bool = True):
         run.record_evaluation(0, result("humaneval/1", "selection", "timeout", 0.0, seconds=300))
         run.record_evaluation(0, result("humaneval/9", "holdout", "timeout", 0.0))
         run.record_evaluation(1, result("humaneval/0", "selection", "done", 1.0))
-        return write_archive_view(run, tmp_path / "view", UtilitySettings(), scorer_details=scorer_details)
+        run.record_evaluation(0, result("humaneval/2", "selection", "tampered", 0.0))
+        return write_archive_view(run, tmp_path / "view", UtilitySettings())
 
 
 def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
     view = make_view(tmp_path)
     table = (view / "versions.md").read_text()
-    # agent 0: utilities 0.5 + 0.25 + 0.25 = 1.0 and (0 + 0.25 + 0) × 0.5 = 0.125 → mean 0.5625; score 0.5
-    assert "| agent-0 |  | valid | 0.562 | 0.500 | humaneval:2 0.500 | 2 | $0.0000 | 300 s |" in table
-    assert "| agent-1 | agent-0 | valid | 1.000 | 1.000 | humaneval:2 1.000 | 1 | $0.0000 | 0 s | agent 1: plans" in table
-    assert "| agent-2 | agent-0 | invalid: its own tests fail | – | – |  | 0 |" in table
+    # agent 0: utilities 0.5 + 0.25 + 0.25 = 1.0, (0 + 0.25 + 0) × 0.5 = 0.125 and the tampered one's 0 + 0.25 +
+    # 0.25 = 0.5 → mean 0.542; score 1/3; one tampered attempt
+    assert "| agent-0 |  | valid | 0.542 | 0.333 | humaneval:2 0.333 | 3 | 1 | $0.0000 | 300 s |" in table
+    assert "| agent-1 | agent-0 | valid | 1.000 | 1.000 | humaneval:2 1.000 | 1 | 0 | $0.0000 | 0 s | agent 1: " in table
+    assert "| agent-2 | agent-0 | invalid: its own tests fail | – | – |  | 0 | 0 |" in table
     assert "+agent 1: plans first" in (view / "agent-1" / "diff.patch").read_text()
     assert (view / "agent-1" / "CHANGELOG.md").read_text() == "- plans before editing\n"
     everything = "".join(p.read_text() for p in view.rglob("*") if p.is_file())
@@ -51,13 +53,15 @@ def test_the_view_shows_versions_changes_and_selection_results_only(tmp_path):
     assert all(p.stat().st_mode & 0o004 for p in view.rglob("*"))  # readable by the sandbox user
 
 
-@pytest.mark.parametrize("scorer_details", [True, False])
-def test_each_failed_problem_has_an_account_of_its_attempt(tmp_path, scorer_details):
-    view = make_view(tmp_path, scorer_details)
+def test_each_failed_problem_has_an_account_of_its_attempt_but_never_what_its_scorer_printed(tmp_path):
+    view = make_view(tmp_path)
     lines = [json.loads(line) for line in (view / "agent-0" / "results.jsonl").read_text().splitlines()]
-    assert [line.get("failure") for line in lines] == [None, "failures/humaneval_1.md"]
+    assert [line.get("failure") for line in lines] == [None, "failures/humaneval_1.md", "failures/humaneval_2.md"]
     failure = (view / "agent-0" / "failures" / "humaneval_1.md").read_text()
     assert failure.startswith("# humaneval/1 (humaneval:2)\n\nscore 0.000 · timeout · $0.0000 · 300 s")
-    assert TRACE in failure
-    assert (HIDDEN in failure) is scorer_details
+    assert TRACE in failure and "The hidden checks gave 0.000" in failure
+    tampered = (view / "agent-0" / "failures" / "humaneval_2.md").read_text()
+    assert "caught this attempt tampering" in tampered
+    everything = "".join(p.read_text() for p in view.rglob("*") if p.is_file())
+    assert HIDDEN not in everything
     assert not (view / "agent-1" / "failures").exists()  # it solved its one problem

@@ -239,10 +239,20 @@ def test_mean_interval():
     assert mean_interval([0.5] * 40).half_width == 0.0
 
 
-def test_time_charged_is_declared_latency_for_scripted_calls_else_wall_time_less_queueing():
-    scripted = [{"provider": "scripted", "upstream_s": 0.3, "queued_s": 0.5},
-                {"provider": "scripted", "upstream_s": 0.25, "queued_s": 0.0}]
-    assert charged_seconds(7.0, scripted) == 0.55
-    mixed = [*scripted, {"provider": "anthropic", "upstream_s": 2.0, "queued_s": 1.0}]
-    assert charged_seconds(7.0, mixed) == 5.5
-    assert charged_seconds(7.0, []) == 7.0
+def test_time_charged_is_declared_latency_for_scripted_models_else_wall_time_less_queueing():
+    scripted = [{"upstream_s": 0.3, "queued_s": 0.5, "started_at": 100.0},
+                {"upstream_s": 0.25, "queued_s": 0.0, "started_at": 101.0}]
+    assert charged_seconds(7.0, scripted, 100.0, declared=True) == 0.55
+    assert charged_seconds(7.0, scripted, 100.0, declared=False) == 6.5
+    assert charged_seconds(7.0, [], 100.0, declared=False) == 7.0
+
+
+def test_parallel_queueing_is_charged_once_and_never_below_the_time_no_call_waited():
+    """Queued time is the union of the calls' queued intervals: eight calls queued side by side for the same 5 s
+    take 5 s off the charge, not 40 (which would drive a 7 s attempt's charge to zero)."""
+    parallel = [{"upstream_s": 1.0, "queued_s": 5.0, "started_at": 101.0} for _ in range(8)]
+    assert charged_seconds(7.0, parallel, 100.0, declared=False) == 2.0
+    overlapping = [{"upstream_s": 0, "queued_s": 3.0, "started_at": 100.0},
+                   {"upstream_s": 0, "queued_s": 3.0, "started_at": 102.0},
+                   {"upstream_s": 0, "queued_s": 30.0, "started_at": 106.5}]  # runs past the attempt's end
+    assert charged_seconds(7.0, overlapping, 100.0, declared=False) == 1.5

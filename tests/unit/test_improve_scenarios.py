@@ -296,10 +296,11 @@ def test_a_meta_agent_cannot_write_outside_its_copy_and_its_links_never_bring_ho
         code = run.checkout(1, tmp_path / "agent-1")
         assert os.readlink(code / "sica_agent" / "notes.py") == f"{host}/secret.py"
         assert os.readlink(code / "description.txt") == f"{host}/notes.txt"
-        # The view showed the meta agent how agent 0 failed the probe: its statement, end, calls and the scorer.
+        # The view showed the meta agent how agent 0 failed the probe: its statement, end, calls and how it was
+        # scored (never what the check printed).
         failure = (code / "seen-failure.md").read_text()
         for part in ("(taskdir:", "score 0.000 · done", "## Problem\n\nLook around.",
-                     "## How it ended\n\ndone: task complete: looked", "1. run cat ", "## What the scorer said"):
+                     "## How it ended\n\ndone: task complete: looked", "1. run cat ", "## How it was scored"):
             assert part in failure, (part, failure)
         report = dict(line.split(": ") for line in (code / "escape-report.txt").read_text().splitlines())
         # Read-only or absent inside the sandbox; /tmp and the links' targets are the sandbox's own, not the host's.

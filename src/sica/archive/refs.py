@@ -47,8 +47,10 @@ def parse_reference(reference: str) -> Reference:
 
 
 def best_by_selection_score(run: Run) -> int:
-    """The valid version with the highest mean selection score (ties: the earlier one)."""
-    scored = [row for row in run.summary() if row.state == "valid" and row.mean_score is not None]
+    """The valid version with the highest mean selection score (ties: the earlier one); a version caught
+    tampering with a scorer is never the best."""
+    scored = [row for row in run.summary()
+              if row.state == "valid" and row.mean_score is not None and not row.tampered]
     if not scored:
         raise ArchiveError(f"run {run.folder} has no valid version with selection scores yet: name a version "
                            "(agent-N) instead of best")

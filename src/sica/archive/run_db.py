@@ -108,7 +108,8 @@ class Evaluation:
 @dataclass(frozen=True)
 class VersionSummary:
     """What selection policies need of a version: lineage, state and its mean selection score over `n` scored
-    problems (infrastructure failures left out; `mean_score` is None when nothing is scored yet)."""
+    problems (infrastructure failures left out; `mean_score` is None when nothing is scored yet), and how many
+    of its attempts were caught tampering with their scorers (such a version is never the best)."""
 
     number: int
     parent: int | None
@@ -117,6 +118,7 @@ class VersionSummary:
     children: int
     mean_score: float | None
     n: int
+    tampered: int = 0
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,9 @@ class RunDb:
             " (SELECT AVG(e.score) FROM evaluations e WHERE e.version = v.number AND e.part = 'selection'"
             "  AND e.infra = 0) AS mean_score,"
             " (SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.part = 'selection'"
-            "  AND e.infra = 0) AS n"
+            "  AND e.infra = 0) AS n,"
+            " (SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.status = 'tampered')"
+            "  AS tampered"
             " FROM versions v ORDER BY v.number")
         return [VersionSummary(**dict(row)) for row in rows]
 

@@ -18,7 +18,7 @@ from sica.cli.state import CliState, UserError, check_model, check_sandbox, stat
 from sica.config import Settings
 from sica.runner.environments import AgentVersionError
 from sica.runner.evaluate import HOLDOUT, SELECTION, EvalProgress, EvalReport, EvalRequest, run_eval
-from sica.runner.results import ProblemResult
+from sica.runner.results import TAMPERED, ProblemResult
 from sica.runner.stats import mean_interval
 from sica.sandbox import SandboxError
 
@@ -75,6 +75,7 @@ async def _run(cli: CliState, settings: Settings, request: EvalRequest) -> EvalR
             scored = p.done - p.infra
             mean = f"{p.score_sum / scored:.2f}" if scored else "–"
             infra = f" · {p.infra} infra failures" if p.infra else ""
+            infra += f" · {p.tampered} tampered" if p.tampered else ""
             bar.update(task, description="stopping" if stop.is_set() else "eval", total=p.total, completed=p.done,
                        status=f"{p.running} running · score {mean} · ${p.cost_usd:.4f}"
                               f" · {p.cached} reused{infra}")
@@ -84,8 +85,8 @@ async def _run(cli: CliState, settings: Settings, request: EvalRequest) -> EvalR
 
 def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:
     table = Table(title=f"eval {report.eval_id} ({report.workers} workers)", title_justify="left")
-    for column in ("part", "benchmark", "problems", "score (95% CI)", "solved", "infra", "cost $", "time s",
-                   "tokens in/out"):
+    for column in ("part", "benchmark", "problems", "score (95% CI)", "solved", "infra", "tampered", "cost $",
+                   "time s", "tokens in/out"):
         table.add_column(column, justify="left" if column in ("part", "benchmark") else "right")
     for part in (SELECTION, HOLDOUT):
         groups: dict[str, list[ProblemResult]] = {}
@@ -97,6 +98,7 @@ def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:
             interval = mean_interval([r.score for r in scored])
             table.add_row(part, name, str(len(results)), str(interval) if scored else "–",
                           str(sum(r.score == 1.0 for r in scored)), str(len(results) - len(scored)),
+                          str(sum(r.status == TAMPERED for r in results)),
                           f"{sum(r.cost_usd for r in results):.4f}",
                           f"{sum(r.seconds for r in scored) / len(scored):.1f}" if scored else "–",
                           f"{sum(r.input_tokens for r in results)}/{sum(r.output_tokens for r in results)}")

@@ -4,8 +4,9 @@
 selection problems, their cost and time, description); `agent-N/` holds its `description.txt`,
 `CHANGELOG.md`, `diff.patch` (its change from its parent), `results.jsonl` (per selection problem: benchmark,
 status, score, cost, time, tokens) and `failures/<problem>.md` for each problem it did not fully solve: the
-statement, how the attempt ended, what the agent did (the harness's summary of its events) and, unless
-`[loop] view_scorer_details` is off, what the scorer said. Held-out problems are never written.
+statement, how the attempt ended and what the agent did (the harness's summary of its events). What a scorer
+printed is never shown: the code under test prints it too, and it can quote hidden tests (an agent version
+could even print a hidden test on purpose, for the next meta agent to read). Held-out problems are never written.
 """
 
 from __future__ import annotations
@@ -19,24 +20,21 @@ from pathlib import Path
 from sica.archive import Evaluation, Run
 from sica.config import UtilitySettings
 from sica.loop.utility import version_utility
+from sica.runner.results import TAMPERED
 from sica.sandbox.mounts import readable_by_all
 
-#: Characters of a scorer's details shown in a failure's file.
-DETAILS_CHARS = 3000
-
-
-def write_archive_view(run: Run, dest: Path, weights: UtilitySettings, *, scorer_details: bool = True) -> Path:
-    """Write the view of `run` into `dest` (a new folder) and make it readable by the sandbox user.
-    `scorer_details`: whether failures show what the scorer said (it may quote the problem's hidden tests)."""
+def write_archive_view(run: Run, dest: Path, weights: UtilitySettings) -> Path:
+    """Write the view of `run` into `dest` (a new folder) and make it readable by the sandbox user."""
     dest.mkdir(parents=True)
-    rows = ["| version | parent | state | utility | score | per benchmark | problems | cost | time | description |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| version | parent | state | utility | score | per benchmark | problems | tampered | cost | time | "
+            "description |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for version in run.versions():
         evaluations = run.scored(version.number)
         state = version.state if version.state != "invalid" else f"invalid: {version.invalid_reason or '?'}"
         rows.append(f"| agent-{version.number} | {'' if version.parent is None else f'agent-{version.parent}'} | "
                     f"{state} | {_number(version_utility(evaluations, weights))} | {_number(_mean(evaluations))} | "
                     f"{_per_benchmark(evaluations)} | {len(evaluations)} | "
+                    f"{sum(e.status == TAMPERED for e in evaluations)} | "
                     f"${sum(e.cost_usd for e in evaluations):.4f} | {sum(e.seconds for e in evaluations):.0f} s | "
                     f"{' '.join(version.description.split())[:200]} |")
         folder = dest / f"agent-{version.number}"
@@ -45,13 +43,13 @@ def write_archive_view(run: Run, dest: Path, weights: UtilitySettings, *, scorer
         (folder / "CHANGELOG.md").write_text(version.change_log + "\n", encoding="utf-8")
         if version.commit_sha is not None:
             (folder / "diff.patch").write_text(run.diff(version.number), encoding="utf-8")
-        _write_results(folder, evaluations, scorer_details)
+        _write_results(folder, evaluations)
     (dest / "versions.md").write_text("# Agent versions\n\n" + "\n".join(rows) + "\n", encoding="utf-8")
     readable_by_all(dest)
     return dest
 
 
-def _write_results(folder: Path, evaluations: list[Evaluation], scorer_details: bool) -> None:
+def _write_results(folder: Path, evaluations: list[Evaluation]) -> None:
     """`results.jsonl`, and a file under `failures/` for each problem scored below 1 (named in its line)."""
     names: set[str] = set()
     with (folder / "results.jsonl").open("w", encoding="utf-8") as results:
@@ -62,21 +60,22 @@ def _write_results(folder: Path, evaluations: list[Evaluation], scorer_details: 
             if e.score < 1.0:
                 name = _file_name(e.problem_id, names)
                 (folder / "failures").mkdir(exist_ok=True)
-                (folder / "failures" / name).write_text(_failure(e, scorer_details), encoding="utf-8")
+                (folder / "failures" / name).write_text(_failure(e), encoding="utf-8")
                 line["failure"] = f"failures/{name}"
             results.write(json.dumps(line) + "\n")
 
 
-def _failure(e: Evaluation, scorer_details: bool) -> str:
+def _failure(e: Evaluation) -> str:
+    """The harness's account of a failed problem: its figures, the attempt's summary, and how it was scored."""
     head = (f"# {e.problem_id} ({e.benchmark})\n\nscore {e.score:.3f} · {e.status} · ${e.cost_usd:.4f} · "
             f"{e.seconds:.0f} s · {e.input_tokens} input and {e.output_tokens} output tokens\n\n")
     account = e.trace_summary or "No account of this attempt was kept (it was evaluated by an older sica).\n"
-    details = ""
-    if scorer_details and e.details.strip():
-        cut = e.details if len(e.details) <= DETAILS_CHARS else e.details[:DETAILS_CHARS] + "\n[… cut]"
-        quoted = "\n".join(f"    {line}" for line in cut.splitlines())  # a code block, whatever it holds
-        details = f"\n## What the scorer said\n\n{quoted}\n"
-    return head + account + details
+    if e.status == TAMPERED:
+        scored = "The scorer caught this attempt tampering with its checks: it scores 0, and the version is never the best."
+    else:
+        scored = (f"The hidden checks gave {e.score:.3f}. What they printed is not shown: it may quote hidden tests, "
+                  "and the code under test prints there too.")
+    return f"{head}{account}\n## How it was scored\n\n{scored}\n"
 
 
 def _file_name(problem_id: str, taken: set[str]) -> str:

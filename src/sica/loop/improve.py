@@ -100,7 +100,7 @@ def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
         found.append(VersionStanding(
             version.number, version.parent,
             tuple(problem_utility(e, weights) for e in evaluations),
-            tuple(e.score for e in evaluations), version.children))
+            tuple(e.score for e in evaluations), version.children, version.tampered))
     return found
 
 
@@ -324,8 +324,7 @@ class _Loop:
             Path(scratch).chmod(0o755)
             meta_code = self.run.checkout(plan.meta_agent, Path(scratch) / "meta-agent")
             base_code = self.run.checkout(plan.base, Path(scratch) / "base")
-            view = write_archive_view(self.run, Path(scratch) / "archive", self.settings.loop.utility,
-                                      scorer_details=self.settings.loop.view_scorer_details)
+            view = write_archive_view(self.run, Path(scratch) / "archive", self.settings.loop.utility)
             base = Problem(f"meta/iteration-{plan.iteration}", "meta", "", lambda dest: copy_tree(base_code, dest),
                            None)
             limits = dataclasses.replace(AttemptLimits.for_solve(self.settings),

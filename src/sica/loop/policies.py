@@ -33,6 +33,7 @@ class VersionStanding:
     utilities: tuple[float, ...]
     scores: tuple[float, ...]
     children: int
+    tampered: int = 0
 
     @property
     def utility(self) -> float:
@@ -53,7 +54,9 @@ class SelectionError(Exception):
 
 
 def _candidates(versions: Sequence[VersionStanding]) -> list[VersionStanding]:
-    evaluated = [v for v in versions if v.utilities]
+    """The versions a policy may choose: evaluated, and never caught tampering with a scorer (such a version is
+    neither the best, nor a meta agent, nor a base to build on)."""
+    evaluated = [v for v in versions if v.utilities and not v.tampered]
     if not evaluated:
         raise SelectionError("no valid, evaluated version to select from: evaluate agent 0 first")
     return evaluated

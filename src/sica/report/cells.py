@@ -120,6 +120,8 @@ def _evaluated(row: VersionRow) -> str:
         shown = row.evaluated
     if row.infra_failures:
         shown += f"; {row.infra_failures} infra failure{'s' if row.infra_failures > 1 else ''}"
+    if row.tampered:
+        shown += f"; {row.tampered} tampered (never the best)"
     return shown
 
 

@@ -48,6 +48,7 @@ class VersionRow:
     selection_problems: int
     mix_size: int
     infra_failures: int
+    tampered: int = 0
 
     @property
     def valid(self) -> bool:
@@ -162,7 +163,7 @@ def _version_row(version: Version, evaluations: list[Evaluation], step: MetaStep
         eval_cost_usd=sum(e.cost_usd for e in evaluations), meta_cost_usd=step.cost_usd if step else 0.0,
         eval_seconds=sum(e.seconds for e in evaluations), meta_seconds=(step.seconds or 0.0) if step else 0.0,
         evaluated=evaluated, selection_problems=len(run_selection), mix_size=len(mix),
-        infra_failures=sum(e.infra for e in evaluations))
+        infra_failures=sum(e.infra for e in evaluations), tampered=sum(e.status == "tampered" for e in evaluations))
 
 
 def _by_benchmark(evaluations: list[Evaluation]) -> dict[str, MeanInterval]:
@@ -186,7 +187,7 @@ def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTo
     recorded = sum(row.eval_cost_usd for row in rows) + sum(step.cost_usd for step in steps)
     spent = run.db.ledger_spent_usd()
     elapsed = run.db.get_state("elapsed_s")
-    ranked = [row for row in rows if row.valid and row.utility is not None]
+    ranked = [row for row in rows if row.valid and row.utility is not None and not row.tampered]
     best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
     later = [row.number for row in rows if row.valid and row.number != 0]
     return RunTotals(

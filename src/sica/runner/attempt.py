@@ -19,9 +19,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sica.benchmarks.base import Problem, Score
 from sica.config import Settings
+from sica.events import STATUSES as AGENT_STATUSES
 from sica.events import EventReader, read_events
 from sica.gateway import RunningGateway
 from sica.gateway.accounts import Account
@@ -32,6 +34,8 @@ from sica.runner.trace_summary import summarize_attempt
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.scratch import ScratchArea
 from sica.sandbox.untrusted import copy_untrusted_tree, read_untrusted_text, write_into_untrusted_folder
+
+T = TypeVar("T")
 
 #: The answer an agent leaves in `answer.txt`, as far as the harness reads it.
 MAX_ANSWER_BYTES = 64 << 10
@@ -134,7 +138,9 @@ def agent_spec(limits: AttemptLimits, sandbox: Sandbox, run: RunFolders, env: Pa
                archive: Path | None = None) -> SandboxSpec:
     """The sandboxed entry point of the contract, with its mounts, environment and limits: `python -m sica_agent
     solve`, or `improve` with `archive` (the read-only archive view) when the workdir holds an agent's code."""
-    sandbox_limits = Limits(wall_s=limits.time_limit_s + limits.cancel_grace_s + 60, cpu_s=None,
+    # The harness's follower cancels at the time limit and kills after the grace; the sandbox's own wall time
+    # is the backstop should the follower not be there to do it.
+    sandbox_limits = Limits(wall_s=limits.time_limit_s + 2 * limits.cancel_grace_s + 5, cpu_s=None,
                             memory_mb=limits.memory_mb, tmp_mb=limits.tmp_mb)
     readonly = (env, run.code, run.task, *(p.parent for p in run.extra_path), *((archive,) if archive else ()))
     spec = SandboxSpec(command=(), workdir=run.workdir, logdir=run.logdir, gateway_dir=run.gateway_socket.parent,
@@ -170,6 +176,11 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     `archive` (a read-only archive view the sandbox user can read) the agent runs `improve` instead of `solve`:
     the problem's tree is then an agent's code, and the kept `workdir/` the version it made.
 
+    How the attempt ended is the harness's finding, not the agent's word (`_decide_end`): the harness's clock
+    decides time-outs, an `infra_error` counts only with the gateway's evidence, and a score showing tampering
+    makes the status `tampered`. Whatever the agent's output makes fail afterwards (diff, scoring, copies) is
+    the agent's failure, recorded with the reason.
+
     Raises what setting the attempt up raises (laying out the problem, the sandbox): the caller decides
     whether that is the user's problem or an infrastructure failure worth a retry."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -177,18 +188,19 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     assert gateway.uds is not None, "agents reach the gateway through its unix socket"
     account = gateway.gateway.open_account(f"{problem.id} {run_id}", parent=parent_account,
                                            limit_usd=limits.budget_usd)
+    failures: list[str] = []
     with ScratchArea(limits.scratch_mb) as scratch:
         run = await asyncio.to_thread(lay_out_run, problem, agent.code, scratch.path, gateway.uds, folder)
         # While the attempt lasts, its live folders are in the scratch area; followers find them here.
         (folder / "live.json").write_text(json.dumps({"workdir": str(run.workdir), "logdir": str(run.logdir)}))
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         contract = _contract(limits, run_id, problem.id, account.token, agent.models)
         spec = agent_spec(limits, sandbox, run, agent.env, contract, archive)
         halt = threading.Event()
         agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
         try:
             watch = await _follow(agent_run, run.logdir, lambda: gateway.gateway.account(account.id), started,
-                                  on_progress, stop, limits.cancel_grace_s, halt)
+                                  on_progress, stop, limits, halt)
         except BaseException:
             halt.set()  # the caller is going away: the sandbox kills the agent's whole process tree
             raise
@@ -198,42 +210,110 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
             await _calls_settled(lambda: gateway.gateway.account(account.id), SETTLE_WAIT_S)
         rows = list(gateway.gateway.ledger.calls(account.id))
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
-        status, summary = watch.ended or _unreported_end(result, stop.is_set())
-        diff = await asyncio.to_thread(take_diff, run.workdir, folder / "baseline.git")
+        status, summary = _decide_end(watch, result, stop.is_set(), limits, rows)
+        diff = await asyncio.to_thread(_agent_caused, failures, "taking the diff", "",
+                                       take_diff, run.workdir, folder / "baseline.git")
         answer = read_untrusted_text(run.logdir / "answer.txt", MAX_ANSWER_BYTES)
         score = None
         if problem.score is not None and not stop.is_set():
-            score = await asyncio.to_thread(problem.score, sandbox, run.workdir, answer)
-        copy_untrusted_tree(run.workdir, folder / "workdir")
-        copy_untrusted_tree(run.logdir, folder / "logdir")
+            score = await asyncio.to_thread(_agent_caused, failures, "scoring", None,
+                                            problem.score, sandbox, run.workdir, answer)
+            if score is None:
+                score = Score(0.0, f"the agent's output could not be scored: {failures[-1]}")
+        for source, kept in ((run.workdir, "workdir"), (run.logdir, "logdir")):
+            _agent_caused(failures, f"keeping its {kept}", None, copy_untrusted_tree, source, folder / kept)
         (folder / "live.json").unlink()
+    if score is not None and score.tampered is not None:
+        status, summary = "tampered", f"the scorer found tampering: {score.tampered}"
+    if failures:
+        summary = f"{summary} (the harness could not finish {'; '.join(failures)})"
     trace = summarize_attempt(problem.statement, read_events(folder / "logdir" / "events.jsonl"), status, summary)
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     state = gateway.gateway.account(account.id)
+    declared = all(gateway.gateway.routes[alias].alias.provider == "scripted" for alias in agent.aliases)
     outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano),
                              sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows),
-                             round(seconds, 2), round(sum(r["queued_s"] for r in rows), 2),
-                             charged_seconds(seconds, rows), diff, trace)
+                             round(seconds, 2), round(queued_seconds(rows, started_wall, seconds), 2),
+                             charged_seconds(seconds, rows, started_wall, declared=declared), diff, trace)
     fields = {k: v for k, v in asdict(outcome).items() if k not in ("diff", "trace_summary")}
     (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
     return outcome
 
 
-def charged_seconds(wall_s: float, calls: list[sqlite3.Row]) -> float:
-    """The time an attempt is charged: its wall time less what its calls queued in the gateway (waiting for a
-    provider's limits is not the agent's doing). An attempt whose calls all went to the scripted double is
-    charged their declared latencies instead, so that scripted runs give the same times, utilities and policy
-    choices on every machine and every rerun."""
-    if calls and all(call["provider"] == "scripted" for call in calls):
-        return round(sum(call["upstream_s"] for call in calls), 2)
-    return round(max(0.0, wall_s - sum(call["queued_s"] for call in calls)), 2)
+def _agent_caused(failures: list[str], what: str, fallback: T, step: Callable[..., T], *args: object) -> T:
+    """Run a step the harness takes on the agent's output; a failure there is the agent's doing (a tree it left
+    unreadable, a diff it broke), so it is recorded in `failures` and `fallback` stands in, never raised."""
+    try:
+        return step(*args)
+    except Exception as error:
+        failures.append(f"{what}: {type(error).__name__}: {' '.join(str(error).split())[:300]}")
+        return fallback
 
 
-def _unreported_end(result: SandboxResult, stopped: bool) -> tuple[str, str]:
-    """Status and summary for an agent that ended without its `agent_end` event (a sandbox that cannot start
-    raises `SandboxError` instead, which the caller treats as an infrastructure failure)."""
+#: Characters of the agent's own summary kept (the rest is the agent's to say in its files).
+SUMMARY_CHARS = 2000
+
+
+def _decide_end(watch: _Watch, result: SandboxResult, stopped: bool, limits: AttemptLimits,
+                calls: list[sqlite3.Row]) -> tuple[str, str]:
+    """How the attempt ended, from the harness's own evidence: its clock (the time from the start to the end the
+    harness saw: the agent's reported end, else its exit) against the time limit, the gateway's ledger for
+    infrastructure failures, and the agent's report only where those agree with it."""
     if stopped:
         return "cancelled", f"stopped by the harness; the agent {result.describe()}"
+    if watch.end_seen_s is not None and watch.end_seen_s > limits.time_limit_s or (
+            watch.end_seen_s is None and watch.overdue):
+        said = f"; the agent reported {watch.ended[0]}" if watch.ended else ""
+        return "timeout", f"the time limit of {limits.time_limit_s:.0f} s ran out (the harness's clock){said}"
+    if watch.ended is None:
+        return _unreported_end(result)
+    status, summary = watch.ended
+    summary = summary[:SUMMARY_CHARS]
+    if status not in AGENT_STATUSES:
+        return "error", f"the agent reported an unknown status ({status[:40]!r}): {summary}"
+    if status == "infra_error" and not upstream_failed(calls):
+        return "error", f"the agent reported an infrastructure failure the gateway did not see: {summary}"
+    return status, summary
+
+
+#: Client errors the gateway passes through from upstream: the request's fault, not the infrastructure's.
+_CLIENT_ERRORS = frozenset({400, 404, 413, 422})
+
+
+def upstream_failed(calls: list[sqlite3.Row]) -> bool:
+    """Whether the gateway's ledger shows a call it could not get answered (what it reports as unavailable: an
+    upstream that kept failing after the retries, or refused the gateway's credentials)."""
+    return any(call["status"] == "error" and call["http_status"] not in _CLIENT_ERRORS for call in calls)
+
+
+def queued_seconds(calls: list[sqlite3.Row], started_at: float, wall_s: float) -> float:
+    """How long at least one call was waiting in the gateway (the union of the calls' queued intervals within
+    the attempt's wall time): parallel waits count once."""
+    end = started_at + wall_s
+    spans = sorted((max(started_at, call["started_at"]), min(end, call["started_at"] + call["queued_s"]))
+                   for call in calls)
+    total, reached = 0.0, started_at
+    for low, high in spans:
+        low = max(low, reached)
+        if high > low:
+            total += high - low
+            reached = high
+    return total
+
+
+def charged_seconds(wall_s: float, calls: list[sqlite3.Row], started_at: float, *, declared: bool) -> float:
+    """The time an attempt is charged: its wall time less the time its calls queued in the gateway (waiting for
+    a provider's limits is not the agent's doing). With `declared` (every model the attempt may call is the
+    scripted double) it is the calls' declared latencies instead, so that scripted runs give the same times,
+    utilities and policy choices on every machine and every rerun."""
+    if declared:
+        return round(sum(call["upstream_s"] for call in calls), 2)
+    return round(max(0.0, wall_s - queued_seconds(calls, started_at, wall_s)), 2)
+
+
+def _unreported_end(result: SandboxResult) -> tuple[str, str]:
+    """Status and summary for an agent that ended without its `agent_end` event (a sandbox that cannot start
+    raises `SandboxError` instead, which the caller treats as an infrastructure failure)."""
     if result.ending == "timeout":
         return "timeout", "the sandbox's wall time ran out before the agent reported an end"
     return "error", f"the agent {result.describe()} without reporting an end (see agent.log)"
@@ -241,11 +321,15 @@ def _unreported_end(result: SandboxResult, stopped: bool) -> tuple[str, str]:
 
 @dataclass
 class _Watch:
-    """What following the events has learnt: the top agent, how it ended, and the progress to show."""
+    """What following the events has learnt: the top agent, how it said it ended and when the harness saw that
+    (seconds from the start, on the harness's clock), whether the time limit passed first, and the progress."""
 
     progress: Progress
+    started: float
     top_agent: str | None = None
     ended: tuple[str, str] | None = None
+    end_seen_s: float | None = None
+    overdue: bool = False
 
     def absorb(self, reader: EventReader) -> None:
         for event in reader.new_events():
@@ -255,28 +339,34 @@ class _Watch:
                 self.progress.step += 1
             elif event.type == "tool_call":
                 self.progress.tool = str(event.data.get("tool", ""))
-            elif event.type == "agent_end" and event.agent_id == self.top_agent:
+            elif event.type == "agent_end" and event.agent_id == self.top_agent and self.ended is None:
                 self.ended = (str(event.data.get("status", "error")), str(event.data.get("summary", "")))
+                self.end_seen_s = time.monotonic() - self.started
 
 
 async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, account: Callable[[], Account],
-                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event, grace_s: float,
-                  halt: threading.Event) -> _Watch:
-    """Follow the agent until its sandbox run ends: progress from its events and the ledger; on `stop`, a
-    cancel through its inbox, then `halt` (the sandbox kills it) after the grace period."""
+                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event,
+                  limits: AttemptLimits, halt: threading.Event) -> _Watch:
+    """Follow the agent until its sandbox run ends: progress from its events and the ledger. On `stop` or when
+    its time is up, a cancel through its inbox, then `halt` (the sandbox kills it) after the grace period; an
+    agent that goes on after reporting its end is halted after the same grace."""
     reader = EventReader(logdir / "events.jsonl")
-    watch = _Watch(Progress())
+    watch = _Watch(Progress(), started)
     cancel_sent_at: float | None = None
     while not agent_run.done():
         watch.absorb(reader)
         state = account()
         watch.progress.cost_usd, watch.progress.tokens = nano_to_usd(state.spent_nano), state.spent_tokens
-        watch.progress.elapsed_s = time.monotonic() - started
+        now = time.monotonic()
+        watch.progress.elapsed_s = now - started
         on_progress(watch.progress)
-        if stop.is_set() and cancel_sent_at is None:
-            cancel_sent_at = time.monotonic()
+        if watch.ended is None and now - started > limits.time_limit_s:
+            watch.overdue = True
+        if (stop.is_set() or watch.overdue) and cancel_sent_at is None:
+            cancel_sent_at = now
             _send_cancel(logdir, watch.top_agent or "main")
-        if cancel_sent_at is not None and time.monotonic() - cancel_sent_at > grace_s:
+        lingering = watch.end_seen_s is not None and now - started - watch.end_seen_s > limits.cancel_grace_s
+        if lingering or cancel_sent_at is not None and now - cancel_sent_at > limits.cancel_grace_s:
             halt.set()
         await asyncio.wait({agent_run}, timeout=0.25)
     watch.absorb(reader)

@@ -34,6 +34,7 @@ from sica.runner.attempt import AttemptLimits, AttemptOutcome, run_attempt
 from sica.runner.results import (
     ProblemResult,
     ResultLog,
+    TAMPERED,
     ResultStore,
     agent_code_hash,
     from_cache,
@@ -72,14 +73,15 @@ class PlannedProblem:
 
 @dataclass
 class EvalProgress:
-    """What a live display shows: problems done (cached ones among them), running and failed by the
-    infrastructure, the sum of scores so far, and the spend (live, from the gateway)."""
+    """What a live display shows: problems done (cached ones among them), running, failed by the
+    infrastructure and caught tampering, the sum of scores so far, and the spend (live, from the gateway)."""
 
     total: int = 0
     done: int = 0
     cached: int = 0
     running: int = 0
     infra: int = 0
+    tampered: int = 0
     score_sum: float = 0.0
     cost_usd: float = 0.0
     phase: str = ""
@@ -88,6 +90,7 @@ class EvalProgress:
         self.done += 1
         self.cached += result.cached
         self.infra += result.infra
+        self.tampered += result.status == TAMPERED
         self.score_sum += 0.0 if result.infra else result.score
         if result.cached:
             self.cost_usd += result.cost_usd

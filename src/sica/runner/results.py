@@ -3,8 +3,8 @@ evaluation's JSONL file (everything it reported, cached results and infrastructu
 
 A result is reused when its key matches: the hash of the agent's code, the problem (id, statement and the
 fingerprint of its hidden material and scorer), the models with their configuration, and the limits the problem
-ran under. Infrastructure failures are never
-cached, so a rerun tries those problems again.
+ran under. Infrastructure failures and tampered attempts are never cached, so a rerun tries those problems
+again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from sica.config import Settings
 from sica.runner.attempt import AttemptLimits
 from sica.runner.diffs import SKIPPED
 from sica.sqlite_migrations import add_missing_columns
+
+#: The status of an attempt caught attacking its scorer (`Score.tampered`).
+TAMPERED = "tampered"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -51,7 +54,8 @@ CREATE TABLE IF NOT EXISTS results (
 class ProblemResult:
     """What one problem came to. `seconds` is the time charged to it: wall time less its calls' queueing in
     the gateway. `trace_summary` is the harness's account of the attempt (`runner.trace_summary`). `infra` marks
-    an infrastructure failure that outlived its retries: reported, never scored."""
+    an infrastructure failure that outlived its retries: reported, never scored. Status `tampered` marks an
+    attempt its scorer caught attacking it: scored 0, never cached."""
 
     key: str
     problem_id: str
@@ -131,8 +135,9 @@ class ResultStore:
         return found
 
     def put(self, result: ProblemResult, agent_hash: str, model: str, eval_id: str) -> None:
-        """Store a scored result (infrastructure failures are not stored)."""
-        if result.infra:
+        """Store a scored result (infrastructure failures and tampered attempts are not stored: neither is a
+        score)."""
+        if result.infra or result.status == TAMPERED:
             return
         self._db.execute(
             "INSERT OR REPLACE INTO results (key, agent_hash, problem_id, model, status, score, details, cost_usd,"
