@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -77,13 +78,18 @@ class ProblemResult:
 
 
 def agent_code_hash(agent_dir: Path) -> str:
-    """A digest of the agent version's files (paths and contents; caches and environments left out)."""
+    """A digest of the agent version's files (paths and contents; caches and environments left out). A link is
+    digested as the link it is (its target's name), never followed: a version's link to a host file must not
+    make the harness read that file, nor its changes change the version's identity."""
     digest = hashlib.sha256()
     for path in sorted(agent_dir.rglob("*")):
         relative = path.relative_to(agent_dir)
-        if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc" or not path.is_file():
+        if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
             continue
-        digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+        if path.is_symlink():
+            digest.update(str(relative).encode() + b"\0link\0" + os.fsencode(os.readlink(path)) + b"\0")
+        elif path.is_file():
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
