@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pytest
 
 from sica.config import UtilitySettings
-from sica.loop.policies import POLICIES, SelectionError, VersionStanding, dgm_policy, hgm_policy, sica_policy
+from sica.loop.policies import (POLICIES, Selection, SelectionError, VersionStanding, dgm_policy, hgm_policy,
+                                sica_policy)
 from sica.loop.utility import problem_utility, version_utility
 
 PAPER = UtilitySettings()
@@ -84,3 +85,12 @@ def test_greedy_and_empty_archives():
     for policy in POLICIES.values():
         with pytest.raises(SelectionError, match="evaluate agent 0 first"):
             policy([standing(0, None, [])], random.Random(0))
+
+
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_a_version_caught_tampering_is_never_chosen(name):
+    """Its scores may look best (a scorer it fooled elsewhere), yet it is neither meta agent nor base."""
+    archive = [standing(0, None, [0.3, 0.4]), standing(1, 0, [1.0, 1.0])]
+    archive[1] = VersionStanding(1, 0, (1.0, 1.0), (1.0, 1.0), 0, tampered=1)
+    for seed in range(50):
+        assert POLICIES[name](archive, random.Random(seed)) == Selection(0, 0)
