@@ -65,3 +65,18 @@ def test_each_failed_problem_has_an_account_of_its_attempt_but_never_what_its_sc
     everything = "".join(p.read_text() for p in view.rglob("*") if p.is_file())
     assert HIDDEN not in everything
     assert not (view / "agent-1" / "failures").exists()  # it solved its one problem
+
+
+def test_a_versions_diff_is_taken_once_and_kept_with_the_run(tmp_path, monkeypatch):
+    """Each meta step writes a new view: versions never change, so their diffs come from the run folder."""
+    view = make_view(tmp_path)
+    kept = tmp_path / "run" / "diffs" / "agent-1.patch"
+    assert kept.read_text() == (view / "agent-1" / "diff.patch").read_text()
+
+    def asked_again(self, number):
+        raise AssertionError(f"agent-{number}'s diff was taken again")
+
+    monkeypatch.setattr(Run, "diff", asked_again)
+    with Run.open(tmp_path / "run") as run:
+        again = write_archive_view(run, tmp_path / "view-2", UtilitySettings())
+    assert (again / "agent-1" / "diff.patch").read_text() == kept.read_text()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -42,11 +43,23 @@ def write_archive_view(run: Run, dest: Path, weights: UtilitySettings) -> Path:
         (folder / "description.txt").write_text(version.description + "\n", encoding="utf-8")
         (folder / "CHANGELOG.md").write_text(version.change_log + "\n", encoding="utf-8")
         if version.commit_sha is not None:
-            (folder / "diff.patch").write_text(run.diff(version.number), encoding="utf-8")
+            shutil.copyfile(_stored_diff(run, version.number), folder / "diff.patch")
         _write_results(folder, evaluations)
     (dest / "versions.md").write_text("# Agent versions\n\n" + "\n".join(rows) + "\n", encoding="utf-8")
     readable_by_all(dest)
     return dest
+
+
+def _stored_diff(run: Run, number: int) -> Path:
+    """A version's change from its parent, taken once and kept in the run folder (`diffs/agent-N.patch`): a
+    version never changes, so each meta step copies it instead of asking git again for every version."""
+    stored = run.folder / "diffs" / f"agent-{number}.patch"
+    if not stored.is_file():
+        stored.parent.mkdir(exist_ok=True)
+        partial = stored.with_suffix(".partial")
+        partial.write_text(run.diff(number), encoding="utf-8")
+        partial.replace(stored)
+    return stored
 
 
 def _write_results(folder: Path, evaluations: list[Evaluation]) -> None:
