@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -12,6 +18,7 @@ import openai
 import pytest
 
 from sica.gateway import Listen, run_gateway
+from sica.sandbox.mounts import SANDBOX_UID
 
 SCRIPT = """
 {"content": "hello there", "usage": {"input": 10, "output": 3}}
@@ -145,7 +152,6 @@ def test_serves_on_a_unix_socket(make_settings, tmp_path):
         settings = make_settings(CONFIG, {"script.jsonl": SCRIPT})
         socket_path = tmp_path / "run" / "gateway.sock"
         async with run_gateway(settings, {}, tmp_path / "uds.sqlite", Listen(uds=socket_path)) as running:
-            assert socket_path.stat().st_mode & 0o777 == 0o666
             account = running.gateway.open_account("uds")
             async with running.client(account.token) as http:
                 reply = await http.post("/v1/chat/completions",
@@ -153,6 +159,51 @@ def test_serves_on_a_unix_socket(make_settings, tmp_path):
             return reply.json()["choices"][0]["message"]["content"]
 
     assert asyncio.run(main()) == "hello there"
+
+
+CONNECT = "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')"
+
+
+def connect_as(uid: int, socket_path) -> subprocess.CompletedProcess[str]:
+    """Connect to the socket as `uid` (and its own group only), the way a sandbox or another local user would."""
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-c",
+                           CONNECT, str(socket_path)], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the socket's group is the sandbox user's only when the harness is root")
+def test_the_socket_is_reachable_by_the_sandbox_user_and_no_other(make_settings):
+    """Mode 0666 let any local user spend through the gateway: the socket's folder is root's with the sandbox
+    user's group (0750) and the socket 0660, so uid 65534 connects and another unprivileged user cannot."""
+    async def main(socket_path) -> tuple[int, int, int, int, str, str]:
+        settings = make_settings(CONFIG, {"script.jsonl": SCRIPT})
+        async with run_gateway(settings, {}, socket_path.parent.parent / "uds.sqlite", Listen(uds=socket_path)):
+            folder, sock = socket_path.parent.stat(), socket_path.stat()
+            sandbox = await asyncio.to_thread(connect_as, SANDBOX_UID, socket_path)
+            stranger = await asyncio.to_thread(connect_as, 12345, socket_path)
+        return (stat.S_IMODE(folder.st_mode), folder.st_gid, stat.S_IMODE(sock.st_mode), sock.st_gid,
+                sandbox.stdout + sandbox.stderr, stranger.stdout + stranger.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="sica-socket-test-") as scratch:
+        Path(scratch).chmod(0o755)
+        folder_mode, folder_gid, socket_mode, socket_gid, sandbox, stranger = asyncio.run(
+            main(Path(scratch) / "gateway" / "gateway.sock"))
+    assert (folder_mode, folder_gid, socket_mode, socket_gid) == (0o750, SANDBOX_UID, 0o660, SANDBOX_UID)
+    assert "connected" in sandbox
+    assert "PermissionError" in stranger and "connected" not in stranger
+
+
+def test_a_socket_folder_shared_with_other_files_is_refused(make_settings, tmp_path):
+    """The gateway narrows its socket's folder to itself and the sandbox user: never a folder others use."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("someone else's")
+
+    async def main() -> None:
+        settings = make_settings(CONFIG, {"script.jsonl": SCRIPT})
+        async with run_gateway(settings, {}, tmp_path / "uds.sqlite", Listen(uds=tmp_path / "run" / "gateway.sock")):
+            pass
+
+    with pytest.raises(ValueError, match="folder of its own"):
+        asyncio.run(main())
 
 
 def test_a_failure_inside_the_gateway_still_settles_the_call(gateway):

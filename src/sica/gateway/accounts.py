@@ -28,8 +28,9 @@ def new_token() -> str:
 
 @dataclass
 class Account:
-    """A budget: limits (None = unlimited), settled spend, what calls in flight have reserved, and how many
-    calls its limits refused since this gateway started."""
+    """A budget: limits (None = unlimited), the model aliases it may call (None = its parent's, or every alias the
+    gateway serves for a top account), settled spend, what calls in flight have reserved, and how many calls its
+    limits refused since this gateway started."""
 
     id: str
     name: str
@@ -41,6 +42,7 @@ class Account:
     reserved_nano: int = 0
     reserved_tokens: int = 0
     refused: int = 0
+    aliases: frozenset[str] | None = None
 
     def left_nano(self) -> int | None:
         return None if self.limit_nano is None else self.limit_nano - self.spent_nano - self.reserved_nano
@@ -116,6 +118,14 @@ class AccountTree:
             accounts.append(account)
             current = account.parent_id
         return accounts
+
+    def allowed_aliases(self, account_id: str, served: frozenset[str]) -> frozenset[str]:
+        """The aliases an account may call: those of `served` that it and every ancestor allow."""
+        allowed = served
+        for account in self.chain(account_id):
+            if account.aliases is not None:
+                allowed &= account.aliases
+        return allowed
 
     def reserve(self, account_id: str, pricer: Pricer, input_tokens: int, requested_output: int,
                 min_output: int) -> Reservation:

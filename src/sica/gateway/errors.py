@@ -40,3 +40,11 @@ def unauthorized(message: str) -> GatewayError:
 
 def upstream_unavailable(message: str) -> GatewayError:
     return GatewayError(503, "upstream_unavailable", message)
+
+
+def not_allowed(message: str) -> GatewayError:
+    return GatewayError(403, "permission_error", message)
+
+
+def too_large(message: str) -> GatewayError:
+    return GatewayError(413, "request_too_large", message)

@@ -17,15 +17,20 @@ from fastapi.responses import Response, StreamingResponse
 from sica.config import Settings, Wire
 from sica.gateway import wire as wires
 from sica.gateway.accounts import Account, AccountTree, BudgetExceeded, Reservation, new_token, token_digest
-from sica.gateway.errors import GatewayError, bad_request, unauthorized, upstream_unavailable
+from sica.gateway.admission import check_request, shown, upstream_headers
+from sica.gateway.errors import (GatewayError, bad_request, not_allowed, too_large, unauthorized,
+                                 upstream_unavailable)
 from sica.gateway.ledger import CallOutcome, Ledger
-from sica.gateway.pricing import nano_to_usd, usd_to_nano
+from sica.gateway.pricing import WorstCaseInput, nano_to_usd, usd_to_nano
 from sica.gateway.retry import CallClock, Retrier
 from sica.gateway.routing import Redactor, Route
 from sica.gateway.upstreams import UpstreamError, UpstreamRequest, UpstreamStream
 from sica.gateway.usage import TokenUsage
 
 T = TypeVar("T")
+#: Input tokens a provider adds to a request with tools (Anthropic's tool-use system prompt is ~350 tokens,
+#: OpenAI's function preamble less), which the request's bytes do not bound.
+TOOL_PROMPT_TOKENS = 1000
 
 
 @dataclass(frozen=True)
@@ -77,21 +82,37 @@ class Gateway:
     # Accounts ---------------------------------------------------------------------------------------------
 
     def open_account(self, name: str, *, parent: str | None = None, limit_usd: float | None = None,
-                     limit_tokens: int | None = None, token: str | None = None) -> AccountHandle:
-        """Open a budget account under `parent`. Given a token already known, reopen that account instead,
-        with the new limits and its spend carried over."""
+                     limit_tokens: int | None = None, token: str | None = None,
+                     aliases: frozenset[str] | None = None) -> AccountHandle:
+        """Open a budget account under `parent`, allowed to call `aliases` (None: its parent's; for a top
+        account, every alias served). A child may use at most its parent's aliases. Given a token already known,
+        reopen that account instead, with the new limits and aliases and its spend carried over."""
         token = token or new_token()
         digest = token_digest(token)
         limit_nano = None if limit_usd is None else usd_to_nano(limit_usd)
+        if aliases is not None:
+            self._check_aliases(name, parent, aliases)
         existing = self.accounts.by_token(token)
         if existing is not None:
-            existing.limit_nano, existing.limit_tokens = limit_nano, limit_tokens
+            existing.limit_nano, existing.limit_tokens, existing.aliases = limit_nano, limit_tokens, aliases
             self.ledger.update_account(existing, digest)
             return AccountHandle(existing.id, existing.name, token)
-        account = Account(uuid.uuid4().hex, name, parent, limit_nano, limit_tokens)
+        account = Account(uuid.uuid4().hex, name, parent, limit_nano, limit_tokens, aliases=aliases)
         self.accounts.add(account, digest)
         self.ledger.add_account(account, digest)
         return AccountHandle(account.id, name, token)
+
+    def _check_aliases(self, name: str, parent: str | None, aliases: frozenset[str]) -> None:
+        if unknown := aliases - set(self.routes):
+            raise ValueError(f"account '{name}': this gateway serves no alias {', '.join(sorted(unknown))} (it "
+                             f"serves {', '.join(self.routes)})")
+        if parent is not None and (wider := aliases - self.allowed_aliases(parent)):
+            raise ValueError(f"account '{name}' may use at most its parent's aliases "
+                             f"({', '.join(sorted(self.allowed_aliases(parent)))}), not {', '.join(sorted(wider))}")
+
+    def allowed_aliases(self, account_id: str) -> frozenset[str]:
+        """The aliases an account may call: the served ones that it and all its ancestors allow."""
+        return self.accounts.allowed_aliases(account_id, frozenset(self.routes))
 
     def set_limit(self, account_id: str, limit_usd: float | None) -> Account:
         """Change the money limit of a stored account (a resumed run's, say); its spend stays as it is."""
@@ -114,12 +135,14 @@ class Gateway:
                                "'Authorization: Bearer TOKEN' or 'x-api-key: TOKEN'")
         return account
 
-    async def handle(self, wire: Wire, raw: bytes, headers: Mapping[str, str]) -> Response:
-        """Serve one chat call (`/v1/chat/completions` or `/v1/messages`)."""
+    async def handle(self, wire: Wire, body_chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> Response:
+        """Serve one chat call (`/v1/chat/completions` or `/v1/messages`): its body is read from `body_chunks`
+        only once the caller is known, and never beyond `[gateway] max_request_bytes`."""
         try:
             account = self.authenticate(headers)
+            raw = await self._read_body(body_chunks, headers)
             body = _parse_body(raw)
-            route = self._route(wire, body)
+            route = self._route(wire, body, account)
             call = self._begin(route, account, body, raw, headers)
         except GatewayError as error:
             return error.response(wire)
@@ -134,12 +157,34 @@ class Gateway:
                 self._finish(call, status, None, http_status=None, error_class=type(error).__name__)
             raise
 
-    def _route(self, wire: Wire, body: dict[str, Any]) -> Route:
+    async def _read_body(self, body_chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> bytes:
+        """The body, refused (413) as soon as its declared length or the bytes read so far pass the cap: no more
+        than the cap is ever held."""
+        cap = self.settings.gateway.max_request_bytes
+        refusal = too_large(f"the request body is larger than the gateway's limit of {cap} bytes "
+                            "([gateway] max_request_bytes): send a shorter context")
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise refusal
+        chunks, size = [], 0
+        async for chunk in body_chunks:
+            size += len(chunk)
+            if size > cap:
+                raise refusal
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _route(self, wire: Wire, body: dict[str, Any], account: Account) -> Route:
+        """The route of the body's alias, if the account may call it (403 naming the allowed ones, if not)."""
         alias = body.get("model")
-        route = self.routes.get(alias) if isinstance(alias, str) else None
-        if route is None:
-            raise bad_request(f"unknown model {alias!r}: use one of the configured aliases "
-                              f"({', '.join(self.routes)})")
+        allowed = self.allowed_aliases(account.id)
+        if not isinstance(alias, str) or alias not in allowed:
+            listed = ", ".join(name for name in self.routes if name in allowed) or "none"
+            if (isinstance(alias, str) and alias in self.routes) or allowed != set(self.routes):
+                raise not_allowed(f"model {shown(alias)} is not allowed for this account: use one of its aliases "
+                                  f"({listed})")
+            raise bad_request(f"unknown model {shown(alias)}: use one of the configured aliases ({listed})")
+        route = self.routes[alias]
         if route.alias.wire_format != wire:
             endpoint = "/v1/messages" if route.alias.wire_format == "anthropic" else "/v1/chat/completions"
             raise bad_request(f"alias '{route.name}' speaks the {route.alias.wire_format} API: send it to {endpoint}")
@@ -148,14 +193,19 @@ class Gateway:
     def _begin(self, route: Route, account: Account, body: dict[str, Any], raw: bytes,
                headers: Mapping[str, str]) -> _Call:
         wire = route.alias.wire_format
+        shape = check_request(wire, body, route.name, route.alias)
+        passed_headers = upstream_headers(wire, headers, route.name, route.alias)
         requested = wires.requested_max_tokens(wire, body)
         if requested is not None and requested < 1:
             raise bad_request(f"max_tokens must be a positive integer, not {requested}")
         requested = requested or route.alias.max_output_tokens
-        # Every token is at least one byte, so the request's size bounds its input tokens from above.
-        input_estimate = len(raw)
+        # Every token of text is at least one byte, so the request's size bounds its input tokens from above; a
+        # tool-use prompt, pictures, documents and provider-side tools add tokens its bytes do not bound, up to
+        # the model's context window.
+        input_estimate = len(raw) + (TOOL_PROMPT_TOKENS if shape.tools else 0) + (
+            route.alias.context_window if shape.unbounded_input else 0)
         try:
-            reservation = self.accounts.reserve(account.id, route.pricer, input_estimate, requested,
+            reservation = self.accounts.reserve(account.id, WorstCaseInput(route.pricer), input_estimate, requested,
                                                 self.settings.gateway.min_output_tokens)
         except BudgetExceeded as exceeded:
             binding = exceeded.account
@@ -171,8 +221,8 @@ class Gateway:
         stored = raw.decode(errors="replace") if self.settings.gateway.store_bodies else None
         ledger_id = self.ledger.begin_call(account.id, route.name, route.alias.provider, route.alias.model, stream,
                                            reservation.cost_nano, reservation.tokens, stored)
-        return _Call(route, account, reservation, UpstreamRequest(account.id, upstream_body, headers), ledger_id,
-                     input_estimate, CallClock())
+        return _Call(route, account, reservation, UpstreamRequest(account.id, upstream_body, passed_headers),
+                     ledger_id, input_estimate, CallClock())
 
     async def _admit(self, call: _Call, stack: contextlib.AsyncExitStack) -> None:
         """Wait for the upstream's limits (queue time) and hold its slot until `stack` closes."""
@@ -310,15 +360,17 @@ class Gateway:
 
     # Listing and shutdown ---------------------------------------------------------------------------------
 
-    def list_models(self, anthropic_shape: bool) -> dict[str, Any]:
-        """The aliases, in the shape of the asking SDK's model list."""
+    def list_models(self, account: Account, anthropic_shape: bool) -> dict[str, Any]:
+        """The aliases the account may call, in the shape of the asking SDK's model list."""
+        allowed = self.allowed_aliases(account.id)
+        names = [name for name in self.routes if name in allowed]
         if anthropic_shape:
             data = [{"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
-                    for name in self.routes]
+                    for name in names]
             return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
                     "last_id": data[-1]["id"] if data else None}
         return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "sica"}
-                                           for name in self.routes]}
+                                           for name in names]}
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Let streams whose clients left finish metering; cancel (and settle) what is still running after."""

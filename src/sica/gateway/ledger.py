@@ -10,6 +10,7 @@ free (the owner is gone) are settled.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from sica.gateway.accounts import Account, AccountTree
 from sica.gateway.usage import TokenUsage
+from sica.sqlite_migrations import add_missing_columns
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     token_sha256 TEXT UNIQUE,
     limit_nano INTEGER,
     limit_tokens INTEGER,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    aliases TEXT
 );
 CREATE TABLE IF NOT EXISTS calls (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -144,6 +147,7 @@ class Ledger:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        add_missing_columns(self._db, "accounts", {"aliases": "TEXT"})
         # Checkpoints (which fsync) run in a thread of their own, not inside a commit on the event loop.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer = _Checkpointer(path)
@@ -158,15 +162,16 @@ class Ledger:
     def add_account(self, account: Account, digest: str | None) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO accounts (id, parent_id, name, token_sha256, limit_nano, limit_tokens, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO accounts (id, parent_id, name, token_sha256, limit_nano, limit_tokens, created_at, "
+                "aliases) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (account.id, account.parent_id, account.name, digest, account.limit_nano, account.limit_tokens,
-                 time.time()))
+                 time.time(), _aliases_column(account.aliases)))
 
     def update_account(self, account: Account, digest: str | None) -> None:
         with self._lock:
-            self._db.execute("UPDATE accounts SET token_sha256 = ?, limit_nano = ?, limit_tokens = ? WHERE id = ?",
-                             (digest, account.limit_nano, account.limit_tokens, account.id))
+            self._db.execute("UPDATE accounts SET token_sha256 = ?, limit_nano = ?, limit_tokens = ?, aliases = ? "
+                             "WHERE id = ?", (digest, account.limit_nano, account.limit_tokens,
+                                              _aliases_column(account.aliases), account.id))
 
     def set_limits(self, account: Account) -> None:
         with self._lock:
@@ -197,9 +202,11 @@ class Ledger:
     def load_into(self, tree: AccountTree) -> None:
         """Fill `tree` with every stored account and its settled spend."""
         rows = self._db.execute(
-            "SELECT id, parent_id, name, token_sha256, limit_nano, limit_tokens FROM accounts ORDER BY rowid").fetchall()
-        for account_id, parent_id, name, digest, limit_nano, limit_tokens in rows:
-            tree.add(Account(account_id, name, parent_id, limit_nano, limit_tokens), digest)
+            "SELECT id, parent_id, name, token_sha256, limit_nano, limit_tokens, aliases FROM accounts "
+            "ORDER BY rowid").fetchall()
+        for account_id, parent_id, name, digest, limit_nano, limit_tokens, aliases in rows:
+            allowed = None if aliases is None else frozenset(json.loads(aliases))
+            tree.add(Account(account_id, name, parent_id, limit_nano, limit_tokens, aliases=allowed), digest)
         spend = self._db.execute(
             "SELECT account_id, SUM(cost_nano), SUM(input_tokens + output_tokens) FROM calls "
             "WHERE status != 'pending' GROUP BY account_id").fetchall()
@@ -241,3 +248,8 @@ class Ledger:
             "SUM(c.input_tokens), SUM(c.output_tokens), SUM(c.cost_nano) FROM calls c "
             "JOIN accounts a ON a.id = c.account_id GROUP BY a.id, c.alias, c.model ORDER BY a.rowid, c.alias").fetchall()
         return [SpendRow(*row) for row in rows]
+
+
+def _aliases_column(aliases: frozenset[str] | None) -> str | None:
+    """An account's aliases as stored: a sorted JSON list, or NULL for its parent's."""
+    return None if aliases is None else json.dumps(sorted(aliases))

@@ -72,6 +72,18 @@ class GenaiPricer:
 _GENAI_PROVIDER = {"anthropic": "anthropic", "openai": "openai"}
 
 
+@dataclass(frozen=True)
+class WorstCaseInput:
+    """A reservation's pricer: every input token at the dearer of the input and cache-write prices, since a
+    request may mark its whole prompt for caching and writing the cache can cost more than reading the prompt."""
+
+    pricer: Pricer
+
+    def cost(self, usage: TokenUsage) -> int:
+        written = TokenUsage(input=usage.input, output=usage.output, cache_write=usage.input)
+        return max(self.pricer.cost(usage), self.pricer.cost(written))
+
+
 def pricer_for(alias_name: str, alias: ModelAlias) -> Pricer:
     """The pricer of an alias; an unpriced hosted model is a configuration error, found at start-up."""
     if isinstance(alias.price, PricePerMillion):

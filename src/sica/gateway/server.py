@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sica.gateway.app import create_app
 from sica.gateway.gateway import Gateway
 from sica.gateway.ledger import Ledger
 from sica.gateway.routing import build_routes
+from sica.sandbox.mounts import SANDBOX_UID, drops_to_sandbox_uid
 
 
 class _ShutdownCancellation(logging.Filter):
@@ -44,7 +46,8 @@ def _quiet_cancellations() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Listen:
-    """Where to serve: a unix socket path, or a TCP host and port (port 0 picks a free one)."""
+    """Where to serve: a unix socket path (in a folder of its own, which the gateway restricts to the harness and
+    the sandbox user), or a TCP host and port (port 0 picks a free one)."""
 
     uds: Path | None = None
     host: str = "127.0.0.1"
@@ -90,13 +93,32 @@ async def local_model_servers(settings: Settings, log_dir: Path) -> AsyncIterato
         yield urls
 
 
+def _restrict_socket_folder(folder: Path, socket_name: str) -> None:
+    """Whoever can connect to the socket can spend through the gateway: its folder becomes reachable only by the
+    harness and the sandbox user (root's, with the sandbox user's group, 0750, when the harness is root; the
+    harness's own, 0700, when the sandbox runs as the harness's user). So it must be a folder of its own."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if others := [entry.name for entry in folder.iterdir() if entry.name != socket_name]:
+        raise ValueError(f"the gateway's socket needs a folder of its own: {folder} also holds {len(others)} "
+                         "other entries")
+    if drops_to_sandbox_uid():
+        os.chown(folder, 0, SANDBOX_UID)
+        folder.chmod(0o750)
+    else:
+        folder.chmod(0o700)
+
+
 def _bound_socket(listen: Listen) -> socket.socket:
     if listen.uds is not None:
-        listen.uds.parent.mkdir(parents=True, exist_ok=True)
+        _restrict_socket_folder(listen.uds.parent, listen.uds.name)
         listen.uds.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(listen.uds))
-        listen.uds.chmod(0o666)
+        if drops_to_sandbox_uid():
+            os.chown(listen.uds, 0, SANDBOX_UID)
+            listen.uds.chmod(0o660)
+        else:
+            listen.uds.chmod(0o600)
     else:
         # IPPROTO_TCP, not 0: asyncio turns Nagle off only on sockets whose protocol says TCP, and with Nagle on
         # a response's body waits ~40 ms for the client's delayed ACK of its headers.

@@ -1,7 +1,7 @@
 """What the gateway needs to know of the two wire formats: output caps, usage, and server-sent events.
 
-Bodies pass through unchanged apart from the model name, the output cap and (for OpenAI streams) the request
-for a final usage chunk: the gateway never translates between formats.
+Bodies (once `admission` has allowed them) pass through unchanged apart from the model name, the output cap and
+(for OpenAI streams) the request for a final usage chunk: the gateway never translates between formats.
 """
 
 from __future__ import annotations
@@ -14,20 +14,26 @@ from sica.gateway.usage import TokenUsage
 
 
 def requested_max_tokens(wire: Wire, body: dict[str, Any]) -> int | None:
-    """The output cap the client asked for, if any."""
-    value = body.get("max_tokens")
-    if wire == "openai" and body.get("max_completion_tokens") is not None:
-        value = body["max_completion_tokens"]
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """The output cap the client asked for, if any: the smaller of `max_tokens` and `max_completion_tokens` when
+    it gives both (whichever the upstream reads, the cap sent is no larger than either)."""
+    names = ("max_tokens", "max_completion_tokens") if wire == "openai" else ("max_tokens",)
+    caps = [body[name] for name in names if isinstance(body.get(name), int) and not isinstance(body[name], bool)]
+    return min(caps) if caps else None
 
 
 def set_max_tokens(wire: Wire, body: dict[str, Any], max_tokens: int, *, provider: str) -> None:
-    """Write the clamped output cap where this upstream reads it."""
-    if wire == "openai" and ("max_completion_tokens" in body or provider == "openai"):
+    """Write the clamped output cap where this upstream reads it, and only there: OpenAI's own API reads
+    `max_completion_tokens`, every other server `max_tokens`. A thinking budget is kept below the cap, which
+    bounds thinking and answer together."""
+    if wire == "openai" and provider == "openai":
         body.pop("max_tokens", None)
         body["max_completion_tokens"] = max_tokens
     else:
+        body.pop("max_completion_tokens", None)
         body["max_tokens"] = max_tokens
+    thinking = body.get("thinking")
+    if wire == "anthropic" and isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int):
+        body["thinking"] = dict(thinking, budget_tokens=min(thinking["budget_tokens"], max_tokens - 1))
 
 
 def ask_for_stream_usage(wire: Wire, body: dict[str, Any]) -> None:
