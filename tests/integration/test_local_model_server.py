@@ -253,3 +253,34 @@ def test_serve_entry_exits_cleanly_on_signal(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_sica_models_serve_serves_until_stopped(local_model_05b_path: Path, tmp_path: Path,
+                                                 stop_signal: signal.Signals) -> None:
+    """`sica models serve` as a user runs it: it prints where it serves, answers there, and stops on Ctrl-C or
+    SIGTERM with its child gone (it used to fail at once: the server was started twice)."""
+    from tests.support.cli import clean_environ
+
+    config = tmp_path / "sica.toml"
+    config.write_text(f'[local]\ncache_dir = "{local_model_05b_path.parent}"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sica", "--config", str(config), "models", "serve", "--model", "0.5b", "--port", "0",
+         "--parallel", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environ())
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("serving qwen2.5-coder-0.5b"), (line, process.stderr and process.stderr.read())
+        base_url = line.split(" at ", 1)[1].split()[0]
+        assert httpx.get(base_url.removesuffix("/v1") + "/health", timeout=5).json() == {"status": "ok"}
+        process.send_signal(stop_signal)
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None and "stopped" in process.stderr.read()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(base_url.removesuffix("/v1") + "/health", timeout=2)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

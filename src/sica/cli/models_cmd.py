@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
@@ -77,13 +78,14 @@ def serve_command(
     log_path = Path(settings.cache_dir) / f"llama-{spec.short_name}.log"
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with cli.err.status(f"loading {spec.full_name}…"):
-        server = LocalModelServer(options, log_path, startup_timeout=settings.startup_timeout_s).start()
-    with server:
+    server = LocalModelServer(options, log_path, startup_timeout=settings.startup_timeout_s)
+    try:
+        with cli.err.status(f"loading {spec.full_name}…"):
+            server.start()
         cli.out.print(f"serving {spec.full_name} at {server.base_url} (OpenAI-compatible; model name "
                       f"'{spec.full_name}'); log: {log_path}\nPress Ctrl-C to stop.", highlight=False)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
+    finally:
+        server.close()
     cli.err.print("stopped")
