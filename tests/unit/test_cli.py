@@ -126,3 +126,21 @@ def test_doctor_reports_backends_and_prerequisites_without_showing_keys(workdir)
              for line in done.stdout.splitlines() if line.strip()}
     assert "no network but lo" in lines["sandbox bwrap"] and lines["sandbox bwrap"].startswith("ok")
     assert "ANTHROPIC_API_KEY      set" in done.stdout and "fake-provider-key-doctor" not in done.stdout + done.stderr
+
+
+def test_benchmarks_list_and_build_as_a_user_runs_them(tmp_path):
+    """`sica benchmarks list` names every built-in benchmark; `build` prepares one and says how many problems it
+    has; an unknown name is one line naming the fix."""
+    root = Path(__file__).resolve().parents[2]
+    listed = run_sica(tmp_path, "benchmarks", "list")
+    assert listed.returncode == 0, listed.stderr
+    for name in ("humaneval", "file_editing", "symbol_location", "bugfix", "livecodebench", "swebench_verified"):
+        assert re.search(rf"^{name}\s", listed.stdout, re.MULTILINE), listed.stdout
+    built = run_sica(tmp_path, "benchmarks", "build", f"taskdir:{root / 'examples' / 'tasks'}")
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.strip().endswith(": 3 problems ready")
+    humaneval = run_sica(tmp_path, "benchmarks", "build", "humaneval:2")
+    assert (humaneval.returncode, humaneval.stdout.strip()) == (0, "humaneval:2: 2 problems ready"), humaneval.stderr
+    unknown = run_sica(tmp_path, "benchmarks", "build", "nosuch")
+    assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) == 1, unknown.stderr
+    assert "nosuch" in unknown.stderr
