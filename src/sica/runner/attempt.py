@@ -187,7 +187,7 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     (folder / "task.md").write_text(problem.statement, encoding="utf-8")
     assert gateway.uds is not None, "agents reach the gateway through its unix socket"
     account = gateway.gateway.open_account(f"{problem.id} {run_id}", parent=parent_account,
-                                           limit_usd=limits.budget_usd)
+                                           limit_usd=limits.budget_usd, aliases=frozenset(agent.aliases))
     failures: list[str] = []
     with ScratchArea(limits.scratch_mb) as scratch:
         run = await asyncio.to_thread(lay_out_run, problem, agent.code, scratch.path, gateway.uds, folder)

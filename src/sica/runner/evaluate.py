@@ -246,7 +246,8 @@ class _EvalRun:
     spent_before: float = 0.0
 
     def __post_init__(self) -> None:
-        self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}", parent=self.parent_account).id
+        self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}", parent=self.parent_account,
+                                                            aliases=frozenset(self.agent.aliases)).id
         self.spent_before = self.progress.cost_usd
 
     async def all(self, jobs: list[tuple[int, PlannedProblem, str]], workers: int,
