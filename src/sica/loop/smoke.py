@@ -22,6 +22,8 @@ SMOKE_ALIAS = "sica-smoke"
 #: Replies with no tool call: an agent keeps asking until it gives up or answers; more than any should need.
 SMOKE_REPLIES = 12
 SMOKE_TIME_LIMIT_S = 60.0
+#: The smoke account's cap: its alias is free, so any spend at all is a version reaching for what it was not given.
+SMOKE_BUDGET_USD = 0.01
 FAILED_STATUSES = frozenset({"error", "infra_error", "cancelled"})
 
 
@@ -35,13 +37,16 @@ def with_smoke_alias(settings: Settings, script: Path) -> Settings:
 
 
 async def smoke_check(settings: Settings, code: Path, sandbox: Sandbox, gateway: RunningGateway, run_id: str,
-                      folder: Path, stop: asyncio.Event) -> str | None:
+                      folder: Path, stop: asyncio.Event, *, parent_account: str | None = None) -> str | None:
     """Run the version at `code` on the smoke problem (its trace kept in `folder`); None when it passed, else why
-    not. `settings` must have the smoke alias, and `gateway` serve it."""
+    not. `settings` must have the smoke alias, and `gateway` serve it. The version is untrusted: its account is a
+    child of `parent_account` (the run's), may call the smoke alias only, and is capped at SMOKE_BUDGET_USD."""
     problem = Problem("smoke", "smoke", "Smoke check: say that you are done.", lambda dest: None, None)
-    limits = dataclasses.replace(AttemptLimits.for_eval(settings), time_limit_s=SMOKE_TIME_LIMIT_S, budget_usd=None)
+    limits = dataclasses.replace(AttemptLimits.for_eval(settings), time_limit_s=SMOKE_TIME_LIMIT_S,
+                                 budget_usd=SMOKE_BUDGET_USD)
     async with prepared_agent(settings, code, SMOKE_ALIAS) as agent:
-        outcome = await run_attempt(problem, agent, limits, sandbox, gateway, run_id, folder, lambda _: None, stop)
+        outcome = await run_attempt(problem, agent, limits, sandbox, gateway, run_id, folder, lambda _: None, stop,
+                                    parent_account=parent_account)
     if outcome.status in FAILED_STATUSES or outcome.input_tokens == 0:
         return f"it fails a smoke problem ({outcome.status}: {outcome.summary[:300]})"
     return None
