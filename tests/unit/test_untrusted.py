@@ -1,5 +1,6 @@
 """What the harness does with files an agent controls: no link followed, no FIFO blocked on, no special file
-copied, nothing written through a planted link; and what an agent version's snapshot may not make root do."""
+copied, nothing written through a planted link, holes kept and setuid bits dropped in copies, no depth or name
+breaking a copy; and what an agent version's snapshot may not make root do."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from sica.config import Settings, default_envs_dir, load_settings
 from sica.runner.environments import AgentVersionError, declared_dependencies
 from sica.runner.setup import prepared_agent
-from sica.sandbox.untrusted import (copy_untrusted_tree, read_untrusted, read_untrusted_text,
+from sica.sandbox.untrusted import (TreeLimits, copy_untrusted_tree, read_untrusted, read_untrusted_text,
                                     write_into_untrusted_folder)
 
 
@@ -113,3 +114,85 @@ def test_a_pyproject_is_read_only_as_a_regular_file(tmp_path):
     (agent / "pyproject.toml").write_text('[project]\ndependencies = ["httpx==0.28.1"]\n' + "#" * (1 << 20))
     with pytest.raises(AgentVersionError, match="larger than"):
         declared_dependencies(agent)
+
+
+def test_copies_keep_holes_as_holes(tmp_path):
+    """A sparse file costs the agent's tmpfs nothing; the harness's copy of it must cost the host nothing."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with (tree / "sparse.bin").open("wb") as out:
+        out.seek(50 << 20)
+        out.write(b"data in the middle")
+        out.truncate(100 << 20)
+    assert copy_untrusted_tree(tree, tmp_path / "copy") == []
+    copied = tmp_path / "copy" / "sparse.bin"
+    assert copied.stat().st_size == 100 << 20
+    assert copied.stat().st_blocks * 512 < 1 << 20
+    with copied.open("rb") as read:
+        read.seek((50 << 20) - 2)
+        assert read.read(20) == b"\0\0data in the middle"
+
+
+def test_copies_carry_no_setuid_setgid_or_sticky_bit_and_nothing_others_may_write(tmp_path):
+    tree = tmp_path / "tree"
+    (tree / "shared").mkdir(parents=True)
+    (tree / "rootshell").write_text("#!/bin/sh\nid\n")
+    (tree / "rootshell").chmod(0o6777)
+    (tree / "locked").write_text("x")
+    (tree / "locked").chmod(0o000)
+    (tree / "shared").chmod(0o3777)
+    copy_untrusted_tree(tree, tmp_path / "copy")
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "copy").iterdir()}
+    assert modes == {"rootshell": 0o755, "locked": 0o600, "shared": 0o755}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a device node needs root")
+def test_copies_never_hold_device_nodes_fifos_or_sockets_and_say_so(tmp_path):
+    import socket
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    os.mknod(tree / "disk", 0o666 | stat.S_IFBLK, os.makedev(8, 0))
+    os.mknod(tree / "memory", 0o666 | stat.S_IFCHR, os.makedev(1, 1))
+    os.mkfifo(tree / "pipe")
+    with socket.socket(socket.AF_UNIX) as listening:
+        listening.bind(str(tree / "sock"))
+        left_out = copy_untrusted_tree(tree, tmp_path / "copy")
+    assert list((tmp_path / "copy").iterdir()) == []
+    assert left_out == ["special files (FIFOs, sockets, devices): disk, memory, pipe and 1 more"]
+
+
+def test_a_tree_600_folders_deep_with_names_that_are_not_utf8_is_copied_to_the_limit(tmp_path):
+    """No recursion, no path longer than one name: depth and odd names never break the copy; what is past the
+    depth limit is left out and said."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / os.fsdecode(b"caf\xe9.py")).write_bytes(b"NAME = 'caf\xe9'\n")
+    folder = os.open(tree, os.O_RDONLY)
+    for _ in range(600):
+        os.mkdir("d" * 30, dir_fd=folder)
+        inner = os.open("d" * 30, os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+    os.close(folder)
+    left_out = copy_untrusted_tree(tree, tmp_path / "copy")
+    assert (tmp_path / "copy" / os.fsdecode(b"caf\xe9.py")).read_bytes() == b"NAME = 'caf\xe9'\n"
+    (line,) = left_out
+    assert line.startswith("paths longer than 3072 bytes: dddddddddd")
+    depth = 0
+    folder_path = tmp_path / "copy"
+    while (folder_path / ("d" * 30)).is_dir():
+        folder_path, depth = folder_path / ("d" * 30), depth + 1
+    assert 90 <= depth <= 100
+
+
+def test_files_over_the_size_limit_and_past_the_entry_limit_are_left_out_and_said(tmp_path):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with (tree / "huge.bin").open("wb") as out:
+        out.truncate(129 << 20)
+    for number in range(5):
+        (tree / f"small-{number}.txt").write_text("x")
+    left_out = copy_untrusted_tree(tree, tmp_path / "copy", TreeLimits(max_entries=4))
+    assert left_out == ["files over 128 MiB: huge.bin", "entries past the first 4: small-3.txt"]
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == ["small-0.txt", "small-1.txt", "small-2.txt"]
