@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark
 from sica.benchmarks import file_editing, symbol_location
 from sica.benchmarks.file_editing import EditTask, edit_tasks
 from sica.benchmarks.scorers.edit_score import changes, edit_score
-from sica.benchmarks.scorers.location_score import location_score
+from sica.benchmarks import scorers
+from sica.benchmarks.scorers.location_score import location_score, parse_answer
 from sica.benchmarks.sdists import SdistError, fetch_sdist
 from sica.benchmarks.symbol_location import locate_tasks
 from sica.config import default_envs_dir
@@ -81,11 +84,26 @@ def test_edit_score_below_one_unless_exact():
     ("toolz/itertoolz.py:812:5", 0.4),
     ("toolz/functoolz.py:813:5", 0.0),
     ("line 813, column 5", 0.0),
+    ("toolz/itertoolz.py:" + "8" * 5000 + ":5", 0.0),    # too long a number: no place, not a crash
+    ("toolz/itertoolz.py:813:" + "5" * 5000, 0.8),
+    ("\0toolz/itertoolz.py:813:5", 0.0),
     ("", 0.0),
     (None, 0.0),
 ])
 def test_location_score_formula_and_answer_reading(answer, expected):
     assert location_score("toolz/itertoolz.py:813:5", answer, "/work")[0] == expected
+
+
+def test_location_details_show_no_control_characters():
+    details = location_score("toolz/itertoolz.py:813:5", "\x1b\0x.py:1:2", "/work")[1]
+    assert details == "answered ??x.py:1:2: wrong file"
+
+
+@pytest.mark.parametrize("answer", ["a" * 65536, ".py" * 21845, "x.py:" * 13107, "./" * 32768 + "x.py:1:1"])
+def test_reading_a_hostile_answer_takes_linear_time(answer):
+    started = time.monotonic()
+    parse_answer(answer, "/work")
+    assert time.monotonic() - started < 1.5  # a backtracking search took 8 to 16 s on the first two
 
 
 # file_editing
@@ -131,6 +149,88 @@ def test_file_editing_partial_scores(toolz_edits, tree, sandbox):
     (tree / task.path).write_text(first_hunk_only)
     recall = (i2 - i1 + j2 - j1) / sum(changes(task.original, task.target).values())
     assert problem.score(sandbox, tree, None).value == round(0.4 + 0.6 * recall, 4) < 1.0  # precision 1
+
+
+HAND_MADE = EditTask("file_editing/hand/pkg/x.py", "hand", "1", "2", "pkg/x.py", "a\nb\nc\nd\n", "a\nB\nc\nD\n")
+
+
+def replaced_by(make):
+    """A plant that removes the edited file, then calls `make(edited)`."""
+    return lambda edited: (edited.unlink(), make(edited))
+
+
+def linked_to(*targets):
+    """A plant that replaces the edited file by a link to `targets[0]`, itself a link to `targets[1]`..."""
+    def plant(edited):
+        edited.unlink()
+        for place, target in zip([edited, *(edited.parent / f"hop{n}" for n in range(len(targets)))], targets):
+            place.symlink_to(target)
+    return plant
+
+
+def folder_moved(make):
+    """A plant that moves the edited file's folder to `real`, then calls `make(folder)`."""
+    return lambda edited: (edited.parent.rename(edited.parent.with_name("real")), make(edited.parent))
+
+
+@pytest.mark.parametrize(("plant", "evidence", "reason"), [
+    (linked_to("/proc/self/cwd/target.txt"), True, "is a link out of the working directory, to /proc"),
+    (linked_to("/dev/stdin"), True, "to /dev"),
+    (linked_to("../../target.txt"), True, "above the tree"),
+    (linked_to("hop0", "./hop1", "/tmp/sica-scorer-guess/target.txt"), True, "to /tmp"),
+    (linked_to("hop0", "../../etc/passwd"), True, "above the tree"),
+    (folder_moved(lambda folder: folder.symlink_to("/proc/self/cwd")), True, "its folder pkg is a link out"),
+    (linked_to("hop0", "../real.py"), False, "is a link within the working directory, not a file"),
+    (folder_moved(lambda folder: folder.symlink_to("real")), False,
+     "its folder pkg is a link within the working directory, not a folder"),
+    (linked_to("hop0", "x.py"), False, "within the working directory"),
+    (replaced_by(os.mkfifo), False, "a FIFO, not a regular file"),
+    (replaced_by(lambda edited: socket.socket(socket.AF_UNIX).bind(str(edited))), False, "a socket, not a"),
+    (replaced_by(Path.mkdir), False, "a folder, not a regular file"),
+    (folder_moved(lambda folder: folder.write_text("")), False, "pkg is a regular file, not a folder"),
+    (lambda edited: os.truncate(edited, 2 << 30), False, "larger than the 131072 bytes scored"),
+    (folder_moved(lambda folder: None), False, "the file is missing"),
+])
+def test_edited_file_is_read_only_as_a_regular_file_through_real_folders(tree, sandbox, plant, evidence, reason):
+    """What the agent may leave at the edited path scores 0 with the reason, unread (a 2 GB sparse file was
+    copied and read whole); a link out of the tree on its way is tampering (`/proc/self/cwd/target.txt`, the
+    scorer's own folder, scored 1.0)."""
+    problem = file_editing.problem(HAND_MADE)
+    problem.lay_out(tree)
+    (tree / "real.py").write_text(HAND_MADE.target)
+    plant(tree / "pkg/x.py")
+    score = problem.score(sandbox, tree, None)
+    assert score.value == 0.0 and reason in score.details and (score.tampered is not None) == evidence, score
+
+
+def test_edited_file_with_nul_bytes_and_invalid_utf8_is_scored(tree, sandbox):
+    problem = file_editing.problem(HAND_MADE)
+    problem.lay_out(tree)
+    (tree / "pkg/x.py").write_bytes(b"a\nB\xff\x00\nc\nD\n")
+    score = problem.score(sandbox, tree, None)
+    assert 0.0 < score.value < 1.0 and "3 of 4 target line changes made" in score.details, score
+
+
+def test_scorers_get_hidden_material_on_standard_input_only(tree, sandbox, monkeypatch):
+    """The sandboxed scorer's folder holds its script only and its tree is empty: the target and the expected
+    place come on standard input, in no file a link could name."""
+    seen = []
+    real_run_checks = scorers.run_checks
+
+    def watched(sandbox, final_tree, hidden, command, **options):
+        seen.append((sorted(p.name for p in hidden.iterdir()), list(final_tree.iterdir()), options["stdin"]))
+        return real_run_checks(sandbox, final_tree, hidden, command, **options)
+
+    monkeypatch.setattr(scorers, "run_checks", watched)
+    problem = file_editing.problem(HAND_MADE)
+    problem.lay_out(tree)
+    (tree / "pkg/x.py").write_text(HAND_MADE.target)
+    assert problem.score(sandbox, tree, None).value == 1.0
+    located = symbol_location.problem(symbol_location.LocateTask("s/x.py:1:1", "x==1", "f", "x.py:1:1", "f()",
+                                                                 "pkg/x.py:3:5"), tree)
+    assert located.score(sandbox, tree, "pkg/x.py:3:5").value == 1.0
+    assert [(files, tree_files) for files, tree_files, _ in seen] == [(["score.py"], [])] * 2
+    assert b"a\\nB\\nc\\nD\\n" in seen[0][2] and b"pkg/x.py:3:5" in seen[1][2]
 
 
 def test_file_editing_generation_is_deterministic_and_cached(fresh):

@@ -3,7 +3,11 @@ SICA paper (Robeyns et al. 2025). Built from the sdists pinned in `PACKAGES`: us
 trees settle for certain (`symbols.py`) are drawn with a seeded generator, most of them resolved through
 imports. The starting tree is the sdist's Python files; the statement names the usage's place, its line and the
 symbol; the answer, `PATH:LINE:COL` of the name in the `def`/`class` statement, is scored by
-`scorers/location_score.py` (which documents how answers are read), the expected place in its hidden folder."""
+`scorers/location_score.py` (which documents how answers are read).
+
+Only the answer is scored, never the final tree: the sandboxed scorer gets the answer and the expected place on
+standard input, on an empty tree, so no file the agent left (a link, a FIFO, a tree too deep to copy) is read,
+copied or run, and the expected place is in no file a link could name."""
 
 from __future__ import annotations
 
@@ -97,8 +101,7 @@ def problem(task: LocateTask, tree: Path) -> Problem:
             shutil.copyfile(file, copy)
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        data = {"expected.txt": task.definition, **({"answer.txt": answer} if answer is not None else {})}
-        return run_scorer(sandbox, final_tree, location_score, data)
+        return run_scorer(sandbox, location_score, {"expected": task.definition, "answer": answer})
 
     return Problem(task.id, NAME, statement(task), lay_out, score,
                    fingerprint=fingerprint(task.definition, Path(location_score.__file__)))

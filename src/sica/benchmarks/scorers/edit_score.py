@@ -1,5 +1,7 @@
-"""`file_editing`'s scorer: `python3 score.py TREE`, with `path.txt` (the file's path in the tree),
-`original.txt` and `target.txt` beside it.
+"""`file_editing`'s scorer: `python3 score.py TREE`, given on standard input a JSON object with `path` (the
+file's path in the tree), `original`, `target` and `final` (the edited file as the harness read it, never
+through a link; `file_editing.read_edited` refuses anything else before a scorer runs). The tree it is given is
+empty: the target is in no file that a link the agent planted could name.
 
 A change is a line of the original that the edit removes, ("-", line), or a line of the result that it adds,
 ("+", line), lines with their line ends, as difflib's opcodes give them (autojunk off). The agent's changes
@@ -15,9 +17,9 @@ in other places score 0.99). The untouched file scores 0, and so does a missing 
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 from collections import Counter
-from pathlib import Path
 
 NOT_EXACT_CAP = 0.99
 
@@ -52,13 +54,9 @@ def edit_score(original: str, target: str, final: str | None) -> tuple[float, st
 
 
 def main(argv: list[str]) -> int:
-    here = Path(__file__).parent
-    path = (here / "path.txt").read_text(encoding="utf-8")
-    edited = Path(argv[1]) / path
-    final = edited.read_bytes().decode("utf-8", errors="replace") if edited.is_file() else None
-    value, details = edit_score((here / "original.txt").read_text(encoding="utf-8"),
-                                (here / "target.txt").read_text(encoding="utf-8"), final)
-    print(f"{path}: {details}")
+    given = json.loads(sys.stdin.buffer.read())
+    value, details = edit_score(given["original"], given["target"], given["final"])
+    print(f"{given['path']}: {details}")
     print(f"score: {value:.4f}")
     return 0 if value == 1.0 else 1
 
