@@ -1,21 +1,26 @@
 """`archive.git`: a bare repository with one commit per agent version, tagged `agent-N`.
 
 A version's commit has as parent the commit of the version it was edited from (agent 0 is the root). Every git
-call goes through `diffs._git` (hooks, fsmonitor, external diff drivers and textconv disabled, no user or system
-config), and trees are staged through a private index file, so nothing in an agent's files runs on the host.
+call goes through `diffs._git` (hooks, fsmonitor, external diff drivers, textconv and the tree's attributes
+disabled, no user or system config), and trees are staged through a private index file by `diffs.stage_tree`
+(nested repositories, special files and what is past the untrusted limits left out), so nothing in an agent's
+files runs on the host or breaks a commit. Diffs are written to a file and read back up to a cap.
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from sica.archive.errors import ArchiveError
-from sica.runner.diffs import SKIPPED, DiffError, _git
+from sica.runner.diffs import (DIFF_CAP_BYTES, SKIPPED, DiffError, _git, neutralize_attributes, read_capped_diff,
+                               stage_tree)
 
 _TAG = re.compile(r"agent-(\d+)")
 
@@ -39,6 +44,7 @@ class GitStore:
             raise ArchiveError(f"cannot make {git_dir}: {' '.join(done.stderr.split())[-300:]}")
         (git_dir / "info").mkdir(exist_ok=True)
         (git_dir / "info" / "exclude").write_text("\n".join(f"{name}/" for name in SKIPPED) + "\n*.pyc\n")
+        neutralize_attributes(git_dir)
         return cls(git_dir)
 
     def check(self) -> None:
@@ -52,9 +58,10 @@ class GitStore:
             raise ArchiveError(f"{self.git_dir} holds no agent-0: the archive is damaged; restore it from a backup or "
                                "start a new run") from None
 
-    def _run(self, *args: str, workdir: Path | None = None, index: Path | None = None) -> str:
+    def _run(self, *args: str, workdir: Path | None = None, index: Path | None = None,
+             out: IO[bytes] | None = None) -> str:
         try:
-            return _git(self.git_dir, workdir or self.git_dir, *args, index=index)
+            return _git(self.git_dir, workdir or self.git_dir, *args, index=index, out=out)
         except DiffError as error:
             raise ArchiveError(f"archive {self.git_dir}: {error}") from None
 
@@ -68,10 +75,19 @@ class GitStore:
             index.unlink(missing_ok=True)
 
     def commit(self, source: Path, parent: str | None, message: str) -> str:
-        """Commit the files of `source` (no caches or environments) with `parent` as parent; the commit's sha."""
+        """Commit the files of `source` (no caches or environments, nothing `stage_tree` leaves out) with
+        `parent` as parent; the commit's sha. Raises `UntrustedTreeError` when the tree cannot be staged."""
         with self._private_index() as index:
-            self._run("add", "--all", workdir=source, index=index)
+            stage_tree(self.git_dir, source, index)
             tree = self._run("write-tree", index=index).strip()
+        return self._commit_tree(tree, parent, message)
+
+    def commit_same_tree(self, like: str, parent: str | None, message: str) -> str:
+        """A commit holding the same files as commit `like`, with `parent` as parent (for a version whose own
+        files could not be archived); the commit's sha."""
+        return self._commit_tree(self._run("rev-parse", "--verify", f"{like}^{{tree}}").strip(), parent, message)
+
+    def _commit_tree(self, tree: str, parent: str | None, message: str) -> str:
         parents = ["-p", parent] if parent else []
         return self._run("commit-tree", tree, *parents, "-m", message).strip()
 
@@ -115,11 +131,15 @@ class GitStore:
         dest.mkdir(parents=True, exist_ok=True)
         if any(dest.iterdir()):
             raise ArchiveError(f"{dest} is not empty: check a version out into a new or empty folder")
+        neutralize_attributes(self.git_dir)
         with self._private_index() as index:
             self._run("read-tree", commit, workdir=dest, index=index)
             self._run("checkout-index", "--all", "--force", workdir=dest, index=index)
 
-    def diff(self, commit: str) -> str:
-        """The change from the commit's parent (from nothing for the root), as a text patch."""
-        return self._run("diff-tree", "-p", "--root", "--no-commit-id", "--no-ext-diff", "--no-textconv", "-M",
-                         commit)
+    def diff(self, commit: str, cap_bytes: int = DIFF_CAP_BYTES) -> str:
+        """The change from the commit's parent (from nothing for the root), as a text patch of at most
+        `cap_bytes` (a longer one is cut and says so)."""
+        with tempfile.TemporaryFile() as out:
+            self._run("diff-tree", "-p", "--root", "--no-commit-id", "--no-ext-diff", "--no-textconv", "-M", commit,
+                      out=out)
+            return read_capped_diff(out, cap_bytes)

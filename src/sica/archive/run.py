@@ -27,6 +27,7 @@ from typing import IO, Any
 from sica.archive.errors import ArchiveError
 from sica.archive.git_store import GitStore, tag_name
 from sica.archive.run_db import Evaluation, ResultLike, RunDb, Version, VersionSummary
+from sica.runner.diffs import DIFF_CAP_BYTES
 
 ARCHIVE = "archive.git"
 DATABASE = "run.sqlite"
@@ -133,10 +134,12 @@ class Run:
             done.append(f"meta step {step.id} (iteration {step.iteration}): marked {INTERRUPTED}")
         return done
 
-    def add_version(self, parent: int, source: Path, description: str, change_log: str,
+    def add_version(self, parent: int, source: Path | None, description: str, change_log: str,
                     invalid_reason: str | None = None) -> int:
         """Record the files of `source` as a new version edited from `parent`: `valid`, or `invalid` when
-        `invalid_reason` is given (kept for the lineage and reports). Its number."""
+        `invalid_reason` is given (kept for the lineage and reports). Its number. With `source` None (files that
+        could not be archived: give the reason) the version holds its parent's files. Raises
+        `UntrustedTreeError` when `source` cannot be staged; no row is left then."""
         self.version(parent)
         return _add_version(self.db, self.git, parent, source, description, change_log, invalid_reason)
 
@@ -156,9 +159,10 @@ class Run:
         self.git.checkout(str(self.version(number).commit_sha), dest)
         return dest
 
-    def diff(self, number: int) -> str:
-        """The version's change from its parent, as a text patch (agent 0: all its files)."""
-        return self.git.diff(str(self.version(number).commit_sha))
+    def diff(self, number: int, cap_bytes: int = DIFF_CAP_BYTES) -> str:
+        """The version's change from its parent, as a text patch (agent 0: all its files) of at most `cap_bytes`
+        (a longer one is cut and says so in its first line)."""
+        return self.git.diff(str(self.version(number).commit_sha), cap_bytes)
 
     def record_evaluation(self, version: int, result: ResultLike) -> None:
         """Store one problem's result for a version (once per problem: a later record replaces it)."""
@@ -177,17 +181,28 @@ class Run:
         return self.db.summary()
 
 
-def _add_version(db: RunDb, git: GitStore, parent: int | None, source: Path, description: str, change_log: str,
-                 invalid_reason: str | None) -> int:
-    """pending row → commit and tag → marked (the order `Run.resume_cleanup` relies on)."""
-    if not source.is_dir():
+def _add_version(db: RunDb, git: GitStore, parent: int | None, source: Path | None, description: str,
+                 change_log: str, invalid_reason: str | None) -> int:
+    """pending row → commit and tag → marked (the order `Run.resume_cleanup` relies on); a commit that fails
+    takes its pending row with it."""
+    if source is not None and not source.is_dir():
         raise ArchiveError(f"{source} is not a folder: give the folder holding the version's files")
+    if source is None and (parent is None or not invalid_reason):
+        raise ArchiveError("a version without files of its own needs a parent and the reason it is invalid")
     parent_sha = git.commit_of(parent) if parent is not None else None
     number = db.insert_pending_version(parent, description, change_log, "invalid" if invalid_reason else "valid",
                                        invalid_reason)
     edited_from = f"edited from {tag_name(parent)}" if parent is not None else "the seed"
     message = f"{tag_name(number)}: {description.strip()}\n\n{edited_from}\n\n{change_log.strip()}\n"
-    commit = git.commit(source, parent_sha, message)
+    try:
+        if source is None:
+            assert parent_sha is not None
+            commit = git.commit_same_tree(parent_sha, parent_sha, message)
+        else:
+            commit = git.commit(source, parent_sha, message)
+    except BaseException:
+        db.delete_version(number)
+        raise
     git.tag(number, commit)
     db.mark_version(number, commit, "invalid" if invalid_reason else "valid", invalid_reason)
     return number
