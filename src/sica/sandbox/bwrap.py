@@ -3,6 +3,10 @@ an unprivileged host uid, rlimits, cgroups where possible, and a wall-time limit
 
 As root, `bwrap --unshare-user --uid 65534` would still be host root to the kernel (it reads 0600 files), so the
 harness first becomes the real uid 65534 with `setpriv`; every mounted path must then be reachable by that uid.
+
+Every user can read every process's command line (`ps`, /proc/PID/cmdline), so bwrap's arguments, the agent's
+token among its `--setenv`s, reach it through `--args FD`: a memory file the harness fills and bwrap reads (and
+closes) before anything of the sandbox runs. The command line says only `bwrap --args N -- COMMAND`.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ class BwrapSandbox:
                                "root)")
         self.bwrap = found
 
-    def argv(self, spec: SandboxSpec, home_mb: int) -> list[str]:
-        """The bwrap command line for `spec` (without the privilege drop and limits around it)."""
-        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    def options(self, spec: SandboxSpec, home_mb: int) -> list[str]:
+        """bwrap's options for `spec` (what `--args` carries; bwrap takes the command only on its command line,
+        where the command's own process shows it anyway)."""
+        args = ["--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
         for target, link in USR_MERGED_LINKS:
             args += ["--symlink", target, link]
         for name in ETC_FILES:
@@ -57,18 +62,19 @@ class BwrapSandbox:
                        **spec.environment}
         for key, value in environment.items():
             args += ["--setenv", key, value]
-        return [*args, "--", *spec.command]
+        return args
 
     def inside(self, spec: SandboxSpec) -> InsideView:
         return InsideView(WORKDIR, LOGDIR if spec.logdir else None, GATEWAY_DIR if spec.gateway_dir else None)
 
-    def launcher(self, spec: SandboxSpec, cgroup: RunCgroup | None) -> list[str]:
-        """The whole command the harness starts: join the cgroups, set rlimits, drop to the sandbox uid, bwrap."""
+    def launcher(self, spec: SandboxSpec, cgroup: RunCgroup | None, options_fd: int) -> list[str]:
+        """The whole command the harness starts: join the cgroups, set rlimits, drop to the sandbox uid, bwrap
+        with its options read from `options_fd`, then the command."""
         command = [*prlimit_args(spec.limits, with_memory=cgroup is None)]
         if drops_to_sandbox_uid():
             command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
                         "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-        command += self.argv(spec, home_mb=spec.limits.tmp_mb)
+        command += [self.bwrap, "--args", str(options_fd), "--", *spec.command]
         if cgroup is not None:
             command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
         return command
@@ -76,5 +82,25 @@ class BwrapSandbox:
     def run(self, spec: SandboxSpec, stop: threading.Event | None = None) -> SandboxResult:
         prepare_mounts(spec)
         limits = spec.limits
-        cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
-        return run_and_reap(self.launcher(spec, cgroup), limits, cgroup, stop, stdin=spec.stdin)
+        options_fd = arguments_file(self.options(spec, home_mb=limits.tmp_mb))
+        try:
+            cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
+            return run_and_reap(self.launcher(spec, cgroup, options_fd), limits, cgroup, stop, stdin=spec.stdin,
+                                pass_fds=(options_fd,))
+        finally:
+            os.close(options_fd)
+
+
+def arguments_file(arguments: list[str]) -> int:
+    """A memory file (no path, no name on any disk) holding `arguments` NUL-separated, at its start, as bwrap's
+    `--args` reads them; its descriptor."""
+    if any("\0" in argument for argument in arguments):
+        raise SandboxError("a sandbox argument holds a NUL byte: it cannot be passed")
+    fd = os.memfd_create("sica-bwrap-args", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, b"".join(os.fsencode(argument) + b"\0" for argument in arguments))
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

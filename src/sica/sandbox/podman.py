@@ -4,6 +4,9 @@ user, no capabilities, and memory, process and rlimit limits. The container is k
 
 Rlimits go through a containers.conf of the run (podman ignores `--ulimit` next to `--rootfs` in 4.3), and on
 hosts with hybrid cgroups crun refuses to start containers, so `runc` is used when it is installed.
+
+The container's environment (the agent's token among it) goes through `--env-file`, a 0600 file in the run's
+private folder, never on podman's command line, which every user reads (`ps`, /proc/PID/cmdline).
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ class PodmanSandbox:
             rootfs, conf = Path(scratch) / "rootfs", Path(scratch) / "containers.conf"
             _minimal_rootfs(rootfs)
             conf.write_text(_containers_conf(spec))
-            command = [self.engine, *self.runtime, "run", "--name", name, *self._options(spec), "--rootfs",
-                       str(rootfs), *spec.command]
+            env_file = _env_file(Path(scratch) / "environment", spec)
+            command = [self.engine, *self.runtime, "run", "--name", name, *self._options(spec), "--env-file",
+                       str(env_file), "--rootfs", str(rootfs), *spec.command]
             return run_and_reap(command, spec.limits, None, stop, cleanup=lambda: self._remove(name),
                                 environment={"CONTAINERS_CONF": str(conf)}, stdin=spec.stdin)
 
@@ -74,10 +78,6 @@ class PodmanSandbox:
             options += ["--mount", f"type=bind,src={spec.gateway_dir},dst={GATEWAY_DIR}"]
         for path in spec.readonly:
             options += ["--mount", f"type=bind,src={path},dst={path},ro"]
-        environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-                       **spec.environment}
-        for key, value in environment.items():
-            options += ["--env", f"{key}={value}"]
         return options
 
     def _remove(self, name: str) -> bool:
@@ -108,6 +108,23 @@ def _minimal_rootfs(rootfs: Path) -> None:
             path.chmod(0o755)
     rootfs.chmod(0o755)
     rootfs.parent.chmod(0o755)
+
+
+def _env_file(path: Path, spec: SandboxSpec) -> Path:
+    """The container's environment as podman's `--env-file` reads it (`KEY=VALUE` lines, values taken as they
+    are), in a file only the harness may read; a value podman could not read back whole is refused."""
+    environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+                   **spec.environment}
+    lines = []
+    for key, value in environment.items():
+        if not key or "=" in key or any(c in key + value for c in "\n\r\0") or key != key.strip():
+            raise SandboxError(f"the sandbox variable {key[:40]!r} cannot be passed to podman (a newline, NUL or "
+                               "'=' in its name or value)")
+        lines.append(f"{key}={value}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("".join(lines))
+    return path
 
 
 def _containers_conf(spec: SandboxSpec) -> str:

@@ -37,10 +37,12 @@ def prlimit_args(limits: Limits, with_memory: bool) -> list[str]:
 
 def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
                  stop: threading.Event | None = None, *, cleanup: Callable[[], bool] | None = None,
-                 environment: Mapping[str, str] | None = None, stdin: bytes = b"") -> SandboxResult:
+                 environment: Mapping[str, str] | None = None, stdin: bytes = b"",
+                 pass_fds: tuple[int, ...] = ()) -> SandboxResult:
     """Run with a wall-time limit (or until `stop` is set); afterwards nothing of the run may be left alive.
     `cleanup` (a container engine's kill-and-remove) runs after the launcher is gone and says whether the run
-    was killed for lack of memory. `stdin` is given from an unlinked file (no pipe to keep fed)."""
+    was killed for lack of memory. `stdin` is given from an unlinked file (no pipe to keep fed); `pass_fds`
+    are inherited by the launcher (bwrap's `--args`)."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         given.write(stdin)
@@ -48,7 +50,8 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
         # The launcher chain (prlimit, setpriv, bwrap) gets no harness environment either: bwrap stays in the
         # sandbox's PID namespace as its init, and its /proc/1/environ is readable from inside.
         process = subprocess.Popen(command, stdin=given if stdin else subprocess.DEVNULL, stdout=out, stderr=err,
-                                   start_new_session=True, env={**LAUNCHER_ENVIRONMENT, **(environment or {})})
+                                   start_new_session=True, env={**LAUNCHER_ENVIRONMENT, **(environment or {})},
+                                   pass_fds=pass_fds)
         timed_out = stopped = False
         deadline = started + limits.wall_s
         # A pidfd becomes readable the moment the process exits: no polling delay (Popen.wait with a timeout
