@@ -86,6 +86,8 @@ async def _run(cli: CliState, settings: Settings, request: SolveRequest) -> Solv
 
 
 def _report(cli: CliState, outcome: SolveOutcome) -> None:
+    for notice in outcome.notices:
+        cli.err.print(notice, markup=False, highlight=False)
     if outcome.diff:
         cli.out.print(Syntax(outcome.diff, "diff", theme="ansi_dark", word_wrap=True))
     else:

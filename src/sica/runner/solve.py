@@ -2,12 +2,14 @@
 
 One attempt (see `sica.runner.attempt`) through a gateway of its own; the run's folder under `[solve]
 solves_dir` keeps what the attempt keeps plus `ledger.sqlite`, the gateway's trusted account of every model call.
+The agent's copy of a user's repository never holds sica's configuration or env files (`PRIVATE_FILES`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -26,6 +28,7 @@ from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.sandbox.base import SandboxError
 from sica.sandbox.mounts import check_reachable
+from sica.sandbox.untrusted import shown_path
 
 
 @dataclass(frozen=True)
@@ -55,19 +58,44 @@ class SolveOutcome:
     seconds: float
     diff: str
     check: str | None
+    #: One line each, for the user: what the agent's copy of the repository left out.
+    notices: tuple[str, ...] = ()
 
 
-def repository_problem(repo: Path, statement: str) -> Problem:
+#: Never copied into the agent's copy of a user's repository, at any depth: sica's configuration and env files,
+#: which may hold keys inline.
+PRIVATE_FILES = re.compile(r"sica\.toml|\.env(\..*)?")
+PRIVATE_REASON = "sica's configuration and environment files (they may hold keys)"
+
+
+def private_file(name: str) -> str | None:
+    """Why an entry of a user's repository stays out of the agent's copy, if it does (see `PRIVATE_FILES`)."""
+    return PRIVATE_REASON if PRIVATE_FILES.fullmatch(name) else None
+
+
+def repository_problem(repo: Path, statement: str, left_out: list[str] | None = None) -> Problem:
     """A user's repository as a problem with nothing to check; its `.venv`, when the sandbox user can reach it,
-    is the problem's environment."""
+    is the problem's environment. The copy leaves out the private files (`PRIVATE_FILES`), whose paths are
+    added to `left_out`."""
     venv = repo / ".venv"
     try:
         check_reachable(venv)
         tools = venv / "bin" if (venv / "bin").is_dir() else None
     except SandboxError:
         tools = None
-    return Problem("solve", "repository", statement, lambda dest: copy_tree(repo, dest), None,
-                   tools)
+
+    def lay_out(dest: Path) -> None:
+        copied = copy_tree(repo, dest, leave_out=private_file)
+        if left_out is not None:
+            left_out.extend(copied.by_reason.get(PRIVATE_REASON, []))
+
+    return Problem("solve", "repository", statement, lay_out, None, tools)
+
+
+def left_out_notice(paths: list[str]) -> str:
+    """One line telling the user which of the repository's files the agent's copy left out, and why."""
+    shown = ", ".join(shown_path(path) for path in sorted(paths))
+    return f"left out of the agent's copy: {shown} ({PRIVATE_REASON})"
 
 
 async def run_solve(settings: Settings, environ: Mapping[str, str], request: SolveRequest,
@@ -77,6 +105,7 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     solve_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
     folder = settings.solve.solves_dir.expanduser() / solve_id
     folder.mkdir(parents=True)
+    private: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
         agent = await stack.enter_async_context(prepared_agent(settings, request.agent_dir, request.model))
         if request.task_dir is not None:
@@ -85,7 +114,7 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
             problem = task_problem(request.task_dir, "taskdir", tools=tools)
         else:
             assert request.repo is not None
-            problem = repository_problem(request.repo, request.statement)
+            problem = repository_problem(request.repo, request.statement, private)
         gateway = await stack.enter_async_context(
             serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder))
         outcome = await run_attempt(problem, agent, AttemptLimits.for_solve(settings), sandbox, gateway, solve_id,
@@ -94,4 +123,5 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
     if outcome.score is not None:
         check = f"{'solved' if outcome.score.value == 1 else 'not solved'} (score {outcome.score.value:g})"
     return SolveOutcome(solve_id, str(folder), outcome.status, outcome.summary, outcome.answer, outcome.cost_usd,
-                        outcome.input_tokens, outcome.output_tokens, outcome.seconds, outcome.diff, check)
+                        outcome.input_tokens, outcome.output_tokens, outcome.seconds, outcome.diff, check,
+                        (left_out_notice(private),) if private else ())
