@@ -224,14 +224,18 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
             _agent_caused(failures, f"keeping its {kept}", None, copy_untrusted_tree, source, folder / kept)
         (folder / "live.json").unlink()
     if score is not None and score.tampered is not None:
-        status, summary = "tampered", f"the scorer found tampering: {score.tampered}"
+        status, summary = "tampered", "the scorer found evidence of tampering with its checks (see the score)"
     if failures:
-        summary = f"{summary} (the harness could not finish {'; '.join(failures)})"
+        # What failed is named; the errors' own words go to harness.log, since a scorer's may quote what the
+        # archive view must not show.
+        summary = f"{summary} (the harness could not finish {', '.join(f.split(':', 1)[0] for f in failures)})"
+        (folder / "harness.log").write_text("\n".join(failures) + "\n", encoding="utf-8")
     trace = summarize_attempt(problem.statement, read_events(folder / "logdir" / "events.jsonl"), status, summary)
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     state = gateway.gateway.account(account.id)
     declared = all(gateway.gateway.routes[alias].alias.provider == "scripted" for alias in agent.aliases)
-    outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano),
+    # A call still in flight after the wait is charged its reserved worst case, as the ledger would charge it.
+    outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano + state.reserved_nano),
                              sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows),
                              round(seconds, 2), round(queued_seconds(rows, started_wall, seconds), 2),
                              charged_seconds(seconds, rows, started_wall, declared=declared), diff, trace)
@@ -281,9 +285,14 @@ _CLIENT_ERRORS = frozenset({400, 404, 413, 422})
 
 
 def upstream_failed(calls: list[sqlite3.Row]) -> bool:
-    """Whether the gateway's ledger shows a call it could not get answered (what it reports as unavailable: an
-    upstream that kept failing after the retries, or refused the gateway's credentials)."""
-    return any(call["status"] == "error" and call["http_status"] not in _CLIENT_ERRORS for call in calls)
+    """Whether the gateway's ledger shows the upstream failing the attempt at its end: its last call is one the
+    gateway could not get answered (an upstream still failing after the retries, or refusing the gateway's
+    credentials). A failure the model recovered from, with calls answered after it, is no evidence."""
+    settled = [call for call in calls if call["status"] != "pending"]
+    if not settled:
+        return False
+    last = max(settled, key=lambda call: (call["started_at"], call["id"]))
+    return last["status"] == "error" and last["http_status"] not in _CLIENT_ERRORS
 
 
 def queued_seconds(calls: list[sqlite3.Row], started_at: float, wall_s: float) -> float:
@@ -349,7 +358,7 @@ async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, accoun
                   limits: AttemptLimits, halt: threading.Event) -> _Watch:
     """Follow the agent until its sandbox run ends: progress from its events and the ledger. On `stop` or when
     its time is up, a cancel through its inbox, then `halt` (the sandbox kills it) after the grace period; an
-    agent that goes on after reporting its end is halted after the same grace."""
+    agent that goes on after reporting its end is halted after the same grace, or at its time limit if sooner."""
     reader = EventReader(logdir / "events.jsonl")
     watch = _Watch(Progress(), started)
     cancel_sent_at: float | None = None
@@ -365,7 +374,9 @@ async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, accoun
         if (stop.is_set() or watch.overdue) and cancel_sent_at is None:
             cancel_sent_at = now
             _send_cancel(logdir, watch.top_agent or "main")
-        lingering = watch.end_seen_s is not None and now - started - watch.end_seen_s > limits.cancel_grace_s
+        # An agent that goes on after its reported end is halted after the grace, and never past its limit.
+        lingering = watch.end_seen_s is not None and (now - started - watch.end_seen_s > limits.cancel_grace_s
+                                                      or now - started > limits.time_limit_s)
         if lingering or cancel_sent_at is not None and now - cancel_sent_at > limits.cancel_grace_s:
             halt.set()
         await asyncio.wait({agent_run}, timeout=0.25)

@@ -78,18 +78,24 @@ class ProblemResult:
 
 
 def agent_code_hash(agent_dir: Path) -> str:
-    """A digest of the agent version's files (paths and contents; caches and environments left out). A link is
+    """A digest of what the agent version runs: one record per file (its path, kind, whether it is executable,
+    and the sha256 of its contents), so that no two trees share a digest; caches and environments left out,
+    but a `.pyc` outside `__pycache__` counted (Python imports it when its source is missing). A link is
     digested as the link it is (its target's name), never followed: a version's link to a host file must not
     make the harness read that file, nor its changes change the version's identity."""
     digest = hashlib.sha256()
     for path in sorted(agent_dir.rglob("*")):
         relative = path.relative_to(agent_dir)
-        if any(part in SKIPPED for part in relative.parts) or path.suffix == ".pyc":
+        if any(part in SKIPPED for part in relative.parts):
             continue
         if path.is_symlink():
-            digest.update(str(relative).encode() + b"\0link\0" + os.fsencode(os.readlink(path)) + b"\0")
+            record = [str(relative), "link", os.fsdecode(os.readlink(path))]
         elif path.is_file():
-            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+            record = [str(relative), "file", bool(path.stat().st_mode & 0o111),
+                      hashlib.sha256(path.read_bytes()).hexdigest()]
+        else:
+            continue
+        digest.update(json.dumps(record).encode() + b"\n")
     return digest.hexdigest()
 
 
