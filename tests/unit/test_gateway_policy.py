@@ -341,3 +341,15 @@ def test_an_older_ledger_gets_the_aliases_column(tmp_path):
         assert tree.get("a").aliases is None
     finally:
         ledger.close()
+
+
+def test_an_absurd_output_cap_is_refused_and_holds_no_reservation(gateway, fake_upstream):
+    """max_tokens = 10**30 on an account without limits overflowed the ledger's integers after the reservation
+    was made: the reservation was never released, and the run's account above it was blocked for good."""
+    run = gateway.gateway.open_account("run")
+    account = gateway.gateway.open_account("task", parent=run.id)
+    reply = post(gateway, account.token, "/v1/chat/completions", {"model": "compat", "messages": HI,
+                                                                  "max_tokens": 10**30})
+    assert reply.status_code == 400 and "max_tokens" in openai_error(reply)["message"]
+    assert gateway.gateway.account(run.id).reserved_nano == 0
+    assert fake_upstream.received == []

@@ -31,6 +31,8 @@ T = TypeVar("T")
 #: Input tokens a provider adds to a request with tools (Anthropic's tool-use system prompt is ~350 tokens,
 #: OpenAI's function preamble less), which the request's bytes do not bound.
 TOOL_PROMPT_TOKENS = 1000
+#: The largest output cap a request may ask for: beyond any model's, and within the ledger's 64-bit integers.
+MAX_OUTPUT_CAP = 1 << 31
 
 
 @dataclass(frozen=True)
@@ -196,8 +198,8 @@ class Gateway:
         shape = check_request(wire, body, route.name, route.alias)
         passed_headers = upstream_headers(wire, headers, route.name, route.alias)
         requested = wires.requested_max_tokens(wire, body)
-        if requested is not None and requested < 1:
-            raise bad_request(f"max_tokens must be a positive integer, not {requested}")
+        if requested is not None and not 1 <= requested <= MAX_OUTPUT_CAP:
+            raise bad_request(f"max_tokens must be a positive integer up to {MAX_OUTPUT_CAP}, not {shown(requested)}")
         requested = requested or route.alias.max_output_tokens
         # Every token of text is at least one byte, so the request's size bounds its input tokens from above; a
         # tool-use prompt, pictures, documents and provider-side tools add tokens its bytes do not bound, up to
@@ -219,8 +221,12 @@ class Gateway:
         if stream:
             wires.ask_for_stream_usage(wire, upstream_body)
         stored = raw.decode(errors="replace") if self.settings.gateway.store_bodies else None
-        ledger_id = self.ledger.begin_call(account.id, route.name, route.alias.provider, route.alias.model, stream,
-                                           reservation.cost_nano, reservation.tokens, stored)
+        try:
+            ledger_id = self.ledger.begin_call(account.id, route.name, route.alias.provider, route.alias.model,
+                                               stream, reservation.cost_nano, reservation.tokens, stored)
+        except BaseException:
+            self.accounts.settle(reservation, 0, 0)  # never sent: a reservation left behind would block the chain
+            raise
         return _Call(route, account, reservation, UpstreamRequest(account.id, upstream_body, passed_headers),
                      ledger_id, input_estimate, CallClock())
 
