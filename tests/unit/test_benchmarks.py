@@ -32,13 +32,19 @@ def _fix_mean(tree: Path) -> None:
     module.write_text(module.read_text().replace("(len(values) - 1)", "len(values)"))
 
 
+def _fix_mean_wrongly(tree: Path) -> None:
+    module = tree / "textstats" / "__init__.py"
+    module.write_text(module.read_text().replace("sum(values) / len(values)", "sum(values)"))
+
+
 def _add_word_count(tree: Path, body: str = "len(text.split())") -> None:
     module = tree / "textstats" / "__init__.py"
     module.write_text(module.read_text() + f"\n\ndef word_count(text):\n    return {body}\n")
 
 
-#: example task → (its solution: a change to the tree, and the answer), the start's score
-EXAMPLE_SOLUTIONS = {"fix-mean": ((_fix_mean, None), 0.0), "add-word-count": ((_add_word_count, None), 0.333),
+#: example task → (its solution: a change to the tree, and the answer), the start's score (0: an untouched tree
+#: earns nothing, not even add-word-count's partial credit, which counts only the new feature's hidden tests)
+EXAMPLE_SOLUTIONS = {"fix-mean": ((_fix_mean, None), 0.0), "add-word-count": ((_add_word_count, None), 0.0),
                      "find-config": ((lambda tree: None, "`./app/settings.py`"), 0.0)}
 
 
@@ -66,9 +72,13 @@ def test_partial_credit_from_check_sh(tree, sandbox, check_tools):
     problem.lay_out(tree)
     _add_word_count(tree, body="len(text.split()) if text else 0")  # right; and one that miscounts blanks:
     assert problem.score(sandbox, tree, None).value == 1.0
-    _add_word_count(tree, body="len(text.split(' '))")
+    _add_word_count(tree, body="len(text.split()) if text.strip() else 1")
     partial = problem.score(sandbox, tree, None)
-    assert 0 < partial.value < 1, partial.details
+    assert partial.value == 0.5 and "1 of 2 scored tests pass, 1 of 1 required tests pass" in partial.details, (
+        partial.details)
+    _fix_mean_wrongly(tree)
+    broken = problem.score(sandbox, tree, None)
+    assert broken.value == 0.0 and "0 of 1 required tests pass" in broken.details, broken.details
 
 
 def test_check_material_unreadable_by_others_is_made_readable(tree, sandbox, tmp_path):
@@ -114,7 +124,12 @@ def test_humaneval_has_all_164_problems_with_hidden_tests(humaneval_rows, tree):
     assert "def has_close_elements" in laid_out and "check(" not in laid_out
 
 
-@pytest.mark.parametrize("index", [0, 1, 2, 53, 163])
+#: Results of many kinds cross the checker's boundary: bool, list, float, tuple (of int, float, str, None), dict,
+#: a list of tuples, lists of lists as arguments; 32, 38 and 50's tests use the prompt's helpers, 33's its name.
+HUMANEVAL_SAMPLE = [0, 1, 2, 8, 20, 21, 32, 33, 38, 50, 53, 87, 111, 112, 129, 136, 137, 163]
+
+
+@pytest.mark.parametrize("index", HUMANEVAL_SAMPLE)
 def test_humaneval_canonical_solutions_score_one_and_stubs_zero(humaneval_rows, tree, sandbox, index):
     row = humaneval_rows[index]
     problem = HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin())).problems()[index]

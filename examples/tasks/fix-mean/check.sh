@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Exit 0 iff the task is solved in WORKTREE (run sandboxed on a copy of the agent's final tree).
+# Exit 0 iff every test of this folder's read-only copy passes on the final tree ($1), run with the harness's
+# sica-pytest (isolated from the tree, with canary tests): the agent can neither weaken the tests nor forge them.
 set -euo pipefail
-cd "$1"
-cp "$(dirname "$0")/files/tests/test_textstats.py" tests/test_textstats.py   # the agent may not weaken the tests
-python3 -m pytest -q -p no:cacheprovider tests
+here="$(cd "$(dirname "$0")" && pwd)"
+exec sica-pytest --tree "$1" --required "$here/files/tests/test_textstats.py"

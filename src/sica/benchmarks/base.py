@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from sica.benchmarks.pytest_report import REPORT, START
 from sica.config import Settings
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.mounts import readable_by_all
@@ -118,17 +119,24 @@ class BenchmarkContext:
 
 
 def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callable[[Path], tuple[str, ...]], *,
-               tools: Path | None = None, wall_s: float = 300.0, stdin: bytes = b"") -> SandboxResult:
+               tools: Path | None = None, wall_s: float = 300.0, stdin: bytes = b"",
+               helpers: Path | None = None) -> SandboxResult:
     """Run `command(tree as the sandbox sees it)` in the sandbox on a fresh copy of `final_tree`, with `hidden`
     (made readable by the sandbox user) mounted read-only at its own path, `tools` (an environment's bin
-    folder) first on PATH, and `stdin` on its standard input (for what the code under test must not find)."""
+    folder) first on PATH, and `stdin` on its standard input (for what the code under test must not find).
+    `helpers`, a folder of the harness's own commands for the check (`sica-pytest`), is mounted read-only too and
+    comes before `tools`."""
     readable_by_all(hidden)
+    if helpers is not None:
+        readable_by_all(helpers)
     with tempfile.TemporaryDirectory(prefix="sica-score-") as scratch:
         Path(scratch).chmod(0o755)
         copy = Path(scratch) / "tree"
         copy_untrusted_tree(final_tree, copy)
-        path = ":".join([*([str(tools)] if tools else []), "/usr/local/bin", "/usr/bin", "/bin"])
-        spec = SandboxSpec(command=(), workdir=copy, readonly=(hidden, *((tools.parent,) if tools else ())),
+        first = [str(folder) for folder in (helpers, tools) if folder is not None]
+        path = ":".join([*first, "/usr/local/bin", "/usr/bin", "/bin"])
+        mounts = (hidden, *((helpers,) if helpers else ()), *((tools.parent,) if tools else ()))
+        spec = SandboxSpec(command=(), workdir=copy, readonly=mounts,
                            cwd=hidden, environment={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
                            limits=Limits(wall_s=wall_s, memory_mb=2048), stdin=stdin)
         spec = dataclasses.replace(spec, command=command(sandbox.inside(spec).workdir))
@@ -142,14 +150,18 @@ def output_tail(text: str, limit: int = 300) -> str:
 
 #: The most a check that did not exit 0 can score.
 PARTIAL_CAP = 0.99
+#: The lines of the trusted pytest runner, which the harness reads: neither a check's last line nor its details.
+RUNNER_LINES = (START, REPORT)
 
 
 def score_from_output(result: SandboxResult) -> Score:
     """The task-directory convention: exit 0 iff solved; an optional last line `score: X` for partial credit.
     A check that did not exit 0 has not solved the problem, whatever it printed (the code under test may print
-    too): its `score:` counts only below 1, and a check stopped by a limit scores 0."""
-    lines = result.stdout.strip().splitlines()
-    said = (result.stdout + "\n" + result.stderr).strip().splitlines()
+    too): its `score:` counts only below 1, and a check stopped by a limit scores 0. The trusted runner's own
+    lines are left out."""
+    lines = [line for line in result.stdout.strip().splitlines() if not line.startswith(RUNNER_LINES)]
+    said = [line for line in (result.stdout + "\n" + result.stderr).strip().splitlines()
+            if not line.startswith(RUNNER_LINES)]
     details = f"{result.describe()}; {output_tail(' '.join(said[-5:]))}"
     if result.ending != "exit":
         return Score(0.0, details)

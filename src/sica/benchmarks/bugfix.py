@@ -45,9 +45,10 @@ from typing import Any
 
 from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, Problem, Score, fingerprint, output_tail,
                                  run_checks)
+from sica.benchmarks.canaries import RunnerSecrets, Tampered, read_runner_output
 from sica.benchmarks.environments import TEST_RUNNER, problem_environment
 from sica.benchmarks.mutations import Mutation, find_mutations
-from sica.benchmarks.pytest_report import restore_tests
+from sica.benchmarks.pytest_report import CONFIG_FILES, effective_outcomes, restore_tests
 from sica.benchmarks.sdists import fetch_sdist
 from sica.sandbox import Sandbox, SandboxResult, open_sandbox
 
@@ -56,8 +57,11 @@ GENERATOR = 1
 PROBLEMS_PER_PACKAGE = 20
 RUNNER = Path(__file__).with_name("pytest_report.py")
 Scorer = Callable[[Sandbox, Path, "str | None"], Score]
-#: Root files that may configure pytest; scoring restores the originals.
-TEST_CONFIGURATION = ("pytest.ini", "tox.ini", "setup.cfg", "pyproject.toml", ".pytest.ini")
+#: Root files that may configure pytest; scoring restores the originals (and removes the tree's own).
+TEST_CONFIGURATION = CONFIG_FILES
+#: Canary tests in a scoring run: copies of fail-to-pass tests first (the ones a forger targets), then others.
+CANARIES = 5
+CANARY_FAIL_TO_PASS = 3
 #: How many failing tests a statement describes in full.
 SHOWN_FAILURES = 5
 #: Wall limits of a try and of a scoring run: this plus ten times the baseline run's time (an endless loop ends).
@@ -147,11 +151,13 @@ class TestRun:
 
 
 def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, cover: bool = False,
-              tests_from: Path | None = None, leave_out: Collection[str] = (),
+              tests_from: Path | None = None, leave_out: Collection[str] = (), twins: Collection[str] | None = None,
               wall_s: float = 300.0) -> tuple[TestRun | None, SandboxResult]:
-    """Run the package's tests on a copy of `tree` in the sandbox (first putting in place the test paths and test
-    configuration of `tests_from`, but its files `leave_out`, when given); the report is None when the run did
-    not finish with one."""
+    """Run the package's tests on a copy of `tree` in the sandbox with the trusted runner (first putting in place
+    the test paths and test configuration of `tests_from`, but its files `leave_out`, when given); with `twins`
+    (when scoring), `CANARIES` canary tests among them, copying those tests first. The report is None when the
+    run did not finish with one; `Tampered` when its output was forged."""
+    given = RunnerSecrets.new(CANARIES if twins is not None else 0, tuple(twins or ()))
     with tempfile.TemporaryDirectory(prefix="sica-bugfix-") as hidden:
         runner = Path(hidden) / RUNNER.name
         shutil.copy(RUNNER, runner)
@@ -163,19 +169,16 @@ def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, co
             restore = ["--tests-from", str(originals)]
 
         def command(inside: Path) -> tuple[str, ...]:
-            return ("python", str(runner), "--tree", str(inside), "--source", package.source,
+            return ("python", "-I", "-B", str(runner), "--tree", str(inside), "--source", package.source,
                     *(["--cover", package.code] if cover else []), *restore, *package.tests)
 
-        result = run_checks(sandbox, tree, Path(hidden), command, tools=tools, wall_s=wall_s)
-    lines = result.stdout.strip().splitlines()
-    if result.ending != "exit" or not lines:
+        result = run_checks(sandbox, tree, Path(hidden), command, tools=tools, wall_s=wall_s, stdin=given.stdin())
+    output = read_runner_output(result.stdout, given)
+    if result.ending != "exit" or output.report is None:
         return None, result
-    try:
-        report = json.loads(lines[-1])
-        return TestRun(report["tests"], report["failures"], report["errors"], report["covered"],
-                       result.seconds), result
-    except (ValueError, KeyError, TypeError):
-        return None, result
+    report = output.report
+    return TestRun(effective_outcomes(report), report["failures"], report["errors"], report["covered"],
+                   result.seconds), result
 
 
 def _test_configuration(sdist: Path) -> list[str]:
@@ -368,11 +371,18 @@ def _test_files(tests: list[str]) -> list[str]:
 def _scorer(package: Package, tools: Path, tests_from: Path, fail_to_pass: list[str], pass_to_pass: list[str], *,
             not_scored: str, wall_s: float, leave_out: Collection[str] = ()) -> Scorer:
     """A problem's scorer: the test paths and configuration of `tests_from` (but `leave_out`) put back into a copy
-    of the final tree and run in the sandbox; 1.0 iff every fail-to-pass and pass-to-pass test passes."""
+    of the final tree and run in the sandbox with canary tests among them; 1.0 iff every fail-to-pass and
+    pass-to-pass test passes, tampered when the report was forged."""
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        run, result = run_tests(sandbox, package, final_tree, tools, tests_from=tests_from, leave_out=leave_out,
-                                wall_s=wall_s)
+        chooser = random.SystemRandom()
+        twins = chooser.sample(fail_to_pass, min(CANARY_FAIL_TO_PASS, len(fail_to_pass)))
+        twins += chooser.sample(pass_to_pass, min(CANARIES - len(twins), len(pass_to_pass)))
+        try:
+            run, result = run_tests(sandbox, package, final_tree, tools, tests_from=tests_from, leave_out=leave_out,
+                                    twins=twins, wall_s=wall_s)
+        except Tampered as evidence:
+            return Score.tampering(str(evidence))
         if run is None:
             return Score(0.0, f"the test suite did not finish: {result.describe()}; {output_tail(result.stderr)}")
         fixed = [test for test in fail_to_pass if run.tests.get(test) == "passed"]
