@@ -272,9 +272,13 @@ def test_a_meta_agent_cannot_write_outside_its_copy_and_its_links_never_bring_ho
     ])
     lines = run_loop(tmp_path, iterations=2)
 
-    assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.000 (all)"), lines[1]
-    assert re.match(r"iteration 2: agent-2 from agent-[01] by agent-[01] · invalid: its environment does not "
-                    r"install: .*pyproject\.toml: missing, or not a regular file", lines[2]), lines[2]
+    # A version is its own files: links out of its folder (on the host they reach the host's files) make it
+    # invalid, however it would have fared; it is kept in the archive, links as links, for the lineage.
+    assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · invalid: its files hold links out "
+                               f"of its folder (CHANGELOG.md -> {host}/notes.txt, description.txt -> "
+                               f"{host}/notes.txt, sica_agent/notes.py -> {host}/secret.py)"), lines[1]
+    assert lines[2].startswith("iteration 2: agent-2 from agent-0 by agent-0 · invalid: its files hold links out "
+                               "of its folder (") and "pyproject.toml -> /dev/zero" in lines[2], lines[2]
     assert (host / "secret.py").read_text() == 'KEY = "hunter2-host-secret"\n'
     assert (host / "secret.py").stat().st_mode & 0o777 == 0o600
     assert (host / "notes.txt").read_text() == "a file of the host\n"
@@ -284,7 +288,8 @@ def test_a_meta_agent_cannot_write_outside_its_copy_and_its_links_never_bring_ho
 
     with Run.open(run_folder) as run:  # a writer's open checks the archive and settles leftovers: none
         assert run.resume_cleanup() == []
-        assert [(v.number, v.parent, v.state) for v in run.versions()][:2] == [(0, None, "valid"), (1, 0, "valid")]
+        assert [(v.number, v.parent, v.state) for v in run.versions()] == [
+            (0, None, "valid"), (1, 0, "invalid"), (2, 0, "invalid")]
         agent_1 = run.version(1)
         # description.txt and CHANGELOG.md are links: never read through, so the meta agent's summary stands in.
         assert agent_1.description == agent_1.change_log == "task complete: tried to leave the copy"
@@ -306,10 +311,10 @@ def test_a_meta_agent_cannot_write_outside_its_copy_and_its_links_never_bring_ho
         # Read-only or absent inside the sandbox; /tmp and the links' targets are the sandbox's own, not the host's.
         assert report == {"archive-found": "0", "archive-versions": "1", "archive-new-file": "1", "run-folder": "1",
                           "run-db": "1", "host-file": "1", "parent": "1", "tmp": "0", "through-links": "0"}
-        # Agent 1 was evaluated with its link compiled nowhere: the probe found no trace of the host's secret.
-        assert scores(run, 1) == {"probe": 0.0} and run.evaluations(1)[0].status == "done"
+        # Agent 0 was evaluated on the probe: its snapshot holds no trace of the host's secret.
+        assert scores(run, 0) == {"probe": 0.0} and run.evaluations(0)[0].status == "done"
+        assert run.evaluations(1) == [] and run.evaluations(2) == []
         assert "pyproject.toml" in changed_files(run.diff(2))
-        assert run.evaluations(2) == []
     with sqlite3.connect(f"file:{run_folder / 'run.sqlite'}?mode=ro", uri=True) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     fsck = subprocess.run(["git", f"--git-dir={run_folder / 'archive.git'}", "fsck", "--strict"],

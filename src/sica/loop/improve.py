@@ -9,7 +9,9 @@ on a copy of the base's code, with the archive view mounted read-only and its ow
 is validated (environment, import, own tests) and committed as the next version, valid or invalid with the reason
 → a valid version solves the first stage and, when promising, the rest of the mix (held-out problems included,
 reported apart). Evaluations go through `sica eval`'s machinery, so a rerun after a crash reuses every result
-already stored.
+already stored. Whatever the meta agent's tree makes the harness fail at (a tree the diff or copy had to leave
+parts of out, links out of it, files git cannot stage) makes the version invalid with the reason, never a crash
+of the loop, so a resume on the same stored plan goes on too.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import uv
 
-from sica.archive import Run
+from sica.archive import ArchiveError, Run
 from sica.archive.run_db import Version
 from sica.benchmarks.base import Problem
 from sica.config import Settings, UtilitySettings
@@ -40,12 +42,12 @@ from sica.loop.staging import first_stage, promising
 from sica.loop.utility import problem_utility
 from sica.loop.validation import Validation, validate_version
 from sica.runner.attempt import AttemptLimits, Progress, run_attempt
-from sica.runner.diffs import copy_tree
-from sica.runner.environments import seed_agent_dir
+from sica.runner.diffs import CUT_NOTE, LEFT_OUT_NOTE, NOTE, copy_tree, diff_notes
+from sica.runner.environments import AgentVersionError, seed_agent_dir
 from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
 from sica.runner.setup import describe_models, model_aliases, models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
-from sica.sandbox.untrusted import read_untrusted_text
+from sica.sandbox.untrusted import UntrustedTreeError, links_leaving, read_untrusted_text
 
 @dataclass(frozen=True)
 class ImproveRequest:
@@ -344,29 +346,57 @@ class _Loop:
         if self._halted_during(step, outcome.cost_usd):
             return None
         new_code = folder / "workdir"
-        if not outcome.diff.strip():
+        unkept = _unkept_tree(outcome.diff, new_code)
+        if unkept is not None:
+            validation = Validation(False, unkept)
+        elif not outcome.diff.strip():
             validation = Validation(False, f"the meta agent changed nothing ({outcome.status}: {outcome.summary})")
         else:
             self.on_status(f"iteration {plan.iteration}: validating the new version")
-            validation = await asyncio.to_thread(validate_version, new_code, self.settings.solve.envs_dir.expanduser(),
-                                                 uv.find_uv_bin(), self.sandbox)
-            if validation.valid:
-                self.on_status(f"iteration {plan.iteration}: the new version on a smoke problem")
-                failure = await smoke_check(self.settings, new_code, self.sandbox, self.gateway, self.run.folder.name,
-                                            folder / "smoke", self.halt)
-                if self._halted_during(step, outcome.cost_usd):
-                    return None
-                validation = validation if failure is None else Validation(False, failure)
+            validation, smoked = await self._validated(plan, new_code, folder)
+            if smoked and self._halted_during(step, outcome.cost_usd):
+                return None
         reason = None if validation.valid else validation.reason
         # The version's own description when the meta agent wrote one, else what the meta agent said it did.
         written = _first_line(read_untrusted_text(new_code / "description.txt", 4000) or "")
         description = written if written and written != self.run.version(plan.base).description else (
             _first_line(outcome.summary) or "no description")
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
-        number = self.run.add_version(plan.base, new_code, description, change_log, invalid_reason=reason)
+        number, reason = self._add_version(plan, new_code, description, change_log, reason)
         state, error = _meta_step_end(outcome.status, outcome.summary, reason)
         self.run.db.end_meta_step(step, state, outcome.cost_usd, number, error)
         return self.run.version(number), outcome.cost_usd
+
+    async def _validated(self, plan: _Plan, new_code: Path, folder: Path) -> tuple[Validation, bool]:
+        """The checks of a new version (environment, import, compiling, own tests, then the smoke problem), and
+        whether the smoke problem ran; a version the harness cannot copy or prepare is invalid with the reason,
+        never a crash."""
+        smoked = False
+        try:
+            validation = await asyncio.to_thread(validate_version, new_code, self.settings.solve.envs_dir.expanduser(),
+                                                 uv.find_uv_bin(), self.sandbox)
+            if not validation.valid:
+                return validation, smoked
+            self.on_status(f"iteration {plan.iteration}: the new version on a smoke problem")
+            smoked = True
+            failure = await smoke_check(self.settings, new_code, self.sandbox, self.gateway, self.run.folder.name,
+                                        folder / "smoke", self.halt)
+        except (UntrustedTreeError, AgentVersionError) as error:
+            return Validation(False, f"it cannot be prepared: {_one_line(str(error))}"), smoked
+        return (validation if failure is None else Validation(False, failure)), smoked
+
+    def _add_version(self, plan: _Plan, new_code: Path, description: str, change_log: str,
+                     reason: str | None) -> tuple[int, str | None]:
+        """Commit the plan's version: its files, or (when they cannot be archived: the meta agent's doing) its
+        base's files, invalid with the reason. Its number and the reason it is invalid, if it is."""
+        if new_code.is_dir():
+            try:
+                return self.run.add_version(plan.base, new_code, description, change_log, invalid_reason=reason), reason
+            except (UntrustedTreeError, ArchiveError) as error:
+                reason = f"{reason}; " if reason else ""
+                reason += f"its files cannot be archived: {_one_line(str(error))}"
+        reason = reason or "its files could not be kept"
+        return self.run.add_version(plan.base, None, description, change_log, invalid_reason=reason), reason
 
     def _halted_during(self, step: int, cost_usd: float) -> bool:
         """Whether the run was halted during this meta step; if so its row is ended `interrupted`."""
@@ -380,10 +410,14 @@ class _Loop:
         interrupted, and it is settled from the attempt's outcome as the uninterrupted step would have been."""
         step = [s for s in self.run.db.meta_steps() if s.iteration == plan.iteration][-1]
         if step.result_version is None:
-            outcome = json.loads((self._meta_folder(plan) / "outcome.json").read_text(encoding="utf-8"))
-            state, error = _meta_step_end(outcome["status"], outcome["summary"], version.invalid_reason)
-            self.run.db.end_meta_step(step.id, state, outcome["cost_usd"], version.number, error)
-            return float(outcome["cost_usd"])
+            try:
+                outcome = json.loads((self._meta_folder(plan) / "outcome.json").read_text(encoding="utf-8"))
+                status, summary, cost = str(outcome["status"]), str(outcome["summary"]), float(outcome["cost_usd"])
+            except (OSError, ValueError, KeyError, TypeError):
+                status, summary, cost = "error", "the meta step's outcome.json is missing or unreadable", step.cost_usd
+            state, error = _meta_step_end(status, summary, version.invalid_reason)
+            self.run.db.end_meta_step(step.id, state, cost, version.number, error)
+            return cost
         return step.cost_usd
 
     def _meta_folder(self, plan: _Plan) -> Path:
@@ -433,6 +467,27 @@ def _meta_step_end(status: str, summary: str, invalid_reason: str | None) -> tup
     if status == "done":
         return "done", invalid_reason
     return "failed", invalid_reason or summary
+
+
+def _unkept_tree(diff: str, code: Path) -> str | None:
+    """Why the meta agent's tree cannot be a version as it left it, if it cannot: the harness's copy of it is
+    missing (it could not be made), its diff left parts out or was cut (what git or the copy cannot keep: the
+    archive would hold another version than the one the agent made), or links lead out of it (on the host they
+    would reach the host's files, not the version's)."""
+    if not code.is_dir():
+        return "its files could not be kept (see the meta step's outcome.json)"
+    notes = [note.removeprefix(NOTE) for note in diff_notes(diff) if note.startswith((LEFT_OUT_NOTE, CUT_NOTE))]
+    if notes:
+        return f"its tree holds what the archive cannot keep ({'; '.join(notes)})"
+    leaving = links_leaving(code)
+    if leaving:
+        more = f" and {len(leaving) - 3} more" if len(leaving) > 3 else ""
+        return f"its files hold links out of its folder ({', '.join(leaving[:3])}{more}): a version is its own files"
+    return None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    return " ".join(text.split())[:limit]
 
 
 def _set_aside(folder: Path) -> None:
