@@ -380,7 +380,7 @@ class _Loop:
             self.on_status(f"iteration {plan.iteration}: the new version on a smoke problem")
             smoked = True
             failure = await smoke_check(self.settings, new_code, self.sandbox, self.gateway, self.run.folder.name,
-                                        folder / "smoke", self.halt)
+                                        folder / "smoke", self.halt, parent_account=self.run_account)
         except (UntrustedTreeError, AgentVersionError) as error:
             return Validation(False, f"it cannot be prepared: {_one_line(str(error))}"), smoked
         return (validation if failure is None else Validation(False, failure)), smoked
