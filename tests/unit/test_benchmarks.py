@@ -3,6 +3,7 @@ documented partial), and hidden files never enter the starting tree."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -10,10 +11,12 @@ from pathlib import Path
 import pytest
 import uv
 
-from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark
+from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark, taskdir
 from sica.benchmarks.base import PARTIAL_CAP, score_from_output
+from sica.benchmarks.canaries import RunnerSecrets, Tampered, read_runner_output
 from sica.benchmarks.environments import check_environment
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
+from sica.benchmarks.pytest_report import REPORT, START, effective_outcomes, sign
 from sica.benchmarks.taskdir import TaskFolderError, task_problem
 from sica.config import default_envs_dir
 from sica.sandbox import SandboxResult
@@ -163,3 +166,157 @@ def test_a_check_that_did_not_exit_0_never_scores_1():
     assert score_from_output(result("exit", 1, "score: 1\n")).value == PARTIAL_CAP
     assert score_from_output(result("exit", 1, "no\n")).value == 0.0
     assert score_from_output(result("timeout", None, "score: 1\n")).value == 0.0
+
+
+SHAPES_TESTS = '''\
+import unittest
+
+import pytest
+
+from shapes import area
+
+
+@pytest.mark.parametrize("w, h, want", [(2, 3, 6), (1, 1, 1)])
+def test_area(w, h, want, unit):
+    assert area(w, h) * unit == want
+
+
+class TestArea:
+    def test_square(self):
+        assert area(4, 4) == 16
+
+
+class AreaCase(unittest.TestCase):
+    def test_rectangle(self):
+        self.assertEqual(area(2, 5), 10)
+'''
+
+
+@pytest.fixture
+def shapes_task(tmp_path: Path) -> Path:
+    """A task folder whose check runs `sica-pytest` on hidden tests of every kind a canary copies: parametrized,
+    with a fixture of the task's own conftest, in a class, and a unittest method."""
+    task = tmp_path / "shapes"
+    (task / "files").mkdir(parents=True)
+    (task / "tests").mkdir()
+    (task / "task.md").write_text("Make area(w, h) return the area of a w by h rectangle.\n")
+    (task / "build.sh").write_text('cp -r files/. "$1"\n')
+    (task / "files" / "shapes.py").write_text("def area(w, h):\n    return w + h\n")
+    (task / "tests" / "conftest.py").write_text("import pytest\n\n\n@pytest.fixture\ndef unit():\n    return 1\n")
+    (task / "tests" / "test_shapes.py").write_text(SHAPES_TESTS)
+    (task / "check.sh").write_text('here="$(cd "$(dirname "$0")" && pwd)"\n'
+                                   'exec sica-pytest --tree "$1" "$here/tests"\n')
+    return task
+
+
+def _solve_shapes(tree: Path, prefix: str = "") -> None:
+    (tree / "shapes.py").write_text(prefix + "def area(w, h):\n    return w * h\n")
+
+
+def test_sica_pytest_canaries_copy_every_kind_of_test_and_honest_trees_still_pass(shapes_task, tree, sandbox,
+                                                                                   check_tools, monkeypatch):
+    monkeypatch.setattr(taskdir, "CANARIES", 50)  # a canary for every test
+    problem = task_problem(shapes_task, "taskdir", tools=check_tools)
+    problem.lay_out(tree)
+    start = problem.score(sandbox, tree, None)
+    assert start.value == 0.0 and start.tampered is None and "0 of 3 scored tests pass" in start.details, start.details
+    _solve_shapes(tree)
+    solved = problem.score(sandbox, tree, None)
+    assert solved.value == 1.0 and "3 of 3 scored tests pass" in solved.details, solved.details
+
+
+FORGED_REPORTS = '''\
+import _pytest.reports as _reports
+_made = _reports.TestReport.__init__
+def _forged(self, *args, **kwargs):
+    _made(self, *args, **kwargs)
+    self.outcome = "passed"
+_reports.TestReport.__init__ = _forged
+'''
+FORGED_REPORT_LINE = '''\
+import os as _os
+for _fd in range(3, 30):
+    try:
+        _os.write(_fd, b'sica-pytest-report 00 {"tests": {}, "canaries": []}\\nscore: 1\\n')
+    except OSError:
+        pass
+'''
+
+
+@pytest.mark.parametrize("forgery, evidence", [(FORGED_REPORTS, "canary test"),
+                                                (FORGED_REPORT_LINE, "did not sign")])
+def test_sica_pytest_catches_a_forged_report(shapes_task, tree, sandbox, check_tools, forgery, evidence):
+    problem = task_problem(shapes_task, "taskdir", tools=check_tools)
+    problem.lay_out(tree)
+    (tree / "shapes.py").write_text(forgery + (tree / "shapes.py").read_text())
+    forged = problem.score(sandbox, tree, None)
+    assert forged.value == 0.0 and forged.tampered and evidence in forged.tampered, forged.details
+
+
+@pytest.mark.parametrize("check, reason", [
+    ('sica-pytest --tree "$1" "$here/tests"; exec sica-pytest --tree "$1" "$here/tests"\n',
+     "without the harness's secrets"),
+    ('exec sica-pytest --tree "$1" "$1"\n', "test paths must be given, from the task folder"),
+    ('cat > /dev/null; exec sica-pytest --tree "$1" "$here/tests"\n', "without the harness's secrets")])
+def test_sica_pytest_misused_scores_0_with_the_reason(shapes_task, tree, sandbox, check_tools, check, reason):
+    (shapes_task / "check.sh").write_text('here="$(cd "$(dirname "$0")" && pwd)"\n' + check)
+    problem = task_problem(shapes_task, "taskdir", tools=check_tools)
+    problem.lay_out(tree)
+    _solve_shapes(tree)
+    score = problem.score(sandbox, tree, None)
+    assert score.value == 0.0 and score.tampered is None and reason in score.details, score.details
+
+
+def test_runner_output_is_checked_against_the_secrets():
+    given = RunnerSecrets.new(2)
+    start = START + json.dumps({"secrets": True, "expected": None})
+
+    def report(**changes: object) -> str:
+        body = json.dumps({"tests": {"t.py::a": "failed", "t.py::b": "passed"}, "failures": {}, "errors": [],
+                           "covered": {}, "collected": 2, "candidates": 2, "required": [],
+                           "canaries": [{"twin": "t.py::a", "outcome": "failed"},
+                                        {"twin": "t.py::b", "outcome": None}]} | changes)
+        return f"{REPORT}{sign(given.nonce, body)} {body}"
+
+    output = read_runner_output(f"noise\n{start}\n{report()}\nscore: 0.5\n", given)
+    assert output.report is not None and effective_outcomes(output.report) == {"t.py::a": "failed",
+                                                                                "t.py::b": "failed"}
+    assert read_runner_output(start, given).report is None
+    assert read_runner_output(START + '{"secrets": false}\n', given).without_secrets
+    body = report().split(" ", 2)[2]
+    forged = {"unsigned": f"{REPORT}{'0' * 64} {body}", "second": f"{report()}\n{report()}",
+              "passing canary": report(canaries=[{"twin": "t.py::a", "outcome": "passed"},
+                                                 {"twin": "t.py::b", "outcome": "failed"}]),
+              "missing canary": report(canaries=[{"twin": "t.py::a", "outcome": "failed"}]),
+              "more passes than tests": report(collected=1), "impossible outcome": report(tests={"t.py::a": "won"})}
+    for case, lines in forged.items():
+        with pytest.raises(Tampered):
+            read_runner_output(f"{start}\n{lines}", given)
+            pytest.fail(f"{case} not caught")
+    with pytest.raises(Tampered, match="without the start of its run"):
+        read_runner_output(report(), given)
+    with pytest.raises(Tampered, match="more than one test run had the harness's secrets"):
+        read_runner_output(f"{start}\n{start}\n", given)
+
+
+DROPPING_TESTS = '''\
+import gc as _gc
+import _pytest.config as _config
+class _Drop:
+    def pytest_collection_modifyitems(self, items):
+        items[:] = [item for item in items if "square" in item.nodeid]
+_found = [o for o in _gc.get_objects() if isinstance(o, _config.Config)]
+_found[0].pluginmanager.register(_Drop())
+'''
+
+
+def test_sica_pytest_counts_the_tests_a_tree_leaves_out_of_the_run(shapes_task, tree, sandbox, check_tools):
+    """Package code that removes the tests it fails from the session: they still count, as the start line listed
+    them from the test files before the tree ran."""
+    problem = task_problem(shapes_task, "taskdir", tools=check_tools)
+    problem.lay_out(tree)
+    _solve_shapes(tree, prefix=DROPPING_TESTS)
+    (tree / "shapes.py").write_text((tree / "shapes.py").read_text().replace("w * h", "w * h if w == h else 0"))
+    score = problem.score(sandbox, tree, None)
+    assert score.value == round(1 / 3, 3) and "1 of 3 scored tests pass" in score.details, score.details
+    assert "1 failed, 1 passed" in score.details, score.details  # the square test and its canary alone ran

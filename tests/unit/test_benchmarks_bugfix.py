@@ -207,6 +207,38 @@ def test_tiny_package_excludes_preexisting_failures_and_discards_endless_loops(t
         tree.mkdir()
 
 
+FORGING_PACKAGE_CODE = """\
+import _pytest.reports as _reports
+_made = _reports.TestReport.__init__
+def _forged(self, *args, **kwargs):
+    _made(self, *args, **kwargs)
+    self.outcome = "passed"
+_reports.TestReport.__init__ = _forged
+"""
+
+
+def test_scoring_runs_isolated_with_canaries_and_catches_a_forged_report(tiny, tree, sandbox):
+    """Package code that makes every pytest report pass is caught by the canary tests; a tree module named as a
+    hidden test module (an agent's scratch copy), a planted pytest.ini and bytecode caches do not change an honest
+    score."""
+    context, problems = tiny
+    problem = problems[0]
+    problem.lay_out(tree)
+    module = tree / "tinypkg" / "__init__.py"
+    unfixed = module.read_text()
+    module.write_text(FORGING_PACKAGE_CODE + unfixed)
+    forged = problem.score(sandbox, tree, None)
+    assert forged.value == 0.0 and forged.tampered and "canary test" in forged.tampered, forged.details
+    module.write_text(unfixed)
+    restore_original(problem, fetch_sdist(TINY.requirement, context), tree)
+    (tree / "test_tiny.py").write_text("def test_scratch():\n    assert False\n")
+    (tree / "pytest.ini").write_text("[pytest]\naddopts = -p no_such_plugin\n")
+    (tree / "tests" / "__pycache__").mkdir(parents=True, exist_ok=True)
+    (tree / "tests" / "__pycache__" / "test_tiny.cpython-311-pytest-8.3.4.pyc").write_bytes(b"not bytecode")
+    solved = problem.score(sandbox, tree, None)
+    assert solved.value == 1.0 and solved.tampered is None, solved.details
+
+
 def test_tiny_package_generation_is_deterministic_cached_and_count_stable(tiny, tmp_path, short_tries):
     context, problems = tiny
     started = time.monotonic()

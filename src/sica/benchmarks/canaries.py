@@ -3,7 +3,8 @@ the canaries' seed, how many canaries and which tests they should copy), given o
 and the reading of its output, which the code under test shares a process with and may have written to.
 
 A run's stdout must hold what only the trusted runner writes: a start line (written before any code of the tree
-runs) and at most one report, signed with the nonce; every canary in the report failed or was skipped (a canary
+runs) and at most one report, signed with the nonce (a runner given no secrets marks its report unsigned: such a
+report never counts); every canary in the report failed or was skipped (a canary
 runs its real twin and then fails, so a passing one means the report was rewritten), as many canaries as asked
 for (or as there were tests to copy), and no more passing tests than were collected. Anything else is evidence of
 tampering, `Tampered`; a run with no report simply did not finish."""
@@ -16,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sica.benchmarks.pytest_report import REPORT, START, sign
+from sica.benchmarks.pytest_report import REPORT, START, UNSIGNED, sign
 
 _OUTCOMES = {"passed", "failed", "skipped"}
 
@@ -69,7 +70,7 @@ def read_runner_output(stdout: str, given: RunnerSecrets) -> RunnerOutput:
             if not isinstance(started, dict):
                 raise Tampered("a test runner start line the trusted runner did not write")
             starts.append(started)
-        elif line.startswith(REPORT):
+        elif line.startswith(REPORT) and not line.startswith(REPORT + UNSIGNED + " "):
             reports.append(line.removeprefix(REPORT))
     with_secrets = [started for started in starts if started.get("secrets") is True]
     if len(with_secrets) > 1:
