@@ -46,11 +46,16 @@ class DiffError(Exception):
     """git failed on a workdir; one line."""
 
 
-def copy_tree(source: Path, destination: Path, leave_out: Callable[[str], str | None] | None = None) -> LeftOut:
+def copy_tree(source: Path, destination: Path, leave_out: Callable[[str], str | None] | None = None,
+              notes: LeftOut | None = None) -> None:
     """Copy a repository's files (not its .git, environments or caches, nor the entries `leave_out` names a
     reason for), keeping links as links and holes as holes, without special files or setuid bits, into
-    `destination` (made when missing); what was left out."""
-    return copy_tree_into(source, destination, TRUSTED_LIMITS, skip=frozenset(SKIPPED), leave_out=leave_out)
+    `destination` (made when missing); what was left out is added to `notes`."""
+    left_out = copy_tree_into(source, destination, TRUSTED_LIMITS, skip=frozenset(SKIPPED), leave_out=leave_out)
+    if notes is not None:
+        notes.paths += left_out.paths
+        for reason, paths in left_out.by_reason.items():
+            notes.by_reason.setdefault(reason, []).extend(paths)
 
 
 def _git(git_dir: Path, workdir: Path, *args: str, index: Path | None = None, stdin: bytes = b"",

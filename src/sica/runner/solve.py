@@ -28,7 +28,7 @@ from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.sandbox.base import SandboxError
 from sica.sandbox.mounts import check_reachable
-from sica.sandbox.untrusted import shown_path
+from sica.sandbox.untrusted import LeftOut, shown_path
 
 
 @dataclass(frozen=True)
@@ -85,9 +85,10 @@ def repository_problem(repo: Path, statement: str, left_out: list[str] | None = 
         tools = None
 
     def lay_out(dest: Path) -> None:
-        copied = copy_tree(repo, dest, leave_out=private_file)
+        notes = LeftOut()
+        copy_tree(repo, dest, leave_out=private_file, notes=notes)
         if left_out is not None:
-            left_out.extend(copied.by_reason.get(PRIVATE_REASON, []))
+            left_out.extend(notes.by_reason.get(PRIVATE_REASON, []))
 
     return Problem("solve", "repository", statement, lay_out, None, tools)
 
