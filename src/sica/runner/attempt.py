@@ -264,7 +264,8 @@ def _decide_end(watch: _Watch, result: SandboxResult, stopped: bool, limits: Att
     harness saw: the agent's reported end, else its exit) against the time limit, the gateway's ledger for
     infrastructure failures, and the agent's report only where those agree with it."""
     if stopped:
-        return "cancelled", f"stopped by the harness; the agent {result.describe()}"
+        said = watch.ended[1][:SUMMARY_CHARS] if watch.ended else f"stopped by the harness; the agent {result.describe()}"
+        return "cancelled", said
     if watch.end_seen_s is not None and watch.end_seen_s > limits.time_limit_s or (
             watch.end_seen_s is None and watch.overdue):
         said = f"; the agent reported {watch.ended[0]}" if watch.ended else ""
