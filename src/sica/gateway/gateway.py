@@ -168,7 +168,8 @@ class Gateway:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise refusal
-        chunks, size = [], 0
+        chunks: list[bytes] = []
+        size = 0
         async for chunk in body_chunks:
             size += len(chunk)
             if size > cap:
