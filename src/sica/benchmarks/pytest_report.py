@@ -169,8 +169,8 @@ def _raising_line(report: Any) -> str:
 
 def _read_secrets() -> dict[str, Any]:
     """The harness's secrets from standard input, read whole; then standard input is /dev/null, so that code run
-    later in this process cannot read them from it."""
-    data = sys.stdin.buffer.read()
+    later in this process cannot read them from it. (A terminal holds none: a check run by hand.)"""
+    data = b"" if os.isatty(0) else sys.stdin.buffer.read()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
