@@ -46,7 +46,7 @@ def test_tokens_per_minute_waits_for_enough_tokens():
     assert time.slept == [30.0]  # 300 tokens missing at 10 tokens a second
 
 
-def test_max_concurrent_queues_calls_and_counts_the_wait_as_queue_time(make_settings, serve):
+def test_max_concurrent_queues_calls_and_counts_waits_for_others_as_queue_time(make_settings, serve):
     running = serve(make_settings("""
         [models.fake]
         provider = "scripted"
@@ -54,7 +54,7 @@ def test_max_concurrent_queues_calls_and_counts_the_wait_as_queue_time(make_sett
         script = "script.jsonl"
         max_concurrent = 2
     """, {"script.jsonl": '{"content": "ok", "latency_s": 1.0}\n' * 6}))
-    token = running.gateway.open_account("limited").token
+    tokens = [running.gateway.open_account(f"caller {n}").token for n in range(6)]
     upstream = running.gateway.routes["fake"].upstream
     send = upstream.complete
     in_flight, most_in_flight = 0, 0
@@ -70,15 +70,33 @@ def test_max_concurrent_queues_calls_and_counts_the_wait_as_queue_time(make_sett
 
     upstream.complete = counted
 
-    def call(_: int) -> int:
-        return httpx.post(running.base_url + "/v1/chat/completions", headers={"x-api-key": token}, timeout=30,
+    def call(caller: int) -> int:
+        return httpx.post(running.base_url + "/v1/chat/completions", headers={"x-api-key": tokens[caller]}, timeout=30,
                           json={"model": "fake", "messages": [{"role": "user", "content": "hi"}]}).status_code
 
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(call, range(6))) == [200] * 6
     assert most_in_flight == 2
     rows = list(running.gateway.ledger.calls())
-    # Four of the six waited for a slot (until a 1 s call ended, less how much later they came), and that wait is
-    # queue time; the upstream time is the latency the script declares.
+    # Four of the six callers waited for a slot others held (until a 1 s call ended, less how much later they
+    # came), and that wait is queue time; the upstream time is the latency the script declares.
     assert sum(row["queued_s"] >= 0.15 for row in rows) == 4
     assert all(row["upstream_s"] == 1.0 for row in rows)
+
+
+def test_a_wait_of_the_callers_own_making_is_not_queue_time():
+    """Waiting for a bucket the caller drained itself is its own time; waiting behind others is queue time, in
+    proportion to their share of the last minute's allowance."""
+    time = FakeTime()
+    limiter = UpstreamLimiter(None, None, 600, clock=time.clock, sleep=time.sleep)
+
+    async def admit(owner: str, tokens: int) -> tuple[float, float]:
+        async with limiter.admit(tokens, owner) as admission:
+            return admission.waited_s, admission.for_others_s
+
+    async def run() -> list[tuple[float, float]]:
+        return [await admit("a", 600), await admit("a", 300), await admit("b", 600)]
+
+    own, then_others = asyncio.run(run())[1:]
+    assert own == (30.0, 0.0)                     # "a" emptied the bucket: its wait is its own
+    assert then_others == (60.0, 60.0)            # "b" waits behind "a"'s 900 tokens only

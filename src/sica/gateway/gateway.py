@@ -232,10 +232,13 @@ class Gateway:
                      ledger_id, input_estimate, CallClock())
 
     async def _admit(self, call: _Call, stack: contextlib.AsyncExitStack) -> None:
-        """Wait for the upstream's limits (queue time) and hold its slot until `stack` closes."""
+        """Wait for the upstream's limits and hold its slot until `stack` closes. Queue time is the part of the
+        wait that other accounts' use of the limits caused; what the account's own calls caused is its own time."""
         arrived = time.monotonic()
-        await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens))
-        call.clock.queued_s += time.monotonic() - arrived
+        admission = await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens,
+                                                                             call.account.id))
+        call.clock.waited_s += time.monotonic() - arrived
+        call.clock.queued_s += admission.for_others_s
 
     async def _attempt(self, call: _Call, send: Callable[[UpstreamRequest], Awaitable[T]]) -> T:
         async with contextlib.AsyncExitStack() as stack:
@@ -273,7 +276,7 @@ class Gateway:
         try:
             upstream = await self._retrier.run(open_attempt, call.clock)
         except UpstreamError as error:
-            call.clock.upstream_s += time.monotonic() - opened_at - call.clock.queued_s
+            call.clock.upstream_s += time.monotonic() - opened_at - call.clock.waited_s
             return self._failed(call, error)
         stack.push_async_callback(upstream.aclose)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -320,7 +323,7 @@ class Gateway:
                 await stack.aclose()
                 call.clock.upstream_s = upstream.declared_latency_s
                 if call.clock.upstream_s is None:
-                    call.clock.upstream_s = time.monotonic() - opened_at - call.clock.queued_s
+                    call.clock.upstream_s = time.monotonic() - opened_at - call.clock.waited_s
                 usage = meter.usage if status == "ok" else None
                 self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
                              error_class=error_class,

@@ -17,9 +17,11 @@ T = TypeVar("T")
 
 @dataclass
 class CallClock:
-    """Where a call's time went: waiting in the gateway (limits, backoff) or upstream; and how many attempts."""
+    """Where a call's time went: waiting in the gateway (`waited_s`: limits, backoff), the part of that wait not
+    of the caller's own making (`queued_s`: others' use of the limits, backoff), upstream; how many attempts."""
 
     queued_s: float = 0.0
+    waited_s: float = 0.0
     upstream_s: float = 0.0
     attempts: int = 0
 
@@ -52,3 +54,4 @@ class Retrier:
                     raise
             await self._sleep(delay)
             clock.queued_s += delay
+            clock.waited_s += delay
