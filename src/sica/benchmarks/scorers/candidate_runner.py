@@ -16,7 +16,8 @@ import os
 import runpy
 import sys
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,7 +31,7 @@ def run_program(tree: str) -> None:
 
 def serve(tree: str) -> None:
     sys.path.insert(0, HERE)
-    import plain_data
+    import plain_data  # type: ignore[import-not-found]  # beside this script, loaded before the tree joins the path
 
     requests, replies = os.fdopen(os.dup(0), "rb"), os.fdopen(os.dup(1), "wb")
     null = os.open(os.devnull, os.O_RDONLY)

@@ -31,14 +31,14 @@ import subprocess
 import sys
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if __package__:
     from sica.benchmarks.scorers import plain_data
 else:  # run as a script: its folder (read-only, these scripts only) is on the path, never the tree
     sys.path.insert(0, HERE)
-    import plain_data
+    import plain_data  # type: ignore[import-not-found, no-redef]
 
 VERDICT = "sica-verdict"
 RUNNER = os.path.join(HERE, "candidate_runner.py")
@@ -81,7 +81,10 @@ def seal() -> dict[str, Any]:
     os.dup2(null, 0)
     os.close(null)
     sys.stdin = open(os.devnull)
-    return json.loads(data)
+    spec = json.loads(data)
+    if not isinstance(spec, dict):
+        raise ValueError("the spec is not a JSON object")
+    return spec
 
 
 def _name(text: Any) -> str:
@@ -168,14 +171,14 @@ class Candidate:
         if reply.get("ready") is not True:
             self._fail("solution.py", f"did not load: {_name(reply.get('load_failed'))}")
 
-    def _fail(self, what: str, reason: str, *, timed_out: bool = False) -> None:
+    def _fail(self, what: str, reason: str, *, timed_out: bool = False) -> NoReturn:
         self.broken = True
         self.stop()
         raise CallFailed(what, reason, timed_out=timed_out)
 
     def _exchange(self, message: dict[str, Any], timeout_s: float, what: str) -> dict[str, Any]:
         """Send one request line and read one reply line, within `timeout_s`."""
-        assert self.process.stdout is not None
+        assert self.process.stdin is not None and self.process.stdout is not None
         request, deadline = plain_data.dumps(message), time.monotonic() + timeout_s
         from_candidate, ended = self.process.stdout.fileno(), False
         while request or (b"\n" not in self.pending and not ended):
@@ -184,7 +187,7 @@ class Candidate:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._fail(what, f"over the {timeout_s:g} s time limit", timed_out=True)
-            writers = [self.process.stdin] if request else []
+            writers = [self.process.stdin.fileno()] if request else []
             readable, writable, _ = select.select([from_candidate], writers, [], remaining)
             if writable:
                 request = _send(self.process, request)
@@ -280,7 +283,7 @@ def same_output(got: str, expected: str) -> bool:
     expected_lines = [line.strip() for line in expected.strip().split("\n")]
     if len(got_lines) != len(expected_lines):
         return False
-    for mine, theirs in zip(got_lines, expected_lines):
+    for mine, theirs in zip(got_lines, expected_lines, strict=True):
         if mine == theirs:
             continue
         try:
