@@ -208,3 +208,13 @@ def test_standard_input_reaches_the_command_and_no_file(world):
     assert result.ok, result.stderr
     assert result.stdout == "hidden target\n"
     assert b"hidden target" not in b"".join(p.read_bytes() for p in world["workdir"].rglob("*") if p.is_file())
+
+
+def test_standard_input_once_read_cannot_be_read_again(world):
+    """Standard input is a pipe: what the command read is gone, even through /proc/1/fd/0 (bwrap's init holds
+    the same descriptor, and anything the command starts may open it again)."""
+    spec = SandboxSpec(command=("sh", "-c", "cat >/dev/null; cat /proc/1/fd/0 /proc/self/fd/0 2>/dev/null; echo end"),
+                       workdir=world["workdir"], logdir=world["logdir"], limits=Limits(wall_s=20),
+                       stdin=b"hidden target\n" * 10_000)
+    result = open_sandbox(world["backend"]).run(spec)
+    assert result.stdout == "end\n", result.stdout[:200]

@@ -3,6 +3,7 @@ run left alive afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -41,17 +42,22 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
                  pass_fds: tuple[int, ...] = ()) -> SandboxResult:
     """Run with a wall-time limit (or until `stop` is set); afterwards nothing of the run may be left alive.
     `cleanup` (a container engine's kill-and-remove) runs after the launcher is gone and says whether the run
-    was killed for lack of memory. `stdin` is given from an unlinked file (no pipe to keep fed); `pass_fds`
-    are inherited by the launcher (bwrap's `--args`)."""
+    was killed for lack of memory. `stdin` is fed through a pipe: once the command has read it, it is gone
+    (a file could be opened again through `/proc/1/fd/0`, bwrap's init, by anything the command starts);
+    `pass_fds` are inherited by the launcher (bwrap's `--args`)."""
     started = time.monotonic()
-    with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        given.write(stdin)
-        given.seek(0)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        given, feed = os.pipe() if stdin else (subprocess.DEVNULL, -1)
         # The launcher chain (prlimit, setpriv, bwrap) gets no harness environment either: bwrap stays in the
         # sandbox's PID namespace as its init, and its /proc/1/environ is readable from inside.
-        process = subprocess.Popen(command, stdin=given if stdin else subprocess.DEVNULL, stdout=out, stderr=err,
-                                   start_new_session=True, env={**LAUNCHER_ENVIRONMENT, **(environment or {})},
-                                   pass_fds=pass_fds)
+        try:
+            process = subprocess.Popen(command, stdin=given, stdout=out, stderr=err, start_new_session=True,
+                                       env={**LAUNCHER_ENVIRONMENT, **(environment or {})}, pass_fds=pass_fds)
+        finally:
+            if stdin:
+                os.close(given)
+        if stdin:
+            threading.Thread(target=_feed, args=(feed, stdin), daemon=True).start()
         timed_out = stopped = False
         deadline = started + limits.wall_s
         # A pidfd becomes readable the moment the process exits: no polling delay (Popen.wait with a timeout
@@ -94,6 +100,12 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
         # bwrap reports a command killed by a signal as 128 + the signal number.
         return SandboxResult("signal", code, code - 128, seconds, stdout, stderr)
     return SandboxResult("exit", code, None, seconds, stdout, stderr)
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write `data` into a pipe and close it; a command that stops reading early is no error."""
+    with contextlib.suppress(OSError), open(fd, "wb") as pipe:
+        pipe.write(data)
 
 
 def _kill(process: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
