@@ -16,6 +16,7 @@ from tests.support.cli import run_sica
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(900)  # an evaluation, a meta step of 150 s, validation and the staged evaluation on 2 cores
 def test_one_iteration_on_the_local_model(tmp_path: Path, local_model_alias):
     write_easy_tasks(tmp_path / "tasks", ["write-ok", "fix-typo"])
     (tmp_path / "sica.toml").write_text(local_model_alias + '\n[eval]\nresults_dir = "evals"\ntime_limit_s = 60\n'

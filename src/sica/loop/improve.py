@@ -264,7 +264,10 @@ class _Loop:
 
     def _halted(self) -> bool:
         """Whether running work was halted. A refused call's limit is remembered, so a resume with that limit
-        stops at once and one with a higher limit carries on (the run's time is in its state already)."""
+        stops at once and one with a higher limit carries on (the run's time is in its state already). A refusal
+        halts the work even when it ended before the watcher saw the refusal."""
+        if self.gateway.gateway.account(self.run_account).refused:
+            self.halt.set()
         if not self.halt.is_set():
             return False
         if self.gateway.gateway.account(self.run_account).refused:

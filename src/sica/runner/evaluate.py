@@ -283,6 +283,11 @@ class _EvalRun:
             self.on_progress(self.progress)
             await asyncio.sleep(0.5)
 
+    def _refused_above(self) -> int:
+        """Calls refused by the budgets above the problems' own (the evaluation's account and its ancestors, such
+        as a run's): a problem cut short by one of those ran out of the run's money, not of its own."""
+        return sum(account.refused for account in self.gateway.gateway.accounts.chain(self.account_id))
+
     async def problem(self, item: PlannedProblem, key: str) -> ProblemResult | None:
         """One problem to a result, retrying infrastructure failures; None when stopped before it finished."""
         retries = self.settings.eval.infra_retries
@@ -291,6 +296,7 @@ class _EvalRun:
         for tries in range(1, retries + 2):
             attempt_folder = problem_folder / f"try-{tries}"
             self.progress.running += 1
+            refused_before = self._refused_above()
             try:
                 outcome = await run_attempt(item.problem, self.agent, self.limits, self.sandbox, self.gateway,
                                             self.eval_id, attempt_folder, lambda _: None, self.stop,
@@ -298,8 +304,8 @@ class _EvalRun:
             except Exception as error:  # setting up, running or scoring the attempt failed: not the agent's doing
                 failure = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
             else:
-                if self.stop.is_set():
-                    return None
+                if self.stop.is_set() or self._refused_above() > refused_before:
+                    return None  # halted, or cut short by a budget above the problem's own: not its result
                 if outcome.status != "infra_error":
                     return _result(key, item, outcome, tries, attempt_folder)
                 failure = outcome.summary
