@@ -95,8 +95,8 @@ class ModelClient:
             payload = {}
         if response.status_code == 200 and isinstance(payload, dict):
             return payload
-        error = payload.get("error") if isinstance(payload, dict) else None
-        message = error.get("message", str(error)) if isinstance(error, dict) else response.text[:500]
+        reported = payload.get("error") if isinstance(payload, dict) else None
+        message = reported.get("message", str(reported)) if isinstance(reported, dict) else response.text[:500]
         if response.status_code == 402:
             raise BudgetExceeded(402, message)
         if response.status_code == 503:

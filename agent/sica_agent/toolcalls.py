@@ -168,7 +168,7 @@ def example_reply(specs: Sequence[ToolSpec]) -> str:
 
 def _type_name(schema: dict[str, Any]) -> str:
     """A parameter's JSON type as shown to the model, e.g. `string` or `array of string`."""
-    kind = schema.get("type", "any")
+    kind: str | list[str] = schema.get("type", "any")
     if isinstance(kind, list):
         kind = " or ".join(kind)
     if kind == "array" and isinstance(schema.get("items"), dict) and "type" in schema["items"]:
@@ -226,7 +226,7 @@ def parse_text_call(text: str, tool_names: Collection[str], example: str | None 
                 first_problem = first_problem or (
                     f"The JSON object in your reply is not valid JSON: {_describe(error)}. Put double quotes "
                     'around every key and string, and write a double quote inside a string as \\".')
-        if isinstance(decoded, dict):
+        if isinstance(decoded, dict) and scanned is not None:  # decoded only from a scanned object
             saw_object = True
             if any(key in decoded for key in TOOL_KEYS):
                 calls.append(decoded)

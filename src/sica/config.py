@@ -295,7 +295,8 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Setti
         try:
             data = tomllib.loads(config_file.read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{config_file}: not readable TOML ({exc}); fix the file or pass another --config") from None
+            raise ConfigError(f"{config_file}: not readable TOML ({exc}); fix the file or pass another "
+                              "--config") from None
     where = str(config_file) if config_file else "configuration"
     try:
         settings = Settings(**data)
@@ -326,7 +327,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     def resolve(path: Path | None) -> Path | None:
         return None if path is None else (base / path.expanduser()).resolve()
 
-    models = {name: alias.model_copy(update={"script": resolve(alias.script)}) for name, alias in settings.models.items()}
+    models = {name: alias.model_copy(update={"script": resolve(alias.script)})
+              for name, alias in settings.models.items()}
     gateway = settings.gateway.model_copy(update={
         "ledger_path": resolve(settings.gateway.ledger_path),
         "cassette": settings.gateway.cassette.model_copy(update={"path": resolve(settings.gateway.cassette.path)}),

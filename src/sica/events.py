@@ -10,7 +10,7 @@ Types and the `data` the seed agent writes:
 | type | data |
 |---|---|
 | agent_start | kind, task, model |
-| agent_end | status (done, cancelled, budget_exceeded, infra_error, format_error, timeout, error), summary, answer?, steps |
+| agent_end | status (done/cancelled/budget_exceeded/infra_error/format_error/timeout/error), summary, answer?, steps |
 | llm_call | model, input_tokens, output_tokens, cache_read_tokens, seconds, stop_reason |
 | tool_call | tool, arguments, call_id |
 | tool_result | tool, call_id, ok, final, output, seconds |

@@ -138,20 +138,44 @@ class MetaStep:
 
 
 class ResultLike(Protocol):
-    """The fields of a problem's result the run keeps (`runner.results.ProblemResult` has them all)."""
+    """The fields of a problem's result the run keeps (`runner.results.ProblemResult` has them all), read-only: a
+    frozen dataclass's fields satisfy it."""
 
-    problem_id: str
-    benchmark: str
-    part: str
-    status: str
-    score: float
-    cost_usd: float
-    seconds: float
-    input_tokens: int
-    output_tokens: int
-    details: str
-    infra: bool
-    trace_summary: str
+    @property
+    def problem_id(self) -> str: ...
+
+    @property
+    def benchmark(self) -> str: ...
+
+    @property
+    def part(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def score(self) -> float: ...
+
+    @property
+    def cost_usd(self) -> float: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def input_tokens(self) -> int: ...
+
+    @property
+    def output_tokens(self) -> int: ...
+
+    @property
+    def details(self) -> str: ...
+
+    @property
+    def infra(self) -> bool: ...
+
+    @property
+    def trace_summary(self) -> str: ...
 
 
 def _fix(path: Path) -> str:
@@ -220,6 +244,7 @@ class RunDb:
         return Version(**dict(row)) if row else None
 
     def versions(self, state: str | None = None) -> list[Version]:
+        args: tuple[object, ...]
         query, args = "SELECT * FROM versions", ()
         if state is not None:
             query, args = query + " WHERE state = ?", (state,)
@@ -244,6 +269,7 @@ class RunDb:
              time.time(), result.trace_summary))
 
     def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
+        args: tuple[object, ...]
         query, args = "SELECT * FROM evaluations WHERE version = ?", (version,)
         if part is not None:
             query, args = query + " AND part = ?", (version, part)
@@ -271,7 +297,7 @@ class RunDb:
             row = self._db.execute("SELECT COALESCE(SUM(cost_nano), 0) FROM calls WHERE status != 'pending'").fetchone()
         except sqlite3.OperationalError:
             return None
-        return row[0] / 1e9
+        return float(row[0]) / 1e9
 
     # Meta steps
 
@@ -287,6 +313,7 @@ class RunDb:
                          " error = ? WHERE id = ?", (state, time.time(), cost_usd, result_version, error, step))
 
     def meta_steps(self, state: str | None = None) -> list[MetaStep]:
+        args: tuple[object, ...]
         query, args = "SELECT * FROM meta_steps", ()
         if state is not None:
             query, args = query + " WHERE state = ?", (state,)

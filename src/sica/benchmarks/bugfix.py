@@ -41,7 +41,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, Problem, Score, fingerprint, output_tail,
                                  run_checks)
@@ -239,15 +239,15 @@ class PackageBugs:
 
     @property
     def bugs(self) -> list[dict[str, Any]]:
-        return self.state["bugs"]
+        return cast(list[dict[str, Any]], self.state["bugs"])
 
     @property
     def baseline_passed(self) -> list[str]:
-        return self.state["baseline"]["passed"]
+        return cast(list[str], self.state["baseline"]["passed"])
 
     @property
     def preexisting_failures(self) -> list[str]:
-        return self.state["baseline"]["not_passing"]
+        return cast(list[str], self.state["baseline"]["not_passing"])
 
     def _load(self) -> dict[str, Any]:
         entry = {"package": repr(self.package)}
@@ -445,12 +445,12 @@ class PairBugs:
 
     @property
     def bugs(self) -> list[dict[str, Any]]:
-        return self.state["problems"]
+        return cast(list[dict[str, Any]], self.state["problems"])
 
     @property
     def left_out(self) -> list[str]:
         """The newer test files that do not even collect on the older source: never laid out, run or scored."""
-        return self.state["left_out"]
+        return cast(list[str], self.state["left_out"])
 
     def generate(self, wanted: int) -> None:
         """Nothing to do: a pair's problem is made when the pair is opened."""
@@ -568,10 +568,11 @@ class BugfixBenchmark:
         """Round by round over the table's entries: an entry is only built once it is reached."""
         sandbox = open_sandbox(self.context.sandbox)
         generators: dict[Package | ReleasePair, PackageBugs | PairBugs] = {}
+        entries: tuple[Package | ReleasePair, ...] = (*self.packages, *self.pairs)
         produced = 0
         for index in range(PROBLEMS_PER_PACKAGE):
             progress = False
-            for entry in (*self.packages, *self.pairs):
+            for entry in entries:
                 if entry not in generators:
                     generators[entry] = (PackageBugs(entry, self.context, sandbox) if isinstance(entry, Package)
                                          else PairBugs(entry, self.context, sandbox))

@@ -8,7 +8,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sica.benchmarks.base import BenchmarkContext
 
@@ -22,7 +22,7 @@ def cached_rows(context: BenchmarkContext, benchmark: str, key: object, build: C
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = context.cache_dir / "generated" / f"{benchmark}-{digest}.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))["rows"]
+        return cast(list[Row], json.loads(path.read_text(encoding="utf-8"))["rows"])
     except (OSError, ValueError, KeyError):
         pass  # not built yet (or a damaged file): build it
     rows = build()

@@ -142,11 +142,11 @@ def decode_tests(field: Any) -> list[dict[str, Any]]:
 
 def _pickled_string(data: bytes) -> str:
     """The one string a pickle holds, read by disassembling it (nothing is unpickled)."""
-    strings = []
+    strings: list[str] = []
     for opcode, argument, _ in pickletools.genops(data):
         if opcode.name not in _STRING_PICKLE_OPS:
             raise ValueError(f"a pickle holding more than a string ({opcode.name}); it is not loaded")
-        if opcode.name.endswith("UNICODE"):
+        if opcode.name.endswith("UNICODE") and isinstance(argument, str):
             strings.append(argument)
     if len(strings) != 1:
         raise ValueError("a pickle without exactly one string")

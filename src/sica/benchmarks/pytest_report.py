@@ -379,7 +379,7 @@ def restore_tests(originals: str, tests: list[str], root: str = ".") -> None:
             shutil.rmtree(path)
         elif os.path.lexists(path):
             os.remove(path)
-    for folder, folders, files in os.walk(root):
+    for folder, _folders, files in os.walk(root):
         if "conftest.py" in files:
             os.remove(os.path.join(folder, "conftest.py"))
     above = {os.path.join(root, *parts[:depth]) for parts in (os.path.normpath(test).split(os.sep) for test in tests)
@@ -389,7 +389,7 @@ def restore_tests(originals: str, tests: list[str], root: str = ".") -> None:
             path = os.path.join(folder, name)
             if os.path.lexists(path) and not (os.path.isdir(path) and not os.path.islink(path)):
                 os.remove(path)
-    for folder, folders, files in os.walk(originals):
+    for folder, _folders, files in os.walk(originals):
         for name in files:
             target = os.path.join(root, os.path.relpath(os.path.join(folder, name), originals))
             if os.path.lexists(target) and not os.path.isdir(target):

@@ -344,7 +344,7 @@ def _parameters(arguments: ast.arguments) -> list[str]:
 def _literal_names(value: ast.AST) -> set[str] | None:
     if isinstance(value, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
                                                        for e in value.elts):
-        return {e.value for e in value.elts if isinstance(e, ast.Constant)}
+        return {e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
     return None
 
 

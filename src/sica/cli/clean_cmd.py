@@ -44,13 +44,13 @@ def clean(
                           f"{escape(removal.reason)})", highlight=False, soft_wrap=True)
         freed, count = plan.size, len(plan.removals)
     else:
-        for removal, error in apply(plan):
-            if error is None:
+        for removal, failure in apply(plan):
+            if failure is None:
                 freed, count = freed + removal.size, count + 1
                 cli.out.print(f"removed       {escape(str(removal.path))}  {_size(removal.size)}  ({removal.kind}: "
                               f"{escape(removal.reason)})", highlight=False, soft_wrap=True)
             else:
-                cli.err.print(f"[yellow]not removed[/] {escape(str(removal.path))}: {escape(error)}", highlight=False,
+                cli.err.print(f"[yellow]not removed[/] {escape(str(removal.path))}: {escape(failure)}", highlight=False,
                               soft_wrap=True)
     cli.out.print(f"{'would free' if dry_run else 'freed'} {_size(freed)} in {count} folder{'' if count == 1 else 's'}",
                   highlight=False)

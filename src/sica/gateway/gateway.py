@@ -321,9 +321,10 @@ class Gateway:
         finally:
             try:
                 await stack.aclose()
-                call.clock.upstream_s = upstream.declared_latency_s
-                if call.clock.upstream_s is None:
-                    call.clock.upstream_s = time.monotonic() - opened_at - call.clock.waited_s
+                declared = upstream.declared_latency_s
+                if declared is None:
+                    declared = time.monotonic() - opened_at - call.clock.waited_s
+                call.clock.upstream_s = declared
                 usage = meter.usage if status == "ok" else None
                 self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
                              error_class=error_class,

@@ -139,8 +139,9 @@ class Ledger:
         self.owner = uuid.uuid4().hex
         self._owners_dir = path.with_name(path.name + ".owners")
         self._owners_dir.mkdir(exist_ok=True)
-        self._owner_lock = _hold_lock(self._owners_dir / self.owner)
-        assert self._owner_lock is not None
+        owner_lock = _hold_lock(self._owners_dir / self.owner)
+        assert owner_lock is not None
+        self._owner_lock = owner_lock
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -246,7 +247,8 @@ class Ledger:
         rows = self._db.execute(
             "SELECT a.name, c.alias, c.model, COUNT(*), SUM(c.status NOT IN ('ok', 'pending')), "
             "SUM(c.input_tokens), SUM(c.output_tokens), SUM(c.cost_nano) FROM calls c "
-            "JOIN accounts a ON a.id = c.account_id GROUP BY a.id, c.alias, c.model ORDER BY a.rowid, c.alias").fetchall()
+            "JOIN accounts a ON a.id = c.account_id GROUP BY a.id, c.alias, c.model "
+            "ORDER BY a.rowid, c.alias").fetchall()
         return [SpendRow(*row) for row in rows]
 
 

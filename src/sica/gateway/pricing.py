@@ -49,7 +49,8 @@ class FixedPricer:
         cache_write = self.price.input if self.price.cache_write is None else self.price.cache_write
         uncached = max(0, usage.input - usage.cache_read - usage.cache_write)
         micro_usd_total = (Decimal(str(self.price.input)) * uncached + Decimal(str(cache_read)) * usage.cache_read
-                           + Decimal(str(cache_write)) * usage.cache_write + Decimal(str(self.price.output)) * usage.output)
+                           + Decimal(str(cache_write)) * usage.cache_write
+                           + Decimal(str(self.price.output)) * usage.output)
         return math.ceil(micro_usd_total * 1000)
 
 
@@ -62,10 +63,12 @@ class GenaiPricer:
     provider_api_url: str | None
 
     def cost(self, usage: TokenUsage) -> int:
-        calc = genai_prices.calc_price(
-            genai_prices.Usage(input_tokens=usage.input, output_tokens=usage.output,
-                               cache_read_tokens=usage.cache_read, cache_write_tokens=usage.cache_write),
-            self.model, provider_id=self.provider_id, provider_api_url=self.provider_api_url)
+        tokens = genai_prices.Usage(input_tokens=usage.input, output_tokens=usage.output,
+                                    cache_read_tokens=usage.cache_read, cache_write_tokens=usage.cache_write)
+        # genai-prices takes a provider's id or its API's URL, not both (`pricer_for` gives at most one).
+        calc = (genai_prices.calc_price(tokens, self.model, provider_id=self.provider_id)
+                if self.provider_api_url is None
+                else genai_prices.calc_price(tokens, self.model, provider_api_url=self.provider_api_url))
         return usd_to_nano(calc.total_price)
 
 

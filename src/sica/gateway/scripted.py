@@ -122,7 +122,8 @@ class ScriptedUpstream:
     async def complete(self, request: UpstreamRequest) -> UpstreamReply:
         line = await self._next_line(request)
         usage = self._usage(line, request)
-        body = self._anthropic_message(line, usage) if self._wire == "anthropic" else self._openai_completion(line, usage)
+        body = (self._anthropic_message(line, usage) if self._wire == "anthropic"
+                else self._openai_completion(line, usage))
         return dataclasses.replace(parse_reply(json.dumps(body).encode()), declared_latency_s=line.latency_s)
 
     async def open_stream(self, request: UpstreamRequest) -> _ScriptedStream:
@@ -183,7 +184,8 @@ class ScriptedUpstream:
             "stop_reason": None, "stop_sequence": None, "usage": start_usage}}]
         for index, block in enumerate(self._anthropic_content(line)):
             if block["type"] == "text":
-                events.append({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+                events.append({"type": "content_block_start", "index": index,
+                               "content_block": {"type": "text", "text": ""}})
                 events += [{"type": "content_block_delta", "index": index,
                             "delta": {"type": "text_delta", "text": piece}} for piece in _pieces(block["text"])]
             else:

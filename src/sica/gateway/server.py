@@ -130,6 +130,14 @@ def _bound_socket(listen: Listen) -> socket.socket:
     return sock
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """Signals belong to whoever embeds the gateway (Ctrl-C cancels the caller, which shuts this down)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @contextlib.asynccontextmanager
 async def run_gateway(settings: Settings, environ: Mapping[str, str], ledger_path: Path, listen: Listen,
                       log_dir: Path | None = None) -> AsyncIterator[RunningGateway]:
@@ -147,9 +155,7 @@ async def run_gateway(settings: Settings, environ: Mapping[str, str], ledger_pat
         stack.callback(sock.close)
         config = uvicorn.Config(create_app(gateway), log_level="warning", access_log=False, lifespan="off",
                                 loop="none", http="httptools", timeout_graceful_shutdown=5)
-        server = uvicorn.Server(config)
-        # Signals belong to whoever embeds the gateway (Ctrl-C cancels the caller, which shuts this down).
-        server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        server = _EmbeddedServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:
             if task.done():

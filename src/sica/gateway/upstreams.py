@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import json
@@ -57,9 +56,10 @@ class UpstreamReply:
 
 class UpstreamStream(Protocol):
     """An opened stream whose status was OK; its chunks are raw server-sent-event bytes. `declared_latency_s`
-    as in `UpstreamReply`."""
+    as in `UpstreamReply` (read-only: a stream may declare it as a plain attribute)."""
 
-    declared_latency_s: float | None
+    @property
+    def declared_latency_s(self) -> float | None: ...
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 
@@ -110,7 +110,7 @@ def _transport_errors() -> Iterator[None]:
     """Connection failures and time-outs are retryable attempts, named by their class only (no URLs, no keys)."""
     try:
         yield
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamError("timeout", f"upstream timed out ({type(exc).__name__})", retryable=True) from None
     except aiohttp.ClientError as exc:
         raise UpstreamError("connection_error", f"upstream unreachable ({type(exc).__name__})",
@@ -127,8 +127,9 @@ class _HttpStream:
         try:
             async for chunk in self._response.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise UpstreamError(type(exc).__name__, f"stream broke off: {type(exc).__name__}", retryable=False) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(type(exc).__name__, f"stream broke off: {type(exc).__name__}",
+                                retryable=False) from None
 
     async def aclose(self) -> None:
         self._response.release()

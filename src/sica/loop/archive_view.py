@@ -84,7 +84,8 @@ def _failure(e: Evaluation) -> str:
             f"{e.seconds:.0f} s · {e.input_tokens} input and {e.output_tokens} output tokens\n\n")
     account = e.trace_summary or "No account of this attempt was kept (it was evaluated by an older sica).\n"
     if e.status == TAMPERED:
-        scored = "The scorer caught this attempt tampering with its checks: it scores 0, and the version is never the best."
+        scored = ("The scorer caught this attempt tampering with its checks: it scores 0, and the version is never "
+                  "the best.")
     else:
         scored = (f"The hidden checks gave {e.score:.3f}. What they printed is not shown: it may quote hidden tests, "
                   "and the code under test prints there too.")

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sica.benchmarks.base import Problem, Score
 from sica.config import Settings
@@ -264,7 +264,8 @@ def _decide_end(watch: _Watch, result: SandboxResult, stopped: bool, limits: Att
     harness saw: the agent's reported end, else its exit) against the time limit, the gateway's ledger for
     infrastructure failures, and the agent's report only where those agree with it."""
     if stopped:
-        said = watch.ended[1][:SUMMARY_CHARS] if watch.ended else f"stopped by the harness; the agent {result.describe()}"
+        said = (watch.ended[1][:SUMMARY_CHARS] if watch.ended
+                else f"stopped by the harness; the agent {result.describe()}")
         return "cancelled", said
     if watch.end_seen_s is not None and watch.end_seen_s > limits.time_limit_s or (
             watch.end_seen_s is None and watch.overdue):
@@ -317,7 +318,7 @@ def charged_seconds(wall_s: float, calls: list[sqlite3.Row], started_at: float, 
     scripted double) it is the calls' declared latencies instead, so that scripted runs give the same times,
     utilities and policy choices on every machine and every rerun."""
     if declared:
-        return round(sum(call["upstream_s"] for call in calls), 2)
+        return round(sum(cast(float, call["upstream_s"]) for call in calls), 2)
     return round(max(0.0, wall_s - queued_seconds(calls, started_at, wall_s)), 2)
 
 

@@ -135,9 +135,9 @@ def referenced_environments(runs_dir: Path, version: str) -> tuple[dict[str, str
             unreadable.append((folder, str(error)))
     if not unreadable:
         return referenced, None
-    (first, error), others = unreadable[0], len(unreadable) - 1
+    (first, reason), others = unreadable[0], len(unreadable) - 1
     also = f" (and {others} other run{'s' if others > 1 else ''})" if others else ""
-    return referenced, (f"cannot read run {first}{also}: {error}; no environment was removed: repair the run or "
+    return referenced, (f"cannot read run {first}{also}: {reason}; no environment was removed: repair the run or "
                         f"move it out of {runs_dir}, then clean again")
 
 

@@ -117,7 +117,7 @@ def plan_problems(selection: list[str], holdout: list[str], context: BenchmarkCo
             raise BenchmarkError(f"benchmark '{base}' is named twice: give it once, with the count you want")
         chosen[base] = (name, count)
     planned: list[PlannedProblem] = []
-    for base, (name, count) in chosen.items():
+    for name, _count in chosen.values():
         planned += [PlannedProblem(p, name, SELECTION) for p in open_benchmark(name, context)]
     held: set[str] = set()
     for name in holdout:
@@ -193,7 +193,7 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
         try:
             stored = {} if request.fresh else store.cached(keys)
             pending: list[int] = []
-            for index, (item, key) in enumerate(zip(planned, keys)):
+            for index, (item, key) in enumerate(zip(planned, keys, strict=True)):
                 if key in stored:
                     results[index] = from_cache(stored[key], item.benchmark, item.part)
                     log.write(results[index])

@@ -89,7 +89,7 @@ def agent_code_hash(agent_dir: Path) -> str:
         if any(part in SKIPPED for part in relative.parts):
             continue
         if path.is_symlink():
-            record = [str(relative), "link", os.fsdecode(os.readlink(path))]
+            record: list[str | bool] = [str(relative), "link", os.fsdecode(os.readlink(path))]
         elif path.is_file():
             record = [str(relative), "file", bool(path.stat().st_mode & 0o111),
                       hashlib.sha256(path.read_bytes()).hexdigest()]

@@ -55,7 +55,8 @@ def summarize_attempt(statement: str, events: Iterable[Event], status: str, summ
             + (f" ({', '.join(_tally(tools, failed))})" if tools else "") + ".\n"]
     if listed:
         shown = listed[-LAST_CALLS_SHOWN:]
-        heading = "The tool calls" if len(shown) == len(listed) else f"The last {len(shown)} of {len(listed)} tool calls"
+        heading = ("The tool calls" if len(shown) == len(listed)
+                   else f"The last {len(shown)} of {len(listed)} tool calls")
         text.append(f"{heading}:\n\n" + "\n".join(f"{n}. {call}" for n, call in enumerate(shown, 1)) + "\n")
     if errors:
         text.append("Errors it reported:\n\n" + "\n".join(f"- {error}" for error in errors[-LAST_CALLS_SHOWN:]) + "\n")

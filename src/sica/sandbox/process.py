@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import BinaryIO
 
 from sica.sandbox.base import Limits, SandboxResult
 from sica.sandbox.cgroups import RunCgroup
@@ -118,7 +119,7 @@ def _kill(process: subprocess.Popen[bytes], cgroup: RunCgroup | None) -> None:
         cgroup.kill_all()
 
 
-def _tail(file: tempfile._TemporaryFileWrapper) -> str:  # type: ignore[type-arg]
+def _tail(file: BinaryIO) -> str:
     file.seek(0, os.SEEK_END)
     size = file.tell()
     file.seek(max(0, size - OUTPUT_CAP))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
 
@@ -15,7 +16,8 @@ from sica.benchmarks.base import Score, run_checks, score_from_output
 from sica.sandbox import Sandbox
 
 
-def run_scorer(sandbox: Sandbox, script: ModuleType, payload: dict[str, object], *, wall_s: float = 60.0) -> Score:
+def run_scorer(sandbox: Sandbox, script: ModuleType, payload: Mapping[str, object], *,
+               wall_s: float = 60.0) -> Score:
     """Run `script` (one of these modules) sandboxed, `payload` as JSON on its standard input, on an empty tree:
     the hidden material is in no file, and none of the agent's files is there to be read, linked or run (the
     harness hands the scorer what it read of them itself). `python3 -I`: no environment, no user site, not even

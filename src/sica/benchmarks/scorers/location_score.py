@@ -17,7 +17,7 @@ import re
 import sys
 
 MAX_PATH = 400
-_PLACE = re.compile(r"(?P<path>[^\s:'\"`()\[\]{}<>,;]{1,%d}\.py)" % (MAX_PATH - 3)
+_PLACE = re.compile(rf"(?P<path>[^\s:'\"`()\[\]{{}}<>,;]{{1,{MAX_PATH - 3}}}\.py)"
                     + r":(?P<line>\d{1,9})(?!\d)(?::(?P<col>\d{1,9})(?!\d))?")
 
 
