@@ -54,7 +54,8 @@ class PodmanSandbox:
             command = [self.engine, *self.runtime, "run", "--name", name, *self._options(spec), "--env-file",
                        str(env_file), "--rootfs", str(rootfs), *spec.command]
             return run_and_reap(command, spec.limits, None, stop, cleanup=lambda: self._remove(name),
-                                environment={"CONTAINERS_CONF": str(conf)}, stdin=spec.stdin)
+                                environment={"CONTAINERS_CONF": str(conf)}, stdin=spec.stdin,
+                                cwd=Path(scratch))  # the engine leaves files in its folder (an `oom` marker)
 
     def _options(self, spec: SandboxSpec) -> list[str]:
         limits = spec.limits
