@@ -15,7 +15,7 @@ ITERATIONS   ?= 2
 RUN          ?= demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_LIMITS  := SICA_LOOP__META_TIME_LIMIT_S=420 SICA_LOOP__FIRST_STAGE=3 SICA_EVAL__TIME_LIMIT_S=240
 
-.PHONY: run test install system-packages models clean
+.PHONY: run test check install system-packages models clean
 
 ## run: install everything, then improve the agent for a few iterations and report (on the local model when no
 ## key is set)
@@ -24,10 +24,17 @@ run: install
 	$(DEMO_LIMITS) $(SICA) improve $(BENCHMARKS) --iterations $(ITERATIONS) --run $(RUN)
 	$(SICA) report $(RUN)
 
-## test: install everything, then run the whole test suite (unit and integration, the slow ones too)
-test: install
+## test: install everything, pass the quality gates, then run the whole test suite (unit and integration, the
+## slow ones too)
+test: check
 	$(SICA) models install 0.5b
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## check: the quality gates: formatting, lint and strict types of the harness and agent 0
+check: install
+	$(VENV)/bin/ruff format --check src/sica agent/sica_agent
+	$(VENV)/bin/ruff check src/sica agent/sica_agent
+	$(VENV)/bin/mypy
 
 ## install: system packages (when root), uv, and the project's locked environment in .venv
 install: system-packages $(UV)

@@ -76,8 +76,14 @@ class Runtime:
         return f"{kind}-{next(self._ids)}"
 
 
-def ask_model(runtime: Runtime, emit: Callable[..., None], role: ModelRole, system: str,
-              messages: list[dict[str, Any]], **options: Any) -> ModelReply:
+def ask_model(
+    runtime: Runtime,
+    emit: Callable[..., None],
+    role: ModelRole,
+    system: str,
+    messages: list[dict[str, Any]],
+    **options: Any,
+) -> ModelReply:
     """One model call, recorded as an `llm_call` event. A spent budget or an unreachable model ends the run."""
     started = time.monotonic()
     try:
@@ -86,9 +92,15 @@ def ask_model(runtime: Runtime, emit: Callable[..., None], role: ModelRole, syst
         raise RunEnded("budget_exceeded", str(error)) from None
     except UpstreamUnavailable as error:
         raise RunEnded("infra_error", str(error)) from None
-    emit("llm_call", model=role.alias, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
-         cache_read_tokens=reply.cache_read_tokens, seconds=round(time.monotonic() - started, 3),
-         stop_reason=reply.stop_reason)
+    emit(
+        "llm_call",
+        model=role.alias,
+        input_tokens=reply.input_tokens,
+        output_tokens=reply.output_tokens,
+        cache_read_tokens=reply.cache_read_tokens,
+        seconds=round(time.monotonic() - started, 3),
+        stop_reason=reply.stop_reason,
+    )
     return reply
 
 
@@ -96,16 +108,24 @@ def fit_output(output: str, limit: int) -> str:
     """A tool's output cut to `limit` characters (its head and tail kept), saying how to see the rest."""
     if len(output) <= limit:
         return output
-    head, tail = output[: limit * 2 // 3], output[-(limit // 3):]
-    return (f"{head}\n[... {len(output) - len(head) - len(tail)} characters cut to fit the model's context; "
-            f"view a range of lines or search for what you need ...]\n{tail}")
+    head, tail = output[: limit * 2 // 3], output[-(limit // 3) :]
+    return (
+        f"{head}\n[... {len(output) - len(head) - len(tail)} characters cut to fit the model's context; "
+        f"view a range of lines or search for what you need ...]\n{tail}"
+    )
 
 
 class Agent:
     """Runs one agent to the end. Build it with a kind, a tool context and the task text."""
 
-    def __init__(self, kind: AgentKind, runtime: Runtime, context: ToolContext, task: str,
-                 parent_lineage: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        kind: AgentKind,
+        runtime: Runtime,
+        context: ToolContext,
+        task: str,
+        parent_lineage: list[str] | None = None,
+    ) -> None:
         self.kind = kind
         self.runtime = runtime
         self.context = context
@@ -113,8 +133,9 @@ class Agent:
         self.id = runtime.new_agent_id(kind.name)
         self.lineage = [self.id, *(parent_lineage or [])]
         self.role: ModelRole = runtime.settings.model(kind.role)
-        self.tools: dict[str, Tool] = {name: runtime.tool_factories[name](runtime, context, self.lineage)
-                                       for name in kind.tools}
+        self.tools: dict[str, Tool] = {
+            name: runtime.tool_factories[name](runtime, context, self.lineage) for name in kind.tools
+        }
         self.specs = [tool.spec for tool in self.tools.values()]
         self.system = self._system_prompt()
         self.history = Conversation(self.role.wire, self.role.tool_mode)
@@ -141,8 +162,7 @@ class Agent:
         except RunEnded as ended:
             self.emit("agent_end", status=ended.status, summary=ended.reason, steps=0)
             raise
-        self.emit("agent_end", status=result.status, summary=result.summary, answer=result.answer,
-                  steps=result.steps)
+        self.emit("agent_end", status=result.status, summary=result.summary, answer=result.answer, steps=result.steps)
         return result
 
     def _loop(self) -> AgentResult:
@@ -184,9 +204,11 @@ class Agent:
                 output = fit_output(result.output, int(self.role.context_window * OUTPUT_SHARE * CHARS_PER_TOKEN))
                 earlier = seen.get(signature)
                 if earlier is not None and earlier[1] == result.output:
-                    output = (f"{output}\n\nNote: you made exactly this call at step {earlier[0]} and got exactly "
-                              "this output; repeating it will not help. Do something different: act on what you "
-                              "have learned (edit a file, run a check), look somewhere new, or call complete.")
+                    output = (
+                        f"{output}\n\nNote: you made exactly this call at step {earlier[0]} and got exactly "
+                        "this output; repeating it will not help. Do something different: act on what you "
+                        "have learned (edit a file, run a check), look somewhere new, or call complete."
+                    )
                     temperature = 0.8
                 seen[signature] = (step, result.output)
                 if ignored:
@@ -195,8 +217,9 @@ class Agent:
                 last_progress = f"last step: {call.name} → {result.output[:200]}"
                 if result.final:
                     return AgentResult("done", result.output, result.answer, steps=step)
-        return AgentResult("timeout", f"used all {self.kind.max_steps} steps; {last_progress}",
-                           steps=self.kind.max_steps)
+        return AgentResult(
+            "timeout", f"used all {self.kind.max_steps} steps; {last_progress}", steps=self.kind.max_steps
+        )
 
     def _keep_within_context(self) -> None:
         budget = self.role.context_window * CONTEXT_HIGH_WATER
@@ -213,12 +236,23 @@ class Agent:
             tools = (toolcalls.anthropic_tools if self.role.wire == "anthropic" else toolcalls.openai_tools)(self.specs)
         response_format = None
         if not native and self.role.wire == "openai":
-            response_format = {"type": "json_schema",
-                               "json_schema": {"name": "tool_call", "schema": toolcalls.text_reply_schema(self.specs)}}
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": "tool_call", "schema": toolcalls.text_reply_schema(self.specs)},
+            }
         try:
-            return ask_model(self.runtime, self.emit, self.role, self.system, self.history.messages,
-                             max_tokens=4096 if native else 1024, temperature=temperature, tools=tools,
-                             response_format=response_format, time_left_s=self._deadline - time.monotonic())
+            return ask_model(
+                self.runtime,
+                self.emit,
+                self.role,
+                self.system,
+                self.history.messages,
+                max_tokens=4096 if native else 1024,
+                temperature=temperature,
+                tools=tools,
+                response_format=response_format,
+                time_left_s=self._deadline - time.monotonic(),
+            )
         except OutOfTime:
             raise
         except ModelCallError as error:
@@ -238,7 +272,8 @@ class Agent:
         if not calls:
             raise toolcalls.FormatError(
                 "Your reply called no tool. Every reply must call exactly one of the tools "
-                f"({', '.join(names)}); when the task is finished, call complete.")
+                f"({', '.join(names)}); when the task is finished, call complete."
+            )
         unknown = [call.name for call in calls if call.name not in self.tools]
         if unknown:
             raise toolcalls.FormatError(f"There is no tool named {unknown[0]!r}. The tools are: {', '.join(names)}.")
@@ -257,6 +292,13 @@ class Agent:
         self.emit("tool_call", tool=call.name, arguments=call.arguments, call_id=call.id)
         started = time.monotonic()
         result = run_tool(self.tools[call.name], call.arguments, self.context)
-        self.emit("tool_result", tool=call.name, call_id=call.id, ok=result.ok, final=result.final,
-                  output=result.output[:4000], seconds=round(time.monotonic() - started, 3))
+        self.emit(
+            "tool_result",
+            tool=call.name,
+            call_id=call.id,
+            ok=result.ok,
+            final=result.final,
+            output=result.output[:4000],
+            seconds=round(time.monotonic() - started, 3),
+        )
         return result

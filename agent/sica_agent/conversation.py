@@ -40,8 +40,13 @@ class Conversation:
         elif self.wire == "anthropic":
             block = {"type": "tool_result", "tool_use_id": call_id, "content": output}
             last = self.messages[-1] if self.messages else None
-            if last and last["role"] == "user" and isinstance(last["content"], list) and \
-                    last["content"] and last["content"][0].get("type") == "tool_result":
+            if (
+                last
+                and last["role"] == "user"
+                and isinstance(last["content"], list)
+                and last["content"]
+                and last["content"][0].get("type") == "tool_result"
+            ):
                 self._tool_outputs.append((len(self.messages) - 1, len(last["content"])))
                 last["content"].append(block)
             else:
@@ -61,7 +66,7 @@ class Conversation:
     def condense(self, keep_last: int = 3) -> int:
         """Replace all but the last `keep_last` tool outputs by a short note; returns how many were condensed."""
         condensed = 0
-        for message_index, block_index in self._tool_outputs[:-keep_last or None]:
+        for message_index, block_index in self._tool_outputs[: -keep_last or None]:
             message = self.messages[message_index]
             if block_index is not None:
                 block = message["content"][block_index]

@@ -26,9 +26,20 @@ class EventLog:
         self._lock = threading.Lock()
 
     def emit(self, agent_id: str, parent_id: str | None, event_type: str, **data: Any) -> None:
-        line = json.dumps({"v": SCHEMA_VERSION, "ts": time.time(), "run": self._run, "problem": self._problem,
-                           "agent_id": agent_id, "parent_id": parent_id, "type": event_type, "data": data},
-                          ensure_ascii=False, default=str)
+        line = json.dumps(
+            {
+                "v": SCHEMA_VERSION,
+                "ts": time.time(),
+                "run": self._run,
+                "problem": self._problem,
+                "agent_id": agent_id,
+                "parent_id": parent_id,
+                "type": event_type,
+                "data": data,
+            },
+            ensure_ascii=False,
+            default=str,
+        )
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()

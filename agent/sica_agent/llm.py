@@ -55,8 +55,12 @@ def gateway_client(gateway: str, token: str, timeout_s: float) -> httpx.Client:
     headers = {"authorization": f"Bearer {token}", "x-api-key": token, "anthropic-version": "2023-06-01"}
     # Plain HTTP (a unix socket or http://) never uses TLS: skip loading the certificate store (~90 ms at start).
     if gateway.startswith("unix:"):
-        return httpx.Client(transport=httpx.HTTPTransport(uds=gateway[5:], verify=False), base_url="http://gateway",
-                            headers=headers, timeout=timeout_s)
+        return httpx.Client(
+            transport=httpx.HTTPTransport(uds=gateway[5:], verify=False),
+            base_url="http://gateway",
+            headers=headers,
+            timeout=timeout_s,
+        )
     plain = gateway.startswith("http://")
     return httpx.Client(base_url=gateway.rstrip("/"), headers=headers, timeout=timeout_s, verify=not plain)
 
@@ -67,9 +71,18 @@ class ModelClient:
     def __init__(self, http: httpx.Client) -> None:
         self._http = http
 
-    def chat(self, role: ModelRole, system: str, messages: list[dict[str, Any]], *, max_tokens: int,
-             temperature: float, tools: list[dict[str, Any]] | None = None,
-             response_format: dict[str, Any] | None = None, time_left_s: float | None = None) -> ModelReply:
+    def chat(
+        self,
+        role: ModelRole,
+        system: str,
+        messages: list[dict[str, Any]],
+        *,
+        max_tokens: int,
+        temperature: float,
+        tools: list[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+        time_left_s: float | None = None,
+    ) -> ModelReply:
         """One call; `time_left_s` bounds the wait (then `OutOfTime`), else the client's own timeout does."""
         if role.wire == "anthropic":
             return self._anthropic(role, system, messages, max_tokens, temperature, tools, time_left_s)
@@ -103,11 +116,23 @@ class ModelClient:
             raise UpstreamUnavailable(503, message)
         raise ModelCallError(response.status_code, message)
 
-    def _openai(self, role: ModelRole, system: str, messages: list[dict[str, Any]], max_tokens: int,
-                temperature: float, tools: list[dict[str, Any]] | None,
-                response_format: dict[str, Any] | None, time_left_s: float | None) -> ModelReply:
-        body: dict[str, Any] = {"model": role.alias, "messages": [{"role": "system", "content": system}, *messages],
-                                "max_tokens": max_tokens, "temperature": temperature}
+    def _openai(
+        self,
+        role: ModelRole,
+        system: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float,
+        tools: list[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+        time_left_s: float | None,
+    ) -> ModelReply:
+        body: dict[str, Any] = {
+            "model": role.alias,
+            "messages": [{"role": "system", "content": system}, *messages],
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
         if tools:
             body["tools"] = tools
         if response_format:
@@ -121,16 +146,33 @@ class ModelClient:
             kept["tool_calls"] = calls
         usage = payload.get("usage") or {}
         details = usage.get("prompt_tokens_details") or {}
-        return ModelReply(message.get("content") or "", kept, calls, int(usage.get("prompt_tokens") or 0),
-                          int(usage.get("completion_tokens") or 0), int(details.get("cached_tokens") or 0),
-                          choice.get("finish_reason"))
+        return ModelReply(
+            message.get("content") or "",
+            kept,
+            calls,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+            choice.get("finish_reason"),
+        )
 
-    def _anthropic(self, role: ModelRole, system: str, messages: list[dict[str, Any]], max_tokens: int,
-                   temperature: float, tools: list[dict[str, Any]] | None, time_left_s: float | None) -> ModelReply:
+    def _anthropic(
+        self,
+        role: ModelRole,
+        system: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        temperature: float,
+        tools: list[dict[str, Any]] | None,
+        time_left_s: float | None,
+    ) -> ModelReply:
         body: dict[str, Any] = {
-            "model": role.alias, "max_tokens": max_tokens, "temperature": temperature,
+            "model": role.alias,
+            "max_tokens": max_tokens,
+            "temperature": temperature,
             "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
-            "messages": _with_cache_breakpoint(messages)}
+            "messages": _with_cache_breakpoint(messages),
+        }
         if tools:
             body["tools"] = tools
         payload = self._post("/v1/messages", body, time_left_s)
@@ -140,8 +182,15 @@ class ModelClient:
         usage = payload.get("usage") or {}
         cache_read = int(usage.get("cache_read_input_tokens") or 0)
         prompt = int(usage.get("input_tokens") or 0) + cache_read + int(usage.get("cache_creation_input_tokens") or 0)
-        return ModelReply(text, {"role": "assistant", "content": content}, calls, prompt,
-                          int(usage.get("output_tokens") or 0), cache_read, payload.get("stop_reason"))
+        return ModelReply(
+            text,
+            {"role": "assistant", "content": content},
+            calls,
+            prompt,
+            int(usage.get("output_tokens") or 0),
+            cache_read,
+            payload.get("stop_reason"),
+        )
 
 
 def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,10 +18,14 @@ from sica_agent.tools import ALL_TOOLS, run_tool
 from sica_agent.tools.base import Tool, ToolContext
 
 MAX_FILES_SHOWN = 3
-_DEVELOPER_HELP = ("Give a self-contained coding task to a software developer, who edits and tests code in the "
-                   "working directory with its own tools and reports back what it did.")
-_EXPLORER_HELP = ("Ask a question about the archive of earlier agent versions (their scores, failures and "
-                  "changes); an explorer reads it and answers.")
+_DEVELOPER_HELP = (
+    "Give a self-contained coding task to a software developer, who edits and tests code in the "
+    "working directory with its own tools and reports back what it did."
+)
+_EXPLORER_HELP = (
+    "Ask a question about the archive of earlier agent versions (their scores, failures and "
+    "changes); an explorer reads it and answers."
+)
 
 
 def _shared(tool: Tool) -> Callable[[Runtime, ToolContext, list[str]], Tool]:
@@ -34,16 +38,22 @@ def build_runtime(settings: Settings, logdir: Path, archive: Path | None = None)
     http = gateway_client(settings.gateway, settings.token, timeout_s=900)
     factories = {name: _shared(tool) for name, tool in ALL_TOOLS.items()}
     factories["software_developer"] = lambda runtime, context, lineage: SubAgentTool(
-        DEVELOPER, _DEVELOPER_HELP, runtime, context, lineage)
+        DEVELOPER, _DEVELOPER_HELP, runtime, context, lineage
+    )
     factories["reasoner"] = lambda runtime, context, lineage: ReasonerTool(runtime, lineage)
     if archive is not None:
         archive_context = ToolContext(archive)
         factories["archive_explorer"] = lambda runtime, context, lineage: SubAgentTool(
-            ARCHIVE_EXPLORER, _EXPLORER_HELP, runtime, archive_context, lineage)
-    return Runtime(settings=settings, model=ModelClient(http),
-                   events=EventLog(logdir / "events.jsonl", settings.run_id, settings.problem_id),
-                   inbox=Inbox(logdir / "inbox"), deadline=time.monotonic() + settings.time_limit_s,
-                   tool_factories=factories)
+            ARCHIVE_EXPLORER, _EXPLORER_HELP, runtime, archive_context, lineage
+        )
+    return Runtime(
+        settings=settings,
+        model=ModelClient(http),
+        events=EventLog(logdir / "events.jsonl", settings.run_id, settings.problem_id),
+        inbox=Inbox(logdir / "inbox"),
+        deadline=time.monotonic() + settings.time_limit_s,
+        tool_factories=factories,
+    )
 
 
 def overview(context: ToolContext, task: str = "") -> str:
@@ -51,8 +61,11 @@ def overview(context: ToolContext, task: str = "") -> str:
     look for files themselves often guess paths or never read the code."""
     tree: Tool = ALL_TOOLS["tree"]
     parts = [f"Working directory: {context.workdir}\nFiles:\n{run_tool(tree, {'depth': 2}, context).output}"]
-    named = [word for word in dict.fromkeys(re.findall(r"[\w./-]+\.\w+", task))
-             if (context.workdir / word).is_file() and not word.startswith(("/", ".."))]
+    named = [
+        word
+        for word in dict.fromkeys(re.findall(r"[\w./-]+\.\w+", task))
+        if (context.workdir / word).is_file() and not word.startswith(("/", ".."))
+    ]
     for path in named[:MAX_FILES_SHOWN]:
         shown = run_tool(ALL_TOOLS["view"], {"path": path}, context)
         if shown.ok:
@@ -82,6 +95,8 @@ def solve(settings: Settings, task_file: Path, workdir: Path, logdir: Path) -> A
 
 def improve(settings: Settings, workdir: Path, archive: Path, logdir: Path) -> AgentResult:
     context = ToolContext(workdir.resolve())
-    task = (f"Improve this coding agent. The archive of earlier versions is available to the archive_explorer."
-            f"\n\n{overview(context)}")
+    task = (
+        f"Improve this coding agent. The archive of earlier versions is available to the archive_explorer."
+        f"\n\n{overview(context)}"
+    )
     return run_top_agent(IMPROVER, build_runtime(settings, logdir, archive.resolve()), context, task)

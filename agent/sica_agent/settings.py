@@ -54,18 +54,28 @@ def settings_from_env(environ: Mapping[str, str] = os.environ) -> Settings:
 
     try:
         raw_models = json.loads(need("SICA_AGENT_MODELS"))
-        models = {role: ModelRole(alias=entry["alias"], wire=entry.get("wire", "openai"),
-                                  tool_mode=entry.get("tool_mode", "native"),
-                                  context_window=int(entry.get("context_window", 32768)))
-                  for role, entry in raw_models.items()}
+        models = {
+            role: ModelRole(
+                alias=entry["alias"],
+                wire=entry.get("wire", "openai"),
+                tool_mode=entry.get("tool_mode", "native"),
+                context_window=int(entry.get("context_window", 32768)),
+            )
+            for role, entry in raw_models.items()
+        }
     except (ValueError, TypeError, KeyError, AttributeError) as error:
-        raise SettingsError(f"SICA_AGENT_MODELS is not a JSON object of role → {{alias, wire, tool_mode, "
-                            f"context_window}}: {error}") from None
+        raise SettingsError(
+            f"SICA_AGENT_MODELS is not a JSON object of role → {{alias, wire, tool_mode, context_window}}: {error}"
+        ) from None
     if "main" not in models:
         raise SettingsError("SICA_AGENT_MODELS has no 'main' role")
     cost = environ.get("SICA_AGENT_COST_LIMIT_USD")
-    return Settings(gateway=need("SICA_AGENT_GATEWAY"), token=need("SICA_AGENT_TOKEN"), models=models,
-                    run_id=environ.get("SICA_AGENT_RUN_ID", "local"),
-                    problem_id=environ.get("SICA_AGENT_PROBLEM_ID", "task"),
-                    time_limit_s=float(environ.get("SICA_AGENT_TIME_LIMIT_S", "1800")),
-                    cost_limit_usd=float(cost) if cost else None)
+    return Settings(
+        gateway=need("SICA_AGENT_GATEWAY"),
+        token=need("SICA_AGENT_TOKEN"),
+        models=models,
+        run_id=environ.get("SICA_AGENT_RUN_ID", "local"),
+        problem_id=environ.get("SICA_AGENT_PROBLEM_ID", "task"),
+        time_limit_s=float(environ.get("SICA_AGENT_TIME_LIMIT_S", "1800")),
+        cost_limit_usd=float(cost) if cost else None,
+    )

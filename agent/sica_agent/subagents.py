@@ -9,16 +9,25 @@ from sica_agent.agent import Agent, AgentKind, RunEnded, Runtime, ask_model
 from sica_agent.llm import ModelCallError
 from sica_agent.tools.base import ToolContext, ToolResult, ToolSpec
 
-_TASK_PARAMETERS = {"type": "object", "properties": {"task": {"type": "string", "description":
-                    "The whole task, self-contained: the child sees nothing of your conversation."}},
-                    "required": ["task"], "additionalProperties": False}
+_TASK_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "task": {
+            "type": "string",
+            "description": "The whole task, self-contained: the child sees nothing of your conversation.",
+        }
+    },
+    "required": ["task"],
+    "additionalProperties": False,
+}
 
 
 class SubAgentTool:
     """Runs a child agent of `kind` on the task it is given; a cancelled child returns what it has."""
 
-    def __init__(self, kind: AgentKind, description: str, runtime: Runtime, context: ToolContext,
-                 lineage: list[str]) -> None:
+    def __init__(
+        self, kind: AgentKind, description: str, runtime: Runtime, context: ToolContext, lineage: list[str]
+    ) -> None:
         self.spec = ToolSpec(kind.name, description, _TASK_PARAMETERS)
         self._kind = kind
         self._runtime = runtime
@@ -29,17 +38,27 @@ class SubAgentTool:
         child = Agent(self._kind, self._runtime, self._context, arguments["task"], self._lineage)
         result = child.run()
         answer = f"\nAnswer: {result.answer}" if result.answer else ""
-        return ToolResult(f"{self._kind.name} ended with status {result.status} after {result.steps} steps.\n"
-                          f"{result.summary}{answer}", ok=result.status == "done")
+        return ToolResult(
+            f"{self._kind.name} ended with status {result.status} after {result.steps} steps.\n"
+            f"{result.summary}{answer}",
+            ok=result.status == "done",
+        )
 
 
 class ReasonerTool:
     """One call to the reasoning model on a self-contained question; no tools, no history."""
 
-    spec = ToolSpec("reasoner", "Ask a stronger reasoning model one self-contained question (include all the code "
-                    "and facts it needs) and get its answer. Use it for hard design or debugging questions.",
-                    {"type": "object", "properties": {"question": {"type": "string"}}, "required": ["question"],
-                     "additionalProperties": False})
+    spec = ToolSpec(
+        "reasoner",
+        "Ask a stronger reasoning model one self-contained question (include all the code "
+        "and facts it needs) and get its answer. Use it for hard design or debugging questions.",
+        {
+            "type": "object",
+            "properties": {"question": {"type": "string"}},
+            "required": ["question"],
+            "additionalProperties": False,
+        },
+    )
 
     def __init__(self, runtime: Runtime, lineage: list[str]) -> None:
         self._runtime = runtime
@@ -54,8 +73,15 @@ class ReasonerTool:
 
         emit("agent_start", kind="reasoner", task=arguments["question"], model=role.alias)
         try:
-            reply = ask_model(self._runtime, emit, role, "Answer the question precisely and concisely.",
-                              [{"role": "user", "content": arguments["question"]}], max_tokens=2048, temperature=0.2)
+            reply = ask_model(
+                self._runtime,
+                emit,
+                role,
+                "Answer the question precisely and concisely.",
+                [{"role": "user", "content": arguments["question"]}],
+                max_tokens=2048,
+                temperature=0.2,
+            )
         except RunEnded as ended:
             emit("agent_end", status=ended.status, summary=ended.reason, steps=0)
             raise

@@ -74,9 +74,13 @@ class FormatError(Exception):
 
 def openai_tools(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:
     """The `tools=` list of an OpenAI-compatible chat completion."""
-    return [{"type": "function",
-             "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters}}
-            for spec in specs]
+    return [
+        {
+            "type": "function",
+            "function": {"name": spec.name, "description": spec.description, "parameters": spec.parameters},
+        }
+        for spec in specs
+    ]
 
 
 def anthropic_tools(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:
@@ -98,17 +102,24 @@ def calls_from_openai_message(message: dict[str, Any]) -> list[ToolCall]:
             except json.JSONDecodeError as error:
                 raise FormatError(
                     f'The arguments of your call to "{name}" are not valid JSON: {_describe(error)}. '
-                    'Send them as one JSON object of parameter names and values, with double quotes around '
-                    'every key and string, and \\n for a line break inside a string.') from None
+                    "Send them as one JSON object of parameter names and values, with double quotes around "
+                    "every key and string, and \\n for a line break inside a string."
+                ) from None
         calls.append(ToolCall(raw_call.get("id") or f"call_{index}", name, _require_object(arguments, name)))
     return calls
 
 
 def calls_from_anthropic_content(content: list[dict[str, Any]]) -> list[ToolCall]:
     """The calls in the content blocks of an Anthropic assistant message (its `tool_use` blocks)."""
-    return [ToolCall(block.get("id") or f"call_{index}", block.get("name") or "",
-                     _require_object(block.get("input"), block.get("name") or ""))
-            for index, block in enumerate(content) if block.get("type") == "tool_use"]
+    return [
+        ToolCall(
+            block.get("id") or f"call_{index}",
+            block.get("name") or "",
+            _require_object(block.get("input"), block.get("name") or ""),
+        )
+        for index, block in enumerate(content)
+        if block.get("type") == "tool_use"
+    ]
 
 
 # Text mode: telling the model the protocol
@@ -201,8 +212,9 @@ def _example_value(schema: dict[str, Any]) -> Any:
 # Text mode: reading the reply
 
 
-def parse_text_call(text: str, tool_names: Collection[str], example: str | None = None,
-                    call_id: str = "call_0") -> ParsedText:
+def parse_text_call(
+    text: str, tool_names: Collection[str], example: str | None = None, call_id: str = "call_0"
+) -> ParsedText:
     """The first tool call in a text-mode reply, read leniently (see the module docstring).
 
     `example` is the correct reply quoted in error messages; by default one is built from `tool_names`.
@@ -218,14 +230,16 @@ def parse_text_call(text: str, tool_names: Collection[str], example: str | None 
         if scanned is None:
             first_problem = first_problem or (
                 "The JSON object in your reply is not closed: it ends inside a string or lacks several closing "
-                "braces. Keep the reply short enough to finish it.")
+                "braces. Keep the reply short enough to finish it."
+            )
         else:
             try:
                 decoded = _loads_lenient(scanned[0])
             except json.JSONDecodeError as error:
                 first_problem = first_problem or (
                     f"The JSON object in your reply is not valid JSON: {_describe(error)}. Put double quotes "
-                    'around every key and string, and write a double quote inside a string as \\".')
+                    'around every key and string, and write a double quote inside a string as \\".'
+                )
         if isinstance(decoded, dict) and scanned is not None:  # decoded only from a scanned object
             saw_object = True
             if any(key in decoded for key in TOOL_KEYS):
@@ -244,11 +258,16 @@ def parse_text_call(text: str, tool_names: Collection[str], example: str | None 
         try:
             arguments = _loads_lenient(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as error:
-            raise FormatError(f'The "arguments" of your call to "{name}" are a string that is not a valid JSON '
-                              f"object: {_describe(error)}. {_correct_reply_hint(example)}") from None
+            raise FormatError(
+                f'The "arguments" of your call to "{name}" are a string that is not a valid JSON '
+                f"object: {_describe(error)}. {_correct_reply_hint(example)}"
+            ) from None
     thought = calls[0].get("thought")
-    return ParsedText(ToolCall(call_id, name, _require_object(arguments, name, example)), len(calls) - 1,
-                      thought if isinstance(thought, str) else "")
+    return ParsedText(
+        ToolCall(call_id, name, _require_object(arguments, name, example)),
+        len(calls) - 1,
+        thought if isinstance(thought, str) else "",
+    )
 
 
 def _correct_reply_hint(example: str) -> str:
@@ -279,8 +298,9 @@ def _known_tool_name(tool: Any, tool_names: Collection[str], example: str) -> st
         if len(matches) == 1:
             return matches[0]
     available = ", ".join(sorted(tool_names))
-    raise FormatError(f"There is no tool named {json.dumps(tool)}. The tools are: {available}. "
-                      f"{_correct_reply_hint(example)}")
+    raise FormatError(
+        f"There is no tool named {json.dumps(tool)}. The tools are: {available}. {_correct_reply_hint(example)}"
+    )
 
 
 def _require_object(arguments: Any, tool: str, example: str | None = None) -> dict[str, Any]:
@@ -290,8 +310,10 @@ def _require_object(arguments: Any, tool: str, example: str | None = None) -> di
     if isinstance(arguments, dict):
         return arguments
     hint = f" {_correct_reply_hint(example)}" if example else ""
-    raise FormatError(f'The arguments of your call to "{tool}" are a {type(arguments).__name__}, not a JSON '
-                      f"object of parameter names and values.{hint}")
+    raise FormatError(
+        f'The arguments of your call to "{tool}" are a {type(arguments).__name__}, not a JSON '
+        f"object of parameter names and values.{hint}"
+    )
 
 
 def _describe(error: json.JSONDecodeError) -> str:
@@ -318,7 +340,7 @@ def _scan_object(text: str, start: int) -> tuple[str, int] | None:
         elif char == "}":
             depth -= 1
             if depth == 0:
-                return text[start:index + 1], index + 1
+                return text[start : index + 1], index + 1
         elif char == "`":
             break
         index += 1

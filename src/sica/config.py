@@ -71,8 +71,10 @@ class ModelAlias(_Section):
         if self.provider == "scripted" and self.script is None:
             raise ValueError("provider 'scripted' needs script = 'path/to/script.jsonl'")
         if self.wire is not None and self.wire != self._natural_wire() and self.provider != "scripted":
-            raise ValueError(f"provider '{self.provider}' speaks the {self._natural_wire()} API; only scripted "
-                             "aliases choose their wire")
+            raise ValueError(
+                f"provider '{self.provider}' speaks the {self._natural_wire()} API; only scripted "
+                "aliases choose their wire"
+            )
         return self
 
     def _natural_wire(self) -> Wire:
@@ -220,8 +222,10 @@ class BenchmarkSettings(_Section):
         except (KeyError, IndexError, ValueError):
             filled = self.swebench_repo_url
         if filled == self.swebench_repo_url:
-            raise ValueError("swebench_repo_url needs the placeholder {repo} (owner/name) and no other braces, e.g. "
-                             "'https://github.com/{repo}.git'")
+            raise ValueError(
+                "swebench_repo_url needs the placeholder {repo} (owner/name) and no other braces, e.g. "
+                "'https://github.com/{repo}.git'"
+            )
         return self
 
 
@@ -268,11 +272,17 @@ def default_alias(settings: Settings) -> str:
 def default_models(environ: Mapping[str, str]) -> dict[str, ModelAlias]:
     """Aliases used when the config defines none: a hosted model if its key is set, else the local 1.5B."""
     if environ.get("ANTHROPIC_API_KEY"):
-        return {"claude": ModelAlias(provider="anthropic", model="claude-sonnet-4-5", api_key_env="ANTHROPIC_API_KEY",
-                                     context_window=200_000)}
+        return {
+            "claude": ModelAlias(
+                provider="anthropic", model="claude-sonnet-4-5", api_key_env="ANTHROPIC_API_KEY", context_window=200_000
+            )
+        }
     if environ.get("OPENAI_API_KEY"):
-        return {"gpt": ModelAlias(provider="openai", model="gpt-4.1", api_key_env="OPENAI_API_KEY",
-                                  context_window=1_000_000)}
+        return {
+            "gpt": ModelAlias(
+                provider="openai", model="gpt-4.1", api_key_env="OPENAI_API_KEY", context_window=1_000_000
+            )
+        }
     return {"local": ModelAlias(provider="local", model="qwen2.5-coder-1.5b", context_window=8192)}
 
 
@@ -295,8 +305,9 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Setti
         try:
             data = tomllib.loads(config_file.read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{config_file}: not readable TOML ({exc}); fix the file or pass another "
-                              "--config") from None
+            raise ConfigError(
+                f"{config_file}: not readable TOML ({exc}); fix the file or pass another --config"
+            ) from None
     where = str(config_file) if config_file else "configuration"
     try:
         settings = Settings(**data)
@@ -309,8 +320,10 @@ def load_settings(config_file: Path | None, environ: Mapping[str, str]) -> Setti
     for role in ROLES:
         alias = getattr(settings.roles, role)
         if alias is not None and alias not in settings.models:
-            raise ConfigError(f"{where}: roles.{role} = '{alias}' names no [models.{alias}] table; define it or "
-                              f"use one of: {', '.join(settings.models)}")
+            raise ConfigError(
+                f"{where}: roles.{role} = '{alias}' names no [models.{alias}] table; define it or "
+                f"use one of: {', '.join(settings.models)}"
+            )
     return settings
 
 
@@ -327,22 +340,37 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     def resolve(path: Path | None) -> Path | None:
         return None if path is None else (base / path.expanduser()).resolve()
 
-    models = {name: alias.model_copy(update={"script": resolve(alias.script)})
-              for name, alias in settings.models.items()}
-    gateway = settings.gateway.model_copy(update={
-        "ledger_path": resolve(settings.gateway.ledger_path),
-        "cassette": settings.gateway.cassette.model_copy(update={"path": resolve(settings.gateway.cassette.path)}),
-    })
+    models = {
+        name: alias.model_copy(update={"script": resolve(alias.script)}) for name, alias in settings.models.items()
+    }
+    gateway = settings.gateway.model_copy(
+        update={
+            "ledger_path": resolve(settings.gateway.ledger_path),
+            "cassette": settings.gateway.cassette.model_copy(update={"path": resolve(settings.gateway.cassette.path)}),
+        }
+    )
     local = settings.local.model_copy(update={"cache_dir": resolve(settings.local.cache_dir)})
-    solve = settings.solve.model_copy(update={"solves_dir": resolve(settings.solve.solves_dir),
-                                              "envs_dir": resolve(settings.solve.envs_dir)})
-    benchmarks = settings.benchmarks.model_copy(update={
-        "cache_dir": resolve(settings.benchmarks.cache_dir),
-        "swebench_file": resolve(settings.benchmarks.swebench_file),
-        "livecodebench_file": resolve(settings.benchmarks.livecodebench_file),
-        "swebench_python": resolve(settings.benchmarks.swebench_python),
-    })
+    solve = settings.solve.model_copy(
+        update={"solves_dir": resolve(settings.solve.solves_dir), "envs_dir": resolve(settings.solve.envs_dir)}
+    )
+    benchmarks = settings.benchmarks.model_copy(
+        update={
+            "cache_dir": resolve(settings.benchmarks.cache_dir),
+            "swebench_file": resolve(settings.benchmarks.swebench_file),
+            "livecodebench_file": resolve(settings.benchmarks.livecodebench_file),
+            "swebench_python": resolve(settings.benchmarks.swebench_python),
+        }
+    )
     evaluation = settings.eval.model_copy(update={"results_dir": resolve(settings.eval.results_dir)})
     loop = settings.loop.model_copy(update={"runs_dir": resolve(settings.loop.runs_dir)})
-    return settings.model_copy(update={"models": models, "gateway": gateway, "local": local, "solve": solve,
-                                       "benchmarks": benchmarks, "eval": evaluation, "loop": loop})
+    return settings.model_copy(
+        update={
+            "models": models,
+            "gateway": gateway,
+            "local": local,
+            "solve": solve,
+            "benchmarks": benchmarks,
+            "eval": evaluation,
+            "loop": loop,
+        }
+    )

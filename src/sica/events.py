@@ -32,8 +32,9 @@ from sica.sandbox.untrusted import read_untrusted
 SCHEMA_VERSION = 1
 _CHUNK_BYTES = 16 << 20
 _CHUNKS_A_CALL = 4
-EventType = Literal["agent_start", "agent_end", "llm_call", "tool_call", "tool_result", "message", "notification",
-                    "error"]
+EventType = Literal[
+    "agent_start", "agent_end", "llm_call", "tool_call", "tool_result", "message", "notification", "error"
+]
 AgentStatus = Literal["done", "cancelled", "budget_exceeded", "infra_error", "format_error", "timeout", "error"]
 STATUSES: tuple[str, ...] = AgentStatus.__args__  # type: ignore[attr-defined]
 
@@ -73,7 +74,8 @@ class EventReader:
         file, never through a link."""
         chunks = 0
         while (max_chunks is None or chunks < max_chunks) and (
-                chunk := read_untrusted(self.path, self._chunk_bytes, self._offset)):
+            chunk := read_untrusted(self.path, self._chunk_bytes, self._offset)
+        ):
             chunks += 1
             if self._skipping:
                 end = chunk.find(b"\n")

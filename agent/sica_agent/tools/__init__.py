@@ -21,10 +21,23 @@ from sica_agent.tools.search import SearchTool
 from sica_agent.tools.shell import RunTool
 from sica_agent.tools.tree import TreeTool
 
-ALL_TOOLS: Mapping[str, Tool] = MappingProxyType({tool.spec.name: tool for tool in (
-    ViewTool(), ReplaceTool(), InsertTool(), CreateTool(), UndoTool(), RunTool(), SearchTool(), TreeTool(),
-    SubmitTool(), CompleteTool(),
-)})
+ALL_TOOLS: Mapping[str, Tool] = MappingProxyType(
+    {
+        tool.spec.name: tool
+        for tool in (
+            ViewTool(),
+            ReplaceTool(),
+            InsertTool(),
+            CreateTool(),
+            UndoTool(),
+            RunTool(),
+            SearchTool(),
+            TreeTool(),
+            SubmitTool(),
+            CompleteTool(),
+        )
+    }
+)
 """Every built-in tool by name, read-only. The tools keep no state (the edit history lives in the context),
 so one instance serves every agent."""
 
@@ -53,16 +66,21 @@ def check_arguments(spec: ToolSpec, arguments: Any) -> dict[str, Any]:
     properties = spec.parameters.get("properties", {})
     given = {key: value for key, value in arguments.items() if value is not None}
     problems = [f"{spec.name} has no argument '{key}'" for key in given if key not in properties]
-    problems += [f"{spec.name} needs the argument '{key}' ({_type_of(properties[key])})"
-                 for key in spec.parameters.get("required", ()) if key not in given]
+    problems += [
+        f"{spec.name} needs the argument '{key}' ({_type_of(properties[key])})"
+        for key in spec.parameters.get("required", ())
+        if key not in given
+    ]
     checked = {}
     for key, value in given.items():
         if key in properties:
             try:
                 checked[key] = _convert(value, _type_of(properties[key]))
             except ValueError:
-                problems.append(f"argument '{key}' of {spec.name} must be {_article(_type_of(properties[key]))}, "
-                                f"not {_describe_value(value)}")
+                problems.append(
+                    f"argument '{key}' of {spec.name} must be {_article(_type_of(properties[key]))}, "
+                    f"not {_describe_value(value)}"
+                )
     if problems:
         raise ToolError("; ".join(problems) + f". {_signature(spec)}")
     return checked
@@ -114,8 +132,14 @@ def _article(kind: str) -> str:
 
 def _describe_value(value: Any) -> str:
     """How a wrong value is named in an error: its JSON type and a short excerpt."""
-    kinds = {bool: "the boolean", int: "the integer", float: "the number", str: "the string",
-             list: "a list", dict: "an object"}
+    kinds = {
+        bool: "the boolean",
+        int: "the integer",
+        float: "the number",
+        str: "the string",
+        list: "a list",
+        dict: "an object",
+    }
     kind = kinds.get(type(value), type(value).__name__)
     if isinstance(value, (list, dict)):
         return kind
@@ -125,6 +149,8 @@ def _describe_value(value: Any) -> str:
 def _signature(spec: ToolSpec) -> str:
     """`view takes: path (string, required), start (integer), end (integer)`."""
     required = set(spec.parameters.get("required", ()))
-    listed = [f"{key} ({_type_of(schema)}{', required' if key in required else ''})"
-              for key, schema in spec.parameters.get("properties", {}).items()]
+    listed = [
+        f"{key} ({_type_of(schema)}{', required' if key in required else ''})"
+        for key, schema in spec.parameters.get("properties", {}).items()
+    ]
     return f"{spec.name} takes: {', '.join(listed) or 'no arguments'}"

@@ -13,7 +13,7 @@ class SubmitTool:
     spec = ToolSpec(
         name="submit",
         description="Give your final answer and end the run. Use it only when the task asks for an answer, "
-                    "and only once you are sure of it.",
+        "and only once you are sure of it.",
         parameters={
             "type": "object",
             "properties": {"answer": {"type": "string", "description": "The answer, exactly as the task wants it."}},
@@ -32,11 +32,12 @@ class CompleteTool:
     spec = ToolSpec(
         name="complete",
         description="Say that the task is done and end the run. Use it only after you have made and checked "
-                    "your changes.",
+        "your changes.",
         parameters={
             "type": "object",
-            "properties": {"summary": {"type": "string",
-                                       "description": "What you changed and how you checked it, in a few lines."}},
+            "properties": {
+                "summary": {"type": "string", "description": "What you changed and how you checked it, in a few lines."}
+            },
             "required": ["summary"],
             "additionalProperties": False,
         },

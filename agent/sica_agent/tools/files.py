@@ -49,7 +49,7 @@ class ViewTool:
     spec = ToolSpec(
         name="view",
         description="Show a text file with line numbers, whole or from line start to line end. "
-                    "Use it to read code before you change it.",
+        "Use it to read code before you change it.",
         parameters={
             "type": "object",
             "properties": {
@@ -71,8 +71,10 @@ class ViewTool:
         start = arguments.get("start", 1)
         end = min(arguments.get("end", len(lines)), len(lines))
         if not 1 <= start <= len(lines):
-            raise ToolError(f"start={start} is not a line of '{name}': it has {len(lines)} lines, "
-                            f"so start must be between 1 and {len(lines)}")
+            raise ToolError(
+                f"start={start} is not a line of '{name}': it has {len(lines)} lines, "
+                f"so start must be between 1 and {len(lines)}"
+            )
         if end < start:
             raise ToolError(f"end={end} is before start={start}; end must be at least start")
         shown: list[str] = []
@@ -96,7 +98,7 @@ class ReplaceTool:
     spec = ToolSpec(
         name="replace",
         description="Replace the text old with the text new in a file. old must match exactly one place in "
-                    "the file, character for character (copy it from view, without the line numbers).",
+        "the file, character for character (copy it from view, without the line numbers).",
         parameters={
             "type": "object",
             "properties": {
@@ -121,8 +123,10 @@ class ReplaceTool:
             raise ToolError(_missing_match_message(name, text, old))
         if count > 1:
             lines = ", ".join(str(number) for number in _match_line_numbers(text, old))
-            raise ToolError(f"old occurs {count} times in '{name}' (starting at lines {lines}); include more of the "
-                            "surrounding lines in old so that it matches exactly one place")
+            raise ToolError(
+                f"old occurs {count} times in '{name}' (starting at lines {lines}); include more of the "
+                "surrounding lines in old so that it matches exactly one place"
+            )
         return ToolResult(_write_recorded(context, path, text.replace(old, new).encode()))
 
 
@@ -132,7 +136,7 @@ class InsertTool:
     spec = ToolSpec(
         name="insert",
         description="Insert text into an existing file after line number line (0 inserts at the top). "
-                    "Use it to add new lines without changing the existing ones.",
+        "Use it to add new lines without changing the existing ones.",
         parameters={
             "type": "object",
             "properties": {
@@ -152,8 +156,10 @@ class InsertTool:
         lines = _split_lines(text)
         after = arguments["line"]
         if not 0 <= after <= len(lines):
-            raise ToolError(f"line={after} is not a line of '{name}': it has {len(lines)} lines, so line must be "
-                            f"between 0 (insert at the top) and {len(lines)} (insert at the end)")
+            raise ToolError(
+                f"line={after} is not a line of '{name}': it has {len(lines)} lines, so line must be "
+                f"between 0 (insert at the top) and {len(lines)} (insert at the end)"
+            )
         newline = "\r\n" if "\r\n" in text else "\n"
         inserted = arguments["text"].replace("\r\n", "\n").replace("\n", newline)
         if not inserted.endswith(newline):
@@ -170,7 +176,7 @@ class CreateTool:
     spec = ToolSpec(
         name="create",
         description="Create a file with the given content, or overwrite an existing file with it; missing "
-                    "folders are created. Use replace or insert for small changes to an existing file.",
+        "folders are created. Use replace or insert for small changes to an existing file.",
         parameters={
             "type": "object",
             "properties": {
@@ -200,7 +206,7 @@ class UndoTool:
     spec = ToolSpec(
         name="undo",
         description="Undo the last edit (replace, insert or create) of a file, restoring its previous content; "
-                    "a file that the edit created is deleted. Call it again to undo earlier edits.",
+        "a file that the edit created is deleted. Call it again to undo earlier edits.",
         parameters={
             "type": "object",
             "properties": {"path": _path_property("The edited file, relative to the working directory.")},
@@ -280,8 +286,9 @@ def _match_line_numbers(text: str, old: str) -> list[int]:
 
 def _missing_match_message(name: str, text: str, old: str) -> str:
     """Why `old` was not found, with the file's closest lines to the first line of `old` when cheap."""
-    message = [f"old was not found in '{name}'. It must match the file exactly, including indentation, spaces "
-               "and blank lines."]
+    message = [
+        f"old was not found in '{name}'. It must match the file exactly, including indentation, spaces and blank lines."
+    ]
     old_lines = [line for line in old.split("\n") if line.strip()]
     if old_lines and all(_VIEW_LINE_NUMBER.match(line) for line in old_lines):
         message.append("Do not include the line numbers that view shows: copy only the text after them.")
@@ -321,12 +328,19 @@ def _write_recorded(context: ToolContext, path: Path, content: bytes) -> str:
 
 def _diff(name: str, before: bytes | None, after: bytes | None) -> str:
     """A unified diff from `before` to `after` (None: the file does not exist), cut at MAX_DIFF_LINES."""
+
     def lines_of(content: bytes | None) -> list[str]:
         return [] if content is None else content.decode("utf-8", errors="replace").splitlines()
 
-    diff = list(difflib.unified_diff(lines_of(before), lines_of(after),
-                                     "/dev/null" if before is None else f"a/{name}",
-                                     "/dev/null" if after is None else f"b/{name}", lineterm=""))
+    diff = list(
+        difflib.unified_diff(
+            lines_of(before),
+            lines_of(after),
+            "/dev/null" if before is None else f"a/{name}",
+            "/dev/null" if after is None else f"b/{name}",
+            lineterm="",
+        )
+    )
     if len(diff) > MAX_DIFF_LINES:
         diff = diff[:MAX_DIFF_LINES] + [f"[diff cut: {len(diff) - MAX_DIFF_LINES} more lines]"]
     return "\n".join(diff)

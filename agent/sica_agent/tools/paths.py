@@ -14,10 +14,26 @@ from pathlib import Path
 
 from sica_agent.tools.base import ToolContext, ToolError
 
-SKIPPED_DIRECTORIES = frozenset({
-    ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "node_modules", ".mypy_cache", ".pytest_cache",
-    ".ruff_cache", ".tox", ".nox", ".eggs", ".idea", ".vscode", ".cache",
-})
+SKIPPED_DIRECTORIES = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".venv",
+        "venv",
+        "node_modules",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".eggs",
+        ".idea",
+        ".vscode",
+        ".cache",
+    }
+)
 """Directories that hold tooling state rather than the project's code: tree, search and path suggestions skip
 them (and `*.egg-info`), so listings stay short and on topic."""
 
@@ -47,17 +63,23 @@ def resolve_path(context: ToolContext, path: str) -> Path:
     if given.is_absolute():
         relative = _relative_to_workdir(Path(os.path.normpath(given)), context)
         if relative is None:
-            raise ToolError(f"path '{text}' is outside the working directory {root}; "
-                            f"give a path relative to the working directory{_suggestion(root, given.parts[1:])}")
+            raise ToolError(
+                f"path '{text}' is outside the working directory {root}; "
+                f"give a path relative to the working directory{_suggestion(root, given.parts[1:])}"
+            )
     else:
         relative = Path(os.path.normpath(given))
         if relative.parts[:1] == ("..",):
-            raise ToolError(f"path '{text}' leaves the working directory; paths are relative to the working "
-                            f"directory and must stay inside it{_suggestion(root, relative.parts)}")
+            raise ToolError(
+                f"path '{text}' leaves the working directory; paths are relative to the working "
+                f"directory and must stay inside it{_suggestion(root, relative.parts)}"
+            )
     resolved = (root / relative).resolve()
     if not resolved.is_relative_to(root):
-        raise ToolError(f"path '{text}' goes through a symbolic link that points outside the working directory; "
-                        "tools only read and write inside the working directory")
+        raise ToolError(
+            f"path '{text}' goes through a symbolic link that points outside the working directory; "
+            "tools only read and write inside the working directory"
+        )
     return resolved
 
 

@@ -28,8 +28,10 @@ def find_ripgrep() -> str:
         return str(beside_python)
     on_path = shutil.which("rg")
     if on_path is None:
-        raise ToolError("the search tool is unavailable because ripgrep (rg) is not installed; "
-                        "use the run tool with grep -rn instead")
+        raise ToolError(
+            "the search tool is unavailable because ripgrep (rg) is not installed; "
+            "use the run tool with grep -rn instead"
+        )
     return on_path
 
 
@@ -39,21 +41,28 @@ class SearchTool:
     spec = ToolSpec(
         name="search",
         description="Search the contents of files for a pattern (a regular expression, or a plain text with "
-                    "fixed_strings) and show each matching line as file:line:text. Use it to find where a "
-                    "name is defined or used before you open a file.",
+        "fixed_strings) and show each matching line as file:line:text. Use it to find where a "
+        "name is defined or used before you open a file.",
         parameters={
             "type": "object",
             "properties": {
                 "pattern": {"type": "string", "description": "What to look for, e.g. def parse_args"},
-                "path": {"type": "string",
-                         "description": "A file or directory to search in, relative to the working directory. "
-                                        "Default: the whole working directory."},
+                "path": {
+                    "type": "string",
+                    "description": "A file or directory to search in, relative to the working directory. "
+                    "Default: the whole working directory.",
+                },
                 "glob": {"type": "string", "description": "Only search files whose name matches, e.g. *.py"},
-                "fixed_strings": {"type": "boolean",
-                                  "description": "Treat pattern as plain text, not a regular expression.",
-                                  "default": False},
-                "case_insensitive": {"type": "boolean", "description": "Ignore upper and lower case.",
-                                     "default": False},
+                "fixed_strings": {
+                    "type": "boolean",
+                    "description": "Treat pattern as plain text, not a regular expression.",
+                    "default": False,
+                },
+                "case_insensitive": {
+                    "type": "boolean",
+                    "description": "Ignore upper and lower case.",
+                    "default": False,
+                },
             },
             "required": ["pattern"],
             "additionalProperties": False,
@@ -68,9 +77,18 @@ class SearchTool:
         where = display_path(context, target)
         if not target.exists():
             raise ToolError(f"'{where}' does not exist; search a path you have seen in tree or view output")
-        command = [find_ripgrep(), "--no-config", "--line-number", "--with-filename", "--no-heading",
-                   "--color=never", "--hidden", "--sort=path", f"--max-columns={MAX_LINE_COLUMNS}",
-                   "--max-columns-preview"]
+        command = [
+            find_ripgrep(),
+            "--no-config",
+            "--line-number",
+            "--with-filename",
+            "--no-heading",
+            "--color=never",
+            "--hidden",
+            "--sort=path",
+            f"--max-columns={MAX_LINE_COLUMNS}",
+            "--max-columns-preview",
+        ]
         # rg lets a later glob override an earlier one: the skipped directories come last so that a glob such
         # as *.py cannot bring back files inside them.
         if arguments.get("glob"):
@@ -84,18 +102,25 @@ class SearchTool:
         if where != ".":
             command += ["--", where]
         try:
-            found = subprocess.run(command, cwd=workdir_root(context), stdin=subprocess.DEVNULL,
-                                   capture_output=True, timeout=SEARCH_TIMEOUT_S)
+            found = subprocess.run(
+                command,
+                cwd=workdir_root(context),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=SEARCH_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
-            raise ToolError(f"the search took longer than {SEARCH_TIMEOUT_S} s; search a smaller path or give "
-                            "a glob") from None
+            raise ToolError(
+                f"the search took longer than {SEARCH_TIMEOUT_S} s; search a smaller path or give a glob"
+            ) from None
         matches = found.stdout.decode("utf-8", errors="replace").splitlines()
         errors = found.stderr.decode("utf-8", errors="replace").strip()
         if found.returncode == 2 and not matches:
             raise ToolError("\n".join(filter(None, [f"search failed: {errors}", _literal_hint(arguments)])))
         if not matches:
-            return ToolResult(" ".join(filter(None, [f"no matches for {pattern!r} in '{where}'.",
-                                                     _literal_hint(arguments)])))
+            return ToolResult(
+                " ".join(filter(None, [f"no matches for {pattern!r} in '{where}'.", _literal_hint(arguments)]))
+            )
         return ToolResult(_cap(matches))
 
 
@@ -109,6 +134,8 @@ def _literal_hint(arguments: dict[str, Any]) -> str:
 def _cap(matches: list[str]) -> str:
     if len(matches) <= MAX_MATCH_LINES:
         return "\n".join(matches)
-    note = (f"[{MAX_MATCH_LINES} of {len(matches)} matching lines shown; narrow the search with path, glob or a "
-            "more specific pattern]")
+    note = (
+        f"[{MAX_MATCH_LINES} of {len(matches)} matching lines shown; narrow the search with path, glob or a "
+        "more specific pattern]"
+    )
     return "\n".join([*matches[:MAX_MATCH_LINES], note])

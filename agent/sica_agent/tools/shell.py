@@ -51,14 +51,16 @@ class RunTool:
     spec = ToolSpec(
         name="run",
         description="Run a shell command with bash in the working directory and show its exit code and output. "
-                    "Use it to run tests, scripts and programs such as ls, grep, git or python.",
+        "Use it to run tests, scripts and programs such as ls, grep, git or python.",
         parameters={
             "type": "object",
             "properties": {
                 "command": {"type": "string", "description": "The command, e.g. python -m pytest -q"},
-                "timeout_s": {"type": "integer",
-                              "description": f"Seconds before the command is stopped (at most {MAX_TIMEOUT_S}).",
-                              "default": DEFAULT_TIMEOUT_S},
+                "timeout_s": {
+                    "type": "integer",
+                    "description": f"Seconds before the command is stopped (at most {MAX_TIMEOUT_S}).",
+                    "default": DEFAULT_TIMEOUT_S,
+                },
             },
             "required": ["command"],
             "additionalProperties": False,
@@ -78,19 +80,29 @@ class RunTool:
         if not outcome.timed_out:
             return ToolResult(f"exit code: {_describe_exit(outcome.exit_code)}\n{output}")
         if outcome.exit_code is None:
-            note = (f"timed out after {timeout_s} s: the command and the processes it started were stopped. "
-                    f"If it needs longer, run it again with a larger timeout_s (at most {MAX_TIMEOUT_S}).")
+            note = (
+                f"timed out after {timeout_s} s: the command and the processes it started were stopped. "
+                f"If it needs longer, run it again with a larger timeout_s (at most {MAX_TIMEOUT_S})."
+            )
         else:
-            note = (f"the command ended with exit code {_describe_exit(outcome.exit_code)}, but a process it "
-                    f"started in the background kept its output open and was stopped after {timeout_s} s. "
-                    "Send the output of background processes to a file.")
+            note = (
+                f"the command ended with exit code {_describe_exit(outcome.exit_code)}, but a process it "
+                f"started in the background kept its output open and was stopped after {timeout_s} s. "
+                "Send the output of background processes to a file."
+            )
         return ToolResult(f"{note}\noutput:\n{output}", ok=False)
 
 
 def run_command(command: str, context: ToolContext, timeout_s: float) -> CommandOutcome:
     """Run `command` with bash in the working directory; stop its whole process group after `timeout_s`."""
-    process = subprocess.Popen(["bash", "-c", command], cwd=workdir_root(context), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=workdir_root(context),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         output, _ = process.communicate(timeout=timeout_s)
         return CommandOutcome(process.returncode, _decode(output), timed_out=False)

@@ -30,13 +30,14 @@ class TreeTool:
     spec = ToolSpec(
         name="tree",
         description="Show the files and folders under a directory as an indented tree, to a given depth. "
-                    "Use it first to learn which files exist, instead of guessing paths.",
+        "Use it first to learn which files exist, instead of guessing paths.",
         parameters={
             "type": "object",
             "properties": {
-                "path": {"type": "string",
-                         "description": "The directory, relative to the working directory. "
-                                        "Default: the working directory."},
+                "path": {
+                    "type": "string",
+                    "description": "The directory, relative to the working directory. Default: the working directory.",
+                },
                 "depth": {"type": "integer", "description": "How many levels to show.", "default": DEFAULT_DEPTH},
             },
             "required": [],
@@ -89,8 +90,9 @@ def _list(directory: Path, depth: int, level: int, lines: list[str]) -> bool:
 def _entries(directory: Path) -> list[os.DirEntry[str]]:
     """The entries of a directory, folders first, then by name; tooling directories left out."""
     with os.scandir(directory) as scan:
-        entries = [entry for entry in scan if not (entry.is_dir(follow_symlinks=False)
-                                                   and is_skipped_directory(entry.name))]
+        entries = [
+            entry for entry in scan if not (entry.is_dir(follow_symlinks=False) and is_skipped_directory(entry.name))
+        ]
     return sorted(entries, key=lambda entry: (not entry.is_dir(follow_symlinks=False), entry.name.lower()))
 
 
@@ -112,6 +114,8 @@ def _cut_note(directory: Path, name: str) -> str:
     subdirectories = [entry.name for entry in _entries(directory) if entry.is_dir(follow_symlinks=False)]
     if subdirectories:
         example = subdirectories[0] if name == "." else f"{name}/{subdirectories[0]}"
-        return (f"[tree cut at {MAX_TREE_LINES} lines; call tree on a subdirectory, such as path='{example}', "
-                "or with a smaller depth]")
+        return (
+            f"[tree cut at {MAX_TREE_LINES} lines; call tree on a subdirectory, such as path='{example}', "
+            "or with a smaller depth]"
+        )
     return f"[tree cut at {MAX_TREE_LINES} lines; call tree with a smaller depth]"

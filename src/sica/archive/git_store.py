@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import IO
 
 from sica.archive.errors import ArchiveError
-from sica.runner.diffs import (DIFF_CAP_BYTES, SKIPPED, DiffError, _git, neutralize_attributes, read_capped_diff,
-                               stage_tree)
+from sica.runner.diffs import (
+    DIFF_CAP_BYTES,
+    SKIPPED,
+    DiffError,
+    _git,
+    neutralize_attributes,
+    read_capped_diff,
+    stage_tree,
+)
 
 _TAG = re.compile(r"agent-(\d+)")
 
@@ -38,8 +45,9 @@ class GitStore:
     @classmethod
     def init(cls, git_dir: Path) -> GitStore:
         """Make an empty bare repository that ignores version control folders, environments and caches."""
-        done = subprocess.run(["git", "init", "--quiet", "--bare", "--template=", str(git_dir)], capture_output=True,
-                              text=True)
+        done = subprocess.run(
+            ["git", "init", "--quiet", "--bare", "--template=", str(git_dir)], capture_output=True, text=True
+        )
         if done.returncode != 0:
             raise ArchiveError(f"cannot make {git_dir}: {' '.join(done.stderr.split())[-300:]}")
         (git_dir / "info").mkdir(exist_ok=True)
@@ -50,16 +58,20 @@ class GitStore:
     def check(self) -> None:
         """Fail with one line unless this is a repository holding agent 0."""
         if not (self.git_dir / "HEAD").is_file():
-            raise ArchiveError(f"{self.git_dir} is missing: the run's archive is gone; restore the folder from a "
-                               "backup or start a new run")
+            raise ArchiveError(
+                f"{self.git_dir} is missing: the run's archive is gone; restore the folder from a "
+                "backup or start a new run"
+            )
         try:
             self.commit_of(0)
         except ArchiveError:
-            raise ArchiveError(f"{self.git_dir} holds no agent-0: the archive is damaged; restore it from a backup or "
-                               "start a new run") from None
+            raise ArchiveError(
+                f"{self.git_dir} holds no agent-0: the archive is damaged; restore it from a backup or start a new run"
+            ) from None
 
-    def _run(self, *args: str, workdir: Path | None = None, index: Path | None = None,
-             out: IO[bytes] | None = None) -> str:
+    def _run(
+        self, *args: str, workdir: Path | None = None, index: Path | None = None, out: IO[bytes] | None = None
+    ) -> str:
         try:
             return _git(self.git_dir, workdir or self.git_dir, *args, index=index, out=out)
         except DiffError as error:
@@ -140,6 +152,7 @@ class GitStore:
         """The change from the commit's parent (from nothing for the root), as a text patch of at most
         `cap_bytes` (a longer one is cut and says so)."""
         with tempfile.TemporaryFile() as out:
-            self._run("diff-tree", "-p", "--root", "--no-commit-id", "--no-ext-diff", "--no-textconv", "-M", commit,
-                      out=out)
+            self._run(
+                "diff-tree", "-p", "--root", "--no-commit-id", "--no-ext-diff", "--no-textconv", "-M", commit, out=out
+            )
             return read_capped_diff(out, cap_bytes)

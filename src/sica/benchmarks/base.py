@@ -103,24 +103,47 @@ class BenchmarkContext:
     swebench_python: Path | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, uv_bin: str, *, sandbox: str = "bwrap",
-                      on_progress: Callable[[str], None] = lambda message: None) -> BenchmarkContext:
+    def from_settings(
+        cls,
+        settings: Settings,
+        uv_bin: str,
+        *,
+        sandbox: str = "bwrap",
+        on_progress: Callable[[str], None] = lambda message: None,
+    ) -> BenchmarkContext:
         """The context the configuration describes (`[benchmarks]`, and `[solve] envs_dir`)."""
         b = settings.benchmarks
 
         def expanded(path: Path | None) -> Path | None:
             return None if path is None else path.expanduser()
 
-        return cls(b.cache_dir.expanduser(), settings.solve.envs_dir.expanduser(), uv_bin, sandbox=sandbox,
-                   on_progress=on_progress, hf_endpoint=b.hf_endpoint,
-                   swebench_file=expanded(b.swebench_file), livecodebench_file=expanded(b.livecodebench_file),
-                   livecodebench_release=b.livecodebench_release, swebench_repo_url=b.swebench_repo_url,
-                   swebench_score=b.swebench_score, swebench_python=expanded(b.swebench_python))
+        return cls(
+            b.cache_dir.expanduser(),
+            settings.solve.envs_dir.expanduser(),
+            uv_bin,
+            sandbox=sandbox,
+            on_progress=on_progress,
+            hf_endpoint=b.hf_endpoint,
+            swebench_file=expanded(b.swebench_file),
+            livecodebench_file=expanded(b.livecodebench_file),
+            livecodebench_release=b.livecodebench_release,
+            swebench_repo_url=b.swebench_repo_url,
+            swebench_score=b.swebench_score,
+            swebench_python=expanded(b.swebench_python),
+        )
 
 
-def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callable[[Path], tuple[str, ...]], *,
-               tools: Path | None = None, wall_s: float = 300.0, stdin: bytes = b"",
-               helpers: Path | None = None) -> SandboxResult:
+def run_checks(
+    sandbox: Sandbox,
+    final_tree: Path,
+    hidden: Path,
+    command: Callable[[Path], tuple[str, ...]],
+    *,
+    tools: Path | None = None,
+    wall_s: float = 300.0,
+    stdin: bytes = b"",
+    helpers: Path | None = None,
+) -> SandboxResult:
     """Run `command(tree as the sandbox sees it)` in the sandbox on a fresh copy of `final_tree`, with `hidden`
     (made readable by the sandbox user) mounted read-only at its own path, `tools` (an environment's bin
     folder) first on PATH, and `stdin` on its standard input (for what the code under test must not find).
@@ -136,9 +159,15 @@ def run_checks(sandbox: Sandbox, final_tree: Path, hidden: Path, command: Callab
         first = [str(folder) for folder in (helpers, tools) if folder is not None]
         path = ":".join([*first, "/usr/local/bin", "/usr/bin", "/bin"])
         mounts = (hidden, *((helpers,) if helpers else ()), *((tools.parent,) if tools else ()))
-        spec = SandboxSpec(command=(), workdir=copy, readonly=mounts,
-                           cwd=hidden, environment={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
-                           limits=Limits(wall_s=wall_s, memory_mb=2048), stdin=stdin)
+        spec = SandboxSpec(
+            command=(),
+            workdir=copy,
+            readonly=mounts,
+            cwd=hidden,
+            environment={"PATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
+            limits=Limits(wall_s=wall_s, memory_mb=2048),
+            stdin=stdin,
+        )
         spec = dataclasses.replace(spec, command=command(sandbox.inside(spec).workdir))
         return sandbox.run(spec)
 
@@ -160,8 +189,11 @@ def score_from_output(result: SandboxResult) -> Score:
     too): its `score:` counts only below 1, and a check stopped by a limit scores 0. The trusted runner's own
     lines are left out."""
     lines = [line for line in result.stdout.strip().splitlines() if not line.startswith(RUNNER_LINES)]
-    said = [line for line in (result.stdout + "\n" + result.stderr).strip().splitlines()
-            if not line.startswith(RUNNER_LINES)]
+    said = [
+        line
+        for line in (result.stdout + "\n" + result.stderr).strip().splitlines()
+        if not line.startswith(RUNNER_LINES)
+    ]
     details = f"{result.describe()}; {output_tail(' '.join(said[-5:]))}"
     if result.ending != "exit":
         return Score(0.0, details)

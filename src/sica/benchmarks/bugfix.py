@@ -43,8 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
-from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, Problem, Score, fingerprint, output_tail,
-                                 run_checks)
+from sica.benchmarks.base import BenchmarkContext, BenchmarkError, Problem, Score, fingerprint, output_tail, run_checks
 from sica.benchmarks.canaries import RunnerSecrets, Tampered, read_runner_output
 from sica.benchmarks.environments import TEST_RUNNER, problem_environment
 from sica.benchmarks.mutations import Mutation, find_mutations
@@ -150,9 +149,18 @@ class TestRun:
         return sorted(test for test, outcome in self.tests.items() if outcome == "passed")
 
 
-def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, cover: bool = False,
-              tests_from: Path | None = None, leave_out: Collection[str] = (), twins: Collection[str] | None = None,
-              wall_s: float = 300.0) -> tuple[TestRun | None, SandboxResult]:
+def run_tests(
+    sandbox: Sandbox,
+    package: Package,
+    tree: Path,
+    tools: Path,
+    *,
+    cover: bool = False,
+    tests_from: Path | None = None,
+    leave_out: Collection[str] = (),
+    twins: Collection[str] | None = None,
+    wall_s: float = 300.0,
+) -> tuple[TestRun | None, SandboxResult]:
     """Run the package's tests on a copy of `tree` in the sandbox with the trusted runner (first putting in place
     the test paths and test configuration of `tests_from`, but its files `leave_out`, when given); with `twins`
     (when scoring), `CANARIES` canary tests among them, copying those tests first. The report is None when the
@@ -169,16 +177,28 @@ def run_tests(sandbox: Sandbox, package: Package, tree: Path, tools: Path, *, co
             restore = ["--tests-from", str(originals)]
 
         def command(inside: Path) -> tuple[str, ...]:
-            return ("python", "-I", "-B", str(runner), "--tree", str(inside), "--source", package.source,
-                    *(["--cover", package.code] if cover else []), *restore, *package.tests)
+            return (
+                "python",
+                "-I",
+                "-B",
+                str(runner),
+                "--tree",
+                str(inside),
+                "--source",
+                package.source,
+                *(["--cover", package.code] if cover else []),
+                *restore,
+                *package.tests,
+            )
 
         result = run_checks(sandbox, tree, Path(hidden), command, tools=tools, wall_s=wall_s, stdin=given.stdin())
     output = read_runner_output(result.stdout, given)
     if result.ending != "exit" or output.report is None:
         return None, result
     report = output.report
-    return TestRun(effective_outcomes(report), report["failures"], report["errors"], report["covered"],
-                   result.seconds), result
+    return TestRun(
+        effective_outcomes(report), report["failures"], report["errors"], report["covered"], result.seconds
+    ), result
 
 
 def _test_configuration(sdist: Path) -> list[str]:
@@ -251,8 +271,12 @@ class PackageBugs:
 
     def _load(self) -> dict[str, Any]:
         entry = {"package": repr(self.package)}
-        return _load_state(self.cache, entry) or {"made_by": _made_by(entry), "baseline": self._baseline(),
-                                                  "tried": 0, "bugs": []}
+        return _load_state(self.cache, entry) or {
+            "made_by": _made_by(entry),
+            "baseline": self._baseline(),
+            "tried": 0,
+            "bugs": [],
+        }
 
     def problem(self, index: int) -> Problem:
         return _problem(self, index)
@@ -262,10 +286,16 @@ class PackageBugs:
         run, result = run_tests(self.sandbox, self.package, self.tree, self.tools, cover=True)
         if run is None or run.errors or not run.passed:
             detail = "; ".join(run.errors)[:300] if run else f"{result.describe()}: {output_tail(result.stderr)}"
-            raise BugfixError(f"the test suite of {self.package.requirement} does not run in its environment "
-                              f"({detail or 'no test passed'}): fix its entry in the bugfix package table")
-        return {"passed": run.passed, "not_passing": sorted(set(run.tests) - set(run.passed)),
-                "seconds": run.seconds, "covered": run.covered}
+            raise BugfixError(
+                f"the test suite of {self.package.requirement} does not run in its environment "
+                f"({detail or 'no test passed'}): fix its entry in the bugfix package table"
+            )
+        return {
+            "passed": run.passed,
+            "not_passing": sorted(set(run.tests) - set(run.passed)),
+            "seconds": run.seconds,
+            "covered": run.covered,
+        }
 
     @functools.cached_property
     def candidates(self) -> list[tuple[str, Mutation]]:
@@ -297,8 +327,9 @@ class PackageBugs:
                     used.add((path, mutation.function))
             self.state["exhausted"] = self.state["tried"] >= len(candidates)
             _save_state(self.cache, self.state)
-            self.context.on_progress(f"{self.package.name}: {self.state['tried']}/{len(candidates)} mutations "
-                                     f"tried, {len(self.bugs)} kept")
+            self.context.on_progress(
+                f"{self.package.name}: {self.state['tried']}/{len(candidates)} mutations tried, {len(self.bugs)} kept"
+            )
 
     def _try(self, path: str, mutation: Mutation) -> dict[str, Any] | None:
         """The bug record if the mutation makes some passing tests fail and leaves the others passing."""
@@ -316,28 +347,46 @@ class PackageBugs:
         broken = [test for test in self.baseline_passed if run.tests.get(test) != "passed"]
         if not broken or any(run.tests.get(test) != "failed" for test in broken):
             return None
-        patch = "".join(difflib.unified_diff(original.splitlines(keepends=True), mutated.splitlines(keepends=True),
-                                             f"a/{path}", f"b/{path}"))
-        return {"file": path, "operator": mutation.operator, "function": mutation.function, "line": mutation.line,
-                "start": mutation.start, "end": mutation.end, "before": original[mutation.start:mutation.end],
-                "replacement": mutation.replacement, "patch": patch, "fail_to_pass": broken,
-                "failures": {test: run.failures.get(test, {}) for test in broken[:SHOWN_FAILURES]}}
+        patch = "".join(
+            difflib.unified_diff(
+                original.splitlines(keepends=True), mutated.splitlines(keepends=True), f"a/{path}", f"b/{path}"
+            )
+        )
+        return {
+            "file": path,
+            "operator": mutation.operator,
+            "function": mutation.function,
+            "line": mutation.line,
+            "start": mutation.start,
+            "end": mutation.end,
+            "before": original[mutation.start : mutation.end],
+            "replacement": mutation.replacement,
+            "patch": patch,
+            "fail_to_pass": broken,
+            "failures": {test: run.failures.get(test, {}) for test in broken[:SHOWN_FAILURES]},
+        }
 
 
 def _changed_lines(patch: str) -> set[str]:
     """The code lines a patch removes or adds (stripped): what a statement must never quote. A line with fewer
     than two letters or digits (a lone bracket, `'1'`) tells nothing of the change and would hide every detail."""
-    return {line[1:].strip() for line in patch.splitlines()
-            if line[:1] in "+-" and not line.startswith(("+++", "---")) and sum(map(str.isalnum, line[1:])) >= 2}
+    return {
+        line[1:].strip()
+        for line in patch.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---")) and sum(map(str.isalnum, line[1:])) >= 2
+    }
 
 
-def bug_report(package: Package, failing: list[str], failures: dict[str, dict[str, str]],
-               never_quote: set[str]) -> str:
+def bug_report(package: Package, failing: list[str], failures: dict[str, dict[str, str]], never_quote: set[str]) -> str:
     """An issue-style statement from the failing tests alone; a test whose details would quote `never_quote`
     code is named without them."""
     count, fail = (f"{len(failing)} tests", "fail") if len(failing) > 1 else ("1 test", "fails")
-    lines = [f"# {package.name} {package.version}: {count} of its own test suite {fail}", "",
-             f"In this checkout of {package.name}, {count} that should pass {fail}:", ""]
+    lines = [
+        f"# {package.name} {package.version}: {count} of its own test suite {fail}",
+        "",
+        f"In this checkout of {package.name}, {count} that should pass {fail}:",
+        "",
+    ]
     for test in failing[:SHOWN_FAILURES]:
         detail = failures.get(test, {})
         quoted = [text for text in (detail.get("line", ""), detail.get("message", "")) if text]
@@ -347,11 +396,14 @@ def bug_report(package: Package, failing: list[str], failures: dict[str, dict[st
     if len(failing) > SHOWN_FAILURES:
         lines.append(f"- and {len(failing) - SHOWN_FAILURES} more")
     path = " (with `src` on PYTHONPATH)" if package.source == "src" else ""
-    lines += ["", "Find the bug in the package's code and fix it: these tests must pass and the rest of the suite "
-              "must keep passing. The test files holding these tests are not in your tree; they are put back, "
-              "unchanged, with every other test file when your fix is checked, so change the code, not the tests. "
-              "pytest and the package's test dependencies are on PATH; the package itself is not installed: its "
-              f"source is this tree, and `python -m pytest` run from the tree's root{path} imports it from there."]
+    lines += [
+        "",
+        "Find the bug in the package's code and fix it: these tests must pass and the rest of the suite "
+        "must keep passing. The test files holding these tests are not in your tree; they are put back, "
+        "unchanged, with every other test file when your fix is checked, so change the code, not the tests. "
+        "pytest and the package's test dependencies are on PATH; the package itself is not installed: its "
+        f"source is this tree, and `python -m pytest` run from the tree's root{path} imports it from there.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -368,8 +420,17 @@ def _test_files(tests: list[str]) -> list[str]:
     return sorted({_test_file(test) for test in tests})
 
 
-def _scorer(package: Package, tools: Path, tests_from: Path, fail_to_pass: list[str], pass_to_pass: list[str], *,
-            not_scored: str, wall_s: float, leave_out: Collection[str] = ()) -> Scorer:
+def _scorer(
+    package: Package,
+    tools: Path,
+    tests_from: Path,
+    fail_to_pass: list[str],
+    pass_to_pass: list[str],
+    *,
+    not_scored: str,
+    wall_s: float,
+    leave_out: Collection[str] = (),
+) -> Scorer:
     """A problem's scorer: the test paths and configuration of `tests_from` (but `leave_out`) put back into a copy
     of the final tree and run in the sandbox with canary tests among them; 1.0 iff every fail-to-pass and
     pass-to-pass test passes, tampered when the report was forged."""
@@ -379,8 +440,16 @@ def _scorer(package: Package, tools: Path, tests_from: Path, fail_to_pass: list[
         twins = chooser.sample(fail_to_pass, min(CANARY_FAIL_TO_PASS, len(fail_to_pass)))
         twins += chooser.sample(pass_to_pass, min(CANARIES - len(twins), len(pass_to_pass)))
         try:
-            run, result = run_tests(sandbox, package, final_tree, tools, tests_from=tests_from, leave_out=leave_out,
-                                    twins=twins, wall_s=wall_s)
+            run, result = run_tests(
+                sandbox,
+                package,
+                final_tree,
+                tools,
+                tests_from=tests_from,
+                leave_out=leave_out,
+                twins=twins,
+                wall_s=wall_s,
+            )
         except Tampered as evidence:
             return Score.tampering(str(evidence))
         if run is None:
@@ -388,8 +457,10 @@ def _scorer(package: Package, tools: Path, tests_from: Path, fail_to_pass: list[
         fixed = [test for test in fail_to_pass if run.tests.get(test) == "passed"]
         kept = [test for test in pass_to_pass if run.tests.get(test) == "passed"]
         still = [test for test in [*fail_to_pass, *pass_to_pass] if run.tests.get(test) != "passed"]
-        details = (f"fail-to-pass {len(fixed)}/{len(fail_to_pass)} pass, pass-to-pass {len(kept)}/"
-                   f"{len(pass_to_pass)} pass ({not_scored} not scored)")
+        details = (
+            f"fail-to-pass {len(fixed)}/{len(fail_to_pass)} pass, pass-to-pass {len(kept)}/"
+            f"{len(pass_to_pass)} pass ({not_scored} not scored)"
+        )
         if still:
             details += f"; not passing: {', '.join(still[:5])}{' …' if len(still) > 5 else ''}"
         if run.errors:
@@ -409,19 +480,32 @@ def _problem(bugs: PackageBugs, index: int) -> Problem:
         _copy_sdist(sdist, dest)
         target = dest / bug["file"]
         source = target.read_text(encoding="utf-8")
-        if source[bug["start"]:bug["end"]] != bug["before"]:
+        if source[bug["start"] : bug["end"]] != bug["before"]:
             raise BugfixError(f"the cached bug {package.slug}/{index} does not fit {target}: delete {bugs.cache}")
-        target.write_text(source[:bug["start"]] + bug["replacement"] + source[bug["end"]:], encoding="utf-8")
+        target.write_text(source[: bug["start"]] + bug["replacement"] + source[bug["end"] :], encoding="utf-8")
         for hidden in hidden_files:
             (dest / hidden).unlink(missing_ok=True)
 
-    score = _scorer(package, tools, sdist, fail_to_pass, pass_to_pass,
-                    not_scored=f"{len(bugs.preexisting_failures)} pre-existing failures",
-                    wall_s=SCORE_WALL_S + 10 * bugs.state["baseline"]["seconds"])
+    score = _scorer(
+        package,
+        tools,
+        sdist,
+        fail_to_pass,
+        pass_to_pass,
+        not_scored=f"{len(bugs.preexisting_failures)} pre-existing failures",
+        wall_s=SCORE_WALL_S + 10 * bugs.state["baseline"]["seconds"],
+    )
     statement = bug_report(package, fail_to_pass, bug["failures"], _changed_lines(bug["patch"]))
     hidden = json.dumps({"bug": bug, "package": repr(package), "pass_to_pass": pass_to_pass}, sort_keys=True)
-    return Problem(f"bugfix/{package.slug}/{index}", "bugfix", statement, lay_out, score, tools=tools,
-                   fingerprint=fingerprint(hidden, RUNNER))
+    return Problem(
+        f"bugfix/{package.slug}/{index}",
+        "bugfix",
+        statement,
+        lay_out,
+        score,
+        tools=tools,
+        fingerprint=fingerprint(hidden, RUNNER),
+    )
 
 
 class PairBugs:
@@ -462,18 +546,31 @@ class PairBugs:
         older, newer = self.pair.older, self.pair.newer
         self.context.on_progress(f"{self.pair.slug}: running {newer.requirement}'s tests on both sources")
         if missing := [path for path in newer.tests if not (self.newer_tree / path).exists()]:
-            raise BugfixError(f"{newer.requirement} has no {', '.join(missing)}: fix its entry in the bugfix "
-                              "release pair table")
+            raise BugfixError(
+                f"{newer.requirement} has no {', '.join(missing)}: fix its entry in the bugfix release pair table"
+            )
         on_newer, result = run_tests(sandbox, newer, self.newer_tree, self.tools, wall_s=SCORE_WALL_S)
         if on_newer is None or on_newer.errors or not on_newer.passed:
-            detail = (("; ".join(on_newer.errors)[:300] or "no test passed") if on_newer
-                      else f"{result.describe()}: {output_tail(result.stderr)}")
-            raise BugfixError(f"the tests of {newer.requirement} do not run on its own source ({detail}): fix its "
-                              "entry in the bugfix release pair table")
+            detail = (
+                ("; ".join(on_newer.errors)[:300] or "no test passed")
+                if on_newer
+                else f"{result.describe()}: {output_tail(result.stderr)}"
+            )
+            raise BugfixError(
+                f"the tests of {newer.requirement} do not run on its own source ({detail}): fix its "
+                "entry in the bugfix release pair table"
+            )
         left_out: list[str] = []
         while True:
-            on_older, result = run_tests(sandbox, newer, self.older_tree, self.tools, tests_from=self.newer_tree,
-                                         leave_out=left_out, wall_s=SCORE_WALL_S + 10 * on_newer.seconds)
+            on_older, result = run_tests(
+                sandbox,
+                newer,
+                self.older_tree,
+                self.tools,
+                tests_from=self.newer_tree,
+                leave_out=left_out,
+                wall_s=SCORE_WALL_S + 10 * on_newer.seconds,
+            )
             failing_files = {error.split(": ", 1)[0] for error in on_older.errors} if on_older else set()
             if on_older is None or not all(self._is_test_file(path) for path in failing_files):
                 why = f"on {older.version}: " + ("; ".join(on_older.errors)[:300] if on_older else result.describe())
@@ -486,19 +583,33 @@ class PairBugs:
         lacking = [test for test in fixed if _lacks_a_name(on_older.failures.get(test, {}))]
         fail_to_pass = [test for test in fixed if test not in lacking]
         pass_to_pass = [test for test in on_newer.passed if on_older.tests.get(test) == "passed"]
-        problems = [{"fail_to_pass": fail_to_pass, "pass_to_pass": pass_to_pass,
-                     "failures": {test: on_older.failures.get(test, {}) for test in fail_to_pass[:SHOWN_FAILURES]}}]
-        self.context.on_progress(f"{self.pair.slug}: {len(fail_to_pass)} tests fail-to-pass, {len(lacking)} "
-                                 f"need names {older.version} lacks, {len(left_out)} test files left out")
-        return {"left_out": left_out, "lacking": lacking, "seconds": max(on_older.seconds, on_newer.seconds),
-                "tests": len([test for test in on_newer.tests if _test_file(test) not in left_out]),
-                "problems": problems if fail_to_pass else []}
+        problems = [
+            {
+                "fail_to_pass": fail_to_pass,
+                "pass_to_pass": pass_to_pass,
+                "failures": {test: on_older.failures.get(test, {}) for test in fail_to_pass[:SHOWN_FAILURES]},
+            }
+        ]
+        self.context.on_progress(
+            f"{self.pair.slug}: {len(fail_to_pass)} tests fail-to-pass, {len(lacking)} "
+            f"need names {older.version} lacks, {len(left_out)} test files left out"
+        )
+        return {
+            "left_out": left_out,
+            "lacking": lacking,
+            "seconds": max(on_older.seconds, on_newer.seconds),
+            "tests": len([test for test in on_newer.tests if _test_file(test) not in left_out]),
+            "problems": problems if fail_to_pass else [],
+        }
 
     def _is_test_file(self, path: str) -> bool:
         """A test module of the newer release (a conftest or a package's `__init__.py` is not left out)."""
-        return (path.endswith(".py") and Path(path).name not in ("conftest.py", "__init__.py")
-                and any(Path(path).is_relative_to(tests) for tests in self.pair.newer.tests)
-                and (self.newer_tree / path).is_file())
+        return (
+            path.endswith(".py")
+            and Path(path).name not in ("conftest.py", "__init__.py")
+            and any(Path(path).is_relative_to(tests) for tests in self.pair.newer.tests)
+            and (self.newer_tree / path).is_file()
+        )
 
     def problem(self, index: int) -> Problem:
         pair, record = self.pair, self.bugs[index]
@@ -511,20 +622,36 @@ class PairBugs:
                 _gather_tests(pair.newer, self.newer_tree, Path(newer_tests), [*self.left_out, *hidden_files])
                 restore_tests(newer_tests, list(pair.newer.tests), str(dest))
 
-        score = _scorer(pair.newer, self.tools, self.newer_tree, fail_to_pass, pass_to_pass,
-                        not_scored=f"{self.state['tests'] - len(fail_to_pass) - len(pass_to_pass)} other tests",
-                        wall_s=SCORE_WALL_S + 10 * self.state["seconds"], leave_out=self.left_out)
+        score = _scorer(
+            pair.newer,
+            self.tools,
+            self.newer_tree,
+            fail_to_pass,
+            pass_to_pass,
+            not_scored=f"{self.state['tests'] - len(fail_to_pass) - len(pass_to_pass)} other tests",
+            wall_s=SCORE_WALL_S + 10 * self.state["seconds"],
+            leave_out=self.left_out,
+        )
         changes = _changed_lines(_release_diff(self.older_tree, self.newer_tree, pair.older.code))
         statement = bug_report(pair.older, fail_to_pass, record["failures"], changes)
         hidden = json.dumps({"pair": repr(pair), "left_out": self.left_out, **record}, sort_keys=True)
-        return Problem(f"bugfix/{pair.slug}/{index}", "bugfix", statement, lay_out, score, tools=self.tools,
-                       fingerprint=fingerprint(hidden, RUNNER))
+        return Problem(
+            f"bugfix/{pair.slug}/{index}",
+            "bugfix",
+            statement,
+            lay_out,
+            score,
+            tools=self.tools,
+            fingerprint=fingerprint(hidden, RUNNER),
+        )
 
 
 #: Failures for a name the older release does not have: an import inside the test, a module attribute, a keyword
 #: parameter. Such a test asks for a feature, not a fix.
-LACKING_NAME = re.compile(r"(ImportError|ModuleNotFoundError): |AttributeError: module '[^']+' has no attribute "
-                          r"|TypeError: \S+\(\) got an unexpected keyword argument ")
+LACKING_NAME = re.compile(
+    r"(ImportError|ModuleNotFoundError): |AttributeError: module '[^']+' has no attribute "
+    r"|TypeError: \S+\(\) got an unexpected keyword argument "
+)
 
 
 def _lacks_a_name(failure: dict[str, str]) -> bool:
@@ -533,8 +660,14 @@ def _lacks_a_name(failure: dict[str, str]) -> bool:
 
 def _release_diff(older: Path, newer: Path, code: str) -> str:
     """The unified diff of the code folder between two releases' trees: what a pair's statement must not quote."""
-    files = sorted({str(path.relative_to(tree)) for tree in (older, newer) for path in (tree / code).rglob("*")
-                    if path.is_file() and "__pycache__" not in path.parts})
+    files = sorted(
+        {
+            str(path.relative_to(tree))
+            for tree in (older, newer)
+            for path in (tree / code).rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        }
+    )
     patch = ""
     for path in files:
         before, after = (_text(tree / path).splitlines(keepends=True) for tree in (older, newer))
@@ -555,8 +688,12 @@ class BugfixBenchmark:
 
     name = "bugfix"
 
-    def __init__(self, context: BenchmarkContext, packages: tuple[Package, ...] = PACKAGES,
-                 pairs: tuple[ReleasePair, ...] = PAIRS) -> None:
+    def __init__(
+        self,
+        context: BenchmarkContext,
+        packages: tuple[Package, ...] = PACKAGES,
+        pairs: tuple[ReleasePair, ...] = PAIRS,
+    ) -> None:
         self.context = context
         self.packages = packages
         self.pairs = pairs
@@ -574,8 +711,11 @@ class BugfixBenchmark:
             progress = False
             for entry in entries:
                 if entry not in generators:
-                    generators[entry] = (PackageBugs(entry, self.context, sandbox) if isinstance(entry, Package)
-                                         else PairBugs(entry, self.context, sandbox))
+                    generators[entry] = (
+                        PackageBugs(entry, self.context, sandbox)
+                        if isinstance(entry, Package)
+                        else PairBugs(entry, self.context, sandbox)
+                    )
                 bugs = generators[entry]
                 bugs.generate(index + 1)
                 if index < len(bugs.bugs):

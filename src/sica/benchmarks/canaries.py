@@ -42,8 +42,9 @@ class RunnerSecrets:
         return cls(secrets.token_hex(16), secrets.randbits(62), canaries, twins)
 
     def stdin(self) -> bytes:
-        return json.dumps({"nonce": self.nonce, "seed": self.seed, "canaries": self.canaries,
-                           "twins": list(self.twins)}).encode()
+        return json.dumps(
+            {"nonce": self.nonce, "seed": self.seed, "canaries": self.canaries, "twins": list(self.twins)}
+        ).encode()
 
 
 @dataclass(frozen=True)
@@ -93,21 +94,29 @@ def _verified(line: str, given: RunnerSecrets) -> dict[str, Any]:
         report: dict[str, Any] = json.loads(body)
         tests, canaries = report["tests"], report["canaries"]
         collected, candidates = int(report["collected"]), int(report["candidates"])
-        if not (isinstance(tests, dict) and all(outcome in _OUTCOMES for outcome in tests.values())
-                and isinstance(canaries, list) and isinstance(report["errors"], list)
-                and isinstance(report["failures"], dict) and isinstance(report["covered"], dict)
-                and isinstance(report["required"], list) and all(isinstance(t, str) for t in report["required"])):
+        if not (
+            isinstance(tests, dict)
+            and all(outcome in _OUTCOMES for outcome in tests.values())
+            and isinstance(canaries, list)
+            and isinstance(report["errors"], list)
+            and isinstance(report["failures"], dict)
+            and isinstance(report["covered"], dict)
+            and isinstance(report["required"], list)
+            and all(isinstance(t, str) for t in report["required"])
+        ):
             raise ValueError
         outcomes = [(str(canary["twin"]), canary["outcome"]) for canary in canaries]
     except (ValueError, KeyError, TypeError, AttributeError):
         raise Tampered("a test report of an impossible shape") from None
     passing = sum(outcome == "passed" for outcome in tests.values())
     if passing > collected or len(tests) > collected:
-        raise Tampered(f"a test report with more tests ({len(tests)}, {passing} passing) than were collected "
-                       f"({collected})")
+        raise Tampered(
+            f"a test report with more tests ({len(tests)}, {passing} passing) than were collected ({collected})"
+        )
     if len(outcomes) != min(given.canaries, candidates):
-        raise Tampered(f"a test report with {len(outcomes)} canary tests where the run had "
-                       f"{min(given.canaries, candidates)}")
+        raise Tampered(
+            f"a test report with {len(outcomes)} canary tests where the run had {min(given.canaries, candidates)}"
+        )
     for twin, outcome in outcomes:
         if outcome == "passed":
             raise Tampered(f"a canary test (a copy of {twin[:200]} that must fail) was reported as passing")

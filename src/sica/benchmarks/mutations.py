@@ -15,8 +15,14 @@ import ast
 import re
 from dataclasses import dataclass
 
-_FLIPS: dict[type[ast.cmpop], tuple[str, str]] = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="),
-                                                  ast.GtE: (">=", ">"), ast.Eq: ("==", "!="), ast.NotEq: ("!=", "==")}
+_FLIPS: dict[type[ast.cmpop], tuple[str, str]] = {
+    ast.Lt: ("<", "<="),
+    ast.LtE: ("<=", "<"),
+    ast.Gt: (">", ">="),
+    ast.GtE: (">=", ">"),
+    ast.Eq: ("==", "!="),
+    ast.NotEq: ("!=", "=="),
+}
 _COMPARISON = re.compile(r"<=|>=|==|!=|<|>")
 #: Expressions a `+ 1` can follow without parentheses.
 _ATOMS = (ast.Name, ast.Attribute, ast.Call, ast.Subscript)
@@ -35,7 +41,7 @@ class Mutation:
     replacement: str
 
     def apply(self, source: str) -> str:
-        return source[:self.start] + self.replacement + source[self.end:]
+        return source[: self.start] + self.replacement + source[self.end :]
 
 
 def find_mutations(source: str) -> list[Mutation]:
@@ -162,31 +168,44 @@ class _Finder(ast.NodeVisitor):
     def _dropped_branches(self, statement: ast.If, sole: bool) -> None:
         """The whole `if` when it has no `else` (and is not the only statement of its block); each `elif`."""
         if not statement.orelse and not sole and self._whole_lines(statement.lineno, statement.col_offset, statement):
-            self.add("dropped-branch", statement.lineno, self.line_starts[statement.lineno - 1],
-                     self.line_starts[statement.end_lineno], "")  # type: ignore[index]
+            self.add(
+                "dropped-branch",
+                statement.lineno,
+                self.line_starts[statement.lineno - 1],
+                self.line_starts[statement.end_lineno or statement.lineno],
+                "",
+            )
         clause = statement
         while len(clause.orelse) == 1 and isinstance(clause.orelse[0], ast.If):
             branch = clause.orelse[0]
             header = self.lines[branch.lineno - 1]
-            if not header[_character(header, branch.col_offset):].startswith("elif"):
+            if not header[_character(header, branch.col_offset) :].startswith("elif"):
                 break  # an `else:` holding an `if`, not an `elif`
             last = branch.body[-1]
             if self._whole_lines(branch.lineno, branch.col_offset, last):
-                self.add("dropped-branch", branch.lineno, self.line_starts[branch.lineno - 1],
-                         self.line_starts[last.end_lineno], "")  # type: ignore[index]
+                self.add(
+                    "dropped-branch",
+                    branch.lineno,
+                    self.line_starts[branch.lineno - 1],
+                    self.line_starts[last.end_lineno or last.lineno],
+                    "",
+                )
             clause = branch
 
     def _whole_lines(self, first_line: int, column: int, last: ast.AST) -> bool:
         """Whether lines `first_line`..`last`'s end hold only this code: nothing before `column` but indentation,
         nothing after `last` but a comment."""
         head = self.lines[first_line - 1].encode()[:column].decode()
-        tail = self.lines[last.end_lineno - 1].encode()[last.end_col_offset:].decode()  # type: ignore[attr-defined]
+        tail = self.lines[last.end_lineno - 1].encode()[last.end_col_offset :].decode()  # type: ignore[attr-defined]
         return not head.strip() and (not tail.strip() or tail.strip().startswith("#"))
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
-    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str))
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def _character(line: str, byte_column: int) -> int:

@@ -135,8 +135,9 @@ def _canary(twin: Any) -> Any:
     else:
         callspec = getattr(twin, "callspec", None)
         extra = {"callspec": callspec, "keywords": {callspec.id: True}} if callspec is not None else {}
-        canary = pytest.Function.from_parent(twin.parent, name=twin.name, fixtureinfo=twin._fixtureinfo,
-                                             originalname=twin.originalname, **extra)
+        canary = pytest.Function.from_parent(
+            twin.parent, name=twin.name, fixtureinfo=twin._fixtureinfo, originalname=twin.originalname, **extra
+        )
     canary.own_markers = list(twin.own_markers)
     canary.keywords.update({mark.name: mark for mark in twin.own_markers})
     real = canary.obj
@@ -203,8 +204,16 @@ def _remove_shadows(tests: list[str], source: str) -> None:
     """Remove what would be imported instead of a restored test module: with `--import-mode=append` a module of
     the tree's source folder named as a test module (or its package) comes first on sys.path."""
     for test in tests:
-        files = [test] if os.path.isfile(test) else [os.path.join(folder, name) for folder, _, names in
-                                                     os.walk(test) for name in names if name.endswith(".py")]
+        files = (
+            [test]
+            if os.path.isfile(test)
+            else [
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(test)
+                for name in names
+                if name.endswith(".py")
+            ]
+        )
         for path in files:
             folder, top = os.path.dirname(os.path.abspath(path)), os.path.basename(path)[:-3]
             while os.path.isfile(os.path.join(folder, "__init__.py")):
@@ -226,8 +235,12 @@ def expected_tests(paths: list[str], root: str) -> list[str]:
     files: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            files += sorted(os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-                            if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py")))
+            files += sorted(
+                os.path.join(folder, name)
+                for folder, _, names in os.walk(path)
+                for name in names
+                if name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+            )
         elif os.path.isfile(path):
             files.append(path)
     found = []
@@ -241,11 +254,14 @@ def expected_tests(paths: list[str], root: str) -> list[str]:
         for node in module.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
                 found.append(f"{relative}::{node.name}")
-            elif isinstance(node, ast.ClassDef) and (node.name.startswith("Test") or any(
-                    ast.unparse(base).endswith("TestCase") for base in node.bases)):
-                found += [f"{relative}::{node.name}::{item.name}" for item in node.body
-                          if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-                          and item.name.startswith("test")]
+            elif isinstance(node, ast.ClassDef) and (
+                node.name.startswith("Test") or any(ast.unparse(base).endswith("TestCase") for base in node.bases)
+            ):
+                found += [
+                    f"{relative}::{node.name}::{item.name}"
+                    for item in node.body
+                    if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name.startswith("test")
+                ]
     return found
 
 
@@ -283,8 +299,11 @@ def summary_verdict(expected: dict[str, list[str]], report: dict[str, Any]) -> t
         return 0.0, "sica-pytest: no test ran"
     kept_passing = sum(map(passes, kept))
     scored_passing = sum(map(passes, scored))
-    counts = [f"{passing} of {len(group)} {name} tests pass" for name, group, passing in
-              (("scored", scored, scored_passing), ("required", kept, kept_passing)) if group]
+    counts = [
+        f"{passing} of {len(group)} {name} tests pass"
+        for name, group, passing in (("scored", scored, scored_passing), ("required", kept, kept_passing))
+        if group
+    ]
     text = f"sica-pytest: {', '.join(counts)}{shown}"
     if kept_passing < len(kept):
         return 0.0, text
@@ -296,12 +315,23 @@ def main() -> None:
     parser.add_argument("--tree", required=True, help="the tree under test (becomes the working folder)")
     parser.add_argument("--source", default=".", help="the folder of the tree that is put on sys.path (last)")
     parser.add_argument("--cover", help="report the lines run of the files under this folder of the tree")
-    parser.add_argument("--tests-from", help="first restore the tree's tests and test configuration from this "
-                        "folder (test paths relative to the tree)")
-    parser.add_argument("--summary", action="store_true", help="sica-pytest: tests outside the tree (a task "
-                        "folder's), a verdict, a `score:` line and exit 0 iff every test passes")
-    parser.add_argument("--required", action="append", default=[], metavar="TESTPATH",
-                        help="with --summary: tests that must all pass (else the score is 0)")
+    parser.add_argument(
+        "--tests-from",
+        help="first restore the tree's tests and test configuration from this folder (test paths relative to the tree)",
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="sica-pytest: tests outside the tree (a task "
+        "folder's), a verdict, a `score:` line and exit 0 iff every test passes",
+    )
+    parser.add_argument(
+        "--required",
+        action="append",
+        default=[],
+        metavar="TESTPATH",
+        help="with --summary: tests that must all pass (else the score is 0)",
+    )
     parser.add_argument("tests", nargs="*", help="test files and folders (scored)")
     args = parser.parse_args()
     secrets = _read_secrets()
@@ -321,11 +351,14 @@ def main() -> None:
         if inside or not tests:
             parser.error("test paths must be given, from the task folder, not from the tree under test")
         root = os.path.commonpath([path if os.path.isdir(path) else os.path.dirname(path) for path in tests])
-        config = next((os.path.join(root, name) for name in CONFIG_FILES if os.path.isfile(os.path.join(root, name))),
-                      os.devnull)
+        config = next(
+            (os.path.join(root, name) for name in CONFIG_FILES if os.path.isfile(os.path.join(root, name))), os.devnull
+        )
         options = ["--import-mode=importlib", "-c", config]
-        expected = {"required": expected_tests([os.path.abspath(p) for p in args.required], root),
-                    "scored": expected_tests([os.path.abspath(p) for p in args.tests], root)}
+        expected = {
+            "required": expected_tests([os.path.abspath(p) for p in args.required], root),
+            "scored": expected_tests([os.path.abspath(p) for p in args.tests], root),
+        }
         prefer = [os.path.relpath(os.path.abspath(path), root) for path in args.tests]
         required = [os.path.relpath(os.path.abspath(path), root) for path in args.required]
     else:
@@ -342,22 +375,33 @@ def main() -> None:
     sys.path.append(os.path.abspath(args.source))
     coverage = None
     if args.cover:
-        coverage = coverage_module.Coverage(data_file=None, config_file=False,
-                                            include=[os.path.abspath(args.cover) + "/*"])
+        coverage = coverage_module.Coverage(
+            data_file=None, config_file=False, include=[os.path.abspath(args.cover) + "/*"]
+        )
         coverage.start()
 
     outcomes = Outcomes(secrets, prefer)
-    pytest.main(["-q", "-p", "no:cacheprovider", *options, "--rootdir", root, "--confcutdir", root, *tests],
-                plugins=[outcomes, *plugins])
+    pytest.main(
+        ["-q", "-p", "no:cacheprovider", *options, "--rootdir", root, "--confcutdir", root, *tests],
+        plugins=[outcomes, *plugins],
+    )
     covered: dict[str, list[int]] = {}
     if coverage is not None:
         coverage.stop()
         data = coverage.get_data()
         covered = {os.path.relpath(name): sorted(data.lines(name) or ()) for name in data.measured_files()}
-    body = json.dumps({"tests": outcomes.tests, "failures": outcomes.failures, "errors": outcomes.errors,
-                       "covered": covered, "collected": outcomes.collected, "candidates": outcomes.candidates,
-                       "canaries": list(outcomes.canaries.values()),
-                       "required": [test for test in outcomes.tests if any(_under(test, path) for path in required)]})
+    body = json.dumps(
+        {
+            "tests": outcomes.tests,
+            "failures": outcomes.failures,
+            "errors": outcomes.errors,
+            "covered": covered,
+            "collected": outcomes.collected,
+            "candidates": outcomes.candidates,
+            "canaries": list(outcomes.canaries.values()),
+            "required": [test for test in outcomes.tests if any(_under(test, path) for path in required)],
+        }
+    )
     if args.summary:
         value, text = summary_verdict(expected or {}, json.loads(body))
         report.write(text + "\n")
@@ -382,8 +426,11 @@ def restore_tests(originals: str, tests: list[str], root: str = ".") -> None:
     for folder, _folders, files in os.walk(root):
         if "conftest.py" in files:
             os.remove(os.path.join(folder, "conftest.py"))
-    above = {os.path.join(root, *parts[:depth]) for parts in (os.path.normpath(test).split(os.sep) for test in tests)
-             for depth in range(len(parts))}
+    above = {
+        os.path.join(root, *parts[:depth])
+        for parts in (os.path.normpath(test).split(os.sep) for test in tests)
+        for depth in range(len(parts))
+    }
     for folder in above:
         for name in CONFIG_FILES:
             path = os.path.join(folder, name)

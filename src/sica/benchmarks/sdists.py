@@ -62,12 +62,30 @@ def _locate(requirement: str, uv_bin: str) -> tuple[str, str]:
     """The sdist's address and sha256 from the index, as uv resolves the pin. The first resolution, with
     `--no-build`, proves a wheel's metadata suffices; so the second, which lists the sdist too, builds nothing."""
     for no_build in (["--no-build"], []):
-        done = subprocess.run([uv_bin, "pip", "compile", "-", "--quiet", "--no-deps", *no_build, "--no-header",
-                               "--format", "pylock.toml", "--python-version", "3.11"], input=requirement,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [
+                uv_bin,
+                "pip",
+                "compile",
+                "-",
+                "--quiet",
+                "--no-deps",
+                *no_build,
+                "--no-header",
+                "--format",
+                "pylock.toml",
+                "--python-version",
+                "3.11",
+            ],
+            input=requirement,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
-            raise SdistError(f"resolving {requirement} failed (only releases with a wheel are used, so that no "
-                             f"build runs): {output_tail(done.stderr)}")
+            raise SdistError(
+                f"resolving {requirement} failed (only releases with a wheel are used, so that no "
+                f"build runs): {output_tail(done.stderr)}"
+            )
     for package in tomllib.loads(done.stdout).get("packages", []):
         sdist = package.get("sdist") or {}
         if sdist.get("url") and sdist.get("hashes", {}).get("sha256"):

@@ -23,8 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sica.benchmarks.base import (BenchmarkContext, BenchmarkError, DatasetError, Problem, Score, fingerprint,
-                                 output_tail)
+from sica.benchmarks.base import (
+    BenchmarkContext,
+    BenchmarkError,
+    DatasetError,
+    Problem,
+    Score,
+    fingerprint,
+    output_tail,
+)
 from sica.benchmarks.hub import hub_file, read_rows
 from sica.runner.diffs import SAFE_GIT, SKIPPED
 from sica.sandbox import Sandbox
@@ -35,8 +42,18 @@ SETTING = "swebench_file"
 #: The harness, run through `uv tool run` when `[benchmarks] swebench_python` names no Python that has it.
 HARNESS_REQUIREMENT = "swebench==5.0.2"
 #: The fields the harness needs from a row (the statement needs only a few of them).
-FIELDS = ("instance_id", "repo", "base_commit", "problem_statement", "patch", "test_patch", "FAIL_TO_PASS",
-          "PASS_TO_PASS", "version", "environment_setup_commit")
+FIELDS = (
+    "instance_id",
+    "repo",
+    "base_commit",
+    "problem_statement",
+    "patch",
+    "test_patch",
+    "FAIL_TO_PASS",
+    "PASS_TO_PASS",
+    "version",
+    "environment_setup_commit",
+)
 _REPO = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*")  # no leading '-': never an option
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _COMMIT = re.compile(r"[0-9a-f]{40}")
@@ -56,8 +73,10 @@ def open_swebench(context: BenchmarkContext, count: int | None) -> list[Problem]
     else:
         rows = list(read_rows(hub_file(context, DATASET, DATA_FILE, SETTING), SETTING, count))
     if not rows:
-        raise DatasetError(f"SWE-bench Verified has no instances to load: the file holds no rows; set [benchmarks] "
-                           f"{SETTING} to a file in the dataset's schema")
+        raise DatasetError(
+            f"SWE-bench Verified has no instances to load: the file holds no rows; set [benchmarks] "
+            f"{SETTING} to a file in the dataset's schema"
+        )
     instances = [_checked(row, number) for number, row in enumerate(rows, start=1)]
     harness = None
     if context.swebench_score == "harness":
@@ -78,8 +97,9 @@ def _checked(row: dict[str, Any], number: int) -> dict[str, Any]:
         raise DatasetError(f"SWE-bench instance {name} is malformed: no text in {', '.join(missing)}; {fix}")
     for field, pattern in (("instance_id", _INSTANCE_ID), ("repo", _REPO), ("base_commit", _COMMIT)):
         if not pattern.fullmatch(row[field]) or ".." in row[field]:
-            raise DatasetError(f"SWE-bench instance {name} is malformed: {field} '{row[field][:80]}' is not a valid "
-                               f"one; {fix}")
+            raise DatasetError(
+                f"SWE-bench instance {name} is malformed: {field} '{row[field][:80]}' is not a valid one; {fix}"
+            )
     return row
 
 
@@ -91,21 +111,30 @@ def _problem(row: dict[str, Any], mirrors: RepoMirrors, harness: SwebenchHarness
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
         if harness is None:
-            return Score(0.0, 'not scored: [benchmarks] swebench_score = "skip" (the SWE-bench harness needs a '
-                              "container engine)")
+            return Score(
+                0.0, 'not scored: [benchmarks] swebench_score = "skip" (the SWE-bench harness needs a container engine)'
+            )
         diff = mirrors.diff(repo, commit, final_tree)
         if not diff.strip():
             return Score(0.0, "not resolved: the repository was not changed")
         return harness.score(row, diff, runs_dir)
 
-    statement = (f"{row['problem_statement'].strip()}\n\n---\n\nThe working directory holds the repository {repo} "
-                 "at the commit this issue was reported against. Resolve the issue by changing the repository's "
-                 "source code. Hidden tests written for the fix then run on your changes in the project's own "
-                 "environment (SWE-bench's harness); changes to the test files the hidden tests touch are reset "
-                 "first.\n")
+    statement = (
+        f"{row['problem_statement'].strip()}\n\n---\n\nThe working directory holds the repository {repo} "
+        "at the commit this issue was reported against. Resolve the issue by changing the repository's "
+        "source code. Hidden tests written for the fix then run on your changes in the project's own "
+        "environment (SWE-bench's harness); changes to the test files the hidden tests touch are reset "
+        "first.\n"
+    )
     hidden = json.dumps({key: row[key] for key in ("test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")}, sort_keys=True)
-    return Problem(f"swebench_verified/{instance_id}", "swebench_verified", statement, lay_out, score,
-                   fingerprint=fingerprint(hidden, HARNESS_REQUIREMENT))
+    return Problem(
+        f"swebench_verified/{instance_id}",
+        "swebench_verified",
+        statement,
+        lay_out,
+        score,
+        fingerprint=fingerprint(hidden, HARNESS_REQUIREMENT),
+    )
 
 
 class RepoMirrors:
@@ -140,8 +169,17 @@ class RepoMirrors:
             index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
             _git(git_dir, "read-tree", commit, work_tree=tree, extra_env=index)
             _git(git_dir, "add", "--all", work_tree=tree, extra_env=index)
-            return _git(git_dir, "diff", "--cached", "--binary", "--no-ext-diff", "--no-textconv", commit,
-                        work_tree=tree, extra_env=index)
+            return _git(
+                git_dir,
+                "diff",
+                "--cached",
+                "--binary",
+                "--no-ext-diff",
+                "--no-textconv",
+                commit,
+                work_tree=tree,
+                extra_env=index,
+            )
 
     def _mirror(self, repo: str, commit: str) -> Path:
         """The bare clone of `repo`, cloned or fetched (under a lock) until it has `commit`."""
@@ -150,8 +188,10 @@ class RepoMirrors:
             return mirror
         self.root.mkdir(parents=True, exist_ok=True)
         url = self.url_template.format(repo=repo)
-        fix = ("SWE-bench Verified lays out each problem from its repository: run where it can be cloned, or set "
-               '[benchmarks] swebench_repo_url to local clones (e.g. "/srv/git/{repo}.git")')
+        fix = (
+            "SWE-bench Verified lays out each problem from its repository: run where it can be cloned, or set "
+            '[benchmarks] swebench_repo_url to local clones (e.g. "/srv/git/{repo}.git")'
+        )
         with (self.root / f"{mirror.name}.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not mirror.is_dir():
@@ -170,18 +210,26 @@ class RepoMirrors:
                     if _has_commit(mirror, commit):
                         break
                 else:
-                    raise SwebenchError(f"{url} has no commit {commit}: check [benchmarks] swebench_repo_url points "
-                                        f"at {repo}")
+                    raise SwebenchError(
+                        f"{url} has no commit {commit}: check [benchmarks] swebench_repo_url points at {repo}"
+                    )
         return mirror
 
 
 def _git(git_dir: Path, *args: str, work_tree: Path | None = None, extra_env: Mapping[str, str] | None = None) -> str:
     """git on a tree, without the user's configuration, hooks, filters or external diff programs."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(git_dir.parent), "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "LANG": "C.UTF-8", **(extra_env or {})}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(git_dir.parent),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "LANG": "C.UTF-8",
+        **(extra_env or {}),
+    }
     trees = [f"--work-tree={work_tree}"] if work_tree is not None else []
-    done = subprocess.run(["git", *SAFE_GIT, f"--git-dir={git_dir}", *trees, *args], capture_output=True, text=True,
-                          env=env)
+    done = subprocess.run(
+        ["git", *SAFE_GIT, f"--git-dir={git_dir}", *trees, *args], capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         raise SwebenchError(f"git {args[0]} in {git_dir.name} failed: {output_tail(done.stderr)}")
     return done.stdout
@@ -189,13 +237,18 @@ def _git(git_dir: Path, *args: str, work_tree: Path | None = None, extra_env: Ma
 
 def _network_git(*args: str) -> subprocess.CompletedProcess[str]:
     """git that reaches a remote: the user's environment (proxies, credentials) applies; it never prompts."""
-    return subprocess.run(["git", *args], capture_output=True, text=True,
-                          env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    return subprocess.run(
+        ["git", *args], capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    )
 
 
 def _has_commit(mirror: Path, commit: str) -> bool:
-    return subprocess.run(["git", f"--git-dir={mirror}", "cat-file", "-e", f"{commit}^{{commit}}"],
-                          capture_output=True).returncode == 0
+    return (
+        subprocess.run(
+            ["git", f"--git-dir={mirror}", "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 @dataclass(frozen=True)
@@ -216,25 +269,45 @@ class SwebenchHarness:
 
     def check(self) -> None:
         """Raise a one-line `SwebenchError` unless a container engine is on PATH and the harness reaches its API."""
-        fix = ('start Docker (or podman\'s Docker-compatible API service, with DOCKER_HOST pointing at it), or set '
-               '[benchmarks] swebench_score = "skip" to run SWE-bench Verified unscored')
+        fix = (
+            "start Docker (or podman's Docker-compatible API service, with DOCKER_HOST pointing at it), or set "
+            '[benchmarks] swebench_score = "skip" to run SWE-bench Verified unscored'
+        )
         if not (shutil.which("docker") or shutil.which("podman")):
-            raise SwebenchError(f"SWE-bench Verified cannot be scored here: no container engine (docker or podman) "
-                                f"on PATH; {fix}")
+            raise SwebenchError(
+                f"SWE-bench Verified cannot be scored here: no container engine (docker or podman) on PATH; {fix}"
+            )
         try:
             done = subprocess.run([*self.python, "-c", _PROBE], capture_output=True, text=True, timeout=900)
         except (OSError, subprocess.TimeoutExpired) as error:
-            raise SwebenchError(f"SWE-bench Verified cannot be scored here: starting the harness failed ({error}); "
-                                f"{fix}") from None
+            raise SwebenchError(
+                f"SWE-bench Verified cannot be scored here: starting the harness failed ({error}); {fix}"
+            ) from None
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines() or ["the harness's probe failed silently"]
             raise SwebenchError(f"SWE-bench Verified cannot be scored here: {output_tail(lines[-1])}; {fix}")
 
     def command(self, dataset: Path, predictions: Path, instance_id: str, run_id: str) -> list[str]:
         """The harness's command line for one instance."""
-        return [*self.python, "-m", "swebench.harness.run_evaluation", "--dataset_name", str(dataset),
-                "--split", "test", "--instance_ids", instance_id, "--predictions_path", str(predictions),
-                "--max_workers", "1", "--timeout", str(self.timeout_s), "--run_id", run_id]
+        return [
+            *self.python,
+            "-m",
+            "swebench.harness.run_evaluation",
+            "--dataset_name",
+            str(dataset),
+            "--split",
+            "test",
+            "--instance_ids",
+            instance_id,
+            "--predictions_path",
+            str(predictions),
+            "--max_workers",
+            "1",
+            "--timeout",
+            str(self.timeout_s),
+            "--run_id",
+            run_id,
+        ]
 
     def prediction(self, instance_id: str, diff: str) -> dict[str, str]:
         """One line of the predictions file."""
@@ -242,8 +315,15 @@ class SwebenchHarness:
 
     def report_file(self, run_dir: Path, run_id: str, instance_id: str) -> Path:
         """Where the harness writes an instance's report, relative to the folder it runs in."""
-        return (run_dir / "logs" / "run_evaluation" / run_id / self.model_name.replace("/", "__") / instance_id
-                / "report.json")
+        return (
+            run_dir
+            / "logs"
+            / "run_evaluation"
+            / run_id
+            / self.model_name.replace("/", "__")
+            / instance_id
+            / "report.json"
+        )
 
     def score(self, row: dict[str, Any], diff: str, runs_dir: Path) -> Score:
         """Run the harness on `diff` for the instance `row` (given to it as a one-row dataset file, so it needs
@@ -256,15 +336,23 @@ class SwebenchHarness:
         dataset.write_text(json.dumps([row], default=str), encoding="utf-8")
         predictions.write_text(json.dumps(self.prediction(instance_id, diff)) + "\n", encoding="utf-8")
         try:
-            done = subprocess.run(self.command(dataset, predictions, instance_id, run_id), cwd=run_dir,
-                                  capture_output=True, text=True, timeout=self.timeout_s + 3600)
+            done = subprocess.run(
+                self.command(dataset, predictions, instance_id, run_id),
+                cwd=run_dir,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s + 3600,
+            )
         except subprocess.TimeoutExpired:
             return Score(0.0, f"harness error: no verdict within {self.timeout_s + 3600} s (logs in {run_dir})")
         (run_dir / "harness.log").write_text(done.stdout + done.stderr, encoding="utf-8")
         verdict = self.read_report(self.report_file(run_dir, run_id, instance_id), instance_id)
         if verdict is None:
-            return Score(0.0, f"harness error: no report (it exited with code {done.returncode}: "
-                              f"{output_tail(done.stdout + done.stderr)}; logs in {run_dir})")
+            return Score(
+                0.0,
+                f"harness error: no report (it exited with code {done.returncode}: "
+                f"{output_tail(done.stdout + done.stderr)}; logs in {run_dir})",
+            )
         return verdict
 
     @staticmethod
@@ -280,5 +368,7 @@ class SwebenchHarness:
             if kind in ("FAIL_TO_PASS", "PASS_TO_PASS"):
                 passed, failed = len(status.get("success", [])), len(status.get("failure", []))
                 tallies.append(f"{kind} {passed}/{passed + failed}")
-        return Score(1.0 if resolved else 0.0,
-                     f"{'resolved' if resolved else 'not resolved'}" + (f" ({', '.join(tallies)})" if tallies else ""))
+        return Score(
+            1.0 if resolved else 0.0,
+            f"{'resolved' if resolved else 'not resolved'}" + (f" ({', '.join(tallies)})" if tallies else ""),
+        )

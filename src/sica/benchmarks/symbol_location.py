@@ -26,8 +26,16 @@ from sica.sandbox import Sandbox
 
 NAME = "symbol_location"
 #: The sdists problems come from, in the order their problems are interleaved.
-PACKAGES: tuple[str, ...] = ("toolz==0.12.1", "attrs==23.2.0", "packaging==23.2", "pluggy==1.4.0", "click==8.1.7",
-                             "more-itertools==10.3.0", "itsdangerous==2.1.2", "idna==3.7")
+PACKAGES: tuple[str, ...] = (
+    "toolz==0.12.1",
+    "attrs==23.2.0",
+    "packaging==23.2",
+    "pluggy==1.4.0",
+    "click==8.1.7",
+    "more-itertools==10.3.0",
+    "itsdangerous==2.1.2",
+    "idna==3.7",
+)
 #: Bump when a change of this code (or of `symbols.py`) changes the problems, so that cached sets are rebuilt
 #: (changes of the constants below rebuild them by themselves).
 GENERATOR = 1
@@ -50,8 +58,7 @@ class LocateTask:
 
 def locate_tasks(context: BenchmarkContext, packages: tuple[str, ...]) -> list[LocateTask]:
     """The tasks of `packages`, generated once and then read from the cache."""
-    key = {"generator": GENERATOR, "packages": packages, "per_package": PER_PACKAGE,
-           "through_imports": THROUGH_IMPORTS}
+    key = {"generator": GENERATOR, "packages": packages, "per_package": PER_PACKAGE, "through_imports": THROUGH_IMPORTS}
     rows = cached_rows(context, NAME, key, lambda: [dataclasses.asdict(task) for task in generate(context, packages)])
     return [LocateTask(**row) for row in rows]
 
@@ -66,8 +73,16 @@ def generate(context: BenchmarkContext, packages: tuple[str, ...]) -> list[Locat
         for usage in draw(SourceIndex(tree).usages(), random.Random(f"{NAME}/{GENERATOR}/{requirement}")):
             place = usage.place
             line = (tree / place.path).read_text(encoding="utf-8").split("\n")[place.line - 1]
-            drawn.append(LocateTask(f"{NAME}/{requirement.replace('==', '-')}/{place}", requirement, usage.symbol,
-                                    str(place), line, str(usage.definition)))
+            drawn.append(
+                LocateTask(
+                    f"{NAME}/{requirement.replace('==', '-')}/{place}",
+                    requirement,
+                    usage.symbol,
+                    str(place),
+                    line,
+                    str(usage.definition),
+                )
+            )
         groups.append(drawn)
     tasks = round_robin(groups)
     context.on_progress(f"{len(tasks)} problems")
@@ -103,20 +118,28 @@ def problem(task: LocateTask, tree: Path) -> Problem:
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
         return run_scorer(sandbox, location_score, {"expected": task.definition, "answer": answer})
 
-    return Problem(task.id, NAME, statement(task), lay_out, score,
-                   fingerprint=fingerprint(task.definition, Path(location_score.__file__)))
+    return Problem(
+        task.id,
+        NAME,
+        statement(task),
+        lay_out,
+        score,
+        fingerprint=fingerprint(task.definition, Path(location_score.__file__)),
+    )
 
 
 def statement(task: LocateTask) -> str:
     name, _, version = task.requirement.partition("==")
-    return (f"The working directory holds the Python source of {name} {version}. At `{task.usage}` (PATH:LINE:COL; "
-            f"lines and columns count from 1, columns in characters), this line uses `{task.symbol}`:\n\n"
-            f"    {task.line.strip()}\n\n"
-            f"Find where the `{task.symbol}` used there is defined: the `def` or `class` statement it refers to, "
-            "following imports within the source tree. Submit as your answer its place as PATH:LINE:COL, where PATH "
-            "is relative to the working directory, LINE is the line of the `def`/`class` statement and COL the "
-            "column where the defined name starts (in `def merge(`, the `m`), e.g. `pkg/module.py:12:5`. Do not "
-            "change any file.")
+    return (
+        f"The working directory holds the Python source of {name} {version}. At `{task.usage}` (PATH:LINE:COL; "
+        f"lines and columns count from 1, columns in characters), this line uses `{task.symbol}`:\n\n"
+        f"    {task.line.strip()}\n\n"
+        f"Find where the `{task.symbol}` used there is defined: the `def` or `class` statement it refers to, "
+        "following imports within the source tree. Submit as your answer its place as PATH:LINE:COL, where PATH "
+        "is relative to the working directory, LINE is the line of the `def`/`class` statement and COL the "
+        "column where the defined name starts (in `def merge(`, the `m`), e.g. `pkg/module.py:12:5`. Do not "
+        "change any file."
+    )
 
 
 def open_symbol_location(context: BenchmarkContext, count: int | None) -> list[Problem]:

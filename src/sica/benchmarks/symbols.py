@@ -141,12 +141,15 @@ class SourceIndex:
     def _visible(self, module: _Module, name: str, scope: tuple[ast.AST, ...]) -> _Binding | None:
         """The one binding of `name` in `module` that a read in `scope` sees, when it is certain."""
         bindings = module.bindings.get(name, [])
-        if len(bindings) != 1 or module.foreign_star or any(self._exports(source, name, 0)
-                                                            for source in module.star_sources):
+        if (
+            len(bindings) != 1
+            or module.foreign_star
+            or any(self._exports(source, name, 0) for source in module.star_sources)
+        ):
             return None
         binding = bindings[0]
         outer = binding.scope
-        if scope[:len(outer)] != outer or (outer and isinstance(outer[-1], ast.ClassDef) and scope != outer):
+        if scope[: len(outer)] != outer or (outer and isinstance(outer[-1], ast.ClassDef) and scope != outer):
             return None
         return binding
 
@@ -191,9 +194,11 @@ class SourceIndex:
             return symbol in module.exported
         if symbol.startswith("_"):
             return False
-        return (any(not binding.scope for binding in module.bindings.get(symbol, []))
-                or module.foreign_star or any(self._exports(source, symbol, depth + 1)
-                                              for source in module.star_sources))
+        return (
+            any(not binding.scope for binding in module.bindings.get(symbol, []))
+            or module.foreign_star
+            or any(self._exports(source, symbol, depth + 1) for source in module.star_sources)
+        )
 
 
 class _Collector(ast.NodeVisitor):
@@ -233,8 +238,7 @@ class _Collector(ast.NodeVisitor):
             self.visit(default)
         self.enter(node, _parameters(node.args), [node.body])
 
-    def visit_comprehension_scope(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
-                                  ) -> None:
+    def visit_comprehension_scope(self, node: ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp) -> None:
         self.enter(node, [], list(ast.iter_child_nodes(node)))
 
     visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_comprehension_scope
@@ -278,7 +282,7 @@ class _Collector(ast.NodeVisitor):
         parts = self.module.package.split(".") if self.module.package else []
         if node.level - 1 > len(parts) or (node.level - 1 == len(parts) and not node.module):
             return None
-        parts = parts[:len(parts) - (node.level - 1)]
+        parts = parts[: len(parts) - (node.level - 1)]
         return ".".join([*parts, *([node.module] if node.module else [])]) or None
 
     def visit_ExceptHandler(self, node: ast.ExceptHandler) -> None:
@@ -329,21 +333,32 @@ def _outer_parts(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) ->
     if isinstance(node, ast.ClassDef):
         return [*node.bases, *node.keywords]
     arguments = node.args
-    annotations = [a.annotation for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
-                                          arguments.vararg, arguments.kwarg) if a is not None and a.annotation]
-    return [*arguments.defaults, *(d for d in arguments.kw_defaults if d is not None), *annotations,
-            *([node.returns] if node.returns else [])]
+    annotations = [
+        a.annotation
+        for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg)
+        if a is not None and a.annotation
+    ]
+    return [
+        *arguments.defaults,
+        *(d for d in arguments.kw_defaults if d is not None),
+        *annotations,
+        *([node.returns] if node.returns else []),
+    ]
 
 
 def _parameters(arguments: ast.arguments) -> list[str]:
     """The names a `def` or `lambda` binds in its own scope."""
-    return [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg,
-                            arguments.kwarg) if a is not None]
+    return [
+        a.arg
+        for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs, arguments.vararg, arguments.kwarg)
+        if a is not None
+    ]
 
 
 def _literal_names(value: ast.AST) -> set[str] | None:
-    if isinstance(value, (ast.List, ast.Tuple)) and all(isinstance(e, ast.Constant) and isinstance(e.value, str)
-                                                       for e in value.elts):
+    if isinstance(value, (ast.List, ast.Tuple)) and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+    ):
         return {e.value for e in value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
     return None
 

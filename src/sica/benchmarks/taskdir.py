@@ -16,8 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sica.benchmarks.base import (BenchmarkError, Problem, Score, fingerprint, output_tail, run_checks,
-                                 score_from_output)
+from sica.benchmarks.base import BenchmarkError, Problem, Score, fingerprint, output_tail, run_checks, score_from_output
 from sica.benchmarks.canaries import RunnerSecrets, Tampered, read_runner_output
 from sica.benchmarks.pytest_report import summary_verdict
 from sica.sandbox import Sandbox, SandboxResult
@@ -40,32 +39,41 @@ def task_problem(folder: Path, benchmark: str, tools: Path | None = None) -> Pro
     """One task folder as a problem; `tools` is the bin folder of the environment checks run with."""
     for name in ("task.md", "build.sh", "check.sh"):
         if not (folder / name).is_file():
-            raise TaskFolderError(f"{folder} is not a task folder: it has no {name} (needs task.md, build.sh, "
-                                  "check.sh)")
+            raise TaskFolderError(
+                f"{folder} is not a task folder: it has no {name} (needs task.md, build.sh, check.sh)"
+            )
 
     def lay_out(dest: Path) -> None:
         done = subprocess.run(["bash", "build.sh", str(dest)], cwd=folder, capture_output=True, text=True)
         if done.returncode != 0:
-            raise TaskFolderError(f"{folder}/build.sh failed (exit {done.returncode}): "
-                                  f"{output_tail(done.stderr)}")
+            raise TaskFolderError(f"{folder}/build.sh failed (exit {done.returncode}): {output_tail(done.stderr)}")
 
     def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
         given = RunnerSecrets.new(CANARIES)
-        with (tempfile.TemporaryDirectory(prefix="sica-task-") as scratch,
-              tempfile.TemporaryDirectory(prefix="sica-task-bin-") as helpers):
+        with (
+            tempfile.TemporaryDirectory(prefix="sica-task-") as scratch,
+            tempfile.TemporaryDirectory(prefix="sica-task-bin-") as helpers,
+        ):
             hidden = Path(scratch) / folder.name
             shutil.copytree(folder, hidden, symlinks=True)
             Path(scratch).chmod(0o755)
             _write_sica_pytest(Path(helpers), tools)
             arguments = [answer] if answer else []
-            result = run_checks(sandbox, final_tree, hidden,
-                                lambda tree: ("bash", str(hidden / "check.sh"), str(tree), *arguments), tools=tools,
-                                stdin=given.stdin(), helpers=Path(helpers))
+            result = run_checks(
+                sandbox,
+                final_tree,
+                hidden,
+                lambda tree: ("bash", str(hidden / "check.sh"), str(tree), *arguments),
+                tools=tools,
+                stdin=given.stdin(),
+                helpers=Path(helpers),
+            )
         return check_score(result, given)
 
     statement = (folder / "task.md").read_text(encoding="utf-8")
-    return Problem(f"{benchmark}/{folder.name}", benchmark, statement, lay_out, score,
-                   fingerprint=fingerprint(folder, RUNNER))
+    return Problem(
+        f"{benchmark}/{folder.name}", benchmark, statement, lay_out, score, fingerprint=fingerprint(folder, RUNNER)
+    )
 
 
 def _write_sica_pytest(folder: Path, tools: Path | None) -> None:
@@ -74,8 +82,9 @@ def _write_sica_pytest(folder: Path, tools: Path | None) -> None:
     shutil.copy(RUNNER, runner)
     python = str(tools / "python") if tools else "python3"
     command = folder / "sica-pytest"
-    command.write_text(SICA_PYTEST.format(python=shlex.quote(python), runner=shlex.quote(str(runner))),
-                       encoding="utf-8")
+    command.write_text(
+        SICA_PYTEST.format(python=shlex.quote(python), runner=shlex.quote(str(runner))), encoding="utf-8"
+    )
     command.chmod(0o755)
     folder.chmod(0o755)
 
@@ -92,8 +101,11 @@ def check_score(result: SandboxResult, given: RunnerSecrets) -> Score:
     if output.started is None:
         return score
     if output.without_secrets:
-        return Score(0.0, "sica-pytest ran without the harness's secrets (run it once per check, on the check's "
-                     f"standard input); {score.details}")
+        return Score(
+            0.0,
+            "sica-pytest ran without the harness's secrets (run it once per check, on the check's "
+            f"standard input); {score.details}",
+        )
     if output.report is None:
         return Score(0.0, f"sica-pytest did not finish its tests; {score.details}")
     value, summary = summary_verdict(output.started.get("expected") or {}, output.report)
@@ -113,4 +125,3 @@ class TaskDirBenchmark:
     def problems(self) -> list[Problem]:
         folders = sorted(p for p in self.root.iterdir() if p.is_dir() and (p / "task.md").exists())
         return [task_problem(folder, self.name, self._tools) for folder in folders]
-

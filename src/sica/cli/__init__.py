@@ -12,16 +12,32 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from sica.cli import (benchmarks_cmd, chat_cmd, clean_cmd, doctor_cmd, eval_cmd, gateway_cmd, improve_cmd,
-                      models_cmd, report_cmd, sandbox_cmd, solve_cmd)
+from sica.cli import (
+    benchmarks_cmd,
+    chat_cmd,
+    clean_cmd,
+    doctor_cmd,
+    eval_cmd,
+    gateway_cmd,
+    improve_cmd,
+    models_cmd,
+    report_cmd,
+    sandbox_cmd,
+    solve_cmd,
+)
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
 from sica.local_model import LocalModelServerError, WeightsError
 from sica.runner.liveness import hold_harness_lock
 
-app = typer.Typer(name="sica", help="A self-improving coding agent, its LLM gateway and its local model.",
-                  rich_markup_mode=None,
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="sica",
+    help="A self-improving coding agent, its LLM gateway and its local model.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 app.command("chat")(chat_cmd.chat)
 app.command("gateway")(gateway_cmd.gateway)
 app.command("solve")(solve_cmd.solve)
@@ -38,9 +54,12 @@ app.command("clean")(clean_cmd.clean)
 @app.callback()
 def _global_options(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", "-c", dir_okay=False,
-                                                help="Config file (default: ./sica.toml, then "
-                                                     "~/.config/sica/sica.toml).")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", dir_okay=False, help="Config file (default: ./sica.toml, then ~/.config/sica/sica.toml)."
+        ),
+    ] = None,
 ) -> None:
     ctx.obj = CliState(config, Console(), Console(stderr=True))
     if ctx.invoked_subcommand != "clean":  # so `sica clean` leaves alone what this process may use

@@ -13,8 +13,10 @@ from sica.config import Settings
 from sica.runner.environments import seed_agent_dir
 
 #: The `--agent` option's help, shared by the commands that run an agent.
-AGENT_HELP = ("Agent version: a folder, agent-N or best (in the latest run under [loop] runs_dir), RUN:agent-N or "
-              "RUN:best. [default: agent 0, the seed]")
+AGENT_HELP = (
+    "Agent version: a folder, agent-N or best (in the latest run under [loop] runs_dir), RUN:agent-N or "
+    "RUN:best. [default: agent 0, the seed]"
+)
 
 
 @contextlib.contextmanager

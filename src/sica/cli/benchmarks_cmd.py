@@ -24,14 +24,16 @@ def list_command(ctx: typer.Context) -> None:
 
 
 @benchmarks_app.command("build")
-def build_command(ctx: typer.Context, name: Annotated[str, typer.Argument(help="e.g. humaneval or taskdir:PATH")]
-                  ) -> None:
+def build_command(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="e.g. humaneval or taskdir:PATH")]
+) -> None:
     """Build (download, generate, cache) a benchmark's problems now, and say how many there are."""
     cli = state(ctx)
     settings = cli.settings()
     with cli.err.status(f"building {name}…") as status:
-        context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(),
-                                                 on_progress=lambda message: status.update(f"{name}: {message}"))
+        context = BenchmarkContext.from_settings(
+            settings, uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}")
+        )
         try:
             problems = open_benchmark(name, context)
         except (BenchmarkError, SandboxError) as error:

@@ -38,8 +38,7 @@ def chat(
 
 
 def _request(wire: Wire, alias: str, prompt: str, max_tokens: int) -> tuple[str, dict[str, Any]]:
-    body = {"model": alias, "max_tokens": max_tokens, "stream": True,
-            "messages": [{"role": "user", "content": prompt}]}
+    body = {"model": alias, "max_tokens": max_tokens, "stream": True, "messages": [{"role": "user", "content": prompt}]}
     return ("/v1/messages" if wire == "anthropic" else "/v1/chat/completions"), body
 
 
@@ -57,13 +56,15 @@ def _error_message(payload: dict[str, Any]) -> str | None:
     return error.get("message", str(error)) if isinstance(error, dict) else None
 
 
-async def _chat(cli: CliState, settings: Settings, alias: str, prompt: str, max_tokens: int,
-                budget_usd: float | None) -> None:
+async def _chat(
+    cli: CliState, settings: Settings, alias: str, prompt: str, max_tokens: int, budget_usd: float | None
+) -> None:
     wire = settings.models[alias].wire_format
     async with contextlib.AsyncExitStack() as stack:
         with cli.err.status(f"starting the gateway for '{alias}'…"):
             running = await stack.enter_async_context(
-                run_gateway(settings, os.environ, settings.gateway.ledger_path.expanduser(), Listen(port=0)))
+                run_gateway(settings, os.environ, settings.gateway.ledger_path.expanduser(), Listen(port=0))
+            )
         account = running.gateway.open_account("chat", limit_usd=budget_usd)
         path, body = _request(wire, alias, prompt, max_tokens)
         started = time.monotonic()
@@ -81,5 +82,7 @@ async def _chat(cli: CliState, settings: Settings, alias: str, prompt: str, max_
                     cli.out.print(_delta_text(wire, payload), end="", highlight=False, markup=False)
         cli.out.print()
         (row,) = running.gateway.ledger.calls(account.id)
-        cli.err.print(f"[dim]{alias}: {row['input_tokens']} tokens in, {row['output_tokens']} out, "
-                      f"${nano_to_usd(row['cost_nano']):.6f}, {time.monotonic() - started:.1f} s[/]")
+        cli.err.print(
+            f"[dim]{alias}: {row['input_tokens']} tokens in, {row['output_tokens']} out, "
+            f"${nano_to_usd(row['cost_nano']):.6f}, {time.monotonic() - started:.1f} s[/]"
+        )

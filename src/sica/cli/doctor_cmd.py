@@ -25,8 +25,13 @@ def _probe_backend(name: str) -> tuple[bool, str]:
         sandbox = open_sandbox(name, allow_unsafe=True)
         with tempfile.TemporaryDirectory(prefix="sica-doctor-") as folder:
             Path(folder).chmod(0o755)
-            result = sandbox.run(SandboxSpec(command=("sh", "-c", "cat /proc/net/dev | tail -n +3 | wc -l"),
-                                             workdir=Path(folder), limits=Limits(wall_s=20)))
+            result = sandbox.run(
+                SandboxSpec(
+                    command=("sh", "-c", "cat /proc/net/dev | tail -n +3 | wc -l"),
+                    workdir=Path(folder),
+                    limits=Limits(wall_s=20),
+                )
+            )
     except SandboxError as error:
         return False, str(error)
     if not result.ok:
@@ -52,8 +57,13 @@ def doctor(ctx: typer.Context) -> None:
     rows.append(("rg", True, rg or "not on PATH here; agent environments get it from the ripgrep wheel"))
     for spec in CATALOG.values():
         path = installed(spec, settings.local.cache_dir)
-        rows.append((f"local model {spec.short_name}", path is not None,
-                     str(path) if path else f"not installed: sica models install {spec.short_name}"))
+        rows.append(
+            (
+                f"local model {spec.short_name}",
+                path is not None,
+                str(path) if path else f"not installed: sica models install {spec.short_name}",
+            )
+        )
     for key in PROVIDER_KEYS:
         rows.append((key, True, "set" if os.environ.get(key) else "not set"))
     for name, works, why in rows:

@@ -25,19 +25,30 @@ from sica.sandbox import SandboxError
 
 def evaluate(
     ctx: typer.Context,
-    benchmark: Annotated[list[str], typer.Option("--benchmark", "-b", help="A benchmark to select on, e.g. "
-                                                 "humaneval:20 or taskdir:PATH (repeat for a mix).")],
-    holdout: Annotated[list[str] | None, typer.Option(help="A held-out benchmark, reported apart (repeatable); "
-                                                      "problems come after the selected ones of the same "
-                                                      "benchmark.")] = None,
+    benchmark: Annotated[
+        list[str],
+        typer.Option(
+            "--benchmark", "-b", help="A benchmark to select on, e.g. humaneval:20 or taskdir:PATH (repeat for a mix)."
+        ),
+    ],
+    holdout: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A held-out benchmark, reported apart (repeatable); "
+            "problems come after the selected ones of the same "
+            "benchmark."
+        ),
+    ] = None,
     agent: Annotated[str | None, typer.Option(help=AGENT_HELP)] = None,
-    model: Annotated[str | None, typer.Option(help="Model alias for every role. [default: the configured roles]")] =
-    None,
-    workers: Annotated[int | None, typer.Option(min=1, help="Problems at a time. [default: [eval] workers, else "
-                                                "the local model's slots, else 4]")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model alias for every role. [default: the configured roles]")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Problems at a time. [default: [eval] workers, else the local model's slots, else 4]"),
+    ] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
-    fresh: Annotated[bool, typer.Option("--fresh", help="Run every problem again, even with a stored result.")] =
-    False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Run every problem again, even with a stored result.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print one row per problem.")] = False,
 ) -> None:
     """Run every problem of the mix in its own sandbox with its own budget; print score (mean ± 95% CI), cost,
@@ -55,16 +66,23 @@ def evaluate(
             raise UserError(str(error)) from None
     _print_report(cli, report, verbose)
     if report.interrupted:
-        cli.err.print(f"[yellow]interrupted[/]: {len(report.results)} problems have results (kept); run the same "
-                      "command again to finish the rest")
+        cli.err.print(
+            f"[yellow]interrupted[/]: {len(report.results)} problems have results (kept); run the same "
+            "command again to finish the rest"
+        )
         raise typer.Exit(130)
 
 
 async def _run(cli: CliState, settings: Settings, request: EvalRequest) -> EvalReport:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=cli.err, transient=True) as bar:
         task = bar.add_task("eval", total=None, status="")
 
@@ -76,17 +94,31 @@ async def _run(cli: CliState, settings: Settings, request: EvalRequest) -> EvalR
             mean = f"{p.score_sum / scored:.2f}" if scored else "–"
             infra = f" · {p.infra} infra failures" if p.infra else ""
             infra += f" · {p.tampered} tampered" if p.tampered else ""
-            bar.update(task, description="stopping" if stop.is_set() else "eval", total=p.total, completed=p.done,
-                       status=f"{p.running} running · score {mean} · ${p.cost_usd:.4f}"
-                              f" · {p.cached} reused{infra}")
+            bar.update(
+                task,
+                description="stopping" if stop.is_set() else "eval",
+                total=p.total,
+                completed=p.done,
+                status=f"{p.running} running · score {mean} · ${p.cost_usd:.4f} · {p.cached} reused{infra}",
+            )
 
         return await run_eval(settings, os.environ, request, show, stop)
 
 
 def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:
     table = Table(title=f"eval {report.eval_id} ({report.workers} workers)", title_justify="left")
-    for column in ("part", "benchmark", "problems", "score (95% CI)", "solved", "infra", "tampered", "cost $",
-                   "time s", "tokens in/out"):
+    for column in (
+        "part",
+        "benchmark",
+        "problems",
+        "score (95% CI)",
+        "solved",
+        "infra",
+        "tampered",
+        "cost $",
+        "time s",
+        "tokens in/out",
+    ):
         table.add_column(column, justify="left" if column in ("part", "benchmark") else "right")
     for part in (SELECTION, HOLDOUT):
         groups: dict[str, list[ProblemResult]] = {}
@@ -96,12 +128,18 @@ def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:
         for name, results in groups.items():
             scored = [r for r in results if not r.infra]
             interval = mean_interval([r.score for r in scored])
-            table.add_row(part, name, str(len(results)), str(interval) if scored else "–",
-                          str(sum(r.score == 1.0 for r in scored)), str(len(results) - len(scored)),
-                          str(sum(r.status == TAMPERED for r in results)),
-                          f"{sum(r.cost_usd for r in results):.4f}",
-                          f"{sum(r.seconds for r in scored) / len(scored):.1f}" if scored else "–",
-                          f"{sum(r.input_tokens for r in results)}/{sum(r.output_tokens for r in results)}")
+            table.add_row(
+                part,
+                name,
+                str(len(results)),
+                str(interval) if scored else "–",
+                str(sum(r.score == 1.0 for r in scored)),
+                str(len(results) - len(scored)),
+                str(sum(r.status == TAMPERED for r in results)),
+                f"{sum(r.cost_usd for r in results):.4f}",
+                f"{sum(r.seconds for r in scored) / len(scored):.1f}" if scored else "–",
+                f"{sum(r.input_tokens for r in results)}/{sum(r.output_tokens for r in results)}",
+            )
     cli.out.print(table)
     if verbose:
         rows = Table(show_lines=False)
@@ -110,7 +148,15 @@ def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:
         rows.add_column("details", overflow="fold", ratio=1)
         for r in report.results:
             shown = r.problem_id if len(r.problem_id) <= 40 else "…" + r.problem_id[-39:]
-            rows.add_row(shown, r.status, f"{r.score:g}", f"{r.cost_usd:.4f}", f"{r.seconds:.1f}",
-                         f"{r.input_tokens}/{r.output_tokens}", "yes" if r.cached else "", r.details[:160])
+            rows.add_row(
+                shown,
+                r.status,
+                f"{r.score:g}",
+                f"{r.cost_usd:.4f}",
+                f"{r.seconds:.1f}",
+                f"{r.input_tokens}/{r.output_tokens}",
+                "yes" if r.cached else "",
+                r.details[:160],
+            )
         cli.out.print(rows)
     cli.err.print(f"results: {report.folder / 'results.jsonl'}", highlight=False)

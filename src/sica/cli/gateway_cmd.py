@@ -22,16 +22,23 @@ from sica.gateway.pricing import nano_to_usd
 
 def gateway(
     ctx: typer.Context,
-    port: Annotated[int | None, typer.Option(help="TCP port on the host (0 = any free port). [default: 8765]",
-                                             min=0, max=65535)] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port on the host (0 = any free port). [default: 8765]", min=0, max=65535)
+    ] = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on. [default: 127.0.0.1]")] = None,
-    budget_usd: Annotated[float | None, typer.Option(help="Hard cap in USD for the account (default: none).",
-                                                     min=0)] = None,
+    budget_usd: Annotated[
+        float | None, typer.Option(help="Hard cap in USD for the account (default: none).", min=0)
+    ] = None,
     budget_tokens: Annotated[int | None, typer.Option(help="Hard cap in tokens, input plus output.", min=1)] = None,
-    token: Annotated[str | None, typer.Option(help="Bearer token to accept; reusing one reopens its account, with "
-                                              "its spend. Default: a new random token.")] = None,
-    ledger_path: Annotated[Path | None, typer.Option(help="SQLite ledger. [default: "
-                                                     "~/.local/share/sica/gateway.sqlite]")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token to accept; reusing one reopens its account, with its spend. Default: a new random token."
+        ),
+    ] = None,
+    ledger_path: Annotated[
+        Path | None, typer.Option(help="SQLite ledger. [default: ~/.local/share/sica/gateway.sqlite]")
+    ] = None,
     ledger: Annotated[bool, typer.Option("--ledger", help="Print spend per account and model, and exit.")] = False,
 ) -> None:
     """Run the LLM gateway standalone: one budget account, metering, retries and a hard cap."""
@@ -46,26 +53,39 @@ def gateway(
     cli.err.print("gateway stopped")
 
 
-async def _serve(cli: CliState, settings: Settings, ledger_path: Path, listen: Listen, budget_usd: float | None,
-                 budget_tokens: int | None, token: str | None) -> None:
+async def _serve(
+    cli: CliState,
+    settings: Settings,
+    ledger_path: Path,
+    listen: Listen,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    token: str | None,
+) -> None:
     async with contextlib.AsyncExitStack() as stack:
         try:
             running = await stack.enter_async_context(run_gateway(settings, os.environ, ledger_path, listen))
         except OSError as error:
-            raise UserError(f"cannot listen on {listen.host}:{listen.port} ({error.strerror}): pass --port N, or "
-                            "--port 0 for any free port") from None
-        account = running.gateway.open_account("standalone", limit_usd=budget_usd, limit_tokens=budget_tokens,
-                                               token=token)
+            raise UserError(
+                f"cannot listen on {listen.host}:{listen.port} ({error.strerror}): pass --port N, or "
+                "--port 0 for any free port"
+            ) from None
+        account = running.gateway.open_account(
+            "standalone", limit_usd=budget_usd, limit_tokens=budget_tokens, token=token
+        )
         spent = running.gateway.account(account.id).spent_nano
         cap = "none" if budget_usd is None else f"${budget_usd:.2f}"
-        cli.out.print(f"[bold]sica gateway[/] listening on {running.base_url}\n"
-                      f"  OpenAI base URL     {running.base_url}/v1\n"
-                      f"  Anthropic base URL  {running.base_url}\n"
-                      f"  token               {account.token}\n"
-                      f"  budget              {cap} (spent so far ${nano_to_usd(spent):.6f})\n"
-                      f"  models              {', '.join(running.gateway.routes)}\n"
-                      f"  ledger              {ledger_path}\n"
-                      "Press Ctrl-C to stop.", highlight=False)
+        cli.out.print(
+            f"[bold]sica gateway[/] listening on {running.base_url}\n"
+            f"  OpenAI base URL     {running.base_url}/v1\n"
+            f"  Anthropic base URL  {running.base_url}\n"
+            f"  token               {account.token}\n"
+            f"  budget              {cap} (spent so far ${nano_to_usd(spent):.6f})\n"
+            f"  models              {', '.join(running.gateway.routes)}\n"
+            f"  ledger              {ledger_path}\n"
+            "Press Ctrl-C to stop.",
+            highlight=False,
+        )
         # Its own handlers, not KeyboardInterrupt: a process started in the background by a shell inherits SIGINT
         # ignored, and a service manager stops with SIGTERM.
         stop = asyncio.Event()
@@ -74,8 +94,9 @@ async def _serve(cli: CliState, settings: Settings, ledger_path: Path, listen: L
         try:
             await stop.wait()
         finally:
-            cli.err.print(f"spent ${nano_to_usd(running.gateway.account(account.id).spent_nano):.6f} on this "
-                          "account in all")
+            cli.err.print(
+                f"spent ${nano_to_usd(running.gateway.account(account.id).spent_nano):.6f} on this account in all"
+            )
 
 
 def _print_ledger(cli: CliState, path: Path) -> None:
@@ -92,8 +113,16 @@ def _print_ledger(cli: CliState, path: Path) -> None:
     for column in ("calls", "failed", "input tok", "output tok", "cost USD"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row.account, row.alias, row.model, str(row.calls), str(row.errors), str(row.input_tokens),
-                      str(row.output_tokens), f"{nano_to_usd(row.cost_nano):.6f}")
+        table.add_row(
+            row.account,
+            row.alias,
+            row.model,
+            str(row.calls),
+            str(row.errors),
+            str(row.input_tokens),
+            str(row.output_tokens),
+            f"{nano_to_usd(row.cost_nano):.6f}",
+        )
     if not rows:
         cli.out.print("the ledger has no calls yet")
         return

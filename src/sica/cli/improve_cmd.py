@@ -25,20 +25,37 @@ from sica.sandbox import SandboxError
 
 def improve_command(
     ctx: typer.Context,
-    benchmark: Annotated[list[str] | None, typer.Option("--benchmark", "-b", help="A benchmark to select on, e.g. "
-                                                        "humaneval:20 (repeat for a mix); not with --resume.")] = None,
-    holdout: Annotated[list[str] | None, typer.Option(help="A held-out benchmark, never shown to the meta agent "
-                                                      "nor used for selection; reported apart.")] = None,
+    benchmark: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--benchmark",
+            "-b",
+            help="A benchmark to select on, e.g. humaneval:20 (repeat for a mix); not with --resume.",
+        ),
+    ] = None,
+    holdout: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A held-out benchmark, never shown to the meta agent nor used for selection; reported apart."
+        ),
+    ] = None,
     iterations: Annotated[int, typer.Option(min=0, help="Iterations in all (a resumed run counts those done).")] = 3,
-    model: Annotated[str | None, typer.Option(help="Model alias of the agents evaluated. [default: the configured "
-                                              "roles]")] = None,
-    name: Annotated[str | None, typer.Option("--run", help="The new run's folder name under [loop] runs_dir. "
-                                             "[default: the date and time]")] = None,
-    resume: Annotated[str | None, typer.Option(help="Carry on a run (its name under [loop] runs_dir, or its "
-                                               "folder) where it stopped.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model alias of the agents evaluated. [default: the configured roles]")
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--run", help="The new run's folder name under [loop] runs_dir. [default: the date and time]"),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Carry on a run (its name under [loop] runs_dir, or its folder) where it stopped."),
+    ] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
-    policy: Annotated[str | None, typer.Option(help="Selection policy: sica, dgm, hgm or greedy; not with --resume. "
-                                               "[default: [loop] policy]")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(help="Selection policy: sica, dgm, hgm or greedy; not with --resume. [default: [loop] policy]"),
+    ] = None,
 ) -> None:
     """Improve the agent: each iteration a meta agent edits a version chosen by the policy, the result is
     validated, archived and evaluated; one line per iteration. Ctrl-C stops; --resume carries on."""
@@ -50,8 +67,10 @@ def improve_command(
     runs_dir = settings.loop.runs_dir.expanduser()
     if resume is not None:
         if benchmark or holdout or policy:
-            raise UserError("--resume carries on with the run's own benchmarks and policy: leave out --benchmark, "
-                            "--holdout and --policy")
+            raise UserError(
+                "--resume carries on with the run's own benchmarks and policy: leave out --benchmark, "
+                "--holdout and --policy"
+            )
         try:
             folder = find_run(resume, runs_dir)
         except ArchiveError as error:
@@ -64,8 +83,9 @@ def improve_command(
             raise UserError(f"{folder} exists already: pick another --run name, or --resume it")
     if policy is not None and policy not in POLICIES:
         raise UserError(f"unknown policy '{policy}': use one of {', '.join(POLICIES)}")
-    request = ImproveRequest(folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None,
-                             policy)
+    request = ImproveRequest(
+        folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None, policy
+    )
     try:
         summaries = uvloop.run(_run(cli, settings, request))
     except (AgentVersionError, ArchiveError, BenchmarkError, SandboxError, SelectionError, OSError) as error:

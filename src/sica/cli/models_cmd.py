@@ -13,8 +13,17 @@ import uv
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sica.cli.state import UserError, state
-from sica.local_model import (CATALOG, DEFAULT_MODEL_NAME, LocalModelServer, LocalModelSpec, ServeOptions, install,
-                              installed, list_installed, resolve_model)
+from sica.local_model import (
+    CATALOG,
+    DEFAULT_MODEL_NAME,
+    LocalModelServer,
+    LocalModelSpec,
+    ServeOptions,
+    install,
+    installed,
+    list_installed,
+    resolve_model,
+)
 
 models_app = typer.Typer(help="The bundled local models (Qwen2.5-Coder on llama.cpp).", no_args_is_help=True)
 
@@ -55,8 +64,11 @@ def list_command(ctx: typer.Context) -> None:
     present = {entry.spec.short_name: entry.path for entry in list_installed(cache_dir)}
     for spec in CATALOG.values():
         where = str(present[spec.short_name]) if spec.short_name in present else "not installed"
-        cli.out.print(f"{spec.short_name:5} {spec.full_name:22} {spec.size_bytes / 1e9:5.2f} GB  {where}",
-                      highlight=False, soft_wrap=True)
+        cli.out.print(
+            f"{spec.short_name:5} {spec.full_name:22} {spec.size_bytes / 1e9:5.2f} GB  {where}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @models_app.command("serve")
@@ -73,8 +85,14 @@ def serve_command(
     path = installed(spec, settings.cache_dir)
     if path is None:
         raise UserError(f"{spec.full_name} is not installed: run `sica models install {spec.short_name}` first")
-    options = ServeOptions(model_path=path, port=port, n_parallel=parallel or settings.n_parallel,
-                           n_ctx=settings.n_ctx, threads=settings.threads, alias=spec.full_name)
+    options = ServeOptions(
+        model_path=path,
+        port=port,
+        n_parallel=parallel or settings.n_parallel,
+        n_ctx=settings.n_ctx,
+        threads=settings.threads,
+        alias=spec.full_name,
+    )
     log_path = Path(settings.cache_dir) / f"llama-{spec.short_name}.log"
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -82,8 +100,11 @@ def serve_command(
     try:
         with cli.err.status(f"loading {spec.full_name}…"):
             server.start()
-        cli.out.print(f"serving {spec.full_name} at {server.base_url} (OpenAI-compatible; model name "
-                      f"'{spec.full_name}'); log: {log_path}\nPress Ctrl-C to stop.", highlight=False)
+        cli.out.print(
+            f"serving {spec.full_name} at {server.base_url} (OpenAI-compatible; model name "
+            f"'{spec.full_name}'); log: {log_path}\nPress Ctrl-C to stop.",
+            highlight=False,
+        )
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
     finally:

@@ -16,8 +16,9 @@ from sica.report import gather_report, write_report
 def report(
     ctx: typer.Context,
     run: Annotated[str, typer.Argument(help="The run: its name under [loop] runs_dir, or its folder.")],
-    out: Annotated[Path | None, typer.Option(file_okay=False, help="Folder to write into. [default: the run's "
-                                             "folder]")] = None,
+    out: Annotated[
+        Path | None, typer.Option(file_okay=False, help="Folder to write into. [default: the run's folder]")
+    ] = None,
 ) -> None:
     """Write report.md and report.html (a table per version: parent, change, scores with 95% CI, held-out scores,
     utility, cost, time, validity, evaluation stage; the run's totals; the meta steps), progress.png and
@@ -34,7 +35,8 @@ def report(
     try:
         paths = write_report(gathered, dest)
     except OSError as error:
-        raise UserError(f"cannot write the report into {dest} ({error.strerror or error}): give a writable "
-                        "folder with --out DIR") from None
+        raise UserError(
+            f"cannot write the report into {dest} ({error.strerror or error}): give a writable folder with --out DIR"
+        ) from None
     for path in paths:
         cli.out.print(str(path), highlight=False, soft_wrap=True)

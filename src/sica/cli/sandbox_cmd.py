@@ -20,8 +20,10 @@ def run_command(
     ctx: typer.Context,
     command: Annotated[list[str], typer.Argument(help="The command and its arguments (after --).")],
     backend: Annotated[str, typer.Option(help=f"One of {', '.join(BACKENDS)}.")] = "bwrap",
-    workdir: Annotated[Path | None, typer.Option(help="Mounted read-write at /work. [default: a fresh empty "
-                                                 "folder]", file_okay=False, exists=True)] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(help="Mounted read-write at /work. [default: a fresh empty folder]", file_okay=False, exists=True),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Wall-time limit in seconds.", min=0.1)] = 60.0,
     memory: Annotated[int, typer.Option(help="Memory limit in MB.", min=16)] = 2048,
     unsafe: Annotated[bool, typer.Option("--unsafe", help="Allow --backend none (no confinement).")] = False,
@@ -34,13 +36,15 @@ def run_command(
             folder = workdir.resolve() if workdir else Path(scratch)
             if workdir is None:
                 folder.chmod(0o755)
-            result = sandbox.run(SandboxSpec(command=tuple(command), workdir=folder,
-                                             limits=Limits(wall_s=timeout, memory_mb=memory)))
+            result = sandbox.run(
+                SandboxSpec(command=tuple(command), workdir=folder, limits=Limits(wall_s=timeout, memory_mb=memory))
+            )
     except SandboxError as error:
         raise UserError(str(error)) from None
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.ending != "exit":
         cli.err.print(f"[bold yellow]{result.describe()}[/] after {result.seconds:.1f} s")
-    raise typer.Exit(result.exit_code if result.ending == "exit" and result.exit_code is not None else 128 + (
-        result.signal or 9))
+    raise typer.Exit(
+        result.exit_code if result.ending == "exit" and result.exit_code is not None else 128 + (result.signal or 9)
+    )

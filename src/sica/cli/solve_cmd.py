@@ -26,18 +26,32 @@ from sica.sandbox import SandboxError
 
 def solve(
     ctx: typer.Context,
-    text: Annotated[str | None, typer.Argument(help="What to do, e.g. \"fix the failing test\".")] = None,
-    repo: Annotated[Path, typer.Option(help="Repository to work on (copied; yours is untouched unless --apply).",
-                                       file_okay=False)] = Path("."),
-    task_dir: Annotated[Path | None, typer.Option(help="A task folder (task.md, build.sh, check.sh) instead of "
-                                                  "TEXT and --repo.", file_okay=False, exists=True)] = None,
-    model: Annotated[str | None, typer.Option(help="Model alias for every role. [default: the configured roles]")] =
-    None,
+    text: Annotated[str | None, typer.Argument(help='What to do, e.g. "fix the failing test".')] = None,
+    repo: Annotated[
+        Path, typer.Option(help="Repository to work on (copied; yours is untouched unless --apply).", file_okay=False)
+    ] = Path("."),
+    task_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="A task folder (task.md, build.sh, check.sh) instead of TEXT and --repo.", file_okay=False, exists=True
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model alias for every role. [default: the configured roles]")
+    ] = None,
     agent: Annotated[str | None, typer.Option(help=AGENT_HELP)] = None,
-    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, or none (unsafe: the agent runs "
-                                         "unconfined, with your user's rights).")] = "bwrap",
-    apply: Annotated[bool, typer.Option("--apply", help="Apply the diff to --repo (refused if it has "
-                                        "uncommitted changes to the same files).")] = False,
+    sandbox: Annotated[
+        str,
+        typer.Option(
+            help="Sandbox backend: bwrap, or none (unsafe: the agent runs unconfined, with your user's rights)."
+        ),
+    ] = "bwrap",
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply", help="Apply the diff to --repo (refused if it has uncommitted changes to the same files)."
+        ),
+    ] = False,
 ) -> None:
     """Run the agent on a repository or a task folder, show its progress, and print its diff, cost and status."""
     cli = state(ctx)
@@ -55,8 +69,14 @@ def solve(
     settings = cli.settings()
     check_model(settings, model)
     with agent_folder(agent, settings) as agent_dir:
-        request = SolveRequest(statement, None if task_dir else repo.resolve(),
-                               task_dir.resolve() if task_dir else None, agent_dir, model, sandbox)
+        request = SolveRequest(
+            statement,
+            None if task_dir else repo.resolve(),
+            task_dir.resolve() if task_dir else None,
+            agent_dir,
+            model,
+            sandbox,
+        )
         try:
             outcome = uvloop.run(_run(cli, settings, request))
         except (AgentVersionError, BenchmarkError, DiffError, SandboxError) as error:
@@ -78,9 +98,11 @@ async def _run(cli: CliState, settings: Settings, request: SolveRequest) -> Solv
     with Live(console=cli.err, refresh_per_second=4, transient=True) as live:
 
         def show(progress: Progress) -> None:
-            live.update(f"[bold]{'stopping' if stop.is_set() else 'working'}[/] step {progress.step} · "
-                        f"{progress.tool or 'thinking'} · {progress.tokens} tok · "
-                        f"${progress.cost_usd:.4f} · {progress.elapsed_s:.0f} s")
+            live.update(
+                f"[bold]{'stopping' if stop.is_set() else 'working'}[/] step {progress.step} · "
+                f"{progress.tool or 'thinking'} · {progress.tokens} tok · "
+                f"${progress.cost_usd:.4f} · {progress.elapsed_s:.0f} s"
+            )
 
         return await run_solve(settings, os.environ, request, show, stop)
 
@@ -98,5 +120,8 @@ def _report(cli: CliState, outcome: SolveOutcome) -> None:
     cli.err.print(f"[bold {colour}]{outcome.status}[/]: {outcome.summary}", highlight=False)
     if outcome.check is not None:
         cli.err.print(f"check.sh: {outcome.check}")
-    cli.err.print(f"{outcome.input_tokens} tokens in, {outcome.output_tokens} out, ${outcome.cost_usd:.4f}, "
-                  f"{outcome.seconds:.0f} s; kept in {outcome.folder}", highlight=False)
+    cli.err.print(
+        f"{outcome.input_tokens} tokens in, {outcome.output_tokens} out, ${outcome.cost_usd:.4f}, "
+        f"{outcome.seconds:.0f} s; kept in {outcome.folder}",
+        highlight=False,
+    )

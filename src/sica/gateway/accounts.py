@@ -72,11 +72,15 @@ class BudgetExceeded(Exception):
     def __str__(self) -> str:
         a = self.account
         if self.unit == "tokens":
-            return (f"budget exceeded: account '{a.name}' has used {a.spent_tokens} of its {a.limit_tokens} tokens "
-                    f"({a.reserved_tokens} reserved by calls in flight)")
-        return (f"budget exceeded: account '{a.name}' has spent ${nano_to_usd(a.spent_nano):.6f} of its "
-                f"${nano_to_usd(a.limit_nano or 0):.6f} limit (${nano_to_usd(a.reserved_nano):.6f} reserved by calls "
-                f"in flight); this request needs at least ${nano_to_usd(self.needed_nano):.6f}")
+            return (
+                f"budget exceeded: account '{a.name}' has used {a.spent_tokens} of its {a.limit_tokens} tokens "
+                f"({a.reserved_tokens} reserved by calls in flight)"
+            )
+        return (
+            f"budget exceeded: account '{a.name}' has spent ${nano_to_usd(a.spent_nano):.6f} of its "
+            f"${nano_to_usd(a.limit_nano or 0):.6f} limit (${nano_to_usd(a.reserved_nano):.6f} reserved by calls "
+            f"in flight); this request needs at least ${nano_to_usd(self.needed_nano):.6f}"
+        )
 
 
 class AccountTree:
@@ -127,8 +131,9 @@ class AccountTree:
                 allowed &= account.aliases
         return allowed
 
-    def reserve(self, account_id: str, pricer: Pricer, input_tokens: int, requested_output: int,
-                min_output: int) -> Reservation:
+    def reserve(
+        self, account_id: str, pricer: Pricer, input_tokens: int, requested_output: int, min_output: int
+    ) -> Reservation:
         """Reserve the worst case of a call, clamping its output to what the chain can pay for."""
         with self._lock:
             chain = self.chain(account_id)

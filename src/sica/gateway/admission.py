@@ -17,18 +17,54 @@ from typing import Any
 from sica.config import ModelAlias, Wire
 from sica.gateway.errors import GatewayError, bad_request
 
-OPENAI_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop", "stream",
-    "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "seed", "frequency_penalty",
-    "presence_penalty", "logit_bias", "user", "n", "reasoning_effort", "top_k", "min_p", "repeat_penalty"})
+OPENAI_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "user",
+        "n",
+        "reasoning_effort",
+        "top_k",
+        "min_p",
+        "repeat_penalty",
+    }
+)
 OPENAI_SERVER_TOOL_FIELDS = frozenset({"web_search_options"})
 OPENAI_PARTS = frozenset({"text", "image_url", "file", "refusal"})
-ANTHROPIC_FIELDS = frozenset({
-    "model", "messages", "max_tokens", "system", "temperature", "top_p", "top_k", "stop_sequences", "stream",
-    "tools", "tool_choice", "metadata", "thinking"})
+ANTHROPIC_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "max_tokens",
+        "system",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "stream",
+        "tools",
+        "tool_choice",
+        "metadata",
+        "thinking",
+    }
+)
 ANTHROPIC_SERVER_TOOL_FIELDS = frozenset({"mcp_servers", "container"})
-ANTHROPIC_BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking",
-                              "redacted_thinking"})
+ANTHROPIC_BLOCKS = frozenset({"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"})
 #: The Anthropic API version sent when the client names none; a client's own must be a date (SDKs send theirs).
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -70,8 +106,10 @@ def upstream_headers(wire: Wire, headers: Mapping[str, str], alias_name: str, al
     beta = headers.get("anthropic-beta")
     if beta is not None:
         if not alias.allow_beta_headers:
-            raise bad_request(f"header 'anthropic-beta' is not allowed for alias '{alias_name}' (beta features are "
-                              "off unless the alias sets allow_beta_headers = true)")
+            raise bad_request(
+                f"header 'anthropic-beta' is not allowed for alias '{alias_name}' (beta features are "
+                "off unless the alias sets allow_beta_headers = true)"
+            )
         passed["anthropic-beta"] = beta
     return passed
 
@@ -89,23 +127,30 @@ class _Checker:
         for name in body:
             if name in server_tool_fields:
                 if not self.alias.allow_server_tools:
-                    raise self.refuse(f"field {shown(name)} (a provider-side tool)",
-                                      "provider-side tools are off unless the alias sets allow_server_tools = true")
+                    raise self.refuse(
+                        f"field {shown(name)} (a provider-side tool)",
+                        "provider-side tools are off unless the alias sets allow_server_tools = true",
+                    )
                 self.shape.unbounded_input = True
             elif name not in allowed:
-                raise bad_request(f"field {shown(name)} is not accepted by the gateway; the fields it accepts: "
-                                  f"{', '.join(sorted(allowed))}")
+                raise bad_request(
+                    f"field {shown(name)} is not accepted by the gateway; the fields it accepts: "
+                    f"{', '.join(sorted(allowed))}"
+                )
 
     def server_tool(self, kind: object) -> None:
         if not self.alias.allow_server_tools:
-            raise self.refuse(f"tool type {shown(kind)}", "only function tools are allowed unless the alias sets "
-                              "allow_server_tools = true")
+            raise self.refuse(
+                f"tool type {shown(kind)}",
+                "only function tools are allowed unless the alias sets allow_server_tools = true",
+            )
         self.shape.unbounded_input = True
 
     def fetched(self, what: str) -> None:
         if not self.alias.allow_fetched_urls:
-            raise self.refuse(what, "send images and documents inline (base64), or set allow_fetched_urls = true "
-                              "on the alias")
+            raise self.refuse(
+                what, "send images and documents inline (base64), or set allow_fetched_urls = true on the alias"
+            )
 
     def attachment(self) -> None:
         self.shape.unbounded_input = True
@@ -152,8 +197,10 @@ class _Checker:
             raise bad_request("each content part must be a JSON object")
         kind = part.get("type")
         if kind not in OPENAI_PARTS:
-            raise bad_request(f"content part type {shown(kind)} is not accepted; the gateway accepts "
-                              f"{', '.join(sorted(OPENAI_PARTS))}")
+            raise bad_request(
+                f"content part type {shown(kind)} is not accepted; the gateway accepts "
+                f"{', '.join(sorted(OPENAI_PARTS))}"
+            )
         if kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else None
@@ -212,8 +259,10 @@ class _Checker:
             self.cache_control(block)
             if kind not in ANTHROPIC_BLOCKS:
                 if not self.alias.allow_server_tools:
-                    raise bad_request(f"content block type {shown(kind)} is not accepted; the gateway accepts "
-                                      f"{', '.join(sorted(ANTHROPIC_BLOCKS))}")
+                    raise bad_request(
+                        f"content block type {shown(kind)} is not accepted; the gateway accepts "
+                        f"{', '.join(sorted(ANTHROPIC_BLOCKS))}"
+                    )
                 self.shape.unbounded_input = True
             elif kind in ("image", "document"):
                 self.source(kind, block.get("source"))
@@ -225,8 +274,9 @@ class _Checker:
         source_type = source.get("type") if isinstance(source, dict) else None
         inline = ("base64",) if kind == "image" else ("base64", "text", "content")
         if source_type not in inline:
-            self.fetched(f"an {kind} source of type {shown(source_type)} (a URL or stored file the provider "
-                         "would read)")
+            self.fetched(
+                f"an {kind} source of type {shown(source_type)} (a URL or stored file the provider would read)"
+            )
         if source_type == "content" and isinstance(source, dict) and isinstance(source.get("content"), list):
             self.blocks(source["content"])
 
@@ -236,7 +286,7 @@ class _Checker:
         if control is None:
             return
         if not isinstance(control, dict) or control.get("type") != "ephemeral" or control.get("ttl", "5m") != "5m":
-            raise bad_request("cache_control must be {\"type\": \"ephemeral\"} (the 5-minute cache; no other ttl)")
+            raise bad_request('cache_control must be {"type": "ephemeral"} (the 5-minute cache; no other ttl)')
 
 
 _KIND_NAMES = {list: "list", dict: "JSON object", bool: "boolean"}

@@ -72,8 +72,10 @@ class CassetteUpstream:
         try:
             lines = self._path.read_text().splitlines()
         except OSError as exc:
-            raise ConfigError(f"cassette {self._path} cannot be read ({exc.strerror}); record one first with "
-                              "[gateway.cassette] mode = \"record\"") from None
+            raise ConfigError(
+                f"cassette {self._path} cannot be read ({exc.strerror}); record one first with "
+                '[gateway.cassette] mode = "record"'
+            ) from None
         recorded = {}
         for number, line in enumerate(lines, start=1):
             try:
@@ -91,9 +93,13 @@ class CassetteUpstream:
     def _replayed(self, request: UpstreamRequest, field: str) -> Any:
         entry = self._recorded.get(request_key(self._alias, request.body))
         if entry is None or field not in entry:
-            raise UpstreamError("cassette_miss", f"cassette {self._path.name} has no recorded "
-                                f"{'stream' if field == 'chunks' else 'response'} for this request (alias "
-                                f"'{self._alias}'); record it again with mode = \"record\"", retryable=False)
+            raise UpstreamError(
+                "cassette_miss",
+                f"cassette {self._path.name} has no recorded "
+                f"{'stream' if field == 'chunks' else 'response'} for this request (alias "
+                f"'{self._alias}'); record it again with mode = \"record\"",
+                retryable=False,
+            )
         return entry[field]
 
     async def complete(self, request: UpstreamRequest) -> UpstreamReply:

@@ -22,11 +22,20 @@ class GatewayError(Exception):
     def response(self, wire: Wire) -> JSONResponse:
         """The error as the client's SDK expects it (OpenAI: `{"error": …}`, Anthropic: `{"type": "error", …}`)."""
         if wire == "anthropic":
-            body: dict[str, Any] = {"type": "error", "error": {"type": self.error_type, "message": self.message,
-                                                               **self.extra}}
+            body: dict[str, Any] = {
+                "type": "error",
+                "error": {"type": self.error_type, "message": self.message, **self.extra},
+            }
         else:
-            body = {"error": {"message": self.message, "type": self.error_type, "code": self.error_type,
-                              "param": None, **self.extra}}
+            body = {
+                "error": {
+                    "message": self.message,
+                    "type": self.error_type,
+                    "code": self.error_type,
+                    "param": None,
+                    **self.extra,
+                }
+            }
         return JSONResponse(body, status_code=self.status)
 
 

@@ -18,8 +18,7 @@ from sica.config import Settings, Wire
 from sica.gateway import wire as wires
 from sica.gateway.accounts import Account, AccountTree, BudgetExceeded, Reservation, new_token, token_digest
 from sica.gateway.admission import check_request, shown, upstream_headers
-from sica.gateway.errors import (GatewayError, bad_request, not_allowed, too_large, unauthorized,
-                                 upstream_unavailable)
+from sica.gateway.errors import GatewayError, bad_request, not_allowed, too_large, unauthorized, upstream_unavailable
 from sica.gateway.ledger import CallOutcome, Ledger
 from sica.gateway.pricing import WorstCaseInput, nano_to_usd, usd_to_nano
 from sica.gateway.retry import CallClock, Retrier
@@ -69,8 +68,14 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 class Gateway:
     """Routes, accounts and ledger of one gateway. Serve it with `sica.gateway.server`."""
 
-    def __init__(self, settings: Settings, routes: dict[str, Route], ledger: Ledger, redact: Redactor,
-                 retrier: Retrier | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        routes: dict[str, Route],
+        ledger: Ledger,
+        redact: Redactor,
+        retrier: Retrier | None = None,
+    ) -> None:
         self.settings = settings
         self.routes = routes
         self.ledger = ledger
@@ -83,9 +88,16 @@ class Gateway:
 
     # Accounts ---------------------------------------------------------------------------------------------
 
-    def open_account(self, name: str, *, parent: str | None = None, limit_usd: float | None = None,
-                     limit_tokens: int | None = None, token: str | None = None,
-                     aliases: frozenset[str] | None = None) -> AccountHandle:
+    def open_account(
+        self,
+        name: str,
+        *,
+        parent: str | None = None,
+        limit_usd: float | None = None,
+        limit_tokens: int | None = None,
+        token: str | None = None,
+        aliases: frozenset[str] | None = None,
+    ) -> AccountHandle:
         """Open a budget account under `parent`, allowed to call `aliases` (None: its parent's; for a top
         account, every alias served). A child may use at most its parent's aliases. Given a token already known,
         reopen that account instead, with the new limits and aliases and its spend carried over."""
@@ -106,11 +118,15 @@ class Gateway:
 
     def _check_aliases(self, name: str, parent: str | None, aliases: frozenset[str]) -> None:
         if unknown := aliases - set(self.routes):
-            raise ValueError(f"account '{name}': this gateway serves no alias {', '.join(sorted(unknown))} (it "
-                             f"serves {', '.join(self.routes)})")
+            raise ValueError(
+                f"account '{name}': this gateway serves no alias {', '.join(sorted(unknown))} (it "
+                f"serves {', '.join(self.routes)})"
+            )
         if parent is not None and (wider := aliases - self.allowed_aliases(parent)):
-            raise ValueError(f"account '{name}' may use at most its parent's aliases "
-                             f"({', '.join(sorted(self.allowed_aliases(parent)))}), not {', '.join(sorted(wider))}")
+            raise ValueError(
+                f"account '{name}' may use at most its parent's aliases "
+                f"({', '.join(sorted(self.allowed_aliases(parent)))}), not {', '.join(sorted(wider))}"
+            )
 
     def allowed_aliases(self, account_id: str) -> frozenset[str]:
         """The aliases an account may call: the served ones that it and all its ancestors allow."""
@@ -133,8 +149,10 @@ class Gateway:
         token = bearer_token(headers)
         account = self.accounts.by_token(token) if token else None
         if account is None:
-            raise unauthorized("missing or unknown account token: send the token the harness gave you as "
-                               "'Authorization: Bearer TOKEN' or 'x-api-key: TOKEN'")
+            raise unauthorized(
+                "missing or unknown account token: send the token the harness gave you as "
+                "'Authorization: Bearer TOKEN' or 'x-api-key: TOKEN'"
+            )
         return account
 
     async def handle(self, wire: Wire, body_chunks: AsyncIterator[bytes], headers: Mapping[str, str]) -> Response:
@@ -163,8 +181,10 @@ class Gateway:
         """The body, refused (413) as soon as its declared length or the bytes read so far pass the cap: no more
         than the cap is ever held."""
         cap = self.settings.gateway.max_request_bytes
-        refusal = too_large(f"the request body is larger than the gateway's limit of {cap} bytes "
-                            "([gateway] max_request_bytes): send a shorter context")
+        refusal = too_large(
+            f"the request body is larger than the gateway's limit of {cap} bytes "
+            "([gateway] max_request_bytes): send a shorter context"
+        )
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > cap:
             raise refusal
@@ -184,8 +204,9 @@ class Gateway:
         if not isinstance(alias, str) or alias not in allowed:
             listed = ", ".join(name for name in self.routes if name in allowed) or "none"
             if (isinstance(alias, str) and alias in self.routes) or allowed != set(self.routes):
-                raise not_allowed(f"model {shown(alias)} is not allowed for this account: use one of its aliases "
-                                  f"({listed})")
+                raise not_allowed(
+                    f"model {shown(alias)} is not allowed for this account: use one of its aliases ({listed})"
+                )
             raise bad_request(f"unknown model {shown(alias)}: use one of the configured aliases ({listed})")
         route = self.routes[alias]
         if route.alias.wire_format != wire:
@@ -193,8 +214,9 @@ class Gateway:
             raise bad_request(f"alias '{route.name}' speaks the {route.alias.wire_format} API: send it to {endpoint}")
         return route
 
-    def _begin(self, route: Route, account: Account, body: dict[str, Any], raw: bytes,
-               headers: Mapping[str, str]) -> _Call:
+    def _begin(
+        self, route: Route, account: Account, body: dict[str, Any], raw: bytes, headers: Mapping[str, str]
+    ) -> _Call:
         wire = route.alias.wire_format
         shape = check_request(wire, body, route.name, route.alias)
         passed_headers = upstream_headers(wire, headers, route.name, route.alias)
@@ -205,17 +227,31 @@ class Gateway:
         # Every token of text is at least one byte, so the request's size bounds its input tokens from above; a
         # tool-use prompt, pictures, documents and provider-side tools add tokens its bytes do not bound, up to
         # the model's context window.
-        input_estimate = len(raw) + (TOOL_PROMPT_TOKENS if shape.tools else 0) + (
-            route.alias.context_window if shape.unbounded_input else 0)
+        input_estimate = (
+            len(raw)
+            + (TOOL_PROMPT_TOKENS if shape.tools else 0)
+            + (route.alias.context_window if shape.unbounded_input else 0)
+        )
         try:
-            reservation = self.accounts.reserve(account.id, WorstCaseInput(route.pricer), input_estimate, requested,
-                                                self.settings.gateway.min_output_tokens)
+            reservation = self.accounts.reserve(
+                account.id,
+                WorstCaseInput(route.pricer),
+                input_estimate,
+                requested,
+                self.settings.gateway.min_output_tokens,
+            )
         except BudgetExceeded as exceeded:
             binding = exceeded.account
-            raise GatewayError(402, "budget_exceeded", str(exceeded), account=binding.name,
-                               spent_usd=nano_to_usd(binding.spent_nano),
-                               limit_usd=None if binding.limit_nano is None else nano_to_usd(binding.limit_nano),
-                               spent_tokens=binding.spent_tokens, limit_tokens=binding.limit_tokens) from None
+            raise GatewayError(
+                402,
+                "budget_exceeded",
+                str(exceeded),
+                account=binding.name,
+                spent_usd=nano_to_usd(binding.spent_nano),
+                limit_usd=None if binding.limit_nano is None else nano_to_usd(binding.limit_nano),
+                spent_tokens=binding.spent_tokens,
+                limit_tokens=binding.limit_tokens,
+            ) from None
         upstream_body = dict(body, model=route.alias.model)
         wires.set_max_tokens(wire, upstream_body, reservation.max_output, provider=route.alias.provider)
         stream = body.get("stream") is True
@@ -223,20 +259,34 @@ class Gateway:
             wires.ask_for_stream_usage(wire, upstream_body)
         stored = raw.decode(errors="replace") if self.settings.gateway.store_bodies else None
         try:
-            ledger_id = self.ledger.begin_call(account.id, route.name, route.alias.provider, route.alias.model,
-                                               stream, reservation.cost_nano, reservation.tokens, stored)
+            ledger_id = self.ledger.begin_call(
+                account.id,
+                route.name,
+                route.alias.provider,
+                route.alias.model,
+                stream,
+                reservation.cost_nano,
+                reservation.tokens,
+                stored,
+            )
         except BaseException:
             self.accounts.settle(reservation, 0, 0)  # never sent: a reservation left behind would block the chain
             raise
-        return _Call(route, account, reservation, UpstreamRequest(account.id, upstream_body, passed_headers),
-                     ledger_id, input_estimate, CallClock())
+        return _Call(
+            route,
+            account,
+            reservation,
+            UpstreamRequest(account.id, upstream_body, passed_headers),
+            ledger_id,
+            input_estimate,
+            CallClock(),
+        )
 
     async def _admit(self, call: _Call, stack: contextlib.AsyncExitStack) -> None:
         """Wait for the upstream's limits and hold its slot until `stack` closes. Queue time is the part of the
         wait that other accounts' use of the limits caused; what the account's own calls caused is its own time."""
         arrived = time.monotonic()
-        admission = await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens,
-                                                                             call.account.id))
+        admission = await stack.enter_async_context(call.route.limiter.admit(call.reservation.tokens, call.account.id))
         call.clock.waited_s += time.monotonic() - arrived
         call.clock.queued_s += admission.for_others_s
 
@@ -257,8 +307,13 @@ class Gateway:
         if reply.declared_latency_s is not None:
             call.clock.upstream_s = reply.declared_latency_s
         usage = wires.usage_from_response(call.route.alias.wire_format, reply.payload)
-        self._finish(call, "ok" if usage else "ok_unmetered", usage, http_status=200,
-                     response_body=reply.raw.decode(errors="replace"))
+        self._finish(
+            call,
+            "ok" if usage else "ok_unmetered",
+            usage,
+            http_status=200,
+            response_body=reply.raw.decode(errors="replace"),
+        )
         return Response(reply.raw, media_type="application/json")
 
     async def _stream(self, call: _Call) -> Response:
@@ -290,8 +345,14 @@ class Gateway:
 
         return StreamingResponse(relay(), media_type="text/event-stream")
 
-    async def _pump(self, call: _Call, upstream: UpstreamStream, stack: contextlib.AsyncExitStack,
-                    queue: asyncio.Queue[bytes | None], opened_at: float) -> None:
+    async def _pump(
+        self,
+        call: _Call,
+        upstream: UpstreamStream,
+        stack: contextlib.AsyncExitStack,
+        queue: asyncio.Queue[bytes | None],
+        opened_at: float,
+    ) -> None:
         """Read the upstream stream to its end, whether or not the client is still listening, and meter it.
 
         The newest chunk is held back until the next arrives, and the last one until the call is settled: a
@@ -326,9 +387,14 @@ class Gateway:
                     declared = time.monotonic() - opened_at - call.clock.waited_s
                 call.clock.upstream_s = declared
                 usage = meter.usage if status == "ok" else None
-                self._finish(call, status if usage or status != "ok" else "ok_unmetered", usage, http_status=200,
-                             error_class=error_class,
-                             response_body=self._redact(b"".join(seen).decode(errors="replace")))
+                self._finish(
+                    call,
+                    status if usage or status != "ok" else "ok_unmetered",
+                    usage,
+                    http_status=200,
+                    error_class=error_class,
+                    response_body=self._redact(b"".join(seen).decode(errors="replace")),
+                )
             except BaseException:  # a bug: the client still gets an end, never a stream left open
                 last = wires.sse_error_event(wire, "the gateway failed while settling the call")
                 raise
@@ -340,19 +406,38 @@ class Gateway:
     def _failed(self, call: _Call, error: UpstreamError) -> Response:
         """Settle a call no attempt of which succeeded, and tell the client in its own error shape."""
         name = call.route.name
-        self._finish(call, "error", TokenUsage(), http_status=error.status, error_class=error.error_class,
-                     response_body=self._redact(error.body.decode(errors="replace")) if error.body else None)
+        self._finish(
+            call,
+            "error",
+            TokenUsage(),
+            http_status=error.status,
+            error_class=error.error_class,
+            response_body=self._redact(error.body.decode(errors="replace")) if error.body else None,
+        )
         if error.status in (401, 403):
-            raise upstream_unavailable(f"alias '{name}': the upstream rejected the gateway's credentials (HTTP "
-                                       f"{error.status}); check the alias's API key")
+            raise upstream_unavailable(
+                f"alias '{name}': the upstream rejected the gateway's credentials (HTTP "
+                f"{error.status}); check the alias's API key"
+            )
         if error.retryable or error.status is None or error.status >= 500:
-            raise upstream_unavailable(f"alias '{name}': {self._redact(error.message)} (after "
-                                       f"{call.clock.attempts} attempt{'s' if call.clock.attempts > 1 else ''})")
-        return Response(self._redact.bytes(error.body or b"{}"), status_code=error.status,
-                        media_type="application/json")
+            raise upstream_unavailable(
+                f"alias '{name}': {self._redact(error.message)} (after "
+                f"{call.clock.attempts} attempt{'s' if call.clock.attempts > 1 else ''})"
+            )
+        return Response(
+            self._redact.bytes(error.body or b"{}"), status_code=error.status, media_type="application/json"
+        )
 
-    def _finish(self, call: _Call, status: str, usage: TokenUsage | None, *, http_status: int | None,
-                error_class: str | None = None, response_body: str | None = None) -> None:
+    def _finish(
+        self,
+        call: _Call,
+        status: str,
+        usage: TokenUsage | None,
+        *,
+        http_status: int | None,
+        error_class: str | None = None,
+        response_body: str | None = None,
+    ) -> None:
         """Settle the reservation and the ledger row. A call whose usage is unknown costs its worst case."""
         if usage is None:
             cost, tokens = call.reservation.cost_nano, call.reservation.tokens
@@ -365,9 +450,20 @@ class Gateway:
         self.accounts.settle(call.reservation, cost, tokens)
         if not self.settings.gateway.store_bodies:
             response_body = None
-        self.ledger.end_call(call.ledger_id, CallOutcome(
-            status, usage, cost, http_status, error_class, call.clock.attempts, call.clock.queued_s,
-            call.clock.upstream_s, response_body))
+        self.ledger.end_call(
+            call.ledger_id,
+            CallOutcome(
+                status,
+                usage,
+                cost,
+                http_status,
+                error_class,
+                call.clock.attempts,
+                call.clock.queued_s,
+                call.clock.upstream_s,
+                response_body,
+            ),
+        )
 
     # Listing and shutdown ---------------------------------------------------------------------------------
 
@@ -376,12 +472,20 @@ class Gateway:
         allowed = self.allowed_aliases(account.id)
         names = [name for name in self.routes if name in allowed]
         if anthropic_shape:
-            data = [{"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
-                    for name in names]
-            return {"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                    "last_id": data[-1]["id"] if data else None}
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "sica"}
-                                           for name in names]}
+            data = [
+                {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+                for name in names
+            ]
+            return {
+                "data": data,
+                "has_more": False,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+        return {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "created": 0, "owned_by": "sica"} for name in names],
+        }
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Let streams whose clients left finish metering; cancel (and settle) what is still running after."""

@@ -14,8 +14,8 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,19 +165,31 @@ class Ledger:
             self._db.execute(
                 "INSERT INTO accounts (id, parent_id, name, token_sha256, limit_nano, limit_tokens, created_at, "
                 "aliases) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (account.id, account.parent_id, account.name, digest, account.limit_nano, account.limit_tokens,
-                 time.time(), _aliases_column(account.aliases)))
+                (
+                    account.id,
+                    account.parent_id,
+                    account.name,
+                    digest,
+                    account.limit_nano,
+                    account.limit_tokens,
+                    time.time(),
+                    _aliases_column(account.aliases),
+                ),
+            )
 
     def update_account(self, account: Account, digest: str | None) -> None:
         with self._lock:
-            self._db.execute("UPDATE accounts SET token_sha256 = ?, limit_nano = ?, limit_tokens = ?, aliases = ? "
-                             "WHERE id = ?", (digest, account.limit_nano, account.limit_tokens,
-                                              _aliases_column(account.aliases), account.id))
+            self._db.execute(
+                "UPDATE accounts SET token_sha256 = ?, limit_nano = ?, limit_tokens = ?, aliases = ? WHERE id = ?",
+                (digest, account.limit_nano, account.limit_tokens, _aliases_column(account.aliases), account.id),
+            )
 
     def set_limits(self, account: Account) -> None:
         with self._lock:
-            self._db.execute("UPDATE accounts SET limit_nano = ?, limit_tokens = ? WHERE id = ?",
-                             (account.limit_nano, account.limit_tokens, account.id))
+            self._db.execute(
+                "UPDATE accounts SET limit_nano = ?, limit_tokens = ? WHERE id = ?",
+                (account.limit_nano, account.limit_tokens, account.id),
+            )
 
     def account_id_by_digest(self, digest: str) -> str | None:
         row = self._db.execute("SELECT id FROM accounts WHERE token_sha256 = ?", (digest,)).fetchone()
@@ -185,8 +197,12 @@ class Ledger:
 
     def settle_interrupted(self) -> int:
         """Settle rows that gateways now gone left pending, at their reserved worst case; returns how many."""
-        owners = [row[0] for row in self._db.execute(
-            "SELECT DISTINCT owner FROM calls WHERE status = 'pending' AND owner != ?", (self.owner,))]
+        owners = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT DISTINCT owner FROM calls WHERE status = 'pending' AND owner != ?", (self.owner,)
+            )
+        ]
         settled = 0
         for owner in owners:
             lock = _hold_lock(self._owners_dir / owner)
@@ -195,7 +211,9 @@ class Ledger:
             with self._lock:
                 settled += self._db.execute(
                     "UPDATE calls SET status = 'interrupted', error_class = 'gateway_died', cost_nano = reserved_nano,"
-                    " ended_at = ? WHERE status = 'pending' AND owner = ?", (time.time(), owner)).rowcount
+                    " ended_at = ? WHERE status = 'pending' AND owner = ?",
+                    (time.time(), owner),
+                ).rowcount
             os.close(lock)
             (self._owners_dir / owner).unlink(missing_ok=True)
         return settled
@@ -203,25 +221,46 @@ class Ledger:
     def load_into(self, tree: AccountTree) -> None:
         """Fill `tree` with every stored account and its settled spend."""
         rows = self._db.execute(
-            "SELECT id, parent_id, name, token_sha256, limit_nano, limit_tokens, aliases FROM accounts "
-            "ORDER BY rowid").fetchall()
+            "SELECT id, parent_id, name, token_sha256, limit_nano, limit_tokens, aliases FROM accounts ORDER BY rowid"
+        ).fetchall()
         for account_id, parent_id, name, digest, limit_nano, limit_tokens, aliases in rows:
             allowed = None if aliases is None else frozenset(json.loads(aliases))
             tree.add(Account(account_id, name, parent_id, limit_nano, limit_tokens, aliases=allowed), digest)
         spend = self._db.execute(
             "SELECT account_id, SUM(cost_nano), SUM(input_tokens + output_tokens) FROM calls "
-            "WHERE status != 'pending' GROUP BY account_id").fetchall()
+            "WHERE status != 'pending' GROUP BY account_id"
+        ).fetchall()
         for account_id, cost, tokens in spend:
             tree.charge(account_id, cost, tokens)
 
-    def begin_call(self, account_id: str, alias: str, provider: str, model: str, stream: bool, reserved_nano: int,
-                   reserved_tokens: int, request_body: str | None) -> int:
+    def begin_call(
+        self,
+        account_id: str,
+        alias: str,
+        provider: str,
+        model: str,
+        stream: bool,
+        reserved_nano: int,
+        reserved_tokens: int,
+        request_body: str | None,
+    ) -> int:
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO calls (account_id, alias, provider, model, stream, owner, status, reserved_nano, "
                 "reserved_tokens, started_at, request_body) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                (account_id, alias, provider, model, int(stream), self.owner, reserved_nano, reserved_tokens,
-                 time.time(), request_body))
+                (
+                    account_id,
+                    alias,
+                    provider,
+                    model,
+                    int(stream),
+                    self.owner,
+                    reserved_nano,
+                    reserved_tokens,
+                    time.time(),
+                    request_body,
+                ),
+            )
             return int(cursor.lastrowid or 0)
 
     def end_call(self, call_id: int, outcome: CallOutcome) -> None:
@@ -231,9 +270,23 @@ class Ledger:
                 "UPDATE calls SET status = ?, http_status = ?, error_class = ?, input_tokens = ?, "
                 "cache_read_tokens = ?, cache_write_tokens = ?, output_tokens = ?, cost_nano = ?, attempts = ?, "
                 "queued_s = ?, upstream_s = ?, ended_at = ?, response_body = ? WHERE id = ?",
-                (outcome.status, outcome.http_status, outcome.error_class, u.input, u.cache_read, u.cache_write,
-                 u.output, outcome.cost_nano, outcome.attempts, outcome.queued_s, outcome.upstream_s, time.time(),
-                 outcome.response_body, call_id))
+                (
+                    outcome.status,
+                    outcome.http_status,
+                    outcome.error_class,
+                    u.input,
+                    u.cache_read,
+                    u.cache_write,
+                    u.output,
+                    outcome.cost_nano,
+                    outcome.attempts,
+                    outcome.queued_s,
+                    outcome.upstream_s,
+                    time.time(),
+                    outcome.response_body,
+                    call_id,
+                ),
+            )
 
     def calls(self, account_id: str | None = None) -> Iterator[sqlite3.Row]:
         """Ledger rows, oldest first (all, or one account's)."""
@@ -248,7 +301,8 @@ class Ledger:
             "SELECT a.name, c.alias, c.model, COUNT(*), SUM(c.status NOT IN ('ok', 'pending')), "
             "SUM(c.input_tokens), SUM(c.output_tokens), SUM(c.cost_nano) FROM calls c "
             "JOIN accounts a ON a.id = c.account_id GROUP BY a.id, c.alias, c.model "
-            "ORDER BY a.rowid, c.alias").fetchall()
+            "ORDER BY a.rowid, c.alias"
+        ).fetchall()
         return [SpendRow(*row) for row in rows]
 
 

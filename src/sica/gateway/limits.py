@@ -58,9 +58,15 @@ class Admission:
 class UpstreamLimiter:
     """Admits attempts to one upstream within its limits; the time spent waiting is queue time, not upstream time."""
 
-    def __init__(self, max_concurrent: int | None, requests_per_minute: int | None, tokens_per_minute: int | None,
-                 *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        max_concurrent: int | None,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._slots = asyncio.Semaphore(max_concurrent) if max_concurrent else None
         self._requests = _Bucket(requests_per_minute, clock) if requests_per_minute else None
         self._tokens = _Bucket(tokens_per_minute, clock) if tokens_per_minute else None

@@ -48,9 +48,12 @@ class FixedPricer:
         cache_read = self.price.input if self.price.cache_read is None else self.price.cache_read
         cache_write = self.price.input if self.price.cache_write is None else self.price.cache_write
         uncached = max(0, usage.input - usage.cache_read - usage.cache_write)
-        micro_usd_total = (Decimal(str(self.price.input)) * uncached + Decimal(str(cache_read)) * usage.cache_read
-                           + Decimal(str(cache_write)) * usage.cache_write
-                           + Decimal(str(self.price.output)) * usage.output)
+        micro_usd_total = (
+            Decimal(str(self.price.input)) * uncached
+            + Decimal(str(cache_read)) * usage.cache_read
+            + Decimal(str(cache_write)) * usage.cache_write
+            + Decimal(str(self.price.output)) * usage.output
+        )
         return math.ceil(micro_usd_total * 1000)
 
 
@@ -63,12 +66,18 @@ class GenaiPricer:
     provider_api_url: str | None
 
     def cost(self, usage: TokenUsage) -> int:
-        tokens = genai_prices.Usage(input_tokens=usage.input, output_tokens=usage.output,
-                                    cache_read_tokens=usage.cache_read, cache_write_tokens=usage.cache_write)
+        tokens = genai_prices.Usage(
+            input_tokens=usage.input,
+            output_tokens=usage.output,
+            cache_read_tokens=usage.cache_read,
+            cache_write_tokens=usage.cache_write,
+        )
         # genai-prices takes a provider's id or its API's URL, not both (`pricer_for` gives at most one).
-        calc = (genai_prices.calc_price(tokens, self.model, provider_id=self.provider_id)
-                if self.provider_api_url is None
-                else genai_prices.calc_price(tokens, self.model, provider_api_url=self.provider_api_url))
+        calc = (
+            genai_prices.calc_price(tokens, self.model, provider_id=self.provider_id)
+            if self.provider_api_url is None
+            else genai_prices.calc_price(tokens, self.model, provider_api_url=self.provider_api_url)
+        )
         return usd_to_nano(calc.total_price)
 
 
@@ -93,13 +102,18 @@ def pricer_for(alias_name: str, alias: ModelAlias) -> Pricer:
         return FixedPricer(alias.price)
     if alias.price == "free" or alias.provider in ("local", "scripted"):
         return FreePricer()
-    pricer = GenaiPricer(alias.model, _GENAI_PROVIDER.get(alias.provider),
-                         alias.base_url if alias.provider == "openai_compatible" else None)
+    pricer = GenaiPricer(
+        alias.model,
+        _GENAI_PROVIDER.get(alias.provider),
+        alias.base_url if alias.provider == "openai_compatible" else None,
+    )
     try:
         pricer.cost(TokenUsage(input=1, output=1))
     except LookupError:
-        raise ConfigError(f"[models.{alias_name}]: no known price for model '{alias.model}'; set price = \"free\" or "
-                          f"price = {{ input = …, output = … }} (USD per million tokens)") from None
+        raise ConfigError(
+            f"[models.{alias_name}]: no known price for model '{alias.model}'; set price = \"free\" or "
+            f"price = {{ input = …, output = … }} (USD per million tokens)"
+        ) from None
     return pricer
 
 

@@ -29,8 +29,12 @@ class CallClock:
 class Retrier:
     """Runs attempts until one succeeds, a failure is not retryable, or attempts or the deadline run out."""
 
-    def __init__(self, settings: RetrySettings, rng: random.Random | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        settings: RetrySettings,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.settings = settings
         self._rng = rng or random.Random()
         self._sleep = sleep

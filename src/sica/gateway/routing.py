@@ -51,13 +51,16 @@ def provider_key(name: str, alias: ModelAlias, environ: Mapping[str, str]) -> st
     env_name = alias.api_key_env or DEFAULT_KEY_ENVS.get(alias.provider)
     key = environ.get(env_name) if env_name else None
     if not key and alias.provider in DEFAULT_KEY_ENVS:
-        raise ConfigError(f"[models.{name}]: no API key: set the environment variable {env_name} "
-                          f"(or api_key_env = \"NAME\" in the alias)")
+        raise ConfigError(
+            f"[models.{name}]: no API key: set the environment variable {env_name} "
+            f'(or api_key_env = "NAME" in the alias)'
+        )
     return key or None
 
 
-def build_routes(settings: Settings, environ: Mapping[str, str], session: aiohttp.ClientSession,
-                 local_base_urls: Mapping[str, str]) -> tuple[dict[str, Route], Redactor]:
+def build_routes(
+    settings: Settings, environ: Mapping[str, str], session: aiohttp.ClientSession, local_base_urls: Mapping[str, str]
+) -> tuple[dict[str, Route], Redactor]:
     """Routes for every alias. `local_base_urls` maps local model names to the servers started for them."""
     routes: dict[str, Route] = {}
     secrets: set[str] = set()
@@ -71,14 +74,23 @@ def build_routes(settings: Settings, environ: Mapping[str, str], session: aiohtt
             key = provider_key(name, alias, environ) if alias.provider != "local" else None
             if key:
                 secrets.add(key)
-            base_url = local_base_urls[alias.model] if alias.provider == "local" else (
-                alias.base_url or DEFAULT_BASE_URLS[alias.provider])
+            base_url = (
+                local_base_urls[alias.model]
+                if alias.provider == "local"
+                else (alias.base_url or DEFAULT_BASE_URLS[alias.provider])
+            )
             timeout = aiohttp.ClientTimeout(sock_connect=settings.gateway.connect_timeout_s, sock_read=alias.timeout_s)
-            upstream = HttpUpstream(wire=alias.wire_format, base_url=base_url, api_key=key, session=session,
-                                    timeout=timeout)
+            upstream = HttpUpstream(
+                wire=alias.wire_format, base_url=base_url, api_key=key, session=session, timeout=timeout
+            )
         if cassette.mode != "off":
             assert cassette.path is not None
             upstream = CassetteUpstream(upstream, cassette.path, cassette.mode, alias=name)
-        routes[name] = Route(name, alias, upstream, pricer_for(name, alias),
-                             UpstreamLimiter(alias.max_concurrent, alias.requests_per_minute, alias.tokens_per_minute))
+        routes[name] = Route(
+            name,
+            alias,
+            upstream,
+            pricer_for(name, alias),
+            UpstreamLimiter(alias.max_concurrent, alias.requests_per_minute, alias.tokens_per_minute),
+        )
     return routes, Redactor(secrets)

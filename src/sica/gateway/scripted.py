@@ -21,8 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sica.config import ConfigError, Wire
-from sica.gateway.wire import requested_max_tokens
 from sica.gateway.upstreams import UpstreamError, UpstreamReply, UpstreamRequest, error_for_status, parse_reply
+from sica.gateway.wire import requested_max_tokens
 
 
 class _Strict(BaseModel):
@@ -100,8 +100,12 @@ class ScriptedUpstream:
         position = self._positions.get(request.account_id, 0)
         self._positions[request.account_id] = position + 1
         if position >= len(self._lines):
-            raise UpstreamError("script_exhausted", f"the script has {len(self._lines)} lines and this account has "
-                                "used them all", retryable=False, status=503)
+            raise UpstreamError(
+                "script_exhausted",
+                f"the script has {len(self._lines)} lines and this account has used them all",
+                retryable=False,
+                status=503,
+            )
         line = self._lines[position]
         if line.latency_s:
             await asyncio.sleep(line.latency_s)
@@ -114,16 +118,18 @@ class ScriptedUpstream:
     def _usage(self, line: ScriptLine, request: UpstreamRequest) -> ScriptedUsage:
         """The declared usage (else an estimate), with output capped at the request's cap as a real model's is."""
         said = [line.content or "", [c.model_dump() for c in line.tool_calls]]
-        usage = line.usage or ScriptedUsage(input=_estimate_tokens(request.body.get("messages", [])),
-                                            output=_estimate_tokens(said))
+        usage = line.usage or ScriptedUsage(
+            input=_estimate_tokens(request.body.get("messages", [])), output=_estimate_tokens(said)
+        )
         cap = requested_max_tokens(self._wire, request.body)
         return usage if cap is None or usage.output <= cap else usage.model_copy(update={"output": cap})
 
     async def complete(self, request: UpstreamRequest) -> UpstreamReply:
         line = await self._next_line(request)
         usage = self._usage(line, request)
-        body = (self._anthropic_message(line, usage) if self._wire == "anthropic"
-                else self._openai_completion(line, usage))
+        body = (
+            self._anthropic_message(line, usage) if self._wire == "anthropic" else self._openai_completion(line, usage)
+        )
         return dataclasses.replace(parse_reply(json.dumps(body).encode()), declared_latency_s=line.latency_s)
 
     async def open_stream(self, request: UpstreamRequest) -> _ScriptedStream:
@@ -142,13 +148,21 @@ class ScriptedUpstream:
         message: dict[str, Any] = {"role": "assistant", "content": line.content}
         if line.tool_calls:
             message["tool_calls"] = [
-                {"id": self._call_id("call"), "type": "function",
-                 "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}
-                for call in line.tool_calls]
-        return {"id": self._call_id("chatcmpl"), "object": "chat.completion", "created": 0, "model": self._model,
-                "choices": [{"index": 0, "message": message,
-                             "finish_reason": "tool_calls" if line.tool_calls else "stop"}],
-                "usage": _openai_usage(usage)}
+                {
+                    "id": self._call_id("call"),
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                }
+                for call in line.tool_calls
+            ]
+        return {
+            "id": self._call_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": 0,
+            "model": self._model,
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if line.tool_calls else "stop"}],
+            "usage": _openai_usage(usage),
+        }
 
     def _openai_chunks(self, line: ScriptLine, usage: ScriptedUsage) -> list[dict[str, Any] | str]:
         head = {"id": self._call_id("chatcmpl"), "object": "chat.completion.chunk", "created": 0, "model": self._model}
@@ -156,10 +170,21 @@ class ScriptedUpstream:
         if line.content:
             deltas += [{"content": piece} for piece in _pieces(line.content)]
         for index, call in enumerate(line.tool_calls):
-            deltas.append({"tool_calls": [{"index": index, "id": self._call_id("call"), "type": "function",
-                                           "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]})
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": self._call_id("call"),
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                        }
+                    ]
+                }
+            )
         chunks: list[dict[str, Any] | str] = [
-            head | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+            head | {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas
+        ]
         finish = "tool_calls" if line.tool_calls else "stop"
         chunks.append(head | {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         chunks.append(head | {"choices": [], "usage": _openai_usage(usage)})
@@ -168,52 +193,92 @@ class ScriptedUpstream:
 
     def _anthropic_content(self, line: ScriptLine) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = [{"type": "text", "text": line.content}] if line.content else []
-        blocks += [{"type": "tool_use", "id": self._call_id("toolu"), "name": call.name, "input": call.arguments}
-                   for call in line.tool_calls]
+        blocks += [
+            {"type": "tool_use", "id": self._call_id("toolu"), "name": call.name, "input": call.arguments}
+            for call in line.tool_calls
+        ]
         return blocks
 
     def _anthropic_message(self, line: ScriptLine, usage: ScriptedUsage) -> dict[str, Any]:
-        return {"id": self._call_id("msg"), "type": "message", "role": "assistant", "model": self._model,
-                "content": self._anthropic_content(line), "stop_reason": "tool_use" if line.tool_calls else "end_turn",
-                "stop_sequence": None, "usage": _anthropic_usage(usage)}
+        return {
+            "id": self._call_id("msg"),
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": self._anthropic_content(line),
+            "stop_reason": "tool_use" if line.tool_calls else "end_turn",
+            "stop_sequence": None,
+            "usage": _anthropic_usage(usage),
+        }
 
     def _anthropic_events(self, line: ScriptLine, usage: ScriptedUsage) -> list[dict[str, Any] | str]:
         start_usage = _anthropic_usage(usage) | {"output_tokens": 1}
-        events: list[dict[str, Any] | str] = [{"type": "message_start", "message": {
-            "id": self._call_id("msg"), "type": "message", "role": "assistant", "model": self._model, "content": [],
-            "stop_reason": None, "stop_sequence": None, "usage": start_usage}}]
+        events: list[dict[str, Any] | str] = [
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self._call_id("msg"),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": self._model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            }
+        ]
         for index, block in enumerate(self._anthropic_content(line)):
             if block["type"] == "text":
-                events.append({"type": "content_block_start", "index": index,
-                               "content_block": {"type": "text", "text": ""}})
-                events += [{"type": "content_block_delta", "index": index,
-                            "delta": {"type": "text_delta", "text": piece}} for piece in _pieces(block["text"])]
+                events.append(
+                    {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+                )
+                events += [
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}
+                    for piece in _pieces(block["text"])
+                ]
             else:
-                events.append({"type": "content_block_start", "index": index,
-                               "content_block": block | {"input": {}}})
-                events.append({"type": "content_block_delta", "index": index,
-                               "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}})
+                events.append({"type": "content_block_start", "index": index, "content_block": block | {"input": {}}})
+                events.append(
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
+                    }
+                )
             events.append({"type": "content_block_stop", "index": index})
-        events.append({"type": "message_delta", "delta": {"stop_reason": "tool_use" if line.tool_calls else "end_turn",
-                                                           "stop_sequence": None},
-                       "usage": {"output_tokens": usage.output}})
+        events.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use" if line.tool_calls else "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": usage.output},
+            }
+        )
         events.append({"type": "message_stop"})
         return events
 
 
 def _pieces(text: str, size: int = 16) -> Iterable[str]:
-    return (text[i:i + size] for i in range(0, len(text), size))
+    return (text[i : i + size] for i in range(0, len(text), size))
 
 
 def _openai_usage(usage: ScriptedUsage) -> dict[str, Any]:
     prompt = usage.input + usage.cache_read + usage.cache_write
-    return {"prompt_tokens": prompt, "completion_tokens": usage.output, "total_tokens": prompt + usage.output,
-            "prompt_tokens_details": {"cached_tokens": usage.cache_read}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output,
+        "total_tokens": prompt + usage.output,
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read},
+    }
 
 
 def _anthropic_usage(usage: ScriptedUsage) -> dict[str, Any]:
-    return {"input_tokens": usage.input, "output_tokens": usage.output, "cache_read_input_tokens": usage.cache_read,
-            "cache_creation_input_tokens": usage.cache_write}
+    return {
+        "input_tokens": usage.input,
+        "output_tokens": usage.output,
+        "cache_read_input_tokens": usage.cache_read,
+        "cache_creation_input_tokens": usage.cache_write,
+    }
 
 
 class _ScriptedStream:

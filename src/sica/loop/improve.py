@@ -24,8 +24,8 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import uv
 
@@ -48,6 +48,7 @@ from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
 from sica.runner.setup import describe_models, model_aliases, models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import UntrustedTreeError, links_leaving, read_untrusted_text
+
 
 @dataclass(frozen=True)
 class ImproveRequest:
@@ -88,8 +89,10 @@ class IterationSummary:
             outcome = self.evaluated
         else:
             outcome = f"score {self.score:.3f} ({self.evaluated})"
-        return (f"iteration {self.iteration}: agent-{self.version} from agent-{self.base} by agent-{self.meta_agent}"
-                f" · {outcome} · ${self.cost_usd:.4f} (meta ${self.meta_cost_usd:.4f}) · {self.seconds:.0f} s")
+        return (
+            f"iteration {self.iteration}: agent-{self.version} from agent-{self.base} by agent-{self.meta_agent}"
+            f" · {outcome} · ${self.cost_usd:.4f} (meta ${self.meta_cost_usd:.4f}) · {self.seconds:.0f} s"
+        )
 
 
 def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
@@ -99,34 +102,57 @@ def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
         if version.state != "valid":
             continue
         evaluations = run.scored(version.number)
-        found.append(VersionStanding(
-            version.number, version.parent,
-            tuple(problem_utility(e, weights) for e in evaluations),
-            tuple(e.score for e in evaluations), version.children, version.tampered))
+        found.append(
+            VersionStanding(
+                version.number,
+                version.parent,
+                tuple(problem_utility(e, weights) for e in evaluations),
+                tuple(e.score for e in evaluations),
+                version.children,
+                version.tampered,
+            )
+        )
     return found
 
 
-async def improve(settings: Settings, environ: Mapping[str, str], request: ImproveRequest,
-                  on_line: Callable[[str], None], stop: asyncio.Event,
-                  on_status: Callable[[str], None] = lambda text: None) -> list[IterationSummary]:
+async def improve(
+    settings: Settings,
+    environ: Mapping[str, str],
+    request: ImproveRequest,
+    on_line: Callable[[str], None],
+    stop: asyncio.Event,
+    on_status: Callable[[str], None] = lambda text: None,
+) -> list[IterationSummary]:
     """Run (or resume) the loop until `request.iterations` iterations are done or `stop` is set. `on_line` gets the
     lines that stay (one per iteration); `on_status` a live one-line status of the work under way."""
     if request.resume:
         run = Run.open(request.run_folder)
         stored = run.db.get_state("config", {})
-        request = dataclasses.replace(request, benchmarks=stored.get("benchmarks", []),
-                                      holdout=stored.get("holdout", []), model=request.model or stored.get("model"),
-                                      policy=stored.get("policy") or settings.loop.policy)
+        request = dataclasses.replace(
+            request,
+            benchmarks=stored.get("benchmarks", []),
+            holdout=stored.get("holdout", []),
+            model=request.model or stored.get("model"),
+            policy=stored.get("policy") or settings.loop.policy,
+        )
     else:
         request = dataclasses.replace(request, policy=request.policy or settings.loop.policy)
-        snapshot = {"benchmarks": request.benchmarks, "holdout": request.holdout, "model": request.model,
-                    "policy": request.policy, "models": describe_models(settings, request.model),
-                    "meta_models": describe_models(settings, settings.loop.meta_model or request.model)}
+        snapshot = {
+            "benchmarks": request.benchmarks,
+            "holdout": request.holdout,
+            "model": request.model,
+            "policy": request.policy,
+            "models": describe_models(settings, request.model),
+            "meta_models": describe_models(settings, settings.loop.meta_model or request.model),
+        }
         run = Run.create(request.run_folder, seed_agent_dir(), snapshot)
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     meta_model = settings.loop.meta_model or request.model
-    aliases = (model_aliases(models_for_agent(settings, request.model))
-               | model_aliases(models_for_agent(settings, meta_model)) | {SMOKE_ALIAS})
+    aliases = (
+        model_aliases(models_for_agent(settings, request.model))
+        | model_aliases(models_for_agent(settings, meta_model))
+        | {SMOKE_ALIAS}
+    )
     settings = with_smoke_alias(settings, run.folder / "logs" / "smoke.jsonl")
     with run:
         # One gateway for the whole run, its ledger in run.sqlite: every call of every meta step and evaluation
@@ -225,8 +251,13 @@ class _Loop:
         policy = POLICIES[self.request.policy or self.settings.loop.policy]
         selection = policy(standings(self.run, self.settings.loop.utility), rng)
         version, internal, gauss = rng.getstate()
-        plan = _Plan(iteration, selection.meta_agent, selection.base, self.run.db.next_version_number(),
-                     [version, list(internal), gauss])
+        plan = _Plan(
+            iteration,
+            selection.meta_agent,
+            selection.base,
+            self.run.db.next_version_number(),
+            [version, list(internal), gauss],
+        )
         self.run.db.set_state("plan", dataclasses.asdict(plan))
         return plan
 
@@ -280,8 +311,9 @@ class _Loop:
         budget, time_budget = self.settings.loop.budget_usd, self.settings.loop.time_budget_s
         ran_out = budget is not None and self.run.db.get_state("budget ran out at", None) == budget
         if budget is not None and (spent >= budget or ran_out):
-            self.on_line(f"the run's budget is spent: ${spent:.4f} of ${budget:.4f} (it cannot pay for another "
-                         "call); stopping")
+            self.on_line(
+                f"the run's budget is spent: ${spent:.4f} of ${budget:.4f} (it cannot pay for another call); stopping"
+            )
             return True
         if time_budget is not None and elapsed >= time_budget:
             self.on_line(f"the run's time is up: {elapsed:.0f} s of {time_budget:.0f} s; stopping")
@@ -316,9 +348,19 @@ class _Loop:
             if self._halted():
                 return None
         self.run.db.set_state("iteration", plan.iteration)
-        return IterationSummary(plan.iteration, plan.meta_agent, plan.base, version.number, valid,
-                                version.invalid_reason or "", evaluated, score, meta_cost, self._spent_usd(account),
-                                time.monotonic() - started)
+        return IterationSummary(
+            plan.iteration,
+            plan.meta_agent,
+            plan.base,
+            version.number,
+            valid,
+            version.invalid_reason or "",
+            evaluated,
+            score,
+            meta_cost,
+            self._spent_usd(account),
+            time.monotonic() - started,
+        )
 
     async def _meta_step(self, plan: _Plan, account: str) -> tuple[Version, float] | None:
         """The meta agent's `improve` on a copy of the base, validated and committed as the plan's version (valid
@@ -330,22 +372,38 @@ class _Loop:
             meta_code = self.run.checkout(plan.meta_agent, Path(scratch) / "meta-agent")
             base_code = self.run.checkout(plan.base, Path(scratch) / "base")
             view = write_archive_view(self.run, Path(scratch) / "archive", self.settings.loop.utility)
-            base = Problem(f"meta/iteration-{plan.iteration}", "meta", "", lambda dest: copy_tree(base_code, dest),
-                           None)
-            limits = dataclasses.replace(AttemptLimits.for_solve(self.settings),
-                                         time_limit_s=self.settings.loop.meta_time_limit_s,
-                                         budget_usd=self._meta_budget())
+            base = Problem(
+                f"meta/iteration-{plan.iteration}", "meta", "", lambda dest: copy_tree(base_code, dest), None
+            )
+            limits = dataclasses.replace(
+                AttemptLimits.for_solve(self.settings),
+                time_limit_s=self.settings.loop.meta_time_limit_s,
+                budget_usd=self._meta_budget(),
+            )
             model = self.settings.loop.meta_model or self.request.model
             async with prepared_agent(self.settings, meta_code, model) as agent:
                 step = self.run.db.start_meta_step(plan.iteration, plan.meta_agent, plan.base)
 
                 def show(progress: Progress) -> None:
-                    self.on_status(f"iteration {plan.iteration}: agent-{plan.meta_agent} edits agent-{plan.base} · "
-                                   f"step {progress.step} {progress.tool} · {progress.tokens} tokens · "
-                                   f"${progress.cost_usd:.4f}")
+                    self.on_status(
+                        f"iteration {plan.iteration}: agent-{plan.meta_agent} edits agent-{plan.base} · "
+                        f"step {progress.step} {progress.tool} · {progress.tokens} tokens · "
+                        f"${progress.cost_usd:.4f}"
+                    )
 
-                outcome = await run_attempt(base, agent, limits, self.sandbox, self.gateway, self.run.folder.name,
-                                            folder, show, self.halt, parent_account=account, archive=view)
+                outcome = await run_attempt(
+                    base,
+                    agent,
+                    limits,
+                    self.sandbox,
+                    self.gateway,
+                    self.run.folder.name,
+                    folder,
+                    show,
+                    self.halt,
+                    parent_account=account,
+                    archive=view,
+                )
         if self._halted_during(step, outcome.cost_usd):
             return None
         new_code = folder / "workdir"
@@ -362,8 +420,11 @@ class _Loop:
         reason = None if validation.valid else validation.reason
         # The version's own description when the meta agent wrote one, else what the meta agent said it did.
         written = _first_line(read_untrusted_text(new_code / "description.txt", 4000) or "")
-        description = written if written and written != self.run.version(plan.base).description else (
-            _first_line(outcome.summary) or "no description")
+        description = (
+            written
+            if written and written != self.run.version(plan.base).description
+            else (_first_line(outcome.summary) or "no description")
+        )
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
         number, reason = self._add_version(plan, new_code, description, change_log, reason)
         state, error = _meta_step_end(outcome.status, outcome.summary, reason)
@@ -376,20 +437,30 @@ class _Loop:
         never a crash."""
         smoked = False
         try:
-            validation = await asyncio.to_thread(validate_version, new_code, self.settings.solve.envs_dir.expanduser(),
-                                                 uv.find_uv_bin(), self.sandbox)
+            validation = await asyncio.to_thread(
+                validate_version, new_code, self.settings.solve.envs_dir.expanduser(), uv.find_uv_bin(), self.sandbox
+            )
             if not validation.valid:
                 return validation, smoked
             self.on_status(f"iteration {plan.iteration}: the new version on a smoke problem")
             smoked = True
-            failure = await smoke_check(self.settings, new_code, self.sandbox, self.gateway, self.run.folder.name,
-                                        folder / "smoke", self.halt, parent_account=self.run_account)
+            failure = await smoke_check(
+                self.settings,
+                new_code,
+                self.sandbox,
+                self.gateway,
+                self.run.folder.name,
+                folder / "smoke",
+                self.halt,
+                parent_account=self.run_account,
+            )
         except (UntrustedTreeError, AgentVersionError) as error:
             return Validation(False, f"it cannot be prepared: {_one_line(str(error))}"), smoked
         return (validation if failure is None else Validation(False, failure)), smoked
 
-    def _add_version(self, plan: _Plan, new_code: Path, description: str, change_log: str,
-                     reason: str | None) -> tuple[int, str | None]:
+    def _add_version(
+        self, plan: _Plan, new_code: Path, description: str, change_log: str, reason: str | None
+    ) -> tuple[int, str | None]:
         """Commit the plan's version: its files, or (when they cannot be archived: the meta agent's doing) its
         base's files, invalid with the reason. Its number and the reason it is invalid, if it is."""
         if new_code.is_dir():
@@ -452,15 +523,25 @@ class _Loop:
         already in the results store (a crash's survivors, say) are reused, not run again."""
         with tempfile.TemporaryDirectory(prefix="sica-version-") as scratch:
             code = self.run.checkout(number, Path(scratch) / "code")
-            request = EvalRequest(code, self.request.benchmarks, self.request.holdout, self.request.model,
-                                  sandbox=self.request.sandbox, only=only)
+            request = EvalRequest(
+                code,
+                self.request.benchmarks,
+                self.request.holdout,
+                self.request.model,
+                sandbox=self.request.sandbox,
+                only=only,
+            )
 
             def show(progress: EvalProgress) -> None:
-                self.on_status(progress.phase or f"evaluating {label}: {progress.done}/{progress.total} problems, "
-                               f"{progress.running} running · ${progress.cost_usd:.4f}")
+                self.on_status(
+                    progress.phase
+                    or f"evaluating {label}: {progress.done}/{progress.total} problems, "
+                    f"{progress.running} running · ${progress.cost_usd:.4f}"
+                )
 
-            report = await run_eval(self.settings, self.environ, request, show, self.halt, gateway=self.gateway,
-                                    parent_account=account)
+            report = await run_eval(
+                self.settings, self.environ, request, show, self.halt, gateway=self.gateway, parent_account=account
+            )
         for result in report.results:
             self.run.record_evaluation(number, result)
 

@@ -36,17 +36,37 @@ def with_smoke_alias(settings: Settings, script: Path) -> Settings:
     return settings.model_copy(update={"models": {**settings.models, SMOKE_ALIAS: alias}})
 
 
-async def smoke_check(settings: Settings, code: Path, sandbox: Sandbox, gateway: RunningGateway, run_id: str,
-                      folder: Path, stop: asyncio.Event, *, parent_account: str | None = None) -> str | None:
+async def smoke_check(
+    settings: Settings,
+    code: Path,
+    sandbox: Sandbox,
+    gateway: RunningGateway,
+    run_id: str,
+    folder: Path,
+    stop: asyncio.Event,
+    *,
+    parent_account: str | None = None,
+) -> str | None:
     """Run the version at `code` on the smoke problem (its trace kept in `folder`); None when it passed, else why
     not. `settings` must have the smoke alias, and `gateway` serve it. The version is untrusted: its account is a
     child of `parent_account` (the run's), may call the smoke alias only, and is capped at SMOKE_BUDGET_USD."""
     problem = Problem("smoke", "smoke", "Smoke check: say that you are done.", lambda dest: None, None)
-    limits = dataclasses.replace(AttemptLimits.for_eval(settings), time_limit_s=SMOKE_TIME_LIMIT_S,
-                                 budget_usd=SMOKE_BUDGET_USD)
+    limits = dataclasses.replace(
+        AttemptLimits.for_eval(settings), time_limit_s=SMOKE_TIME_LIMIT_S, budget_usd=SMOKE_BUDGET_USD
+    )
     async with prepared_agent(settings, code, SMOKE_ALIAS) as agent:
-        outcome = await run_attempt(problem, agent, limits, sandbox, gateway, run_id, folder, lambda _: None, stop,
-                                    parent_account=parent_account)
+        outcome = await run_attempt(
+            problem,
+            agent,
+            limits,
+            sandbox,
+            gateway,
+            run_id,
+            folder,
+            lambda _: None,
+            stop,
+            parent_account=parent_account,
+        )
     if outcome.status in FAILED_STATUSES or outcome.input_tokens == 0:
         return f"it fails a smoke problem ({outcome.status}: {outcome.summary[:300]})"
     return None

@@ -29,8 +29,9 @@ class Validation:
     env: Path | None = None
 
 
-def validate_version(code: Path, envs_dir: Path, uv_bin: str, sandbox: Sandbox, *,
-                     tests_wall_s: float = 600.0) -> Validation:
+def validate_version(
+    code: Path, envs_dir: Path, uv_bin: str, sandbox: Sandbox, *, tests_wall_s: float = 600.0
+) -> Validation:
     """Run the checks in order; the first that fails decides."""
     if not (code / ENTRY_POINT).is_file():
         return Validation(False, f"its entry point {ENTRY_POINT} is missing")
@@ -38,9 +39,11 @@ def validate_version(code: Path, envs_dir: Path, uv_bin: str, sandbox: Sandbox, 
         env = ensure_environment(code, envs_dir, uv_bin)
     except AgentVersionError as error:
         return Validation(False, f"its environment does not install: {error}")
-    checks = (("it does not import", ("python", "-c", "import sica_agent.__main__, sica_agent.run"), 60.0),
-              ("it does not compile", tuple(compile_command(Path("python"), Path("."))), 60.0),
-              ("its own tests fail", ("python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"), tests_wall_s))
+    checks = (
+        ("it does not import", ("python", "-c", "import sica_agent.__main__, sica_agent.run"), 60.0),
+        ("it does not compile", tuple(compile_command(Path("python"), Path("."))), 60.0),
+        ("its own tests fail", ("python", "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider"), tests_wall_s),
+    )
     with tempfile.TemporaryDirectory(prefix="sica-validate-") as scratch:
         Path(scratch).chmod(0o755)
         for failure, command, wall_s in checks:
@@ -48,8 +51,15 @@ def validate_version(code: Path, envs_dir: Path, uv_bin: str, sandbox: Sandbox, 
             copy_tree(code, copy)
             spec = SandboxSpec(command=(), workdir=copy, readonly=(env,), limits=Limits(wall_s=wall_s))
             inside = sandbox.inside(spec).workdir
-            spec = dataclasses.replace(spec, command=(str(env / "bin" / command[0]), *command[1:]), environment={
-                "PATH": f"{env / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(inside), "PYTHONDONTWRITEBYTECODE": "1"})
+            spec = dataclasses.replace(
+                spec,
+                command=(str(env / "bin" / command[0]), *command[1:]),
+                environment={
+                    "PATH": f"{env / 'bin'}:/usr/bin:/bin",
+                    "PYTHONPATH": str(inside),
+                    "PYTHONDONTWRITEBYTECODE": "1",
+                },
+            )
             result = sandbox.run(spec)
             if not result.ok:
                 said = output_tail(result.stdout + result.stderr)

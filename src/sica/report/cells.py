@@ -10,15 +10,22 @@ from sica.report.tables import ALL, FIRST_STAGE, MetaStepRow, RunReport, RunTota
 from sica.runner.stats import MeanInterval
 
 #: The plots a report shows, file name and caption.
-PLOTS = (("progress.png", "Utility per version (line), the best so far (steps), mean selection and held-out "
-          "scores; invalid versions marked on the axis"),
-         ("lineage.png", "Lineage: each version below the one it was edited from, with its mean selection score"))
+PLOTS = (
+    (
+        "progress.png",
+        "Utility per version (line), the best so far (steps), mean selection and held-out "
+        "scores; invalid versions marked on the axis",
+    ),
+    ("lineage.png", "Lineage: each version below the one it was edited from, with its mean selection score"),
+)
 
-VERSIONS_NOTE = ("Scores: mean over the scored problems ± the half-width of its 95% confidence interval (Student's "
-                 "t), infrastructure failures left out. Utility: the paper's, over the selection problems, with the "
-                 "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
-                 "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
-                 "time. Evaluated: all the selection problems, or the first stage only (not promising).")
+VERSIONS_NOTE = (
+    "Scores: mean over the scored problems ± the half-width of its 95% confidence interval (Student's "
+    "t), infrastructure failures left out. Utility: the paper's, over the selection problems, with the "
+    "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
+    "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
+    "time. Evaluated: all the selection problems, or the first stage only (not promising)."
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +54,11 @@ def number(value: float | None, digits: int = 3) -> str:
 def summary(report: RunReport) -> list[tuple[str, str]]:
     """The run's totals and set-up, label and value."""
     totals = report.totals
-    best = (f"{agent(totals.best)} (utility {totals.best_utility:.3f})"
-            if totals.best is not None and totals.best_utility is not None else "none scored yet")
+    best = (
+        f"{agent(totals.best)} (utility {totals.best_utility:.3f})"
+        if totals.best is not None and totals.best_utility is not None
+        else "none scored yet"
+    )
     return [
         ("Run", f"{report.name} ({report.folder})"),
         ("Created", report.created),
@@ -71,8 +81,10 @@ def _staged(totals: RunTotals) -> str:
     if not totals.full_problems:
         return "no version after agent 0 evaluated yet"
     saved = 1 - totals.staged_problems / totals.full_problems
-    return (f"{totals.staged_problems} problems run for the valid versions after agent 0, against "
-            f"{totals.full_problems} to evaluate each on the whole mix ({saved:.0%} saved)")
+    return (
+        f"{totals.staged_problems} problems run for the valid versions after agent 0, against "
+        f"{totals.full_problems} to evaluate each on the whole mix ({saved:.0%} saved)"
+    )
 
 
 def score_columns(report: RunReport) -> list[tuple[str, str]]:
@@ -88,27 +100,53 @@ def score_columns(report: RunReport) -> list[tuple[str, str]]:
 
 def version_table(report: RunReport) -> TextTable:
     columns = score_columns(report)
-    headers = ("version", "parent", "change",
-               *(f"{name} ({'selection' if part == 'selection' else 'held-out'})" for part, name in columns),
-               "utility", "cost $ (eval + meta)", "time s (eval + meta)", "state", "evaluated")
+    headers = (
+        "version",
+        "parent",
+        "change",
+        *(f"{name} ({'selection' if part == 'selection' else 'held-out'})" for part, name in columns),
+        "utility",
+        "cost $ (eval + meta)",
+        "time s (eval + meta)",
+        "state",
+        "evaluated",
+    )
     rows = tuple(_version_cells(row, columns) for row in report.versions)
     return TextTable("Versions", headers, rows, VERSIONS_NOTE)
 
 
 def meta_step_table(steps: Sequence[MetaStepRow]) -> TextTable:
     headers = ("iteration", "meta agent", "base", "state", "cost $", "time s", "made", "error")
-    rows = tuple((str(s.iteration), agent(s.meta_version), agent(s.base_version), s.state, f"{s.cost_usd:.4f}",
-                  number(s.seconds, 0), agent(s.result_version), one_line(s.error or "", 160) or "–")
-                 for s in steps)
+    rows = tuple(
+        (
+            str(s.iteration),
+            agent(s.meta_version),
+            agent(s.base_version),
+            s.state,
+            f"{s.cost_usd:.4f}",
+            number(s.seconds, 0),
+            agent(s.result_version),
+            one_line(s.error or "", 160) or "–",
+        )
+        for s in steps
+    )
     return TextTable("Meta steps", headers, rows)
 
 
 def _version_cells(row: VersionRow, columns: list[tuple[str, str]]) -> tuple[str, ...]:
     scores = [interval((row.selection if part == "selection" else row.holdout).get(name)) for part, name in columns]
     state = f"invalid: {row.invalid_reason or '?'}" if row.state == "invalid" else row.state
-    return (agent(row.number), agent(row.parent), one_line(row.change, 80) or "–", *scores, number(row.utility),
-            f"{row.cost_usd:.4f} ({row.eval_cost_usd:.4f} + {row.meta_cost_usd:.4f})",
-            f"{row.seconds:.0f} ({row.eval_seconds:.0f} + {row.meta_seconds:.0f})", state, _evaluated(row))
+    return (
+        agent(row.number),
+        agent(row.parent),
+        one_line(row.change, 80) or "–",
+        *scores,
+        number(row.utility),
+        f"{row.cost_usd:.4f} ({row.eval_cost_usd:.4f} + {row.meta_cost_usd:.4f})",
+        f"{row.seconds:.0f} ({row.eval_seconds:.0f} + {row.meta_seconds:.0f})",
+        state,
+        _evaluated(row),
+    )
 
 
 def _evaluated(row: VersionRow) -> str:

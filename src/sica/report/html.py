@@ -24,13 +24,24 @@ p.note { color: #555; font-size: 0.85em; max-width: 60em; }
 
 
 def render_html(report: RunReport) -> str:
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             f"<title>Run {escape(report.name)}</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
-             f"<h1>Run {escape(report.name)}</h1>", "<dl>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>Run {escape(report.name)}</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>Run {escape(report.name)}</h1>",
+        "<dl>",
+    ]
     parts += [f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>" for label, value in summary(report)]
     parts.append("</dl>")
-    parts += [f'<figure><img src="{name}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption>'
-              "</figure>" for name, caption in PLOTS]
+    parts += [
+        f'<figure><img src="{name}" alt="{escape(caption)}"><figcaption>{escape(caption)}</figcaption></figure>'
+        for name, caption in PLOTS
+    ]
     invalid = [row.state == "invalid" for row in report.versions]
     parts += _table(version_table(report), invalid)
     parts += _table(meta_step_table(report.meta_steps), [False] * len(report.meta_steps))
@@ -42,8 +53,11 @@ def _table(table: TextTable, invalid: list[bool]) -> list[str]:
     parts = [f"<h2>{escape(table.title)}</h2>"]
     if not table.rows:
         return [*parts, "<p>None yet.</p>"]
-    parts += ["<table>", "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in table.headers) + "</tr></thead>",
-              "<tbody>"]
+    parts += [
+        "<table>",
+        "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in table.headers) + "</tr></thead>",
+        "<tbody>",
+    ]
     for row, marked in zip(table.rows, invalid, strict=True):
         opening = '<tr class="invalid">' if marked else "<tr>"
         parts.append(opening + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>")

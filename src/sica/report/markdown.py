@@ -20,8 +20,7 @@ def _table(table: TextTable) -> list[str]:
     lines = [f"## {table.title}", ""]
     if not table.rows:
         return [*lines, "None yet."]
-    lines += ["| " + " | ".join(_cell(header) for header in table.headers) + " |",
-              "|" + "---|" * len(table.headers)]
+    lines += ["| " + " | ".join(_cell(header) for header in table.headers) + " |", "|" + "---|" * len(table.headers)]
     lines += ["| " + " | ".join(_cell(cell) for cell in row) + " |" for row in table.rows]
     return [*lines, "", table.note] if table.note else lines
 

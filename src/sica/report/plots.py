@@ -40,27 +40,74 @@ def progress_plot(report: RunReport, path: Path) -> Path:
         numbers = [row.number for row in scored]
         utilities = [row.utility or 0.0 for row in scored]
         axes.plot(numbers, utilities, marker="o", color="tab:blue", label="utility (selection)")
-        axes.step(numbers, _running_best(utilities), where="post", linestyle="--", color="tab:blue", alpha=0.6,
-                  label="best utility so far")
-        _series(axes, [(row.number, row.mean_selection.mean) for row in scored if row.mean_selection], "s",
-                "tab:green", "mean selection score")
+        axes.step(
+            numbers,
+            _running_best(utilities),
+            where="post",
+            linestyle="--",
+            color="tab:blue",
+            alpha=0.6,
+            label="best utility so far",
+        )
+        _series(
+            axes,
+            [(row.number, row.mean_selection.mean) for row in scored if row.mean_selection],
+            "s",
+            "tab:green",
+            "mean selection score",
+        )
         if report.holdout_benchmarks:
-            _series(axes, [(row.number, row.mean_holdout.mean) for row in scored if row.mean_holdout], "^",
-                    "tab:purple", "mean held-out score")
+            _series(
+                axes,
+                [(row.number, row.mean_holdout.mean) for row in scored if row.mean_holdout],
+                "^",
+                "tab:purple",
+                "mean held-out score",
+            )
         for index, row in enumerate(scored):
-            axes.annotate(one_line(AGENT_PREFIX.sub("", row.change, count=1), 28), (row.number, row.utility or 0.0),
-                          xytext=(4, 10 if index % 2 else -14), textcoords="offset points", fontsize=7, rotation=15,
-                          parse_math=False)
+            axes.annotate(
+                one_line(AGENT_PREFIX.sub("", row.change, count=1), 28),
+                (row.number, row.utility or 0.0),
+                xytext=(4, 10 if index % 2 else -14),
+                textcoords="offset points",
+                fontsize=7,
+                rotation=15,
+                parse_math=False,
+            )
     invalid = [row for row in report.versions if row.state == "invalid"]
     if invalid:
-        axes.scatter([row.number for row in invalid], [0.0] * len(invalid), marker="X", s=70, color="tab:red",
-                     clip_on=False, zorder=3, label="invalid version")
+        axes.scatter(
+            [row.number for row in invalid],
+            [0.0] * len(invalid),
+            marker="X",
+            s=70,
+            color="tab:red",
+            clip_on=False,
+            zorder=3,
+            label="invalid version",
+        )
         for row in invalid:
-            axes.annotate(one_line(row.invalid_reason or "invalid", 24), (row.number, 0.0), xytext=(3, 8),
-                          textcoords="offset points", fontsize=7, color="tab:red", rotation=60, parse_math=False)
+            axes.annotate(
+                one_line(row.invalid_reason or "invalid", 24),
+                (row.number, 0.0),
+                xytext=(3, 8),
+                textcoords="offset points",
+                fontsize=7,
+                color="tab:red",
+                rotation=60,
+                parse_math=False,
+            )
     if not scored and not invalid:
-        axes.text(0.5, 0.5, "no evaluations yet", transform=axes.transAxes, ha="center", va="center", fontsize=12,
-                  color="grey")
+        axes.text(
+            0.5,
+            0.5,
+            "no evaluations yet",
+            transform=axes.transAxes,
+            ha="center",
+            va="center",
+            fontsize=12,
+            color="grey",
+        )
     last = max((row.number for row in report.versions), default=0)
     axes.set_xlim(-0.5, max(last, 1) + 0.5)
     axes.set_ylim(0.0, 1.1)
@@ -80,8 +127,11 @@ def lineage_plot(report: RunReport, path: Path) -> Path:
     places = tree_layout({row.number: row.parent for row in report.versions})
     width = max((x for x, _ in places.values()), default=0.0) + 1
     depth = max((d for _, d in places.values()), default=0) + 1
-    figure = Figure(figsize=(min(max(5.0, 1.6 * width + 1), 40.0), min(max(3.0, 1.2 * depth + 1), 30.0)), dpi=DPI,
-                    layout="constrained")
+    figure = Figure(
+        figsize=(min(max(5.0, 1.6 * width + 1), 40.0), min(max(3.0, 1.2 * depth + 1), 30.0)),
+        dpi=DPI,
+        layout="constrained",
+    )
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     rows = {row.number: row for row in report.versions}
@@ -92,17 +142,35 @@ def lineage_plot(report: RunReport, path: Path) -> Path:
     for number, (x, d) in places.items():
         row = rows[number]
         colour, edge = _node_style(row, number == report.totals.best)
-        axes.text(x, -d, _node_label(row), ha="center", va="center", fontsize=8, zorder=2, parse_math=False,
-                  bbox={"boxstyle": "round,pad=0.4", "facecolor": colour, "edgecolor": "tab:red" if
-                        row.state == "invalid" else "black", "linestyle": edge})
+        axes.text(
+            x,
+            -d,
+            _node_label(row),
+            ha="center",
+            va="center",
+            fontsize=8,
+            zorder=2,
+            parse_math=False,
+            bbox={
+                "boxstyle": "round,pad=0.4",
+                "facecolor": colour,
+                "edgecolor": "tab:red" if row.state == "invalid" else "black",
+                "linestyle": edge,
+            },
+        )
     axes.set_xlim(-0.8, width - 0.2)
     axes.set_ylim(-depth + 0.4, 0.6)
     axes.axis("off")
     axes.set_title(f"Run {report.name}: lineage", parse_math=False)
-    axes.legend(handles=[Patch(facecolor=VALID_COLOUR, edgecolor="black", label="valid"),
-                         Patch(facecolor=BEST_COLOUR, edgecolor="black", label="best (selection utility)"),
-                         Patch(facecolor=INVALID_COLOUR, edgecolor="tab:red", linestyle="--", label="invalid")],
-                loc="upper right", fontsize=7)
+    axes.legend(
+        handles=[
+            Patch(facecolor=VALID_COLOUR, edgecolor="black", label="valid"),
+            Patch(facecolor=BEST_COLOUR, edgecolor="black", label="best (selection utility)"),
+            Patch(facecolor=INVALID_COLOUR, edgecolor="tab:red", linestyle="--", label="invalid"),
+        ],
+        loc="upper right",
+        fontsize=7,
+    )
     figure.savefig(path, format="png")
     return path
 
@@ -118,8 +186,9 @@ def _running_best(values: Sequence[float]) -> list[float]:
 def _series(axes: Axes, points: list[tuple[int, float]], marker: str, colour: str, label: str) -> None:
     """One score series, over the versions that have that score."""
     if points:
-        axes.plot([x for x, _ in points], [y for _, y in points], marker=marker, linestyle=":", color=colour,
-                  label=label)
+        axes.plot(
+            [x for x, _ in points], [y for _, y in points], marker=marker, linestyle=":", color=colour, label=label
+        )
 
 
 def _node_label(row: VersionRow) -> str:

@@ -120,7 +120,7 @@ class RunReport:
 def one_line(text: str, width: int) -> str:
     """The first non-blank line of `text`, white space folded, cut to `width` characters (an ellipsis if cut)."""
     line = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
-    return line if len(line) <= width else line[:width - 1].rstrip() + "…"
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
 def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
@@ -131,18 +131,27 @@ def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
     made_by = {step.result_version: step for step in steps if step.result_version is not None}
     evaluations = {version.number: run.evaluations(version.number) for version in versions}
     mix = {e.problem_id for e in evaluations.get(0, []) if e.part == SELECTION}
-    rows = [_version_row(version, evaluations[version.number], made_by.get(version.number), mix, weights)
-            for version in versions]
+    rows = [
+        _version_row(version, evaluations[version.number], made_by.get(version.number), mix, weights)
+        for version in versions
+    ]
     every = [e for found in evaluations.values() for e in found]
     return RunReport(
-        name=run.folder.name, folder=run.folder, created_at=run.db.get_state("created_at"),
+        name=run.folder.name,
+        folder=run.folder,
+        created_at=run.db.get_state("created_at"),
         config=run.db.get_state("config", {}) or {},
-        selection_benchmarks=_benchmarks(every, SELECTION), holdout_benchmarks=_benchmarks(every, HOLDOUT),
-        versions=rows, meta_steps=steps, totals=_totals(run, rows, steps))
+        selection_benchmarks=_benchmarks(every, SELECTION),
+        holdout_benchmarks=_benchmarks(every, HOLDOUT),
+        versions=rows,
+        meta_steps=steps,
+        totals=_totals(run, rows, steps),
+    )
 
 
-def _version_row(version: Version, evaluations: list[Evaluation], step: MetaStepRow | None, mix: set[str],
-                 weights: UtilitySettings) -> VersionRow:
+def _version_row(
+    version: Version, evaluations: list[Evaluation], step: MetaStepRow | None, mix: set[str], weights: UtilitySettings
+) -> VersionRow:
     scored = [e for e in evaluations if not e.infra]
     selection = [e for e in scored if e.part == SELECTION]
     holdout = [e for e in scored if e.part == HOLDOUT]
@@ -154,16 +163,26 @@ def _version_row(version: Version, evaluations: list[Evaluation], step: MetaStep
     else:
         evaluated = FIRST_STAGE
     return VersionRow(
-        number=version.number, parent=version.parent, change=one_line(version.description, 200),
-        state=version.state, invalid_reason=version.invalid_reason,
-        selection=_by_benchmark(selection), holdout=_by_benchmark(holdout),
+        number=version.number,
+        parent=version.parent,
+        change=one_line(version.description, 200),
+        state=version.state,
+        invalid_reason=version.invalid_reason,
+        selection=_by_benchmark(selection),
+        holdout=_by_benchmark(holdout),
         mean_selection=mean_interval([e.score for e in selection]) if selection else None,
         mean_holdout=mean_interval([e.score for e in holdout]) if holdout else None,
         utility=version_utility(selection, weights),
-        eval_cost_usd=sum(e.cost_usd for e in evaluations), meta_cost_usd=step.cost_usd if step else 0.0,
-        eval_seconds=sum(e.seconds for e in evaluations), meta_seconds=(step.seconds or 0.0) if step else 0.0,
-        evaluated=evaluated, selection_problems=len(run_selection), mix_size=len(mix),
-        infra_failures=sum(e.infra for e in evaluations), tampered=sum(e.status == "tampered" for e in evaluations))
+        eval_cost_usd=sum(e.cost_usd for e in evaluations),
+        meta_cost_usd=step.cost_usd if step else 0.0,
+        eval_seconds=sum(e.seconds for e in evaluations),
+        meta_seconds=(step.seconds or 0.0) if step else 0.0,
+        evaluated=evaluated,
+        selection_problems=len(run_selection),
+        mix_size=len(mix),
+        infra_failures=sum(e.infra for e in evaluations),
+        tampered=sum(e.status == "tampered" for e in evaluations),
+    )
 
 
 def _by_benchmark(evaluations: list[Evaluation]) -> dict[str, MeanInterval]:
@@ -179,8 +198,17 @@ def _benchmarks(evaluations: list[Evaluation], part: str) -> list[str]:
 
 def _meta_step_row(step: MetaStep) -> MetaStepRow:
     seconds = step.ended_at - step.started_at if step.ended_at is not None else None
-    return MetaStepRow(step.id, step.iteration, step.meta_version, step.base_version, step.state, step.cost_usd,
-                       seconds, step.result_version, step.error)
+    return MetaStepRow(
+        step.id,
+        step.iteration,
+        step.meta_version,
+        step.base_version,
+        step.state,
+        step.cost_usd,
+        seconds,
+        step.result_version,
+        step.error,
+    )
 
 
 def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTotals:
@@ -191,10 +219,15 @@ def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTo
     best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
     later = [row.number for row in rows if row.valid and row.number != 0]
     return RunTotals(
-        spent_usd=float(spent) if spent is not None else recorded, recorded_cost_usd=recorded,
+        spent_usd=float(spent) if spent is not None else recorded,
+        recorded_cost_usd=recorded,
         staged_problems=sum(len(run.evaluations(number)) for number in later),
         full_problems=len(run.evaluations(0)) * len(later),
         elapsed_s=float(elapsed) if elapsed is not None else None,
-        iterations=int(run.db.get_state("iteration", 0) or 0), versions=len(rows),
-        valid=sum(row.valid for row in rows), invalid=sum(row.state == "invalid" for row in rows),
-        best=best.number if best else None, best_utility=best.utility if best else None)
+        iterations=int(run.db.get_state("iteration", 0) or 0),
+        versions=len(rows),
+        valid=sum(row.valid for row in rows),
+        invalid=sum(row.state == "invalid" for row in rows),
+        best=best.number if best else None,
+        best_utility=best.utility if best else None,
+    )

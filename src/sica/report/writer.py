@@ -19,10 +19,12 @@ def write_report(report: RunReport, out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown, html = render_markdown(report), render_html(report)
-    return [_replace(out_dir / "report.md", lambda path: path.write_text(markdown, encoding="utf-8")),
-            _replace(out_dir / "report.html", lambda path: path.write_text(html, encoding="utf-8")),
-            _replace(out_dir / "progress.png", lambda path: plots.progress_plot(report, path)),
-            _replace(out_dir / "lineage.png", lambda path: plots.lineage_plot(report, path))]
+    return [
+        _replace(out_dir / "report.md", lambda path: path.write_text(markdown, encoding="utf-8")),
+        _replace(out_dir / "report.html", lambda path: path.write_text(html, encoding="utf-8")),
+        _replace(out_dir / "progress.png", lambda path: plots.progress_plot(report, path)),
+        _replace(out_dir / "lineage.png", lambda path: plots.lineage_plot(report, path)),
+    ]
 
 
 def _replace(path: Path, write: Callable[[Path], object]) -> Path:

@@ -10,8 +10,8 @@ inbox/, answer.txt) as the agent left them, `baseline.git` (the harness's record
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import contextlib
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -63,8 +63,9 @@ class AttemptLimits:
     @classmethod
     def for_eval(cls, settings: Settings) -> AttemptLimits:
         """`[eval]`'s time and budget per problem; the sandbox sizes of `[solve]`."""
-        return dataclasses.replace(cls.for_solve(settings), time_limit_s=settings.eval.time_limit_s,
-                                   budget_usd=settings.eval.budget_usd)
+        return dataclasses.replace(
+            cls.for_solve(settings), time_limit_s=settings.eval.time_limit_s, budget_usd=settings.eval.budget_usd
+        )
 
 
 @dataclass
@@ -102,9 +103,16 @@ class AttemptOutcome:
 def agent_environment(env: Path, code: Path, extra_path: list[Path], contract: Mapping[str, str]) -> dict[str, str]:
     """The agent's environment: an allow-list, never the harness's own (the backend adds HOME and LANG)."""
     path = ":".join([*(str(p) for p in extra_path), str(env / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
-    return {**contract, "PATH": path, "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1",
-            "GIT_AUTHOR_NAME": "sica agent", "GIT_AUTHOR_EMAIL": "agent@sica.invalid",
-            "GIT_COMMITTER_NAME": "sica agent", "GIT_COMMITTER_EMAIL": "agent@sica.invalid"}
+    return {
+        **contract,
+        "PATH": path,
+        "PYTHONPATH": str(code),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "GIT_AUTHOR_NAME": "sica agent",
+        "GIT_AUTHOR_EMAIL": "agent@sica.invalid",
+        "GIT_COMMITTER_NAME": "sica agent",
+        "GIT_COMMITTER_EMAIL": "agent@sica.invalid",
+    }
 
 
 @dataclass(frozen=True)
@@ -126,51 +134,95 @@ def lay_out_run(problem: Problem, code: Path, area: Path, gateway_socket: Path, 
     workdir.mkdir()
     problem.lay_out(workdir)
     record_baseline(workdir, folder / "baseline.git")
-    run = RunFolders(workdir, area / "logdir", code, area / "task", gateway_socket,
-                     [problem.tools] if problem.tools else [])
+    run = RunFolders(
+        workdir, area / "logdir", code, area / "task", gateway_socket, [problem.tools] if problem.tools else []
+    )
     for made in (run.logdir, run.task):
         made.mkdir(mode=0o755)
     (run.task / "task.md").write_text(problem.statement, encoding="utf-8")
     return run
 
 
-def agent_spec(limits: AttemptLimits, sandbox: Sandbox, run: RunFolders, env: Path, contract: dict[str, str],
-               archive: Path | None = None) -> SandboxSpec:
+def agent_spec(
+    limits: AttemptLimits,
+    sandbox: Sandbox,
+    run: RunFolders,
+    env: Path,
+    contract: dict[str, str],
+    archive: Path | None = None,
+) -> SandboxSpec:
     """The sandboxed entry point of the contract, with its mounts, environment and limits: `python -m sica_agent
     solve`, or `improve` with `archive` (the read-only archive view) when the workdir holds an agent's code."""
     # The harness's follower cancels at the time limit and kills after the grace; the sandbox's own wall time
     # is the backstop should the follower not be there to do it.
-    sandbox_limits = Limits(wall_s=limits.time_limit_s + 2 * limits.cancel_grace_s + 5, cpu_s=None,
-                            memory_mb=limits.memory_mb, tmp_mb=limits.tmp_mb)
+    sandbox_limits = Limits(
+        wall_s=limits.time_limit_s + 2 * limits.cancel_grace_s + 5,
+        cpu_s=None,
+        memory_mb=limits.memory_mb,
+        tmp_mb=limits.tmp_mb,
+    )
     readonly = (env, run.code, run.task, *(p.parent for p in run.extra_path), *((archive,) if archive else ()))
-    spec = SandboxSpec(command=(), workdir=run.workdir, logdir=run.logdir, gateway_dir=run.gateway_socket.parent,
-                       readonly=readonly, limits=sandbox_limits)
+    spec = SandboxSpec(
+        command=(),
+        workdir=run.workdir,
+        logdir=run.logdir,
+        gateway_dir=run.gateway_socket.parent,
+        readonly=readonly,
+        limits=sandbox_limits,
+    )
     view = sandbox.inside(spec)
     contract = {**contract, "SICA_AGENT_GATEWAY": f"unix:{view.gateway_dir}/{run.gateway_socket.name}"}
     if archive is None:
         entry = ("solve", "--task", str(run.task / "task.md"))
     else:
         entry = ("improve", "--archive", str(archive))
-    return dataclasses.replace(spec, environment=agent_environment(env, run.code, run.extra_path, contract),
-                               command=(str(env / "bin" / "python"), "-m", "sica_agent", *entry, "--workdir",
-                                        str(view.workdir), "--logdir", str(view.logdir)))
+    return dataclasses.replace(
+        spec,
+        environment=agent_environment(env, run.code, run.extra_path, contract),
+        command=(
+            str(env / "bin" / "python"),
+            "-m",
+            "sica_agent",
+            *entry,
+            "--workdir",
+            str(view.workdir),
+            "--logdir",
+            str(view.logdir),
+        ),
+    )
 
 
-def _contract(limits: AttemptLimits, run_id: str, problem_id: str, token: str,
-              models: dict[str, dict[str, object]]) -> dict[str, str]:
+def _contract(
+    limits: AttemptLimits, run_id: str, problem_id: str, token: str, models: dict[str, dict[str, object]]
+) -> dict[str, str]:
     """The `SICA_AGENT_*` variables of the agent contract (the gateway address is added where the sandbox is
     known)."""
-    contract = {"SICA_AGENT_TOKEN": token, "SICA_AGENT_MODELS": json.dumps(models), "SICA_AGENT_RUN_ID": run_id,
-                "SICA_AGENT_PROBLEM_ID": problem_id, "SICA_AGENT_TIME_LIMIT_S": str(limits.time_limit_s)}
+    contract = {
+        "SICA_AGENT_TOKEN": token,
+        "SICA_AGENT_MODELS": json.dumps(models),
+        "SICA_AGENT_RUN_ID": run_id,
+        "SICA_AGENT_PROBLEM_ID": problem_id,
+        "SICA_AGENT_TIME_LIMIT_S": str(limits.time_limit_s),
+    }
     if limits.budget_usd is not None:
         contract["SICA_AGENT_COST_LIMIT_USD"] = str(limits.budget_usd)
     return contract
 
 
-async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits, sandbox: Sandbox,
-                      gateway: RunningGateway, run_id: str, folder: Path, on_progress: Callable[[Progress], None],
-                      stop: asyncio.Event, *, parent_account: str | None = None,
-                      archive: Path | None = None) -> AttemptOutcome:
+async def run_attempt(
+    problem: Problem,
+    agent: AgentSetup,
+    limits: AttemptLimits,
+    sandbox: Sandbox,
+    gateway: RunningGateway,
+    run_id: str,
+    folder: Path,
+    on_progress: Callable[[Progress], None],
+    stop: asyncio.Event,
+    *,
+    parent_account: str | None = None,
+    archive: Path | None = None,
+) -> AttemptOutcome:
     """Run the agent on `problem` to its end (or until `stop` is set: then it is cancelled, with a grace
     period), keep its folders in `folder`, and score the final tree when the problem has checks. With
     `archive` (a read-only archive view the sandbox user can read) the agent runs `improve` instead of `solve`:
@@ -186,8 +238,9 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "task.md").write_text(problem.statement, encoding="utf-8")
     assert gateway.uds is not None, "agents reach the gateway through its unix socket"
-    account = gateway.gateway.open_account(f"{problem.id} {run_id}", parent=parent_account,
-                                           limit_usd=limits.budget_usd, aliases=frozenset(agent.aliases))
+    account = gateway.gateway.open_account(
+        f"{problem.id} {run_id}", parent=parent_account, limit_usd=limits.budget_usd, aliases=frozenset(agent.aliases)
+    )
     failures: list[str] = []
     with ScratchArea(limits.scratch_mb) as scratch:
         run = await asyncio.to_thread(lay_out_run, problem, agent.code, scratch.path, gateway.uds, folder)
@@ -199,8 +252,16 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
         halt = threading.Event()
         agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
         try:
-            watch = await _follow(agent_run, run.logdir, lambda: gateway.gateway.account(account.id), started,
-                                  on_progress, stop, limits, halt)
+            watch = await _follow(
+                agent_run,
+                run.logdir,
+                lambda: gateway.gateway.account(account.id),
+                started,
+                on_progress,
+                stop,
+                limits,
+                halt,
+            )
         except BaseException:
             halt.set()  # the caller is going away: the sandbox kills the agent's whole process tree
             raise
@@ -211,13 +272,15 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
         rows = list(gateway.gateway.ledger.calls(account.id))
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
         status, summary = _decide_end(watch, result, stop.is_set(), limits, rows)
-        diff = await asyncio.to_thread(_agent_caused, failures, "taking the diff", "",
-                                       take_diff, run.workdir, folder / "baseline.git")
+        diff = await asyncio.to_thread(
+            _agent_caused, failures, "taking the diff", "", take_diff, run.workdir, folder / "baseline.git"
+        )
         answer = read_untrusted_text(run.logdir / "answer.txt", MAX_ANSWER_BYTES)
         score = None
         if problem.score is not None and not stop.is_set():
-            score = await asyncio.to_thread(_agent_caused, failures, "scoring", None,
-                                            problem.score, sandbox, run.workdir, answer)
+            score = await asyncio.to_thread(
+                _agent_caused, failures, "scoring", None, problem.score, sandbox, run.workdir, answer
+            )
             if score is None:
                 score = Score(0.0, f"the agent's output could not be scored: {failures[-1]}")
         for source, kept in ((run.workdir, "workdir"), (run.logdir, "logdir")):
@@ -235,10 +298,20 @@ async def run_attempt(problem: Problem, agent: AgentSetup, limits: AttemptLimits
     state = gateway.gateway.account(account.id)
     declared = all(gateway.gateway.routes[alias].alias.provider == "scripted" for alias in agent.aliases)
     # A call still in flight after the wait is charged its reserved worst case, as the ledger would charge it.
-    outcome = AttemptOutcome(status, summary, answer, score, nano_to_usd(state.spent_nano + state.reserved_nano),
-                             sum(r["input_tokens"] for r in rows), sum(r["output_tokens"] for r in rows),
-                             round(seconds, 2), round(queued_seconds(rows, started_wall, seconds), 2),
-                             charged_seconds(seconds, rows, started_wall, declared=declared), diff, trace)
+    outcome = AttemptOutcome(
+        status,
+        summary,
+        answer,
+        score,
+        nano_to_usd(state.spent_nano + state.reserved_nano),
+        sum(r["input_tokens"] for r in rows),
+        sum(r["output_tokens"] for r in rows),
+        round(seconds, 2),
+        round(queued_seconds(rows, started_wall, seconds), 2),
+        charged_seconds(seconds, rows, started_wall, declared=declared),
+        diff,
+        trace,
+    )
     fields = {k: v for k, v in asdict(outcome).items() if k not in ("diff", "trace_summary")}
     (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
     return outcome
@@ -258,17 +331,22 @@ def _agent_caused(failures: list[str], what: str, fallback: T, step: Callable[..
 SUMMARY_CHARS = 2000
 
 
-def _decide_end(watch: _Watch, result: SandboxResult, stopped: bool, limits: AttemptLimits,
-                calls: list[sqlite3.Row]) -> tuple[str, str]:
+def _decide_end(
+    watch: _Watch, result: SandboxResult, stopped: bool, limits: AttemptLimits, calls: list[sqlite3.Row]
+) -> tuple[str, str]:
     """How the attempt ended, from the harness's own evidence: its clock (the time from the start to the end the
     harness saw: the agent's reported end, else its exit) against the time limit, the gateway's ledger for
     infrastructure failures, and the agent's report only where those agree with it."""
     if stopped:
-        said = (watch.ended[1][:SUMMARY_CHARS] if watch.ended
-                else f"stopped by the harness; the agent {result.describe()}")
+        said = (
+            watch.ended[1][:SUMMARY_CHARS] if watch.ended else f"stopped by the harness; the agent {result.describe()}"
+        )
         return "cancelled", said
-    if watch.end_seen_s is not None and watch.end_seen_s > limits.time_limit_s or (
-            watch.end_seen_s is None and watch.overdue):
+    if (
+        watch.end_seen_s is not None
+        and watch.end_seen_s > limits.time_limit_s
+        or (watch.end_seen_s is None and watch.overdue)
+    ):
         said = f"; the agent reported {watch.ended[0]}" if watch.ended else ""
         return "timeout", f"the time limit of {limits.time_limit_s:.0f} s ran out (the harness's clock){said}"
     if watch.ended is None:
@@ -301,8 +379,9 @@ def queued_seconds(calls: list[sqlite3.Row], started_at: float, wall_s: float) -
     """How long at least one call was waiting in the gateway (the union of the calls' queued intervals within
     the attempt's wall time): parallel waits count once."""
     end = started_at + wall_s
-    spans = sorted((max(started_at, call["started_at"]), min(end, call["started_at"] + call["queued_s"]))
-                   for call in calls)
+    spans = sorted(
+        (max(started_at, call["started_at"]), min(end, call["started_at"] + call["queued_s"])) for call in calls
+    )
     total, reached = 0.0, started_at
     for low, high in spans:
         low = max(low, reached)
@@ -355,9 +434,16 @@ class _Watch:
                 self.end_seen_s = time.monotonic() - self.started
 
 
-async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, account: Callable[[], Account],
-                  started: float, on_progress: Callable[[Progress], None], stop: asyncio.Event,
-                  limits: AttemptLimits, halt: threading.Event) -> _Watch:
+async def _follow(
+    agent_run: asyncio.Future[SandboxResult],
+    logdir: Path,
+    account: Callable[[], Account],
+    started: float,
+    on_progress: Callable[[Progress], None],
+    stop: asyncio.Event,
+    limits: AttemptLimits,
+    halt: threading.Event,
+) -> _Watch:
     """Follow the agent until its sandbox run ends: progress from its events and the ledger. On `stop` or when
     its time is up, a cancel through its inbox, then `halt` (the sandbox kills it) after the grace period; an
     agent that goes on after reporting its end is halted after the same grace, or at its time limit if sooner."""
@@ -377,8 +463,9 @@ async def _follow(agent_run: asyncio.Future[SandboxResult], logdir: Path, accoun
             cancel_sent_at = now
             _send_cancel(logdir, watch.top_agent or "main")
         # An agent that goes on after its reported end is halted after the grace, and never past its limit.
-        lingering = watch.end_seen_s is not None and (now - started - watch.end_seen_s > limits.cancel_grace_s
-                                                      or now - started > limits.time_limit_s)
+        lingering = watch.end_seen_s is not None and (
+            now - started - watch.end_seen_s > limits.cancel_grace_s or now - started > limits.time_limit_s
+        )
         if lingering or cancel_sent_at is not None and now - cancel_sent_at > limits.cancel_grace_s:
             halt.set()
         await asyncio.wait({agent_run}, timeout=0.25)

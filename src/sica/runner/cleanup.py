@@ -35,8 +35,16 @@ from sica.archive.run import ARCHIVE, DATABASE
 from sica.benchmarks.bugfix import PACKAGES, PAIRS
 from sica.benchmarks.environments import problem_requirements
 from sica.config import Settings
-from sica.runner.environments import (COMPLETE, AgentVersionError, agent_python, declared_dependencies,
-                                      environment_key, interpreter_version, parse_dependencies, seed_agent_dir)
+from sica.runner.environments import (
+    COMPLETE,
+    AgentVersionError,
+    agent_python,
+    declared_dependencies,
+    environment_key,
+    interpreter_version,
+    parse_dependencies,
+    seed_agent_dir,
+)
 from sica.runner.liveness import LiveHarnesses, live_harnesses
 
 ENVIRONMENT = "environment"
@@ -137,8 +145,10 @@ def referenced_environments(runs_dir: Path, version: str) -> tuple[dict[str, str
         return referenced, None
     (first, reason), others = unreadable[0], len(unreadable) - 1
     also = f" (and {others} other run{'s' if others > 1 else ''})" if others else ""
-    return referenced, (f"cannot read run {first}{also}: {reason}; no environment was removed: repair the run or "
-                        f"move it out of {runs_dir}, then clean again")
+    return referenced, (
+        f"cannot read run {first}{also}: {reason}; no environment was removed: repair the run or "
+        f"move it out of {runs_dir}, then clean again"
+    )
 
 
 def problem_requirement_sets() -> list[list[str]]:
@@ -152,9 +162,14 @@ def _run_folders(runs_dir: Path) -> list[Path]:
     """Folders under `runs_dir` that are runs or were (one with its database or its archive left)."""
     if not runs_dir.is_dir():
         return []
-    return [folder for folder in sorted(runs_dir.iterdir())
-            if not folder.name.startswith(".") and not folder.is_symlink() and folder.is_dir()
-            and ((folder / DATABASE).exists() or (folder / ARCHIVE).exists())]
+    return [
+        folder
+        for folder in sorted(runs_dir.iterdir())
+        if not folder.name.startswith(".")
+        and not folder.is_symlink()
+        and folder.is_dir()
+        and ((folder / DATABASE).exists() or (folder / ARCHIVE).exists())
+    ]
 
 
 def _version_requirements(folder: Path) -> Iterator[tuple[int, list[str]]]:
@@ -179,8 +194,9 @@ def _candidate_environments(envs_dir: Path) -> list[Path]:
     return [path for path in sorted(envs_dir.iterdir()) if _KEY.fullmatch(path.name) and _is_real_dir(path)]
 
 
-def _plan_environments(envs_dir: Path, referenced: dict[str, str], rules: _Rules, removals: list[Removal],
-                       kept: list[Kept]) -> None:
+def _plan_environments(
+    envs_dir: Path, referenced: dict[str, str], rules: _Rules, removals: list[Removal], kept: list[Kept]
+) -> None:
     for env in _candidate_environments(envs_dir):
         if env.name in referenced:
             kept.append(Kept(env, ENVIRONMENT, f"used by {referenced[env.name]}"))
@@ -189,8 +205,9 @@ def _plan_environments(envs_dir: Path, referenced: dict[str, str], rules: _Rules
         if why := rules.why_kept(used):
             kept.append(Kept(env, ENVIRONMENT, why))
         else:
-            removals.append(Removal(env, ENVIRONMENT, disk_usage(env), "no run, agent 0 or built-in problem uses it",
-                                    used=used))
+            removals.append(
+                Removal(env, ENVIRONMENT, disk_usage(env), "no run, agent 0 or built-in problem uses it", used=used)
+            )
 
 
 def last_used(env: Path) -> float:
@@ -325,8 +342,11 @@ def mount_points() -> set[Path]:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
         return set()
-    return {Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]))
-            for line in lines if len(line.split()) > 4}
+    return {
+        Path(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]))
+        for line in lines
+        if len(line.split()) > 4
+    }
 
 
 def paths_in_use() -> set[Path]:

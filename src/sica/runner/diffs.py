@@ -20,16 +20,42 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from sica.sandbox.untrusted import (TRUSTED_LIMITS, UNTRUSTED_LIMITS, LeftOut, UntrustedTreeError, copy_tree_into,
-                                    walk_untrusted_tree)
+from sica.sandbox.untrusted import (
+    TRUSTED_LIMITS,
+    UNTRUSTED_LIMITS,
+    LeftOut,
+    UntrustedTreeError,
+    copy_tree_into,
+    walk_untrusted_tree,
+)
 
 #: Never copied into a scratch workdir: version control, environments and caches.
 SKIPPED = (".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules")
 #: git options that keep a tree's content from running anything on the host (hooks, fsmonitor, diff drivers).
-SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "diff.external=",
-            "-c", "core.excludesFile=", "-c", "user.name=sica", "-c", "user.email=sica@localhost",
-            "-c", "commit.gpgSign=false", "-c", "core.autocrlf=false", "-c", "core.symlinks=true",
-            "-c", "core.quotePath=true", "-c", "core.attributesFile=/dev/null"]
+SAFE_GIT = [
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "diff.external=",
+    "-c",
+    "core.excludesFile=",
+    "-c",
+    "user.name=sica",
+    "-c",
+    "user.email=sica@localhost",
+    "-c",
+    "commit.gpgSign=false",
+    "-c",
+    "core.autocrlf=false",
+    "-c",
+    "core.symlinks=true",
+    "-c",
+    "core.quotePath=true",
+    "-c",
+    "core.attributesFile=/dev/null",
+]
 #: `info/attributes` of the harness's git directories: it outranks every `.gitattributes` of the tree, whose
 #: `working-tree-encoding`, `eol` or `filter` would make `git add` fail or change what is recorded.
 NEUTRAL_ATTRIBUTES = "* -text -eol -filter -ident -working-tree-encoding !diff !merge\n"
@@ -46,8 +72,9 @@ class DiffError(Exception):
     """git failed on a workdir; one line."""
 
 
-def copy_tree(source: Path, destination: Path, leave_out: Callable[[str], str | None] | None = None,
-              notes: LeftOut | None = None) -> None:
+def copy_tree(
+    source: Path, destination: Path, leave_out: Callable[[str], str | None] | None = None, notes: LeftOut | None = None
+) -> None:
     """Copy a repository's files (not its .git, environments or caches, nor the entries `leave_out` names a
     reason for), keeping links as links and holes as holes, without special files or setuid bits, into
     `destination` (made when missing); what was left out is added to `notes`."""
@@ -58,17 +85,32 @@ def copy_tree(source: Path, destination: Path, leave_out: Callable[[str], str | 
             notes.by_reason.setdefault(reason, []).extend(paths)
 
 
-def _git(git_dir: Path, workdir: Path, *args: str, index: Path | None = None, stdin: bytes = b"",
-         out: IO[bytes] | None = None) -> str:
+def _git(
+    git_dir: Path,
+    workdir: Path,
+    *args: str,
+    index: Path | None = None,
+    stdin: bytes = b"",
+    out: IO[bytes] | None = None,
+) -> str:
     """Run git on `git_dir` with the safe options and a bare environment; `index` is a private index file. Its
     output is returned as text (bytes that are not UTF-8 replaced), or written to `out`."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(git_dir), "GIT_CONFIG_NOSYSTEM": "1",
-           "GIT_CONFIG_GLOBAL": "/dev/null", "LANG": "C.UTF-8"}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(git_dir),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "LANG": "C.UTF-8",
+    }
     if index is not None:
         env["GIT_INDEX_FILE"] = str(index)
-    done = subprocess.run(["git", *SAFE_GIT, f"--git-dir={git_dir}", f"--work-tree={workdir}", *args],
-                          input=stdin, stdout=out if out is not None else subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=env)
+    done = subprocess.run(
+        ["git", *SAFE_GIT, f"--git-dir={git_dir}", f"--work-tree={workdir}", *args],
+        input=stdin,
+        stdout=out if out is not None else subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     if done.returncode != 0:
         said = done.stderr.decode("utf-8", errors="replace")
         raise DiffError(f"git {args[0]} failed: {' '.join(said.split())[-300:]}")
@@ -88,15 +130,24 @@ def stage_tree(git_dir: Path, workdir: Path, index: Path | None = None) -> LeftO
     entries than the limit (it is not staged at all) or git fails on it."""
     neutralize_attributes(git_dir)
     left_out = LeftOut()
-    for _ in walk_untrusted_tree(workdir, UNTRUSTED_LIMITS, left_out, skip_folders=frozenset(SKIPPED),
-                                 nested_repositories=True):
+    for _ in walk_untrusted_tree(
+        workdir, UNTRUSTED_LIMITS, left_out, skip_folders=frozenset(SKIPPED), nested_repositories=True
+    ):
         pass
     if left_out.truncated:
         raise UntrustedTreeError(f"the tree has more than {UNTRUSTED_LIMITS.max_entries} entries: no diff is taken")
     pathspecs = b"".join(b":(top,exclude,literal)" + os.fsencode(path) + b"\0" for path in left_out.paths)
     try:
-        _git(git_dir, workdir, "add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul", index=index,
-             stdin=pathspecs + b":(top)\0")
+        _git(
+            git_dir,
+            workdir,
+            "add",
+            "--all",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            index=index,
+            stdin=pathspecs + b":(top)\0",
+        )
     except DiffError as error:
         raise UntrustedTreeError(f"the tree cannot be staged: {error}") from None
     return left_out
@@ -161,17 +212,23 @@ def apply_diff(repo: Path, diff: str) -> None:
     uncommitted changes to the same files."""
     for note in diff_notes(diff):
         if note.startswith((CUT_NOTE, NOT_UTF8_NOTE)):
-            raise DiffError(f"the diff cannot be applied as it is ({note.removeprefix(NOTE)}): apply the changes "
-                            "from the kept workdir by hand")
+            raise DiffError(
+                f"the diff cannot be applied as it is ({note.removeprefix(NOTE)}): apply the changes "
+                "from the kept workdir by hand"
+            )
     files = changed_files(diff)
     if (repo / ".git").exists() and files:
-        dirty = subprocess.run(["git", *SAFE_GIT, "-C", str(repo), "status", "--porcelain", "--", *files],
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", *SAFE_GIT, "-C", str(repo), "status", "--porcelain", "--", *files], capture_output=True, text=True
+        ).stdout.strip()
         if dirty:
-            raise DiffError(f"{repo} has uncommitted changes to files the diff touches ({', '.join(files)}): commit "
-                            "or stash them, then apply the kept diff.patch with `git apply`")
+            raise DiffError(
+                f"{repo} has uncommitted changes to files the diff touches ({', '.join(files)}): commit "
+                "or stash them, then apply the kept diff.patch with `git apply`"
+            )
     for args in (["--check"], []):
-        done = subprocess.run(["git", *SAFE_GIT, "apply", *args, "-"], input=diff, capture_output=True, text=True,
-                              cwd=repo)
+        done = subprocess.run(
+            ["git", *SAFE_GIT, "apply", *args, "-"], input=diff, capture_output=True, text=True, cwd=repo
+        )
         if done.returncode != 0:
             raise DiffError(f"the diff does not apply to {repo}: {' '.join(done.stderr.split())[-300:]}")

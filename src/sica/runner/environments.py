@@ -34,13 +34,33 @@ SYSTEM_PYTHON = Path("/usr/bin/python3")
 COMPLETE = ".complete"
 #: The harness's environment variables uv may see: where it finds programs and its cache, and the user's own
 #: index, proxy and certificate settings. Never a provider key, nor anything else of the harness's environment.
-UV_ENVIRONMENT = ("PATH", "HOME", "TMPDIR", "XDG_CACHE_HOME", "UV_CACHE_DIR", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL",
-                  "UV_DEFAULT_INDEX", "UV_INDEX", "UV_NATIVE_TLS", "UV_OFFLINE", "SSL_CERT_FILE", "SSL_CERT_DIR",
-                  "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy",
-                  "no_proxy")
+UV_ENVIRONMENT = (
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "XDG_CACHE_HOME",
+    "UV_CACHE_DIR",
+    "UV_INDEX_URL",
+    "UV_EXTRA_INDEX_URL",
+    "UV_DEFAULT_INDEX",
+    "UV_INDEX",
+    "UV_NATIVE_TLS",
+    "UV_OFFLINE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
 #: Last parts of a name that uv takes for a file in its working folder (a wheel, an archive), not a project.
-FILE_SUFFIXES = frozenset({"whl", "zip", "tar", "gz", "tgz", "bz2", "tbz", "xz", "txz", "zst", "lz", "lzma", "tlz",
-                           "egg"})
+FILE_SUFFIXES = frozenset(
+    {"whl", "zip", "tar", "gz", "tgz", "bz2", "tbz", "xz", "txz", "zst", "lz", "lzma", "tlz", "egg"}
+)
 
 
 class AgentVersionError(Exception):
@@ -100,15 +120,18 @@ def registry_requirements(entries: list[str], label: str) -> list[str]:
         try:
             requirement = Requirement(entry)
         except InvalidRequirement:
-            raise EnvironmentBuildError(f"{where} is not a requirement by name from the registry (a path, URL, "
-                                        "editable or option is refused)") from None
+            raise EnvironmentBuildError(
+                f"{where} is not a requirement by name from the registry (a path, URL, editable or option is refused)"
+            ) from None
         if requirement.url is not None:
-            raise EnvironmentBuildError(f"{where} names a URL; only requirements by name from the registry are "
-                                        "installed")
+            raise EnvironmentBuildError(
+                f"{where} names a URL; only requirements by name from the registry are installed"
+            )
         name_parts = requirement.name.lower().split(".")
         if len(name_parts) > 1 and name_parts[-1] in FILE_SUFFIXES:
-            raise EnvironmentBuildError(f"{where} names a file; only requirements by name from the registry are "
-                                        "installed")
+            raise EnvironmentBuildError(
+                f"{where} names a file; only requirements by name from the registry are installed"
+            )
         checked.append(str(requirement))
     return sorted(checked)
 
@@ -116,8 +139,13 @@ def registry_requirements(entries: list[str], label: str) -> list[str]:
 def uv_environment() -> dict[str, str]:
     """The harness's environment as far as UV_ENVIRONMENT allows, and never a variable that names a key, token
     or secret."""
-    return {name: value for name in UV_ENVIRONMENT if (value := os.environ.get(name)) is not None
-            and not name.upper().endswith(("_KEY", "_TOKEN")) and "SECRET" not in name.upper()}
+    return {
+        name: value
+        for name in UV_ENVIRONMENT
+        if (value := os.environ.get(name)) is not None
+        and not name.upper().endswith(("_KEY", "_TOKEN"))
+        and "SECRET" not in name.upper()
+    }
 
 
 def agent_python() -> Path:
@@ -126,8 +154,9 @@ def agent_python() -> Path:
 
 def interpreter_version(python: Path) -> str:
     """`sys.version` of the interpreter environments are made from: part of every environment's key."""
-    return subprocess.run([str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [str(python), "-c", "import sys; print(sys.version)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def environment_key(requirements: list[str], version: str) -> str:
@@ -163,11 +192,26 @@ def build_environment(requirements: list[str], envs_dir: Path, uv_bin: str) -> P
     uv = str(Path(uv_bin).absolute()) if os.sep in uv_bin else uv_bin
     shutil.rmtree(building, ignore_errors=True)
     try:
-        _run([uv, "venv", "--quiet", "--no-config", "--relocatable", "--python", str(python), str(building)],
-             requirements)
+        _run(
+            [uv, "venv", "--quiet", "--no-config", "--relocatable", "--python", str(python), str(building)],
+            requirements,
+        )
         if requirements:
-            _run([uv, "pip", "install", "--quiet", "--no-config", "--python", str(building / "bin" / "python"),
-                  "--no-build", "--", *requirements], requirements)
+            _run(
+                [
+                    uv,
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-config",
+                    "--python",
+                    str(building / "bin" / "python"),
+                    "--no-build",
+                    "--",
+                    *requirements,
+                ],
+                requirements,
+            )
         _run(compile_command(building / "bin" / "python", building / "lib"), requirements)
         (building / COMPLETE).write_text("\n".join(requirements) + "\n")
         building.chmod(0o755)

@@ -32,9 +32,9 @@ from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.attempt import AttemptLimits, AttemptOutcome, run_attempt
 from sica.runner.results import (
+    TAMPERED,
     ProblemResult,
     ResultLog,
-    TAMPERED,
     ResultStore,
     agent_code_hash,
     from_cache,
@@ -129,8 +129,10 @@ def plan_problems(selection: list[str], holdout: list[str], context: BenchmarkCo
         if base in chosen:
             skip = chosen[base][1] or 0
             if not skip:
-                raise BenchmarkError(f"'{base}' is both selected whole and held out: give the selection a count, "
-                                     f"e.g. --benchmark {base}:20 --holdout {name}")
+                raise BenchmarkError(
+                    f"'{base}' is both selected whole and held out: give the selection a count, "
+                    f"e.g. --benchmark {base}:20 --holdout {name}"
+                )
         wanted = f"{base}:{skip + count}" if count else base
         problems = open_benchmark(wanted, context)[skip:]
         if not problems:
@@ -154,9 +156,16 @@ def _slug(problem_id: str) -> str:
     return f"{tail}-{hashlib.sha256(problem_id.encode()).hexdigest()[:8]}"
 
 
-async def run_eval(settings: Settings, environ: Mapping[str, str], request: EvalRequest,
-                   on_progress: Callable[[EvalProgress], None], stop: asyncio.Event, *,
-                   gateway: RunningGateway | None = None, parent_account: str | None = None) -> EvalReport:
+async def run_eval(
+    settings: Settings,
+    environ: Mapping[str, str],
+    request: EvalRequest,
+    on_progress: Callable[[EvalProgress], None],
+    stop: asyncio.Event,
+    *,
+    gateway: RunningGateway | None = None,
+    parent_account: str | None = None,
+) -> EvalReport:
     """Evaluate the agent on the mix; returns when every problem has a result or `stop` was set (then running
     attempts are cancelled and left unrecorded).
 
@@ -173,8 +182,9 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
 
         # Generators run foreign test suites sandboxed: never unconfined, even when the agents are.
         generator_sandbox = "bwrap" if request.sandbox == "none" else request.sandbox
-        context = BenchmarkContext.from_settings(settings, uv.find_uv_bin(), sandbox=generator_sandbox,
-                                                 on_progress=building)
+        context = BenchmarkContext.from_settings(
+            settings, uv.find_uv_bin(), sandbox=generator_sandbox, on_progress=building
+        )
         planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
         if request.only is not None:
             planned = [item for item in planned if item.problem.id in request.only]
@@ -215,11 +225,23 @@ async def run_eval(settings: Settings, environ: Mapping[str, str], request: Eval
                 async with contextlib.AsyncExitStack() as stack:
                     if gateway is None:
                         gateway = await stack.enter_async_context(
-                            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder))
+                            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder)
+                        )
                     elif missing := agent.aliases - set(gateway.gateway.routes):
                         raise ValueError(f"the gateway given does not serve the agent's models {sorted(missing)}")
-                    run = _EvalRun(settings, agent, limits, sandbox, gateway, eval_id, folder, progress,
-                                   on_progress, stop, parent_account)
+                    run = _EvalRun(
+                        settings,
+                        agent,
+                        limits,
+                        sandbox,
+                        gateway,
+                        eval_id,
+                        folder,
+                        progress,
+                        on_progress,
+                        stop,
+                        parent_account,
+                    )
                     await run.all([(index, planned[index], keys[index]) for index in pending], workers, record)
         finally:
             store.close()
@@ -246,12 +268,14 @@ class _EvalRun:
     spent_before: float = 0.0
 
     def __post_init__(self) -> None:
-        self.account_id = self.gateway.gateway.open_account(f"eval {self.eval_id}", parent=self.parent_account,
-                                                            aliases=frozenset(self.agent.aliases)).id
+        self.account_id = self.gateway.gateway.open_account(
+            f"eval {self.eval_id}", parent=self.parent_account, aliases=frozenset(self.agent.aliases)
+        ).id
         self.spent_before = self.progress.cost_usd
 
-    async def all(self, jobs: list[tuple[int, PlannedProblem, str]], workers: int,
-                  record: Callable[[int, ProblemResult], None]) -> None:
+    async def all(
+        self, jobs: list[tuple[int, PlannedProblem, str]], workers: int, record: Callable[[int, ProblemResult], None]
+    ) -> None:
         """Run the jobs `workers` at a time until done or stopped; `record` each result as it arrives."""
         # Each running attempt holds a thread for its sandbox and briefly others (lay-out, scoring, diffs); the
         # loop's default pool (cores + 4 threads) would cap the width below `workers`.
@@ -298,9 +322,18 @@ class _EvalRun:
             self.progress.running += 1
             refused_before = self._refused_above()
             try:
-                outcome = await run_attempt(item.problem, self.agent, self.limits, self.sandbox, self.gateway,
-                                            self.eval_id, attempt_folder, lambda _: None, self.stop,
-                                            parent_account=self.account_id)
+                outcome = await run_attempt(
+                    item.problem,
+                    self.agent,
+                    self.limits,
+                    self.sandbox,
+                    self.gateway,
+                    self.eval_id,
+                    attempt_folder,
+                    lambda _: None,
+                    self.stop,
+                    parent_account=self.account_id,
+                )
             except Exception as error:  # setting up, running or scoring the attempt failed: not the agent's doing
                 failure = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
             else:
@@ -315,14 +348,41 @@ class _EvalRun:
                 return None
             if tries <= retries:
                 await asyncio.sleep(self.settings.eval.retry_delay_s * 2 ** (tries - 1))
-        return ProblemResult(key, item.problem.id, item.benchmark, item.part, "infra_error", 0.0,
-                             f"infrastructure failure after {retries + 1} tries: {failure}", 0.0, 0, 0, 0.0, 0.0,
-                             retries + 1, str(problem_folder), infra=True)
+        return ProblemResult(
+            key,
+            item.problem.id,
+            item.benchmark,
+            item.part,
+            "infra_error",
+            0.0,
+            f"infrastructure failure after {retries + 1} tries: {failure}",
+            0.0,
+            0,
+            0,
+            0.0,
+            0.0,
+            retries + 1,
+            str(problem_folder),
+            infra=True,
+        )
 
 
 def _result(key: str, item: PlannedProblem, outcome: AttemptOutcome, tries: int, folder: Path) -> ProblemResult:
     score = outcome.score
-    return ProblemResult(key, item.problem.id, item.benchmark, item.part, outcome.status,
-                         score.value if score else 0.0, score.details if score else outcome.summary,
-                         outcome.cost_usd, outcome.input_tokens, outcome.output_tokens,
-                         outcome.charged_s, outcome.queued_s, tries, str(folder), outcome.trace_summary)
+    return ProblemResult(
+        key,
+        item.problem.id,
+        item.benchmark,
+        item.part,
+        outcome.status,
+        score.value if score else 0.0,
+        score.details if score else outcome.summary,
+        outcome.cost_usd,
+        outcome.input_tokens,
+        outcome.output_tokens,
+        outcome.charged_s,
+        outcome.queued_s,
+        tries,
+        str(folder),
+        outcome.trace_summary,
+    )

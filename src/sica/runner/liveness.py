@@ -83,8 +83,13 @@ def _holders(lock: os.stat_result) -> LiveHarnesses:
         lines = Path("/proc/locks").read_text().splitlines()
     except OSError:
         return LiveHarnesses(since=float("-inf"))
-    pids = sorted({int(fields[4]) for fields in map(str.split, lines)
-                   if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device})
+    pids = sorted(
+        {
+            int(fields[4])
+            for fields in map(str.split, lines)
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device
+        }
+    )
     starts = [process_start(pid) for pid in pids]
     known = [start for start in starts if start is not None]
     if not known or len(known) < len(starts):
@@ -96,8 +101,9 @@ def process_start(pid: int) -> float | None:
     """When the process started (seconds since the epoch), from `/proc`; None when it cannot be seen."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
         return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None

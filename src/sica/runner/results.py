@@ -91,8 +91,12 @@ def agent_code_hash(agent_dir: Path) -> str:
         if path.is_symlink():
             record: list[str | bool] = [str(relative), "link", os.fsdecode(os.readlink(path))]
         elif path.is_file():
-            record = [str(relative), "file", bool(path.stat().st_mode & 0o111),
-                      hashlib.sha256(path.read_bytes()).hexdigest()]
+            record = [
+                str(relative),
+                "file",
+                bool(path.stat().st_mode & 0o111),
+                hashlib.sha256(path.read_bytes()).hexdigest(),
+            ]
         else:
             continue
         digest.update(json.dumps(record).encode() + b"\n")
@@ -105,9 +109,18 @@ def models_fingerprint(settings: Settings, models: Mapping[str, Mapping[str, obj
     described: dict[str, Any] = {}
     for role, entry in sorted(models.items()):
         alias = settings.models[str(entry["alias"])]
-        config = alias.model_dump(mode="json", exclude={"api_key", "api_key_env", "script", "timeout_s",
-                                                         "max_concurrent", "requests_per_minute",
-                                                         "tokens_per_minute"})
+        config = alias.model_dump(
+            mode="json",
+            exclude={
+                "api_key",
+                "api_key_env",
+                "script",
+                "timeout_s",
+                "max_concurrent",
+                "requests_per_minute",
+                "tokens_per_minute",
+            },
+        )
         if alias.script is not None:
             config["script_sha256"] = hashlib.sha256(alias.script.read_bytes()).hexdigest()
         described[role] = {"alias": entry["alias"], **config}
@@ -116,9 +129,14 @@ def models_fingerprint(settings: Settings, models: Mapping[str, Mapping[str, obj
 
 def result_key(agent_hash: str, problem: Problem, models: Mapping[str, Any], limits: AttemptLimits) -> str:
     """The cache key of (agent code, problem, models, limits)."""
-    material = {"agent": agent_hash, "problem": problem.id,
-                "statement": hashlib.sha256(problem.statement.encode()).hexdigest(),
-                "fingerprint": problem.fingerprint, "models": models, "limits": asdict(limits)}
+    material = {
+        "agent": agent_hash,
+        "problem": problem.id,
+        "statement": hashlib.sha256(problem.statement.encode()).hexdigest(),
+        "fingerprint": problem.fingerprint,
+        "models": models,
+        "limits": asdict(limits),
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -141,7 +159,7 @@ class ResultStore:
         wanted = list(keys)
         found: dict[str, sqlite3.Row] = {}
         for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
+            chunk = wanted[start : start + 500]
             rows = self._db.execute(f"SELECT * FROM results WHERE key IN ({','.join('?' * len(chunk))})", chunk)
             found.update((row["key"], row) for row in rows)
         return found
@@ -155,9 +173,26 @@ class ResultStore:
             "INSERT OR REPLACE INTO results (key, agent_hash, problem_id, model, status, score, details, cost_usd,"
             " input_tokens, output_tokens, seconds, queued_s, tries, eval_id, folder, finished_at, trace_summary)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (result.key, agent_hash, result.problem_id, model, result.status, result.score, result.details,
-             result.cost_usd, result.input_tokens, result.output_tokens, result.seconds, result.queued_s,
-             result.tries, eval_id, result.folder, time.time(), result.trace_summary))
+            (
+                result.key,
+                agent_hash,
+                result.problem_id,
+                model,
+                result.status,
+                result.score,
+                result.details,
+                result.cost_usd,
+                result.input_tokens,
+                result.output_tokens,
+                result.seconds,
+                result.queued_s,
+                result.tries,
+                eval_id,
+                result.folder,
+                time.time(),
+                result.trace_summary,
+            ),
+        )
 
 
 def from_cache(row: sqlite3.Row, benchmark: str, part: str) -> ProblemResult:

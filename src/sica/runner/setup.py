@@ -46,8 +46,12 @@ def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[st
     for role in ROLES:
         alias_name = model or settings.role_alias(role)
         alias = settings.models[alias_name]
-        roles[role] = {"alias": alias_name, "wire": alias.wire_format, "tool_mode": alias.effective_tool_mode,
-                       "context_window": alias.context_window}
+        roles[role] = {
+            "alias": alias_name,
+            "wire": alias.wire_format,
+            "tool_mode": alias.effective_tool_mode,
+            "context_window": alias.context_window,
+        }
     return roles
 
 
@@ -68,8 +72,7 @@ async def prepared_agent(settings: Settings, agent_dir: Path, model: str | None)
     """Build (or reuse) the version's environment, and snapshot its code once for the run: copied where the
     sandbox user can read it and byte-compiled (compiling runs none of it), so that attempts neither copy nor
     compile it again."""
-    env = await asyncio.to_thread(ensure_environment, agent_dir, settings.solve.envs_dir.expanduser(),
-                                  uv.find_uv_bin())
+    env = await asyncio.to_thread(ensure_environment, agent_dir, settings.solve.envs_dir.expanduser(), uv.find_uv_bin())
     check_reachable(env)
     with tempfile.TemporaryDirectory(prefix="sica-agent-") as snapshot:
         Path(snapshot).chmod(0o755)
@@ -88,8 +91,9 @@ def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve_gateway(settings: Settings, environ: Mapping[str, str], aliases: set[str], ledger_path: Path,
-                        log_dir: Path) -> AsyncIterator[RunningGateway]:
+async def serve_gateway(
+    settings: Settings, environ: Mapping[str, str], aliases: set[str], ledger_path: Path, log_dir: Path
+) -> AsyncIterator[RunningGateway]:
     """A gateway for these model aliases only, on a unix socket in a fresh folder the sandbox user can reach
     (each sandbox mounts that folder)."""
     used = settings.with_only(aliases)

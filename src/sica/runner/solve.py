@@ -99,8 +99,13 @@ def left_out_notice(paths: list[str]) -> str:
     return f"left out of the agent's copy: {shown} ({PRIVATE_REASON})"
 
 
-async def run_solve(settings: Settings, environ: Mapping[str, str], request: SolveRequest,
-                    on_progress: Callable[[Progress], None], stop: asyncio.Event) -> SolveOutcome:
+async def run_solve(
+    settings: Settings,
+    environ: Mapping[str, str],
+    request: SolveRequest,
+    on_progress: Callable[[Progress], None],
+    stop: asyncio.Event,
+) -> SolveOutcome:
     """Run the agent to its end (or until `stop` is set: then it is cancelled, with a grace period)."""
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     solve_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
@@ -117,12 +122,25 @@ async def run_solve(settings: Settings, environ: Mapping[str, str], request: Sol
             assert request.repo is not None
             problem = repository_problem(request.repo, request.statement, private)
         gateway = await stack.enter_async_context(
-            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder))
-        outcome = await run_attempt(problem, agent, AttemptLimits.for_solve(settings), sandbox, gateway, solve_id,
-                                    folder, on_progress, stop)
+            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder)
+        )
+        outcome = await run_attempt(
+            problem, agent, AttemptLimits.for_solve(settings), sandbox, gateway, solve_id, folder, on_progress, stop
+        )
     check = None
     if outcome.score is not None:
         check = f"{'solved' if outcome.score.value == 1 else 'not solved'} (score {outcome.score.value:g})"
-    return SolveOutcome(solve_id, str(folder), outcome.status, outcome.summary, outcome.answer, outcome.cost_usd,
-                        outcome.input_tokens, outcome.output_tokens, outcome.seconds, outcome.diff, check,
-                        (left_out_notice(private),) if private else ())
+    return SolveOutcome(
+        solve_id,
+        str(folder),
+        outcome.status,
+        outcome.summary,
+        outcome.answer,
+        outcome.cost_usd,
+        outcome.input_tokens,
+        outcome.output_tokens,
+        outcome.seconds,
+        outcome.diff,
+        check,
+        (left_out_notice(private),) if private else (),
+    )

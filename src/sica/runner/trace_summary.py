@@ -49,14 +49,18 @@ def summarize_attempt(statement: str, events: Iterable[Event], status: str, summ
         elif event.type == "error":
             errors.append(f"{who}{_line(data.get('kind'), 40)}: {_line(data.get('message'))}")
     listed.extend(f"{call} → no result" for call in calls.values())
-    text = [f"## Problem\n\n{_cut(statement.strip(), STATEMENT_CHARS)}\n",
-            f"## How it ended\n\n{status}: {_line(summary, 1000)}\n",
-            f"## What it did\n\n{steps} steps, {model_calls} model calls, {sum(tools.values())} tool calls"
-            + (f" ({', '.join(_tally(tools, failed))})" if tools else "") + ".\n"]
+    text = [
+        f"## Problem\n\n{_cut(statement.strip(), STATEMENT_CHARS)}\n",
+        f"## How it ended\n\n{status}: {_line(summary, 1000)}\n",
+        f"## What it did\n\n{steps} steps, {model_calls} model calls, {sum(tools.values())} tool calls"
+        + (f" ({', '.join(_tally(tools, failed))})" if tools else "")
+        + ".\n",
+    ]
     if listed:
         shown = listed[-LAST_CALLS_SHOWN:]
-        heading = ("The tool calls" if len(shown) == len(listed)
-                   else f"The last {len(shown)} of {len(listed)} tool calls")
+        heading = (
+            "The tool calls" if len(shown) == len(listed) else f"The last {len(shown)} of {len(listed)} tool calls"
+        )
         text.append(f"{heading}:\n\n" + "\n".join(f"{n}. {call}" for n, call in enumerate(shown, 1)) + "\n")
     if errors:
         text.append("Errors it reported:\n\n" + "\n".join(f"- {error}" for error in errors[-LAST_CALLS_SHOWN:]) + "\n")

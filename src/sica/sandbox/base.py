@@ -69,8 +69,11 @@ class SandboxResult:
             return f"exited with code {self.exit_code}"
         if self.ending == "signal":
             return f"killed by signal {self.signal}"
-        return {"timeout": "stopped: wall time limit", "oom": "stopped: out of memory",
-                "killed": "stopped by the harness"}[self.ending]
+        return {
+            "timeout": "stopped: wall time limit",
+            "oom": "stopped: out of memory",
+            "killed": "stopped by the harness",
+        }[self.ending]
 
 
 class SandboxError(Exception):

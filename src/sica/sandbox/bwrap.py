@@ -16,15 +16,21 @@ import shlex
 import shutil
 import threading
 
-from sica.sandbox.base import (GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult,
-                               SandboxSpec)
+from sica.sandbox.base import GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult, SandboxSpec
 from sica.sandbox.cgroups import RunCgroup
 from sica.sandbox.mounts import SANDBOX_UID, drops_to_sandbox_uid, prepare_mounts
 from sica.sandbox.process import prlimit_args, run_and_reap
 
 #: The few host files programs need (dynamic linker cache, users and groups for `id`, TLS roots, time zone).
-ETC_FILES = ("/etc/ld.so.cache", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/localtime",
-             "/etc/ssl/certs", "/etc/alternatives")
+ETC_FILES = (
+    "/etc/ld.so.cache",
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/nsswitch.conf",
+    "/etc/localtime",
+    "/etc/ssl/certs",
+    "/etc/alternatives",
+)
 USR_MERGED_LINKS = (("usr/lib", "/lib"), ("usr/lib64", "/lib64"), ("usr/bin", "/bin"), ("usr/sbin", "/sbin"))
 
 
@@ -34,8 +40,7 @@ class BwrapSandbox:
     def __init__(self, bwrap: str | None = None) -> None:
         found = bwrap or shutil.which("bwrap")
         if found is None:
-            raise SandboxError("bubblewrap is not installed: apt-get install bubblewrap (make install does it as "
-                               "root)")
+            raise SandboxError("bubblewrap is not installed: apt-get install bubblewrap (make install does it as root)")
         self.bwrap = found
 
     def options(self, spec: SandboxSpec, home_mb: int) -> list[str]:
@@ -47,9 +52,23 @@ class BwrapSandbox:
         for name in ETC_FILES:
             if os.path.exists(name):
                 args += ["--ro-bind", name, name]
-        args += ["--proc", "/proc", "--dev", "/dev", "--size", str(spec.limits.tmp_mb * 1024 * 1024), "--tmpfs",
-                 "/tmp", "--size", str(home_mb * 1024 * 1024), "--tmpfs", str(HOME),
-                 "--bind", str(spec.workdir), str(WORKDIR)]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            str(spec.limits.tmp_mb * 1024 * 1024),
+            "--tmpfs",
+            "/tmp",
+            "--size",
+            str(home_mb * 1024 * 1024),
+            "--tmpfs",
+            str(HOME),
+            "--bind",
+            str(spec.workdir),
+            str(WORKDIR),
+        ]
         if spec.logdir is not None:
             args += ["--bind", str(spec.logdir), str(LOGDIR)]
         for path in spec.readonly:
@@ -58,8 +77,7 @@ class BwrapSandbox:
             args += ["--ro-bind", str(spec.gateway_dir), str(GATEWAY_DIR)]
         # The root bwrap builds is a tmpfs: make it read-only, so only the mounts above are writable.
         args += ["--remount-ro", "/", "--chdir", str(spec.cwd), "--clearenv"]
-        environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-                       **spec.environment}
+        environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **spec.environment}
         for key, value in environment.items():
             args += ["--setenv", key, value]
         return args
@@ -72,8 +90,15 @@ class BwrapSandbox:
         with its options read from `options_fd`, then the command."""
         command = [*prlimit_args(spec.limits, with_memory=cgroup is None)]
         if drops_to_sandbox_uid():
-            command += ["setpriv", f"--reuid={SANDBOX_UID}", f"--regid={SANDBOX_UID}", "--clear-groups",
-                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+            command += [
+                "setpriv",
+                f"--reuid={SANDBOX_UID}",
+                f"--regid={SANDBOX_UID}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+            ]
         command += [self.bwrap, "--args", str(options_fd), "--", *spec.command]
         if cgroup is not None:
             command = ["sh", "-c", f"{cgroup.join_command()} && exec {shlex.join(command)}"]
@@ -85,8 +110,9 @@ class BwrapSandbox:
         options_fd = arguments_file(self.options(spec, home_mb=limits.tmp_mb))
         try:
             cgroup = RunCgroup.create(limits.memory_mb, limits.processes) if drops_to_sandbox_uid() else None
-            return run_and_reap(self.launcher(spec, cgroup, options_fd), limits, cgroup, stop, stdin=spec.stdin,
-                                pass_fds=(options_fd,))
+            return run_and_reap(
+                self.launcher(spec, cgroup, options_fd), limits, cgroup, stop, stdin=spec.stdin, pass_fds=(options_fd,)
+            )
         finally:
             os.close(options_fd)
 

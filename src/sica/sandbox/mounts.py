@@ -24,8 +24,10 @@ def check_reachable(path: Path) -> None:
     for folder in path.resolve().parents:
         mode = folder.stat().st_mode
         if folder.stat().st_uid != SANDBOX_UID and not mode & stat.S_IXOTH:
-            raise SandboxError(f"{path} is not reachable by the sandbox user (uid {SANDBOX_UID}): {folder} is mode "
-                               f"{stat.S_IMODE(mode):04o}; keep sandbox material under a folder others can traverse")
+            raise SandboxError(
+                f"{path} is not reachable by the sandbox user (uid {SANDBOX_UID}): {folder} is mode "
+                f"{stat.S_IMODE(mode):04o}; keep sandbox material under a folder others can traverse"
+            )
 
 
 def readable_by_all(folder: Path) -> None:

@@ -20,14 +20,22 @@ import threading
 import uuid
 from pathlib import Path
 
-from sica.sandbox.base import (GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult,
-                               SandboxSpec)
+from sica.sandbox.base import GATEWAY_DIR, HOME, LOGDIR, WORKDIR, InsideView, SandboxError, SandboxResult, SandboxSpec
 from sica.sandbox.bwrap import ETC_FILES, USR_MERGED_LINKS
 from sica.sandbox.mounts import SANDBOX_UID, prepare_mounts
 from sica.sandbox.process import run_and_reap
 
-MOUNT_POINTS = ("usr", "etc", "tmp", "proc", "dev", "run/sica", str(HOME).lstrip("/"), str(WORKDIR).lstrip("/"),
-                str(LOGDIR).lstrip("/"))
+MOUNT_POINTS = (
+    "usr",
+    "etc",
+    "tmp",
+    "proc",
+    "dev",
+    "run/sica",
+    str(HOME).lstrip("/"),
+    str(WORKDIR).lstrip("/"),
+    str(LOGDIR).lstrip("/"),
+)
 
 
 class PodmanSandbox:
@@ -51,18 +59,50 @@ class PodmanSandbox:
             _minimal_rootfs(rootfs)
             conf.write_text(_containers_conf(spec))
             env_file = _env_file(Path(scratch) / "environment", spec)
-            command = [self.engine, *self.runtime, "run", "--name", name, *self._options(spec), "--env-file",
-                       str(env_file), "--rootfs", str(rootfs), *spec.command]
-            return run_and_reap(command, spec.limits, None, stop, cleanup=lambda: self._remove(name),
-                                environment={"CONTAINERS_CONF": str(conf)}, stdin=spec.stdin,
-                                cwd=Path(scratch))  # the engine leaves files in its folder (an `oom` marker)
+            command = [
+                self.engine,
+                *self.runtime,
+                "run",
+                "--name",
+                name,
+                *self._options(spec),
+                "--env-file",
+                str(env_file),
+                "--rootfs",
+                str(rootfs),
+                *spec.command,
+            ]
+            return run_and_reap(
+                command,
+                spec.limits,
+                None,
+                stop,
+                cleanup=lambda: self._remove(name),
+                environment={"CONTAINERS_CONF": str(conf)},
+                stdin=spec.stdin,
+                cwd=Path(scratch),
+            )  # the engine leaves files in its folder (an `oom` marker)
 
     def _options(self, spec: SandboxSpec) -> list[str]:
         limits = spec.limits
-        options = ["--network", "none", "--read-only", "--cap-drop", "all", "--security-opt", "no-new-privileges",
-                   "--tmpfs", f"/tmp:size={limits.tmp_mb}m", "--tmpfs", f"{HOME}:size={limits.tmp_mb}m",
-                   "--workdir", str(spec.cwd), "--mount", "type=bind,src=/usr,dst=/usr,ro",
-                   *(["--interactive"] if spec.stdin else [])]
+        options = [
+            "--network",
+            "none",
+            "--read-only",
+            "--cap-drop",
+            "all",
+            "--security-opt",
+            "no-new-privileges",
+            "--tmpfs",
+            f"/tmp:size={limits.tmp_mb}m",
+            "--tmpfs",
+            f"{HOME}:size={limits.tmp_mb}m",
+            "--workdir",
+            str(spec.cwd),
+            "--mount",
+            "type=bind,src=/usr,dst=/usr,ro",
+            *(["--interactive"] if spec.stdin else []),
+        ]
         if os.geteuid() == 0:
             options += ["--user", f"{SANDBOX_UID}:{SANDBOX_UID}"]
         if limits.memory_mb:
@@ -83,8 +123,9 @@ class PodmanSandbox:
 
     def _remove(self, name: str) -> bool:
         """Kill and remove the container; True if the kernel killed it for lack of memory."""
-        inspected = subprocess.run([self.engine, *self.runtime, "inspect", name, "--format", "{{json .State}}"],
-                                   capture_output=True, text=True)
+        inspected = subprocess.run(
+            [self.engine, *self.runtime, "inspect", name, "--format", "{{json .State}}"], capture_output=True, text=True
+        )
         subprocess.run([self.engine, *self.runtime, "rm", "--force", "--time", "0", name], capture_output=True)
         try:
             return bool(json.loads(inspected.stdout).get("OOMKilled"))
@@ -114,13 +155,14 @@ def _minimal_rootfs(rootfs: Path) -> None:
 def _env_file(path: Path, spec: SandboxSpec) -> Path:
     """The container's environment as podman's `--env-file` reads it (`KEY=VALUE` lines, values taken as they
     are), in a file only the harness may read; a value podman could not read back whole is refused."""
-    environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-                   **spec.environment}
+    environment = {"HOME": str(HOME), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **spec.environment}
     lines = []
     for key, value in environment.items():
         if not key or "=" in key or any(c in key + value for c in "\n\r\0") or key != key.strip():
-            raise SandboxError(f"the sandbox variable {key[:40]!r} cannot be passed to podman (a newline, NUL or "
-                               "'=' in its name or value)")
+            raise SandboxError(
+                f"the sandbox variable {key[:40]!r} cannot be passed to podman (a newline, NUL or "
+                "'=' in its name or value)"
+            )
         lines.append(f"{key}={value}\n")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:

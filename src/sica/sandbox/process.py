@@ -38,10 +38,18 @@ def prlimit_args(limits: Limits, with_memory: bool) -> list[str]:
     return [*args, "--"]
 
 
-def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
-                 stop: threading.Event | None = None, *, cleanup: Callable[[], bool] | None = None,
-                 environment: Mapping[str, str] | None = None, stdin: bytes = b"",
-                 pass_fds: tuple[int, ...] = (), cwd: Path | None = None) -> SandboxResult:
+def run_and_reap(
+    command: list[str],
+    limits: Limits,
+    cgroup: RunCgroup | None,
+    stop: threading.Event | None = None,
+    *,
+    cleanup: Callable[[], bool] | None = None,
+    environment: Mapping[str, str] | None = None,
+    stdin: bytes = b"",
+    pass_fds: tuple[int, ...] = (),
+    cwd: Path | None = None,
+) -> SandboxResult:
     """Run with a wall-time limit (or until `stop` is set); afterwards nothing of the run may be left alive.
     `cleanup` (a container engine's kill-and-remove) runs after the launcher is gone and says whether the run
     was killed for lack of memory. `stdin` is fed through a pipe: once the command has read it, it is gone
@@ -53,9 +61,16 @@ def run_and_reap(command: list[str], limits: Limits, cgroup: RunCgroup | None,
         # The launcher chain (prlimit, setpriv, bwrap) gets no harness environment either: bwrap stays in the
         # sandbox's PID namespace as its init, and its /proc/1/environ is readable from inside.
         try:
-            process = subprocess.Popen(command, stdin=given, stdout=out, stderr=err, start_new_session=True,
-                                       env={**LAUNCHER_ENVIRONMENT, **(environment or {})}, pass_fds=pass_fds,
-                                       cwd=cwd)
+            process = subprocess.Popen(
+                command,
+                stdin=given,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+                env={**LAUNCHER_ENVIRONMENT, **(environment or {})},
+                pass_fds=pass_fds,
+                cwd=cwd,
+            )
         finally:
             if stdin:
                 os.close(given)

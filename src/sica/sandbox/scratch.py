@@ -20,15 +20,18 @@ class ScratchArea:
         self.path.chmod(0o755)
         self.capped = False
         if os.geteuid() == 0:
-            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755,nosuid,nodev",
-                                      "tmpfs", str(self.path)], capture_output=True)
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755,nosuid,nodev", "tmpfs", str(self.path)],
+                capture_output=True,
+            )
             self.capped = mounted.returncode == 0
 
     def __enter__(self) -> ScratchArea:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:

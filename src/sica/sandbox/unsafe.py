@@ -27,9 +27,17 @@ class UnsafeNoSandbox:
         print(WARNING, file=sys.stderr)
         cwd = spec.workdir if spec.cwd == WORKDIR else spec.cwd
         with tempfile.TemporaryDirectory(prefix="sica-home-") as home:
-            environment = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
-                           **spec.environment}
-            command = ["env", "-i", *(f"{k}={v}" for k, v in environment.items()), "sh", "-c",
-                       'cd "$0" && exec "$@"', str(cwd), *spec.command]
-            return run_and_reap([*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None, stop,
-                                stdin=spec.stdin)
+            environment = {"HOME": home, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **spec.environment}
+            command = [
+                "env",
+                "-i",
+                *(f"{k}={v}" for k, v in environment.items()),
+                "sh",
+                "-c",
+                'cd "$0" && exec "$@"',
+                str(cwd),
+                *spec.command,
+            ]
+            return run_and_reap(
+                [*prlimit_args(spec.limits, with_memory=True), *command], spec.limits, None, stop, stdin=spec.stdin
+            )

@@ -44,8 +44,9 @@ class TreeLimits:
 UNTRUSTED_LIMITS = TreeLimits()
 #: The limits on a tree the harness or its user made (a repository, a checkout): depth only, so the walk's
 #: descriptors stay few.
-TRUSTED_LIMITS = TreeLimits(max_depth=256, max_entries=None, max_file_bytes=None, max_total_bytes=None,
-                            max_path_bytes=1 << 20)
+TRUSTED_LIMITS = TreeLimits(
+    max_depth=256, max_entries=None, max_file_bytes=None, max_total_bytes=None, max_path_bytes=1 << 20
+)
 
 SPECIAL_FILES = "special files (FIFOs, sockets, devices)"
 NESTED_REPOSITORIES = "nested git repositories"
@@ -111,9 +112,15 @@ class _Folder:
     entry: TreeEntry | None
 
 
-def walk_untrusted_tree(root: Path, limits: TreeLimits, left_out: LeftOut, *,
-                        skip_folders: frozenset[str] = frozenset(), nested_repositories: bool = False,
-                        leave_out: Callable[[str], str | None] | None = None) -> Iterator[tuple[Visit, TreeEntry]]:
+def walk_untrusted_tree(
+    root: Path,
+    limits: TreeLimits,
+    left_out: LeftOut,
+    *,
+    skip_folders: frozenset[str] = frozenset(),
+    nested_repositories: bool = False,
+    leave_out: Callable[[str], str | None] | None = None,
+) -> Iterator[tuple[Visit, TreeEntry]]:
     """Walk `root` depth first, never through a link: `enter` and `leave` for each folder (its `parent_fd` is
     open until `leave`; children come between), `file` for regular files and `link` for links. Folders named
     in `skip_folders` are passed over without a note; what is past `limits`, special files and, with
@@ -236,8 +243,7 @@ def write_into_untrusted_folder(folder: Path, name: str, data: bytes) -> bool:
         return False
     try:
         temp = f".{name}.tmp"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                     dir_fd=folder_fd)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=folder_fd)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.rename(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
@@ -273,8 +279,13 @@ def copy_untrusted_tree(source: Path, destination: Path, limits: TreeLimits = UN
     return left_out.lines()
 
 
-def copy_tree_into(source: Path, destination: Path, limits: TreeLimits, skip: frozenset[str] = frozenset(),
-                   leave_out: Callable[[str], str | None] | None = None) -> LeftOut:
+def copy_tree_into(
+    source: Path,
+    destination: Path,
+    limits: TreeLimits,
+    skip: frozenset[str] = frozenset(),
+    leave_out: Callable[[str], str | None] | None = None,
+) -> LeftOut:
     """Copy `source`'s entries into `destination` (made when missing, its own mode then taken from `source`),
     as `copy_untrusted_tree` does but in place, passing over entries named in `skip` and leaving out those
     `leave_out` gives a reason for; what was left out."""
@@ -315,15 +326,15 @@ def _copy_file(entry: TreeEntry, target_folder: int) -> bool:
     """Copy one regular file's data (holes kept as holes, at most its size when walked), mode (plain) and
     times; False when it cannot be opened as a regular file."""
     try:
-        source = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                         dir_fd=entry.parent_fd)
+        source = os.open(entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=entry.parent_fd)
     except OSError:
         return False
     try:
         if not stat.S_ISREG(os.fstat(source).st_mode):
             return False
-        target = os.open(entry.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                         dir_fd=target_folder)
+        target = os.open(
+            entry.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=target_folder
+        )
         try:
             size = entry.stat.st_size
             for start, end in _data_ranges(source, size):

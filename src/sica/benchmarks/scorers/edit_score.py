@@ -49,8 +49,10 @@ def edit_score(original: str, target: str, final: str | None) -> tuple[float, st
     excess = total_made - matched
     penalty = 0.3 * min(1.0, excess / total_wanted) if total_wanted else 0.0
     value = min(NOT_EXACT_CAP, max(0.0, 0.4 * precision + 0.6 * recall - penalty))
-    return value, (f"not exact: {matched} of {total_wanted} target line changes made, {excess} other line changes; "
-                   f"precision {precision:.3f}, recall {recall:.3f}, penalty {penalty:.3f}")
+    return value, (
+        f"not exact: {matched} of {total_wanted} target line changes made, {excess} other line changes; "
+        f"precision {precision:.3f}, recall {recall:.3f}, penalty {penalty:.3f}"
+    )
 
 
 def main(argv: list[str]) -> int:

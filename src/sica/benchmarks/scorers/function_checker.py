@@ -115,15 +115,29 @@ def own_sandbox(tree: str) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise IsolationError("bwrap is not installed")
-    prefix = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind", "/", "/", "--proc", "/proc",
-              "--dev", "/dev", "--tmpfs", "/tmp"]
+    prefix = [
+        bwrap,
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+    ]
     home = os.environ.get("HOME", "")
     if home not in ("", "/") and os.path.isdir(home):
         prefix += ["--tmpfs", home]
     prefix += ["--ro-bind", HERE, HERE, "--bind", tree, tree, "--chdir", tree, "--"]
     try:
-        tried = subprocess.run([*prefix, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, timeout=30)
+        tried = subprocess.run(
+            [*prefix, "true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30
+        )
     except subprocess.TimeoutExpired:
         raise IsolationError("bwrap did not start in 30 s") from None
     if tried.returncode != 0:
@@ -140,8 +154,14 @@ def _exit_reason(code: int) -> str:
 
 
 def _start(mode: str, tree: str, stderr: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([*CANDIDATE_PREFIX, sys.executable, "-I", "-B", RUNNER, mode, tree], cwd=tree,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    process = subprocess.Popen(
+        [*CANDIDATE_PREFIX, sys.executable, "-I", "-B", RUNNER, mode, tree],
+        cwd=tree,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        start_new_session=True,
+    )
     assert process.stdin is not None
     os.set_blocking(process.stdin.fileno(), False)
     return process
@@ -151,7 +171,7 @@ def _send(process: subprocess.Popen[bytes], data: bytes) -> bytes:
     """Write what the candidate's standard input takes now; what is left (nothing once it closed it)."""
     assert process.stdin is not None
     try:
-        return data[os.write(process.stdin.fileno(), data[:65536]):]
+        return data[os.write(process.stdin.fileno(), data[:65536]) :]
     except BlockingIOError:
         return data
     except OSError:
@@ -166,8 +186,9 @@ class Candidate:
         self.pending = bytearray()
         self.calls = 0
         self.broken = False
-        reply = self._exchange({"load": {"name": name, "prelude": prelude, "method_of": method_of}}, timeout_s,
-                               "loading solution.py")
+        reply = self._exchange(
+            {"load": {"name": name, "prelude": prelude, "method_of": method_of}}, timeout_s, "loading solution.py"
+        )
         if reply.get("ready") is not True:
             self._fail("solution.py", f"did not load: {_name(reply.get('load_failed'))}")
 
@@ -213,8 +234,11 @@ class Candidate:
         self.calls += 1
         number, what = self.calls, f"call {self.calls}"
         try:
-            request = {"call": number, "args": [plain_data.encode(a) for a in arguments],
-                       "kwargs": [[name, plain_data.encode(value)] for name, value in keywords.items()]}
+            request = {
+                "call": number,
+                "args": [plain_data.encode(a) for a in arguments],
+                "kwargs": [[name, plain_data.encode(value)] for name, value in keywords.items()],
+            }
         except plain_data.NotPlainData as error:
             raise CallFailed(what, f"the test's arguments are not plain data ({error})") from None
         reply = self._exchange(request, timeout_s, what)
@@ -319,8 +343,9 @@ def run_program(tree: str, given: bytes, timeout_s: float) -> ProgramRun:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            readable, writable, _ = select.select([*streams, *([] if exited else [exit_fd])],
-                                                  [process.stdin] if given else [], [], remaining)
+            readable, writable, _ = select.select(
+                [*streams, *([] if exited else [exit_fd])], [process.stdin] if given else [], [], remaining
+            )
             if writable:
                 given = _send(process, given)
                 if not given:
@@ -341,8 +366,7 @@ def run_program(tree: str, given: bytes, timeout_s: float) -> ProgramRun:
     finally:
         os.close(exit_fd)
         _kill_session(process)
-    return ProgramRun(process.returncode if exited else None, len(output) > OUTPUT_CAP, bytes(output),
-                      bytes(errors))
+    return ProgramRun(process.returncode if exited else None, len(output) > OUTPUT_CAP, bytes(output), bytes(errors))
 
 
 def stdin_test(tree: str, test: dict[str, Any], timeout_s: float) -> str | None:
@@ -357,8 +381,9 @@ def stdin_test(tree: str, test: dict[str, Any], timeout_s: float) -> str | None:
     return None if same_output(run.output.decode("utf-8", errors="replace"), str(test["output"])) else "wrong answer"
 
 
-def functional_test(spec: dict[str, Any], tree: str, test: dict[str, Any], timeout_s: float,
-                    candidate: Candidate | None) -> tuple[str | None, Candidate | None]:
+def functional_test(
+    spec: dict[str, Any], tree: str, test: dict[str, Any], timeout_s: float, candidate: Candidate | None
+) -> tuple[str | None, Candidate | None]:
     """None if the function's result equals the expected one, else why not; and the candidate to reuse (a
     fresh one replaces one that broke)."""
     try:
@@ -369,8 +394,7 @@ def functional_test(spec: dict[str, Any], tree: str, test: dict[str, Any], timeo
     try:
         if candidate is None or candidate.broken:
             candidate = None
-            candidate = Candidate(tree, str(spec["func_name"]), str(spec.get("prelude") or ""), "Solution",
-                                  timeout_s)
+            candidate = Candidate(tree, str(spec["func_name"]), str(spec.get("prelude") or ""), "Solution", timeout_s)
         result = candidate.call(timeout_s, *arguments)
     except CallFailed as failure:
         if failure.timed_out:
@@ -396,8 +420,9 @@ def check_livecodebench(spec: dict[str, Any], tree: str) -> tuple[bool, str]:
                 else:
                     failure = stdin_test(tree, test, timeout_s)
             except TimedOut:
-                first_failure = first_failure or f"test {number}: over the {timeout_s:g} s time limit (later tests " \
-                                                 "not run)"
+                first_failure = (
+                    first_failure or f"test {number}: over the {timeout_s:g} s time limit (later tests not run)"
+                )
                 break
             if failure is None:
                 passed += 1

@@ -25,8 +25,18 @@ from sica.sandbox import Sandbox, SandboxResult
 #: The scripts the sandbox runs, beside each other in the hidden folder (they also make up the fingerprint).
 SCRIPTS = tuple(Path(str(module.__file__)) for module in (function_checker, candidate_runner, plain_data))
 #: Signals the checker never sends itself, and that neither a limit nor the harness delivers to it.
-SENT_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGKILL, signal.SIGUSR1,
-                          signal.SIGUSR2, signal.SIGALRM, signal.SIGTERM})
+SENT_SIGNALS = frozenset(
+    {
+        signal.SIGHUP,
+        signal.SIGINT,
+        signal.SIGQUIT,
+        signal.SIGKILL,
+        signal.SIGUSR1,
+        signal.SIGUSR2,
+        signal.SIGALRM,
+        signal.SIGTERM,
+    }
+)
 
 
 def run_function_check(sandbox: Sandbox, final_tree: Path, spec: dict[str, Any], *, wall_s: float) -> Score:
@@ -38,20 +48,28 @@ def run_function_check(sandbox: Sandbox, final_tree: Path, spec: dict[str, Any],
         for script in SCRIPTS:
             shutil.copyfile(script, hidden / script.name)
         checker = hidden / Path(str(function_checker.__file__)).name
-        result = run_checks(sandbox, final_tree, hidden, lambda tree: ("python3", "-I", "-B", str(checker), str(tree)),
-                            wall_s=wall_s, stdin=given)
+        result = run_checks(
+            sandbox,
+            final_tree,
+            hidden,
+            lambda tree: ("python3", "-I", "-B", str(checker), str(tree)),
+            wall_s=wall_s,
+            stdin=given,
+        )
     return verdict_score(result, nonce)
 
 
 def verdict_score(result: SandboxResult, nonce: str) -> Score:
     """The score the checker's run shows: 1 only for its own passing verdict (see the module's doc)."""
-    verdicts = [line.split(" ", 3) for line in result.stdout.splitlines()
-                if line.startswith(function_checker.VERDICT + " ")]
+    verdicts = [
+        line.split(" ", 3) for line in result.stdout.splitlines() if line.startswith(function_checker.VERDICT + " ")
+    ]
     if any(len(verdict) < 3 or verdict[1] != nonce for verdict in verdicts):
         return Score.tampering("a verdict line the checker did not write (not this attempt's nonce)")
     if result.ending == "signal" and result.signal in SENT_SIGNALS:
-        return Score.tampering(f"the checker was killed by signal {result.signal}, which only the code under test "
-                               "could send")
+        return Score.tampering(
+            f"the checker was killed by signal {result.signal}, which only the code under test could send"
+        )
     if not verdicts:
         return Score(0.0, f"the checker gave no verdict ({result.describe()}): {output_tail(result.stderr, 200)}")
     _, _, outcome, *summary = verdicts[-1]

@@ -17,8 +17,10 @@ import re
 import sys
 
 MAX_PATH = 400
-_PLACE = re.compile(rf"(?P<path>[^\s:'\"`()\[\]{{}}<>,;]{{1,{MAX_PATH - 3}}}\.py)"
-                    + r":(?P<line>\d{1,9})(?!\d)(?::(?P<col>\d{1,9})(?!\d))?")
+_PLACE = re.compile(
+    rf"(?P<path>[^\s:'\"`()\[\]{{}}<>,;]{{1,{MAX_PATH - 3}}}\.py)"
+    + r":(?P<line>\d{1,9})(?!\d)(?::(?P<col>\d{1,9})(?!\d))?"
+)
 
 
 def parse_answer(answer: str, tree: str) -> tuple[str, int, int | None] | None:
@@ -29,7 +31,7 @@ def parse_answer(answer: str, tree: str) -> tuple[str, int, int | None] | None:
     path = found.group("path")
     prefix = tree.rstrip("/") + "/"
     if path.startswith(prefix):
-        path = path[len(prefix):]
+        path = path[len(prefix) :]
     while path.startswith("./"):
         path = path[2:]
     return path, int(found.group("line")), int(found.group("col")) if found.group("col") else None
@@ -41,8 +43,10 @@ def location_score(expected: str, answer: str | None, tree: str) -> tuple[float,
     given = parse_answer(answer, tree) if answer else None
     if given is None:
         return 0.0, "no PATH:LINE:COL in the answer" if answer else "no answer"
-    shown = "".join(char if char.isprintable() else "?" for char in
-                    f"{given[0]}:{given[1]}" + (f":{given[2]}" if given[2] is not None else ""))
+    shown = "".join(
+        char if char.isprintable() else "?"
+        for char in f"{given[0]}:{given[1]}" + (f":{given[2]}" if given[2] is not None else "")
+    )
     if given[0] != path:
         return 0.0, f"answered {shown}: wrong file"
     if given[1] != int(line):
