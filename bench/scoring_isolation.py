@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Seconds to score HumanEval's canonical solutions with the isolated function checker, against the in-process
-scorer it replaced, side by side, per problem.
+scorer it replaced, side by side, per problem; and (`--suite tasks`) the example task folders' checks through
+`sica-pytest` (isolated, canaries, signed report) against their `python3 -m pytest` checks of commit 57d1bac.
 
 * today's scorer (in-process): HumanEval's scorer as of commit 57d1bac, its source read with `git show
   57d1bac:src/sica/benchmarks/humaneval.py` and loaded as a module: one sandboxed `python3 run_tests.py TREE` that
@@ -20,6 +21,10 @@ helpers or the function's name: HumanEval/32, 33, 38, 50); then the median over 
     .venv/bin/python bench/scoring_isolation.py                     # problems 0-19
     .venv/bin/python bench/scoring_isolation.py --problems 0 32 33 87 --repeats 5
     .venv/bin/python bench/scoring_isolation.py --count 164 --repeats 1 --json out.json
+    .venv/bin/python bench/scoring_isolation.py --suite tasks       # examples/tasks, old checks vs sica-pytest
+
+Task folders are scored on their untouched starting trees (the same tests run either way; what is timed is the
+check, not the solution), both through today's harness: only `check.sh` differs.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from typing import Any
 
 import uv
 
+from sica.benchmarks import BenchmarkContext, BenchmarkError, open_benchmark
 from sica.benchmarks.base import Problem
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
+from sica.config import load_settings
 from sica.sandbox import Sandbox, SandboxError, open_sandbox
 
 OLD_COMMIT = "57d1bac"
@@ -58,20 +65,22 @@ def in_process_scorer() -> types.ModuleType:
     return module
 
 
-def timed_score(sandbox: Sandbox, problem: Problem, solution: str) -> tuple[float, float]:
-    """Seconds to score `solution` for `problem` on a fresh tree, and the score."""
+def timed_score(sandbox: Sandbox, problem: Problem, solution: str | None) -> tuple[float, float]:
+    """Seconds to score `solution` (None: the starting tree as laid out) for `problem` on a fresh tree, and the
+    score."""
     with tempfile.TemporaryDirectory(prefix="sica-bench-scoring-") as folder:
         tree = Path(folder)
         tree.chmod(0o755)
         problem.lay_out(tree)
-        (tree / "solution.py").write_text(solution, encoding="utf-8")
+        if solution is not None:
+            (tree / "solution.py").write_text(solution, encoding="utf-8")
         assert problem.score is not None
         started = time.perf_counter()
         score = problem.score(sandbox, tree, None)
         return time.perf_counter() - started, score.value
 
 
-def measure(sandbox: Sandbox, pairs: list[tuple[str, Problem, Problem, str]], repeats: int,
+def measure(sandbox: Sandbox, pairs: list[tuple[str, Problem, Problem, str | None]], repeats: int,
             on_row: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     rows = []
     for problem_id, old, new, solution in pairs:
@@ -92,27 +101,54 @@ def measure(sandbox: Sandbox, pairs: list[tuple[str, Problem, Problem, str]], re
     return rows
 
 
+def humaneval_pairs(args: argparse.Namespace) -> list[tuple[str, Problem, Problem, str | None]]:
+    """(problem id, today's in-process problem, the isolated one, its canonical solution) per chosen problem."""
+    benchmark = HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin()))
+    old_module = in_process_scorer()
+    rows_data = benchmark.rows()
+    numbers = args.problems if args.problems else list(range(min(args.count, len(rows_data))))
+    new_problems = benchmark.problems()
+    return [(new_problems[n].id, old_module._problem(rows_data[n]), new_problems[n],
+             rows_data[n]["prompt"] + rows_data[n]["canonical_solution"]) for n in numbers]
+
+
+def task_pairs(scratch: Path) -> list[tuple[str, Problem, Problem, str | None]]:
+    """(task, the task folder with its check of OLD_COMMIT, with today's check, None) per example task folder."""
+    old_root = scratch / "old-tasks"
+    old_root.mkdir()
+    archive = subprocess.run(["git", "archive", OLD_COMMIT, "examples/tasks"], cwd=REPO, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_root), "--strip-components=2"], input=archive, check=True)
+    context = BenchmarkContext.from_settings(load_settings(None, {}), uv.find_uv_bin())
+    old = open_benchmark(f"taskdir:{old_root}", context)
+    new = open_benchmark(f"taskdir:{REPO / 'examples' / 'tasks'}", context)
+    return [(n.id.rsplit("/", 1)[-1], o, n, None) for o, n in zip(old, new, strict=True)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=("humaneval", "tasks"), default="humaneval",
+                        help="HumanEval's function checker (default) or the example task folders' checks")
     parser.add_argument("--count", type=int, default=20, help="score problems 0 .. COUNT-1 (default 20)")
     parser.add_argument("--problems", type=int, nargs="+", help="score these problem numbers instead")
     parser.add_argument("--repeats", type=int, default=3, help="measured scorings per problem and scorer (3)")
     parser.add_argument("--json", type=Path, help="also write every figure and sample here")
     args = parser.parse_args()
-    try:
-        sandbox = open_sandbox("bwrap")
-        benchmark = HumanEvalBenchmark(install_data(CACHE, uv.find_uv_bin()))
-        old_module = in_process_scorer()
-    except (SandboxError, subprocess.CalledProcessError, OSError) as error:
-        print(f"cannot run: {error}", file=sys.stderr)
-        return 2
-    rows_data = benchmark.rows()
-    numbers = args.problems if args.problems else list(range(min(args.count, len(rows_data))))
-    new_problems = benchmark.problems()
-    pairs = [(new_problems[n].id, old_module._problem(rows_data[n]), new_problems[n],
-              rows_data[n]["prompt"] + rows_data[n]["canonical_solution"]) for n in numbers]
+    with tempfile.TemporaryDirectory(prefix="sica-bench-tasks-") as scratch:
+        try:
+            sandbox = open_sandbox("bwrap")
+            pairs = humaneval_pairs(args) if args.suite == "humaneval" else task_pairs(Path(scratch))
+        except (SandboxError, BenchmarkError, subprocess.CalledProcessError, OSError) as error:
+            print(f"cannot run: {error}", file=sys.stderr)
+            return 2
+        return report(sandbox, pairs, args)
+
+
+def report(sandbox: Sandbox, pairs: list[tuple[str, Problem, Problem, str | None]], args: argparse.Namespace) -> int:
+    """Measure `pairs` and print them side by side, with medians, totals and the load average."""
     load_before = os.getloadavg()[0]
-    print(f"HumanEval canonical solutions, bwrap sandbox, {args.repeats} repeats each (ABBA), median seconds")
+    what = "HumanEval canonical solutions" if args.suite == "humaneval" else "example task folders, untouched trees"
+    print(f"{what}, bwrap sandbox, {args.repeats} repeats each (ABBA), median seconds")
     print(f"{'problem':<14} {'in-process s':>12} {'isolated s':>11} {'ratio':>6}   {'scores (in-process, isolated)'}")
 
     def on_row(row: dict[str, Any]) -> None:
