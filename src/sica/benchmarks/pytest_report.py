@@ -18,7 +18,13 @@ The code under test runs in this process, so the run is built to keep the tree f
 - canaries: copies of real tests (same node id, same fixtures, run among their own module's or class's tests)
   that run the real test and then fail whatever it did: a canary reported as passing proves the report was
   rewritten. The harness checks all of this (`sica.benchmarks.canaries`); what the code under test could still
-  do, knowing this runner, is read its memory: canaries catch blind tampering, not a targeted forgery."""
+  do, knowing this runner, is read its memory: canaries catch blind tampering, not a targeted forgery.
+
+One module, over 400 lines, because it is one script: it is copied on its own into a folder the sandbox mounts
+(a problem's hidden files, or the folder of `sica-pytest`), runs there with `python -I` (its own folder is not on
+`sys.path`, so it can import no sibling), and its bytes are part of the fingerprint of every problem it scores.
+The harness imports the same file for its report markers, `summary_verdict` and `restore_tests`, so both sides of
+the report share one definition."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`taskdir:PATH`: a folder of task folders (DESIGN.md's format): `task.md` (the statement), `build.sh DEST`
+"""`taskdir:PATH`: a folder of task folders, one a task: `task.md` (the statement), `build.sh DEST`
 (lays out the starting tree; run by the harness, outside the sandbox, from the task folder) and
 `check.sh WORKTREE [ANSWER]` (run sandboxed from a read-only copy of the task folder on a copy of the final tree;
 exit 0 iff solved; an optional last line `score: X`). Nothing but task.md is ever shown to the agent.

@@ -24,7 +24,7 @@ class CliState:
     err: Console
 
     def settings(self) -> Settings:
-        """Load the configuration the way DESIGN.md says: --config, ./sica.toml, ~/.config/sica/sica.toml."""
+        """Load the configuration from the first of --config, ./sica.toml, ~/.config/sica/sica.toml."""
         path = find_config_file(self.config_path, Path.cwd(), Path.home())
         return load_settings(path, os.environ)
 

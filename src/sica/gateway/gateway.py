@@ -1,5 +1,11 @@
 """The gateway: authenticates a call, routes it by alias, reserves its worst case, sends it upstream with
-retries, meters it into the ledger and answers in the client's own wire format."""
+retries, meters it into the ledger and answers in the client's own wire format.
+
+One module, over 400 lines, because `Gateway` is one pipeline: its steps share the call's state (`_Call`: the
+account, the route, the reservation, the clock) and every path out of it, an error, a retry given up, a stream the
+client abandoned, must settle the reservation and the ledger row it opened. What stands alone is already its own
+module (admission, accounts, ledger, pricing, retry, routing, wire, errors); what is left here is the order of the
+steps and their settling, which reads best in one place."""
 
 from __future__ import annotations
 

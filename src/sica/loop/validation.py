@@ -2,7 +2,7 @@
 installs from its own pyproject (as the agent contract says), it imports, every module compiles (as the snapshot
 that evaluations mount must: a syntax error in a module nothing imports passes the other checks), and its own
 tests pass. The last three run sandboxed, on a copy of its code: the version is untrusted. (Solving a smoke
-problem, the last check of DESIGN.md, needs the run's gateway: `loop/smoke.py`.)"""
+problem, the last check, needs the run's gateway: `loop/smoke.py`.)"""
 
 from __future__ import annotations
 

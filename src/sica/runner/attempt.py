@@ -5,6 +5,12 @@ runs, the agent works in a size-capped scratch area (a tmpfs where the harness m
 user can reach; afterwards the attempt's folder keeps `task.md`, `workdir/` and `logdir/` (events.jsonl,
 inbox/, answer.txt) as the agent left them, `baseline.git` (the harness's record of the starting tree),
 `diff.patch`, `agent.log` and `outcome.json`; `live.json` points at the live folders while the attempt lasts.
+
+One module, over 400 lines, because it is one attempt's life in order (lay out, sandbox, follow, cancel, decide
+the end, diff, score, keep) and its steps share the attempt's folders, limits and clock; `_decide_end` weighs what
+the follower, the sandbox and the ledger found together. What other code shares is elsewhere (`setup.py` for a
+run's agent, `trace_summary.py`, the diffs and sandboxes). If it grows, the ledger's evidence (`upstream_failed`,
+`queued_seconds`, `charged_seconds`) is the part to move out first.
 """
 
 from __future__ import annotations

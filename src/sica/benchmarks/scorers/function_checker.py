@@ -16,7 +16,13 @@ process's alone.
 Spec modes: `humaneval` (`prompt` and `test`: the dataset's check runs here with `candidate` standing for the
 remote function), `functional` (LiveCodeBench's LeetCode problems: JSON arguments, one per input line, and the
 JSON result) and `stdin` (LiveCodeBench's programs: one run of `solution.py` per test, output compared line by
-line). Standard library only (it runs on the sandbox's system Python 3.11)."""
+line). Standard library only (it runs on the sandbox's system Python 3.11).
+
+One module, over 400 lines, because it is the one trusted process of a check: sealing, the nested sandbox, the
+call protocol and the three modes all run in it and share `Candidate` and the verdict; what runs elsewhere is
+already apart (`candidate_runner.py` in the candidate's process, `plain_data.py` the encoding both use,
+`function_scoring.py` the harness's side). Splitting the modes out would add scripts to copy next to the checker
+without separating what must be trusted from what must not."""
 
 from __future__ import annotations
 
