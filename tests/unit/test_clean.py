@@ -19,9 +19,9 @@ from sica.benchmarks.environments import problem_requirements
 from sica.config import Settings, load_settings
 from sica.runner.cleanup import (ENVIRONMENT, PARTIAL_ENVIRONMENT, PARTIAL_RUN, SCRATCH, CleanupPlan, apply,
                                  plan_cleanup)
-from sica.runner.environments import (COMPLETE, agent_python, build_environment, declared_dependencies,
-                                      environment_key, interpreter_version, seed_agent_dir)
+from sica.runner.environments import declared_dependencies, seed_agent_dir
 from sica.runner.liveness import hold_harness_lock, live_harnesses
+from sica.workspace.environments import COMPLETE, agent_python, build_environment, environment_key, interpreter_version
 from tests.support.cli import clean_environ, run_sica
 
 SEED = seed_agent_dir()

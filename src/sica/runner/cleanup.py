@@ -35,17 +35,9 @@ from sica.archive.run import ARCHIVE, DATABASE
 from sica.benchmarks.bugfix import PACKAGES, PAIRS
 from sica.benchmarks.environments import problem_requirements
 from sica.config import Settings
-from sica.runner.environments import (
-    COMPLETE,
-    AgentVersionError,
-    agent_python,
-    declared_dependencies,
-    environment_key,
-    interpreter_version,
-    parse_dependencies,
-    seed_agent_dir,
-)
+from sica.runner.environments import AgentVersionError, declared_dependencies, parse_dependencies, seed_agent_dir
 from sica.runner.liveness import LiveHarnesses, live_harnesses
+from sica.workspace.environments import COMPLETE, agent_python, environment_key, interpreter_version
 
 ENVIRONMENT = "environment"
 PARTIAL_ENVIRONMENT = "unfinished environment"
