@@ -30,11 +30,13 @@ test: check
 	$(SICA) models install 0.5b
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-## check: the quality gates: formatting, lint and strict types of the harness and agent 0
+## check: the quality gates: formatting, lint and strict types of the harness and agent 0, and the harness's layers
+## (the import contracts of pyproject.toml)
 check: install
 	$(VENV)/bin/ruff format --check src/sica agent/sica_agent
 	$(VENV)/bin/ruff check src/sica agent/sica_agent
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 ## install: system packages (when root), uv, and the project's locked environment in .venv
 install: system-packages $(UV)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from sica.local_model.catalog import resolve_model
+from sica.bundled_models import resolve_model
 
 Provider = Literal["anthropic", "openai", "openai_compatible", "local", "scripted"]
 Wire = Literal["openai", "anthropic"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import uv
 
-from sica.local_model.catalog import resolve_model
+from sica.bundled_models import resolve_model
 from sica.local_model.server import LocalModelServer, ServeOptions
 from sica.local_model.weights import default_cache_dir, install
 

@@ -13,8 +13,8 @@ import pytest
 from sica.archive import ArchiveError, Run, resolve_reference
 from sica.archive.refs import parse_reference
 from sica.archive.run import ARCHIVE, DATABASE
-from sica.runner.diffs import SAFE_GIT
 from sica.runner.environments import seed_agent_dir
+from sica.workspace.git import SAFE_GIT
 
 SEED = seed_agent_dir()
 

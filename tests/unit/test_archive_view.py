@@ -10,8 +10,8 @@ import pytest
 from sica.archive import Run
 from sica.config import UtilitySettings
 from sica.loop.archive_view import write_archive_view
-from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
+from sica.workspace.trees import copy_tree
 from tests.unit.test_archive import Result
 
 HIDDEN = "assert candidate([1, 2]) == 3  # hidden test line"

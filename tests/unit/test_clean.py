@@ -15,13 +15,14 @@ import pytest
 
 from sica.archive import Run
 from sica.archive.run import DATABASE
+from sica.benchmarks import ENVIRONMENTS, problem_environment_requirements
 from sica.benchmarks.environments import problem_requirements
 from sica.config import Settings, load_settings
 from sica.runner.cleanup import (ENVIRONMENT, PARTIAL_ENVIRONMENT, PARTIAL_RUN, SCRATCH, CleanupPlan, apply,
                                  plan_cleanup)
-from sica.runner.environments import (COMPLETE, agent_python, build_environment, declared_dependencies,
-                                      environment_key, interpreter_version, seed_agent_dir)
+from sica.runner.environments import declared_dependencies, seed_agent_dir
 from sica.runner.liveness import hold_harness_lock, live_harnesses
+from sica.workspace.environments import COMPLETE, agent_python, build_environment, environment_key, interpreter_version
 from tests.support.cli import clean_environ, run_sica
 
 SEED = seed_agent_dir()
@@ -138,6 +139,13 @@ def test_unreferenced_old_things_go_and_everything_else_stays(place, tmp_path, v
         assert os.path.lexists(path), path
     assert (place["outside"] / "keep.txt").read_text() == "not sica's\n"  # the links were not followed
     assert [path.name for path in place["envs"].glob(".*.partial")] == [live_build.name]  # none set aside is left
+
+
+def test_the_problem_environments_kept_are_those_every_benchmark_kind_registers():
+    kept = problem_environment_requirements()
+    assert {"taskdir:PATH", "bugfix"} <= set(ENVIRONMENTS)
+    assert kept[0] == problem_requirements(())  # the task folders' checks: the test runner alone
+    assert len(kept) > 1 and all(set(kept[0]) <= set(requirements) for requirements in kept)
 
 
 def _mkdir(path: Path) -> Path:

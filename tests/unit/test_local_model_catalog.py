@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sica.local_model.catalog import (
+from sica.bundled_models import (
     CATALOG,
     DEFAULT_MODEL_NAME,
     requirement_name_and_version,

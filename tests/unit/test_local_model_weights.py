@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import uv
 
-from sica.local_model.catalog import LocalModelSpec, pinned_parts
+from sica.bundled_models import LocalModelSpec, pinned_parts
 from sica.local_model.weights import (
     WeightsError,
     install,

@@ -12,8 +12,8 @@ import uv
 
 from sica.config import default_envs_dir
 from sica.loop.validation import validate_version
-from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
+from sica.workspace.trees import copy_tree
 
 ENVS = default_envs_dir(os.geteuid())
 

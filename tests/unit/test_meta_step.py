@@ -12,10 +12,10 @@ from pathlib import Path
 from sica.benchmarks.base import Problem
 from sica.config import default_envs_dir
 from sica.runner.attempt import AttemptLimits, run_attempt
-from sica.runner.diffs import copy_tree
 from sica.runner.environments import seed_agent_dir
 from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
+from sica.workspace.trees import copy_tree
 
 
 def test_improve_edits_the_copy_and_cannot_touch_the_archive(make_settings, tmp_path):

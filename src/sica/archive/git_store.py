@@ -1,7 +1,7 @@
 """`archive.git`: a bare repository with one commit per agent version, tagged `agent-N`.
 
 A version's commit has as parent the commit of the version it was edited from (agent 0 is the root). Every git
-call goes through `diffs._git` (hooks, fsmonitor, external diff drivers, textconv and the tree's attributes
+call goes through `workspace.git.git` (hooks, fsmonitor, external diff drivers, textconv and the tree's attributes
 disabled, no user or system config), and trees are staged through a private index file by `diffs.stage_tree`
 (nested repositories, special files and what is past the untrusted limits left out), so nothing in an agent's
 files runs on the host or breaks a commit. Diffs are written to a file and read back up to a cap.
@@ -10,7 +10,6 @@ files runs on the host or breaks a commit. Diffs are written to a file and read 
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -19,15 +18,9 @@ from pathlib import Path
 from typing import IO
 
 from sica.archive.errors import ArchiveError
-from sica.runner.diffs import (
-    DIFF_CAP_BYTES,
-    SKIPPED,
-    DiffError,
-    _git,
-    neutralize_attributes,
-    read_capped_diff,
-    stage_tree,
-)
+from sica.workspace.diffs import DIFF_CAP_BYTES, read_capped_diff, stage_tree
+from sica.workspace.git import GitError, git, init_bare, neutralize_attributes
+from sica.workspace.trees import SKIPPED_FOLDERS
 
 _TAG = re.compile(r"agent-(\d+)")
 
@@ -45,13 +38,10 @@ class GitStore:
     @classmethod
     def init(cls, git_dir: Path) -> GitStore:
         """Make an empty bare repository that ignores version control folders, environments and caches."""
-        done = subprocess.run(
-            ["git", "init", "--quiet", "--bare", "--template=", str(git_dir)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise ArchiveError(f"cannot make {git_dir}: {' '.join(done.stderr.split())[-300:]}")
-        (git_dir / "info").mkdir(exist_ok=True)
-        (git_dir / "info" / "exclude").write_text("\n".join(f"{name}/" for name in SKIPPED) + "\n*.pyc\n")
+        try:
+            init_bare(git_dir, [*SKIPPED_FOLDERS, "*.pyc"])
+        except GitError as error:
+            raise ArchiveError(f"cannot make {git_dir}: {' '.join(error.stderr.split())[-300:]}") from None
         neutralize_attributes(git_dir)
         return cls(git_dir)
 
@@ -73,8 +63,8 @@ class GitStore:
         self, *args: str, workdir: Path | None = None, index: Path | None = None, out: IO[bytes] | None = None
     ) -> str:
         try:
-            return _git(self.git_dir, workdir or self.git_dir, *args, index=index, out=out)
-        except DiffError as error:
+            return git(*args, git_dir=self.git_dir, work_tree=workdir or self.git_dir, index=index, out=out).stdout
+        except GitError as error:
             raise ArchiveError(f"archive {self.git_dir}: {error}") from None
 
     @contextmanager

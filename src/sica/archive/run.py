@@ -27,7 +27,7 @@ from typing import IO, Any
 from sica.archive.errors import ArchiveError
 from sica.archive.git_store import GitStore, tag_name
 from sica.archive.run_db import Evaluation, ResultLike, RunDb, Version, VersionSummary
-from sica.runner.diffs import DIFF_CAP_BYTES
+from sica.workspace.diffs import DIFF_CAP_BYTES
 
 ARCHIVE = "archive.git"
 DATABASE = "run.sqlite"

@@ -2,7 +2,8 @@
 
 A name is `KIND` (every problem), `KIND:N` (the first N in the benchmark's fixed order) or, for task folders,
 `taskdir:PATH`. Each kind registers an opener in `OPENERS`; an opener gets the build context and the count
-asked for (None: all) and returns at least that many problems in a deterministic order.
+asked for (None: all) and returns at least that many problems in a deterministic order. Each kind that builds
+problem environments registers their requirements in `ENVIRONMENTS`, so `sica clean` knows which to keep.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sica.benchmarks.base import BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
-from sica.benchmarks.bugfix import BugfixBenchmark, BugfixError
-from sica.benchmarks.environments import check_environment
+from sica.benchmarks.bugfix import PACKAGES, PAIRS, BugfixBenchmark, BugfixError
+from sica.benchmarks.environments import check_environment, problem_requirements
 from sica.benchmarks.file_editing import open_file_editing
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data
 from sica.benchmarks.livecodebench import open_livecodebench
@@ -69,6 +70,23 @@ BUILT_IN = {
 }
 
 
+def _bugfix_environments() -> list[tuple[str, ...]]:
+    return [package.test_requirements for package in (*PACKAGES, *(pair.older for pair in PAIRS))]
+
+
+#: kind → the requirements (beyond the test runner) of each problem environment its problems are built with
+ENVIRONMENTS: dict[str, Callable[[], list[tuple[str, ...]]]] = {
+    "taskdir:PATH": lambda: [()],
+    "bugfix": _bugfix_environments,
+}
+
+
+def problem_environment_requirements() -> list[list[str]]:
+    """What every problem environment the built-in benchmarks make installs (`problem_requirements`), kind by kind:
+    the environments `sica clean` keeps."""
+    return [problem_requirements(wanted) for environments in ENVIRONMENTS.values() for wanted in environments()]
+
+
 def split_name(name: str) -> tuple[str, int | None]:
     """`humaneval:20` → (`humaneval`, 20); `humaneval` → (`humaneval`, None); a task folder name is whole."""
     kind, _, argument = name.partition(":")
@@ -109,5 +127,6 @@ __all__ = [
     "SwebenchError",
     "TaskFolderError",
     "open_benchmark",
+    "problem_environment_requirements",
     "split_name",
 ]

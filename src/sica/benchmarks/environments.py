@@ -2,7 +2,7 @@
 never the package itself, whose source is the agent's workdir), built outside the sandbox with uv from wheels
 only, cached under `envs_dir` where the sandbox user can reach it, and mounted read-only, first on PATH, for
 the agent and the scorer alike. Their requirements follow the same rules as an agent's
-(`sica.runner.environments.registry_requirements`: names from the registry only), in the same builder."""
+(`sica.workspace.environments.registry_requirements`: names from the registry only), in the same builder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 from sica.benchmarks.base import BenchmarkContext, BenchmarkError
-from sica.runner.environments import EnvironmentBuildError, build_environment, registry_requirements
+from sica.workspace.environments import EnvironmentBuildError, build_environment, registry_requirements
 
 #: Every problem environment has these: the test runner, and coverage (which lines the tests reach).
 TEST_RUNNER = ("pytest==8.3.4", "coverage==7.6.10")

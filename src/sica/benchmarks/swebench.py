@@ -18,7 +18,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,9 @@ from sica.benchmarks.base import (
     output_tail,
 )
 from sica.benchmarks.hub import hub_file, read_rows
-from sica.runner.diffs import SAFE_GIT, SKIPPED
 from sica.sandbox import Sandbox
+from sica.workspace.git import GitError, git, init_bare
+from sica.workspace.trees import SKIPPED_FOLDERS
 
 DATASET = "princeton-nlp/SWE-bench_Verified"
 DATA_FILE = "data/test-00000-of-00001.parquet"
@@ -152,9 +153,9 @@ class RepoMirrors:
         """Write the files of `repo` at `commit` into `dest` (no .git)."""
         mirror = self._mirror(repo, commit)
         with tempfile.TemporaryDirectory(prefix="sica-checkout-") as scratch:
-            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-            _git(mirror, "read-tree", commit, work_tree=dest, extra_env=index)
-            _git(mirror, "checkout-index", "--all", "--force", work_tree=dest, extra_env=index)
+            index = Path(scratch) / "index"
+            _git(mirror, "read-tree", commit, work_tree=dest, index=index)
+            _git(mirror, "checkout-index", "--all", "--force", work_tree=dest, index=index)
 
     def diff(self, repo: str, commit: str, tree: Path) -> str:
         """The binary-safe diff from `repo` at `commit` to `tree`, taken in a scratch repository that borrows the
@@ -162,13 +163,14 @@ class RepoMirrors:
         mirror = self._mirror(repo, commit)
         with tempfile.TemporaryDirectory(prefix="sica-diff-") as scratch:
             git_dir = Path(scratch) / "scratch.git"
-            _git(git_dir, "init", "--quiet", "--bare")
+            try:
+                init_bare(git_dir, SKIPPED_FOLDERS)
+            except GitError as error:
+                raise SwebenchError(f"git init in {git_dir.name} failed: {output_tail(error.stderr)}") from None
             (git_dir / "objects" / "info" / "alternates").write_text(f"{(mirror / 'objects').resolve()}\n")
-            (git_dir / "info").mkdir(exist_ok=True)
-            (git_dir / "info" / "exclude").write_text("\n".join(f"{name}/" for name in SKIPPED) + "\n")
-            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-            _git(git_dir, "read-tree", commit, work_tree=tree, extra_env=index)
-            _git(git_dir, "add", "--all", work_tree=tree, extra_env=index)
+            index = Path(scratch) / "index"
+            _git(git_dir, "read-tree", commit, work_tree=tree, index=index)
+            _git(git_dir, "add", "--all", work_tree=tree, index=index)
             return _git(
                 git_dir,
                 "diff",
@@ -178,7 +180,7 @@ class RepoMirrors:
                 "--no-textconv",
                 commit,
                 work_tree=tree,
-                extra_env=index,
+                index=index,
             )
 
     def _mirror(self, repo: str, commit: str) -> Path:
@@ -198,7 +200,7 @@ class RepoMirrors:
                 self.on_progress(f"cloning {url}")
                 part = self.root / f".{mirror.name}.{os.getpid()}"
                 shutil.rmtree(part, ignore_errors=True)
-                done = _network_git("clone", "--quiet", "--bare", "--", url, str(part))
+                done = git("clone", "--quiet", "--bare", "--", url, str(part), remote=True, check=False)
                 if done.returncode != 0:
                     shutil.rmtree(part, ignore_errors=True)
                     raise SwebenchError(f"cloning {url} failed: {output_tail(done.stderr)}; {fix}")
@@ -206,7 +208,7 @@ class RepoMirrors:
             if not _has_commit(mirror, commit):
                 self.on_progress(f"fetching {repo} to find {commit[:12]}")
                 for refs in (("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"), (commit,)):
-                    _network_git(f"--git-dir={mirror}", "fetch", "--quiet", "--", url, *refs)
+                    git("fetch", "--quiet", "--", url, *refs, git_dir=mirror, remote=True, check=False)
                     if _has_commit(mirror, commit):
                         break
                 else:
@@ -216,39 +218,16 @@ class RepoMirrors:
         return mirror
 
 
-def _git(git_dir: Path, *args: str, work_tree: Path | None = None, extra_env: Mapping[str, str] | None = None) -> str:
-    """git on a tree, without the user's configuration, hooks, filters or external diff programs."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(git_dir.parent),
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_CONFIG_GLOBAL": "/dev/null",
-        "LANG": "C.UTF-8",
-        **(extra_env or {}),
-    }
-    trees = [f"--work-tree={work_tree}"] if work_tree is not None else []
-    done = subprocess.run(
-        ["git", *SAFE_GIT, f"--git-dir={git_dir}", *trees, *args], capture_output=True, text=True, env=env
-    )
+def _git(git_dir: Path, *args: str, work_tree: Path, index: Path) -> str:
+    """`workspace.git.git` on a tree through a private index; a failure is a `SwebenchError`."""
+    done = git(*args, git_dir=git_dir, work_tree=work_tree, index=index, check=False)
     if done.returncode != 0:
         raise SwebenchError(f"git {args[0]} in {git_dir.name} failed: {output_tail(done.stderr)}")
     return done.stdout
 
 
-def _network_git(*args: str) -> subprocess.CompletedProcess[str]:
-    """git that reaches a remote: the user's environment (proxies, credentials) applies; it never prompts."""
-    return subprocess.run(
-        ["git", *args], capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
-    )
-
-
 def _has_commit(mirror: Path, commit: str) -> bool:
-    return (
-        subprocess.run(
-            ["git", f"--git-dir={mirror}", "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
-        ).returncode
-        == 0
-    )
+    return git("cat-file", "-e", f"{commit}^{{commit}}", git_dir=mirror, check=False).returncode == 0
 
 
 @dataclass(frozen=True)

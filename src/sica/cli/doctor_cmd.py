@@ -11,8 +11,9 @@ from pathlib import Path
 import typer
 import uv
 
+from sica.bundled_models import CATALOG
 from sica.cli.state import state
-from sica.local_model import CATALOG, installed
+from sica.local_model import installed
 from sica.sandbox import BACKENDS, SandboxError, SandboxSpec, open_sandbox
 from sica.sandbox.base import Limits
 

@@ -12,18 +12,9 @@ import typer
 import uv
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
+from sica.bundled_models import CATALOG, DEFAULT_MODEL_NAME, LocalModelSpec, resolve_model
 from sica.cli.state import UserError, state
-from sica.local_model import (
-    CATALOG,
-    DEFAULT_MODEL_NAME,
-    LocalModelServer,
-    LocalModelSpec,
-    ServeOptions,
-    install,
-    installed,
-    list_installed,
-    resolve_model,
-)
+from sica.local_model import LocalModelServer, ServeOptions, install, installed, list_installed
 
 models_app = typer.Typer(help="The bundled local models (Qwen2.5-Coder on llama.cpp).", no_args_is_help=True)
 

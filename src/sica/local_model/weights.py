@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from sica.local_model.catalog import (
+from sica.bundled_models import (
     CATALOG,
     LocalModelSpec,
     normalize_project_name,

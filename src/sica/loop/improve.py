@@ -42,12 +42,13 @@ from sica.loop.staging import first_stage, promising
 from sica.loop.utility import problem_utility
 from sica.loop.validation import Validation, validate_version
 from sica.runner.attempt import AttemptLimits, Progress, run_attempt
-from sica.runner.diffs import CUT_NOTE, LEFT_OUT_NOTE, NOTE, copy_tree, diff_notes
 from sica.runner.environments import AgentVersionError, seed_agent_dir
 from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
 from sica.runner.setup import describe_models, model_aliases, models_for_agent, prepared_agent, serve_gateway
 from sica.sandbox import Sandbox, open_sandbox
 from sica.sandbox.untrusted import UntrustedTreeError, links_leaving, read_untrusted_text
+from sica.workspace.diffs import CUT_NOTE, LEFT_OUT_NOTE, NOTE, diff_notes
+from sica.workspace.trees import copy_tree
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sica.benchmarks.base import output_tail
-from sica.runner.diffs import copy_tree
-from sica.runner.environments import AgentVersionError, compile_command, ensure_environment
+from sica.runner.environments import AgentVersionError, ensure_environment
 from sica.sandbox import Limits, Sandbox, SandboxSpec
+from sica.workspace.environments import compile_command
+from sica.workspace.trees import copy_tree
 
 #: The agent contract's entry point: `python -m sica_agent solve|improve …`.
 ENTRY_POINT = Path("sica_agent") / "__main__.py"

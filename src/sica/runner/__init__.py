@@ -1,1 +1,1 @@
-"""Running agent versions: their environments, their processes, and the diffs of what they wrote."""
+"""Running agent versions: their environments and their processes, on trees and diffs of `sica.workspace`."""

@@ -34,12 +34,12 @@ from sica.events import EventReader, read_events
 from sica.gateway import RunningGateway
 from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
-from sica.runner.diffs import record_baseline, take_diff
 from sica.runner.setup import AgentSetup
 from sica.runner.trace_summary import summarize_attempt
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.scratch import ScratchArea
 from sica.sandbox.untrusted import copy_untrusted_tree, read_untrusted_text, write_into_untrusted_folder
+from sica.workspace.diffs import record_baseline, take_diff
 
 T = TypeVar("T")
 

@@ -4,8 +4,9 @@ What goes, and the rules that keep it safe (a plan first, so a dry run shows exa
 
 - Environments (`[solve] envs_dir`, one folder a hash of the interpreter and the requirements): removed unless
   one of these refers to it: agent 0 (the seed), any version of any run under `[loop] runs_dir` (its
-  pyproject.toml read from `archive.git`, no checkout), or a problem environment of the built-in benchmarks. If
-  any run there cannot be read, no environment is removed: its versions' environments are unknown.
+  pyproject.toml read from `archive.git`, no checkout), or a problem environment the built-in benchmarks register
+  (`sica.benchmarks.ENVIRONMENTS`). If any run there cannot be read, no environment is removed: its versions'
+  environments are unknown.
 - Unfinished environment builds (`.KEY.PID.partial`): removed once their process is gone.
 - Scratch folders (`sica-*` in the temporary folder, this user's, made by `tempfile` and left by a process that
   was killed): removed, a tmpfs mounted on one unmounted first; one a process has open or works in, or holding any
@@ -32,20 +33,11 @@ from pathlib import Path
 
 from sica.archive import ArchiveError, Run
 from sica.archive.run import ARCHIVE, DATABASE
-from sica.benchmarks.bugfix import PACKAGES, PAIRS
-from sica.benchmarks.environments import problem_requirements
+from sica.benchmarks import problem_environment_requirements
 from sica.config import Settings
-from sica.runner.environments import (
-    COMPLETE,
-    AgentVersionError,
-    agent_python,
-    declared_dependencies,
-    environment_key,
-    interpreter_version,
-    parse_dependencies,
-    seed_agent_dir,
-)
+from sica.runner.environments import AgentVersionError, declared_dependencies, parse_dependencies, seed_agent_dir
 from sica.runner.liveness import LiveHarnesses, live_harnesses
+from sica.workspace.environments import COMPLETE, agent_python, environment_key, interpreter_version
 
 ENVIRONMENT = "environment"
 PARTIAL_ENVIRONMENT = "unfinished environment"
@@ -132,7 +124,7 @@ def referenced_environments(runs_dir: Path, version: str) -> tuple[dict[str, str
     """Environment key → who refers to it (the seed, runs' versions, built-in problems), and the one-line refusal
     when a run cannot be read (then the keys are incomplete and must not be used to remove anything)."""
     referenced: dict[str, str] = {environment_key(declared_dependencies(seed_agent_dir()), version): "agent 0"}
-    for requirements in problem_requirement_sets():
+    for requirements in problem_environment_requirements():
         referenced.setdefault(environment_key(requirements, version), "built-in problems")
     unreadable: list[tuple[Path, str]] = []
     for folder in _run_folders(runs_dir):
@@ -149,13 +141,6 @@ def referenced_environments(runs_dir: Path, version: str) -> tuple[dict[str, str
         f"cannot read run {first}{also}: {reason}; no environment was removed: repair the run or "
         f"move it out of {runs_dir}, then clean again"
     )
-
-
-def problem_requirement_sets() -> list[list[str]]:
-    """The requirements of every problem environment the built-in benchmarks make: task checks' test runner and
-    each bugfix package's test dependencies."""
-    packages = [*PACKAGES, *(pair.older for pair in PAIRS)]
-    return [problem_requirements(()), *(problem_requirements(p.test_requirements) for p in packages)]
 
 
 def _run_folders(runs_dir: Path) -> list[Path]:

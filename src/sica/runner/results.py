@@ -22,8 +22,8 @@ from typing import Any
 from sica.benchmarks.base import Problem
 from sica.config import Settings
 from sica.runner.attempt import AttemptLimits
-from sica.runner.diffs import SKIPPED
 from sica.sqlite_migrations import add_missing_columns
+from sica.workspace.trees import SKIPPED
 
 #: The status of an attempt caught attacking its scorer (`Score.tampered`).
 TAMPERED = "tampered"

