@@ -4,10 +4,42 @@ stored (`iteration`, `plan`, `elapsed_s`, `account:KEY`...), so a run folder mad
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sica.archive.run_db import RunDb
 from sica.loop.plan import Plan
+
+T = TypeVar("T")
+
+
+class _Stored(Generic[T]):
+    """A field of the run's state, kept as JSON under `key`: `read` turns the stored value (or `default`, when there
+    is none) into the field's, `write` the field's into what is stored."""
+
+    def __init__(
+        self, key: str, default: Any, read: Callable[[Any], T], write: Callable[[T], Any] = lambda value: value
+    ) -> None:
+        self.key, self.default, self.read, self.write = key, default, read, write
+
+    def __get__(self, state: RunState, owner: type[RunState] | None = None) -> T:
+        return self.read(state.db.get_state(self.key, self.default))
+
+    def __set__(self, state: RunState, value: T) -> None:
+        state.db.set_state(self.key, self.write(value))
+
+
+def _plan(stored: Any) -> Plan | None:
+    return None if stored is None else Plan(**stored)
+
+
+def _stored_plan(plan: Plan | None) -> Any:
+    return None if plan is None else dataclasses.asdict(plan)
+
+
+def _usd(stored: Any) -> float | None:
+    return None if stored is None else float(stored)
 
 
 @dataclass(frozen=True)
@@ -23,67 +55,31 @@ class RunConfig:
 class RunState:
     """The loop's typed view of the run's state: read and written through at once, so a crash loses nothing."""
 
+    #: Whether agent 0's evaluation is complete (a halted one is not).
+    agent_0_evaluated = _Stored("agent-0 evaluated", False, bool)
+    #: The number of the last iteration done.
+    iteration = _Stored("iteration", 0, int)
+    #: The last iteration planned (done or under way).
+    plan = _Stored("plan", None, _plan, _stored_plan)
+    #: The run's wall time in seconds, the work under way excluded.
+    elapsed_s = _Stored("elapsed_s", 0.0, float)
+    #: The run's budget (`[loop] budget_usd`) when the run's account last refused a call.
+    budget_ran_out_at = _Stored("budget ran out at", None, _usd)
+
     def __init__(self, db: RunDb) -> None:
-        self._db = db
+        self.db = db
 
     @property
     def config(self) -> RunConfig:
-        stored = self._db.get_state("config", {})
+        stored = self.db.get_state("config", {})
         return RunConfig(
             stored.get("benchmarks", []), stored.get("holdout", []), stored.get("model"), stored.get("policy")
         )
 
-    @property
-    def agent_0_evaluated(self) -> bool:
-        """Whether agent 0's evaluation is complete (a halted one is not)."""
-        return bool(self._db.get_state("agent-0 evaluated", False))
-
-    @agent_0_evaluated.setter
-    def agent_0_evaluated(self, value: bool) -> None:
-        self._db.set_state("agent-0 evaluated", value)
-
-    @property
-    def iteration(self) -> int:
-        """The number of the last iteration done."""
-        return int(self._db.get_state("iteration", 0))
-
-    @iteration.setter
-    def iteration(self, value: int) -> None:
-        self._db.set_state("iteration", value)
-
-    @property
-    def plan(self) -> Plan | None:
-        """The last iteration planned (done or under way)."""
-        stored = self._db.get_state("plan", None)
-        return None if stored is None else Plan(**stored)
-
-    @plan.setter
-    def plan(self, value: Plan) -> None:
-        self._db.set_state("plan", dataclasses.asdict(value))
-
-    @property
-    def elapsed_s(self) -> float:
-        """The run's wall time in seconds, the work under way excluded."""
-        return float(self._db.get_state("elapsed_s", 0.0))
-
-    @elapsed_s.setter
-    def elapsed_s(self, value: float) -> None:
-        self._db.set_state("elapsed_s", value)
-
-    @property
-    def budget_ran_out_at(self) -> float | None:
-        """The run's budget (`[loop] budget_usd`) when the run's account last refused a call."""
-        stored = self._db.get_state("budget ran out at", None)
-        return None if stored is None else float(stored)
-
-    @budget_ran_out_at.setter
-    def budget_ran_out_at(self, value: float | None) -> None:
-        self._db.set_state("budget ran out at", value)
-
     def account(self, key: str) -> str | None:
         """The id of the run's account kept under `key`, if one was opened."""
-        stored = self._db.get_state(f"account:{key}")
+        stored = self.db.get_state(f"account:{key}")
         return None if stored is None else str(stored)
 
     def set_account(self, key: str, account_id: str) -> None:
-        self._db.set_state(f"account:{key}", account_id)
+        self.db.set_state(f"account:{key}", account_id)
