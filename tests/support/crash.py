@@ -50,15 +50,15 @@ def arm(point: str) -> None:
 
         kill_after_call(Run, "record_evaluation", lambda n: n == int(argument))
     elif kind == "meta":
-        from sica.loop import improve
+        from sica.loop import meta_step
 
-        original = improve.run_attempt
+        original = meta_step.run_attempt
 
         async def run_attempt(*args: Any, **kwargs: Any) -> Any:
             threading.Timer(1.0, kill).start()
             return await original(*args, **kwargs)
 
-        improve.run_attempt = run_attempt  # type: ignore[assignment]
+        meta_step.run_attempt = run_attempt  # type: ignore[assignment]
     elif kind != "none":
         raise SystemExit(f"unknown kill point {point!r}")
 

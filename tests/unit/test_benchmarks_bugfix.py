@@ -20,7 +20,9 @@ import uv
 
 from sica.benchmarks import OPENERS, BenchmarkContext, Problem
 from sica.benchmarks import bugfix
-from sica.benchmarks.bugfix import BugfixBenchmark, BugfixError, Package
+from sica.benchmarks.bugfix import BugfixError, Package, mutation_bugs
+from sica.benchmarks.bugfix.benchmark import BugfixBenchmark
+from sica.benchmarks.bugfix.cache import GENERATOR
 from sica.benchmarks.environments import ProblemEnvironmentError, problem_environment
 from sica.benchmarks.mutations import find_mutations
 from sica.benchmarks.sdists import fetch_sdist
@@ -164,7 +166,7 @@ def tiny_context(cache: Path, messages: list[str] | None = None) -> BenchmarkCon
 def short_tries():
     """Tries of the tiny package end after a few seconds (one of them loops for ever)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bugfix, "TRY_WALL_S", 5.0)
+        patch.setattr(mutation_bugs, "TRY_WALL_S", 5.0)
         yield
 
 
@@ -188,7 +190,7 @@ def restore_original(problem: Problem, sdist: Path, tree: Path) -> list[str]:
 
 def test_tiny_package_excludes_preexisting_failures_and_discards_endless_loops(tiny, tree, sandbox):
     context, problems = tiny
-    state = json.loads((context.cache_dir / "bugfix" / f"{TINY.slug}.generator-{bugfix.GENERATOR}.json").read_text())
+    state = json.loads((context.cache_dir / "bugfix" / f"{TINY.slug}.generator-{GENERATOR}.json").read_text())
     assert state["baseline"]["not_passing"] == ["tests/test_tiny.py::test_already_broken"]
     assert state["exhausted"] and state["tried"] >= 1
     # `steps` has one candidate (dropping the `+ 1` loops for ever): tried, timed out, discarded
@@ -356,7 +358,7 @@ def test_a_release_pair_hides_failing_tests_and_leaves_out_features(tiny, tree, 
     assert [p.id for p in problems] == ["bugfix/tinypkg-1.0/0", "bugfix/tinypair-1.0-1.1/0", "bugfix/tinypkg-1.0/1"]
     assert [p.statement for p in problems[::2]] == [p.statement for p in tiny_problems]
     assert [p.id for p in BugfixBenchmark(context, (TINY,), (TINY_PAIR,)).problems(2)] == [p.id for p in problems[:2]]
-    state = json.loads((context.cache_dir / "bugfix" / f"tinypair-1.0-1.1.generator-{bugfix.GENERATOR}.json")
+    state = json.loads((context.cache_dir / "bugfix" / f"tinypair-1.0-1.1.generator-{GENERATOR}.json")
                        .read_text())
     assert state["left_out"] == ["tests/test_shout.py"]
     assert state["lacking"] == ["tests/test_greet.py::test_punctuation"]

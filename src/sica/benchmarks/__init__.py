@@ -12,7 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sica.benchmarks.base import BenchmarkContext, BenchmarkError, DatasetError, Problem, Score
-from sica.benchmarks.bugfix import PACKAGES, PAIRS, BugfixBenchmark, BugfixError
+from sica.benchmarks.bugfix import PACKAGES, PAIRS, BugfixError
+from sica.benchmarks.bugfix.benchmark import BugfixBenchmark
 from sica.benchmarks.environments import check_environment, problem_requirements
 from sica.benchmarks.file_editing import open_file_editing
 from sica.benchmarks.humaneval import HumanEvalBenchmark, install_data

@@ -17,7 +17,8 @@ from sica.archive.refs import find_run
 from sica.benchmarks import BenchmarkError
 from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
-from sica.loop.improve import ImproveRequest, IterationSummary, improve
+from sica.loop.improve import ImproveRequest, improve
+from sica.loop.iteration import IterationSummary
 from sica.loop.policies import POLICIES, SelectionError
 from sica.runner.environments import AgentVersionError
 from sica.sandbox import SandboxError

@@ -66,3 +66,8 @@ def validate_version(
                 said = output_tail(result.stdout + result.stderr)
                 return Validation(False, f"{failure} ({result.describe()}): {said}")
     return Validation(True, env=env)
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line, at most `limit` characters: how an error becomes a reason."""
+    return " ".join(text.split())[:limit]
