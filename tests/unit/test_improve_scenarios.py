@@ -95,8 +95,8 @@ ADD_APPEND_TOOL = [
     call("create", path="sica_agent/tools/append.py", content=APPEND_TOOL),
     call("replace", path="sica_agent/tools/__init__.py", old="from typing import Any\n\nfrom sica_agent.tools.base",
          new="from typing import Any\n\nfrom sica_agent.tools.append import AppendTool\nfrom sica_agent.tools.base"),
-    call("replace", path="sica_agent/tools/__init__.py", old="    SubmitTool(), CompleteTool(),\n)})",
-         new="    SubmitTool(), CompleteTool(), AppendTool(),\n)})"),
+    call("replace", path="sica_agent/tools/__init__.py", old="            CompleteTool(),\n        )\n",
+         new="            CompleteTool(),\n            AppendTool(),\n        )\n"),
     call("replace", path="sica_agent/kinds.py", old='"create", "undo")', new='"create", "undo", "append")'),
     call("replace", path="tests/test_tools.py", old='"submit", "complete"])', new='"submit", "complete", "append"])'),
     call("create", path="tests/test_tool_append.py", content=APPEND_TEST),
@@ -154,7 +154,7 @@ def test_a_new_tool_the_task_model_needs_raises_the_score_and_the_better_version
                                        "sica_agent/tools/__init__.py", "sica_agent/tools/append.py",
                                        "tests/test_tool_append.py", "tests/test_tools.py"}
         for added in ("+class AppendTool:", "+from sica_agent.tools.append import AppendTool",
-                      "+    SubmitTool(), CompleteTool(), AppendTool(),", '"undo", "append")',
+                      "+            AppendTool(),", '"undo", "append")',
                       '"submit", "complete", "append"])'):
             assert added in diff, added
         # The replayed edits changed nothing on agent 1's code; only agent 1's own tool could add this entry.
