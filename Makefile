@@ -15,7 +15,7 @@ ITERATIONS   ?= 2
 RUN          ?= demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_LIMITS  := SICA_LOOP__META_TIME_LIMIT_S=420 SICA_LOOP__FIRST_STAGE=3 SICA_EVAL__TIME_LIMIT_S=240
 
-.PHONY: run test check install system-packages models clean
+.PHONY: run test test-fast check install system-packages models clean
 
 ## run: install everything, then improve the agent for a few iterations and report (on the local model when no
 ## key is set)
@@ -29,6 +29,10 @@ run: install
 test: check
 	$(SICA) models install 0.5b
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: the tests that need no model and no sandbox (marked by tests/conftest.py), in under 2 minutes
+test-fast: install
+	$(VENV)/bin/python -m pytest -m "not slow and not sandbox" $(PYTEST_ARGS)
 
 ## check: the quality gates: formatting, lint and strict types of the harness and agent 0, and the harness's layers
 ## (the import contracts of pyproject.toml)

@@ -1,4 +1,4 @@
-"""Shared fixtures: settings built from a TOML text, and a real gateway served on loopback."""
+"""Shared fixtures (settings built from a TOML text, a real gateway served on loopback) and the tiers' markers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,24 @@ import pytest
 from sica.config import Settings, load_settings
 from sica.gateway import RunningGateway
 from tests.support.gateway_thread import serve_in_thread
+from tests.support.tiers import uses_sandbox
 
 MakeSettings = Callable[..., Settings]
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it uses (tests/support/tiers.py): `slow` under tests/integration, `sandbox` when it
+    runs something in the real sandbox."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        if item.path.is_relative_to(INTEGRATION):
+            item.add_marker(pytest.mark.slow)
+        definitions = item._fixtureinfo.name2fixturedefs.values()  # every fixture the test asks for, transitively
+        fixtures = [defs[-1].func for defs in definitions if defs and defs[-1].func.__module__.startswith("tests.")]
+        if uses_sandbox([item.function, *fixtures], item.fixturenames):
+            item.add_marker(pytest.mark.sandbox)
 
 
 @pytest.fixture

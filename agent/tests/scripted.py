@@ -1,9 +1,10 @@
 """A scripted model for the agent's own tests: replays responses in the gateway's wire formats.
 
-Each response is `{"content": "..."}` and/or `{"tool_calls": [{"name", "arguments"}]}`, or
-`{"status": 402|503|400, "message": "..."}` for a gateway error; `"takes_s": X` makes a response take X seconds
-to arrive (without sleeping: a request whose read timeout is shorter gets `httpx.ReadTimeout`). The requests the agent sent are kept, so tests
-can check what the model was shown.
+A response has the fields of a line of the harness's scripted model (sica's gateway, `provider = "scripted"`):
+`{"content": "..."}` and/or `{"tool_calls": [{"name", "arguments"}]}`, optionally `"usage": {"input", "output"}`
+(else 10 in, 5 out) and `"latency_s": X`; or `{"error": {"status": 402|503|400, "message": "..."}}`, the error
+the gateway answers with. A latency is not slept: a request whose read timeout is shorter gets
+`httpx.ReadTimeout`. The requests the agent sent are kept, so tests can check what the model was shown.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from sica_agent.llm import ModelClient
 from sica_agent.run import build_runtime
 from sica_agent.settings import ModelRole, Settings
 
+#: A response's fields, as in a line of the gateway's scripted model.
+FIELDS = frozenset({"content", "tool_calls", "usage", "latency_s", "error"})
+
 
 class ScriptedModel:
     def __init__(self, responses: list[dict[str, Any]], wire: str = "openai") -> None:
+        for response in responses:
+            if unknown := set(response) - FIELDS:
+                raise ValueError(f"a scripted response has no field {sorted(unknown)}; its fields: {sorted(FIELDS)}")
         self.responses = list(responses)
         self.wire = wire
         self.requests: list[dict[str, Any]] = []
@@ -38,13 +45,15 @@ class ScriptedModel:
         body = json.loads(request.content)
         self.requests.append(body)
         if not self.responses:
-            return httpx.Response(503, json={"error": {"type": "upstream_unavailable", "message": "script ended"}})
+            return httpx.Response(503, json={"error": {"type": "script_exhausted", "message": "script ended"}})
         line = self.responses.pop(0)
-        if line.get("takes_s", 0) > request.extensions["timeout"]["read"]:
+        if line.get("latency_s", 0) > request.extensions["timeout"]["read"]:
             raise httpx.ReadTimeout("scripted model too slow", request=request)
-        if "status" in line:
-            return httpx.Response(line["status"], json={"error": {"type": "error", "message": line["message"]}})
-        usage = {"input": 10, "output": 5}
+        if "error" in line:
+            error = line["error"]
+            message = error.get("message", "scripted fault")
+            return httpx.Response(error["status"], json={"error": {"type": "scripted_fault", "message": message}})
+        usage = {"input": 10, "output": 5, **line.get("usage", {})}
         if self.wire == "anthropic":
             content = [{"type": "text", "text": line["content"]}] if line.get("content") else []
             content += [{"type": "tool_use", "id": f"toolu_{len(self.requests)}_{i}", "name": c["name"],

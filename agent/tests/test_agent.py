@@ -99,7 +99,7 @@ def test_native_reply_without_a_tool_call_is_a_format_error(workdir, tmp_path):
 def test_a_model_call_waits_no_longer_than_the_time_left(workdir, tmp_path):
     """A reply that would come after the agent's time is up ends the agent as `timeout`, not as an unreachable
     model; one that comes in time is used."""
-    model = ScriptedModel([dict(FIX[0], takes_s=5), dict(FIX[1], takes_s=100)])
+    model = ScriptedModel([dict(FIX[0], latency_s=5), dict(FIX[1], latency_s=100)])
     result = solve(model, workdir, tmp_path / "log", time_limit_s=30)
     assert result.status == "timeout" and "time ran out waiting for the model" in result.summary
     assert len(model.requests) == 2
@@ -110,10 +110,18 @@ def test_a_model_call_waits_no_longer_than_the_time_left(workdir, tmp_path):
 
 @pytest.mark.parametrize(("status", "expected"), [(402, "budget_exceeded"), (503, "infra_error"), (400, "error")])
 def test_gateway_errors_end_the_agent_with_their_status(workdir, tmp_path, status, expected):
-    model = ScriptedModel([FIX[0], {"status": status, "message": "no"}])
+    model = ScriptedModel([FIX[0], {"error": {"status": status, "message": "no"}}])
     result = solve(model, workdir, tmp_path / "log")
     assert result.status == expected
     assert read_events(tmp_path / "log")[-1]["data"]["status"] == expected
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_llm_call_events_record_the_tokens_the_model_reported(workdir, tmp_path, wire):
+    model = ScriptedModel([dict(FIX[0], usage={"input": 1200, "output": 30}), FIX[3]], wire=wire)
+    solve(model, workdir, tmp_path / "log")
+    calls = [e["data"] for e in read_events(tmp_path / "log") if e["type"] == "llm_call"]
+    assert [(call["input_tokens"], call["output_tokens"]) for call in calls] == [(1200, 30), (10, 5)]
 
 
 def test_repeated_call_gets_a_nudge_and_a_higher_temperature(workdir, tmp_path):

@@ -18,10 +18,9 @@ import uv
 from sica.bundled_models import resolve_model
 from sica.local_model.server import LocalModelServer, ServeOptions
 from sica.local_model.weights import default_cache_dir, install
+from tests.support.local_model import TEST_MODEL_ALIAS, TEST_MODEL_NAME
 
 MODEL_CACHE_ENV = "SICA_TEST_MODEL_CACHE"
-TEST_MODEL_NAME = "0.5b"
-TEST_MODEL_ALIAS = resolve_model(TEST_MODEL_NAME).full_name
 TEST_SERVER_SLOTS = 2
 TEST_SERVER_CONTEXT = 8192
 

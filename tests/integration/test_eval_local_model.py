@@ -11,34 +11,9 @@ import pytest
 
 from sica.events import STATUSES
 from tests.support.cli import run_sica
-from tests.unit.test_eval import results_of
+from tests.support.evals import EASY, results_of, write_easy_tasks
 
 pytestmark = pytest.mark.slow
-
-#: name → (statement, starting files, check.sh)
-EASY = {
-    "write-ok": ("Create a file named done.txt containing just the word ok.", {},
-                 'test "$(tr -d "[:space:]" < "$1/done.txt")" = ok'),
-    "fix-typo": ("In greet.py, greet('Ada') should return 'Hello, Ada' but it returns 'Helo, Ada'. Fix it.",
-                 {"greet.py": "def greet(name):\n    return 'Helo, ' + name\n"},
-                 'cd "$1" && python3 -c "from greet import greet; assert greet(\'Ada\') == \'Hello, Ada\'"'),
-    "add-function": ("Add a function add(a, b) returning a + b to calc.py.", {"calc.py": ""},
-                     'cd "$1" && python3 -c "from calc import add; assert add(2, 3) == 5"'),
-}
-
-
-def write_easy_tasks(root: Path, names: list[str]) -> None:
-    """These EASY problems as task folders under `root`."""
-    for name in names:
-        statement, files, check = EASY[name]
-        task = root / name
-        (task / "files").mkdir(parents=True)
-        (task / "task.md").write_text(statement + "\n")
-        for file, text in files.items():
-            (task / "files" / file).write_text(text)
-        (task / "build.sh").write_text('cp -r files/. "$1"\n')
-        (task / "check.sh").write_text(check + "\n")
-
 
 def test_eval_on_the_local_model(tmp_path: Path, local_model_alias):
     write_easy_tasks(tmp_path / "tasks", list(EASY))

@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import TEST_MODEL_NAME
+from tests.support.local_model import TEST_MODEL_NAME
 
 pytestmark = pytest.mark.slow
 

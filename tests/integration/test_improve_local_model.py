@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from sica.archive import Run
-from tests.integration.test_eval_local_model import write_easy_tasks
 from tests.support.cli import run_sica
+from tests.support.evals import write_easy_tasks
 
 pytestmark = pytest.mark.slow
 

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tests.support.cli import run_sica
+from tests.support.config import write_eval_config
+from tests.support.evals import results_of
 
 _MAIN = '''
 """A hostile agent version (tests/support/hostile.py)."""
@@ -86,24 +89,11 @@ def hostile_agent(root: Path, actions: str, *, dependencies: list[str] | None = 
     return root
 
 
-def write_scripted_config(home: Path, extra: str = "", eval_settings: str = "") -> Path:
-    """A `sica.toml` in `home` with one scripted alias (`fake`) and the eval results under `home/evals`;
-    `eval_settings` are more `[eval]` lines, `extra` more sections."""
-    (home / "script.jsonl").write_text(json.dumps({"content": "ok", "usage": {"input": 10, "output": 2}}) + "\n")
-    config = home / "sica.toml"
-    config.write_text(textwrap.dedent("""
-        [models.fake]
-        provider = "scripted"
-        model = "scripted"
-        script = "script.jsonl"
-        price = { input = 1.0, output = 2.0 }
-
-        [eval]
-        results_dir = "evals"
-        retry_delay_s = 0.1
-        infra_retries = 0
-    """) + textwrap.dedent(eval_settings) + textwrap.dedent(extra))
-    return config
+def write_scripted_config(home: Path, extra: str = "", eval_keys: Mapping[str, Any] | None = None) -> Path:
+    """The battery's `sica.toml` in `home` (tests/support/config.py's `write_eval_config`, answering "ok") with no
+    infrastructure retries, so a problem's result is its one attempt's; `eval_keys` are more `[eval]` keys,
+    `extra` more sections."""
+    return write_eval_config(home, eval_keys={"infra_retries": 0, **(eval_keys or {})}, extra=extra)
 
 
 def eval_results(home: Path, agent: Path, *benchmarks: str, timeout: float = 600) -> list[dict[str, Any]]:
@@ -111,5 +101,4 @@ def eval_results(home: Path, agent: Path, *benchmarks: str, timeout: float = 600
     args = [arg for name in benchmarks for arg in ("-b", name)]
     done = run_sica(home, "eval", "--agent", str(agent), *args, "--workers", "2", timeout=timeout)
     assert done.returncode == 0, done.stdout + done.stderr
-    (jsonl,) = sorted((home / "evals").glob("*/results.jsonl"), key=lambda p: p.stat().st_mtime)[-1:]
-    return [json.loads(line) for line in jsonl.read_text().splitlines()]
+    return results_of(home)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,37 +14,14 @@ from sica.archive.refs import parse_reference
 from sica.archive.run import ARCHIVE, DATABASE
 from sica.runner.environments import seed_agent_dir
 from sica.workspace.git import SAFE_GIT
+from tests.support.runs import Result, edited
 
 SEED = seed_agent_dir()
-
-
-@dataclass(frozen=True)
-class Result:
-    problem_id: str
-    score: float
-    part: str = "selection"
-    benchmark: str = "toy"
-    status: str = "scored"
-    cost_usd: float = 0.01
-    seconds: float = 2.0
-    input_tokens: int = 100
-    output_tokens: int = 20
-    details: str = ""
-    infra: bool = False
-    trace_summary: str = ""
 
 
 def git(run_folder: Path, *args: str) -> str:
     return subprocess.run(["git", *SAFE_GIT, f"--git-dir={run_folder / ARCHIVE}", *args], check=True,
                           capture_output=True, text=True).stdout.strip()
-
-
-def edited(run: Run, version: int, dest: Path, line: str) -> Path:
-    """A checkout of `version` with `line` appended to its CHANGELOG.md."""
-    run.checkout(version, dest)
-    with (dest / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
-        changelog.write(line + "\n")
-    return dest
 
 
 @pytest.fixture

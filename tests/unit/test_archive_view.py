@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from sica.archive import Run
 from sica.config import UtilitySettings
 from sica.loop.archive_view import write_archive_view
 from sica.runner.environments import seed_agent_dir
 from sica.workspace.trees import copy_tree
-from tests.unit.test_archive import Result
+from tests.support.runs import Result
 
 HIDDEN = "assert candidate([1, 2]) == 3  # hidden test line"
 TRACE = "## Problem\n\nsum a list\n\n## How it ended\n\ntimeout: ran out of time\n"

@@ -13,6 +13,7 @@ import pytest
 from sica.config import PricePerMillion
 from sica.gateway.accounts import Account, AccountTree, BudgetExceeded
 from sica.gateway.pricing import FixedPricer, usd_to_nano
+from tests.support.config import scripted_config
 from tests.support.gateway_thread import serve_in_thread
 
 PRICER = FixedPricer(PricePerMillion(input=1.0, output=2.0))  # 1000 and 2000 nano-USD a token
@@ -54,23 +55,7 @@ def test_token_limits_clamp_and_refuse():
     assert caught.value.unit == "tokens" and "tokens" in str(caught.value)
 
 
-CONFIG = """
-[models.fake]
-provider = "scripted"
-model = "scripted"
-script = "script.jsonl"
-price = { input = 1.0, output = 2.0 }
-
-[models.fake_claude]
-provider = "scripted"
-model = "scripted"
-script = "script.jsonl"
-wire = "anthropic"
-price = { input = 1.0, output = 2.0 }
-
-[gateway]
-min_output_tokens = 100
-"""
+CONFIG = scripted_config({"fake": {}, "fake_claude": {"wire": "anthropic"}}, gateway={"min_output_tokens": 100})
 SCRIPT = '{"content": "ok", "usage": {"input": 10, "output": 100}, "latency_s": 0.3}\n' * 40
 
 

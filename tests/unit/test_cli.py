@@ -13,17 +13,9 @@ import httpx
 import pytest
 
 from tests.support.cli import clean_environ, run_sica
+from tests.support.config import scripted_config
 
-CONFIG = """
-[models.fake]
-provider = "scripted"
-model = "scripted"
-script = "script.jsonl"
-price = { input = 1.0, output = 2.0 }
-
-[gateway]
-ledger_path = "ledger.sqlite"
-"""
+CONFIG = scripted_config(gateway={"ledger_path": "ledger.sqlite"})
 
 
 def sica(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -32,7 +24,7 @@ def sica(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    (tmp_path / "sica.toml").write_text(textwrap.dedent(CONFIG))
+    (tmp_path / "sica.toml").write_text(CONFIG)
     (tmp_path / "script.jsonl").write_text('{"content": "scripted hello", "usage": {"input": 5, "output": 2}}\n' * 3)
     return tmp_path
 

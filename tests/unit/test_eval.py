@@ -21,52 +21,15 @@ from sica.runner.attempt import charged_seconds
 from sica.runner.results import ProblemResult, ResultStore, from_cache
 from sica.runner.stats import mean_interval
 from tests.support.cli import clean_environ, run_sica
-
-#: Every problem replays this script from the start (the scripted upstream keeps a position per account).
-SCRIPT = [
-    {"tool_calls": [{"name": "create", "arguments": {"path": "done.txt", "content": "ok\n"}}],
-     "usage": {"input": 1000, "output": 20}},
-    {"tool_calls": [{"name": "complete", "arguments": {"summary": "wrote done.txt"}}],
-     "usage": {"input": 1100, "output": 10}},
-]
-
-
-def make_tasks(root: Path, expected: dict[str, str]) -> Path:
-    """Task folders whose check passes iff done.txt holds the expected word."""
-    for name, word in expected.items():
-        task = root / name
-        task.mkdir(parents=True)
-        (task / "task.md").write_text(f"Write the word '{word}' into done.txt.\n")
-        (task / "build.sh").write_text("mkdir -p \"$1\" && echo start > \"$1/README\"\n")
-        (task / "check.sh").write_text(f'test "$(cat "$1/done.txt" 2>/dev/null)" = "{word}"\n')
-    return root
-
-
-def write_config(home: Path, script: list[dict], extra: str = "") -> None:
-    (home / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in script))
-    (home / "sica.toml").write_text(textwrap.dedent("""
-        [models.fake]
-        provider = "scripted"
-        model = "scripted"
-        script = "script.jsonl"
-        price = { input = 1.0, output = 2.0 }
-
-        [eval]
-        results_dir = "evals"
-        retry_delay_s = 0.1
-    """) + extra)
+from tests.support.config import write_eval_config
+from tests.support.evals import SOLVE_SCRIPT, make_tasks, results_of
 
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok", "gamma": "other", "delta": "ok", "eps": "no"})
-    write_config(tmp_path, SCRIPT)
+    write_eval_config(tmp_path, SOLVE_SCRIPT)
     return tmp_path
-
-
-def results_of(home: Path) -> list[dict]:
-    (jsonl,) = sorted((home / "evals").glob("*/results.jsonl"), key=lambda p: p.stat().st_mtime)[-1:]
-    return [json.loads(line) for line in jsonl.read_text().splitlines()]
 
 
 def test_eval_scores_caches_and_reports_per_benchmark(home):
@@ -104,9 +67,9 @@ def test_eval_scores_caches_and_reports_per_benchmark(home):
 def test_a_changed_agent_or_script_is_not_served_from_the_cache(home, tmp_path):
     tasks = home / "tasks"
     assert run_sica(home, "eval", "-b", f"taskdir:{tasks}").returncode == 0
-    script = json.loads(json.dumps(SCRIPT))
+    script = json.loads(json.dumps(SOLVE_SCRIPT))
     script[0]["tool_calls"][0]["arguments"]["content"] = "other\n"
-    write_config(home, script)
+    write_eval_config(home, script)
     assert run_sica(home, "eval", "-b", f"taskdir:{tasks}").returncode == 0
     results = results_of(home)
     assert not any(r["cached"] for r in results)
@@ -129,8 +92,8 @@ def test_holdout_is_reported_apart_and_never_overlaps(home):
 
 
 def test_interrupted_eval_keeps_what_finished_and_a_rerun_does_the_rest(home):
-    slow = [dict(line, latency_s=1.5) for line in SCRIPT]
-    write_config(home, slow)
+    slow = [dict(line, latency_s=1.5) for line in SOLVE_SCRIPT]
+    write_eval_config(home, slow)
     tasks = home / "tasks"
     process = subprocess.Popen([sys.executable, "-m", "sica", "eval", "-b", f"taskdir:{tasks}", "--workers", "1"],
                                cwd=home, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -157,9 +120,7 @@ def test_interrupted_eval_keeps_what_finished_and_a_rerun_does_the_rest(home):
 def test_infrastructure_failures_are_retried_and_never_scored(home):
     """An upstream that stays unavailable: the gateway gives up (503), the agent ends `infra_error`, the eval
     retries, then reports the problem as an infrastructure failure, left out of the mean and of the cache."""
-    write_config(home, [{"error": {"status": 500}}] * 50, extra=textwrap.dedent("""
-        infra_retries = 1
-
+    write_eval_config(home, [{"error": {"status": 500}}] * 50, {"infra_retries": 1}, extra=textwrap.dedent("""
         [gateway.retry]
         max_attempts = 2
         initial_backoff_s = 0.01
@@ -180,7 +141,7 @@ def test_infrastructure_failures_are_retried_and_never_scored(home):
 def test_a_call_left_in_flight_counts_for_its_attempt_and_failures_are_summarized(home):
     """The agent's time runs out while its model call is still running: the gateway finishes and meters the call,
     and the attempt waits for it, so its tokens and cost are the problem's, not lost."""
-    write_config(home, [dict(SCRIPT[0], latency_s=4.0)], extra="time_limit_s = 1.5\n")
+    write_eval_config(home, [dict(SOLVE_SCRIPT[0], latency_s=4.0)], {"time_limit_s": 1.5})
     tasks = make_tasks(home / "one", {"alpha": "ok"})
     done = run_sica(home, "eval", "-b", f"taskdir:{tasks}")
     assert done.returncode == 0, done.stderr

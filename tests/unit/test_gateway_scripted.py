@@ -19,25 +19,15 @@ import pytest
 
 from sica.gateway import Listen, run_gateway
 from sica.sandbox.mounts import SANDBOX_UID
+from tests.support.config import scripted_config
 
 SCRIPT = """
 {"content": "hello there", "usage": {"input": 10, "output": 3}}
 {"tool_calls": [{"name": "view", "arguments": {"path": "a.py"}}], "usage": {"input": 20, "output": 5}}
 """
 
-CONFIG = """
-[models.fake]
-provider = "scripted"
-model = "scripted-model"
-script = "script.jsonl"
-price = { input = 1.0, output = 2.0 }
-
-[models.fake_claude]
-provider = "scripted"
-model = "scripted-claude"
-script = "script.jsonl"
-wire = "anthropic"
-"""
+CONFIG = scripted_config({"fake": {"model": "scripted-model"},
+                          "fake_claude": {"model": "scripted-claude", "wire": "anthropic", "price": None}})
 
 
 @pytest.fixture

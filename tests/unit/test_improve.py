@@ -5,50 +5,16 @@ evaluated in stages; a resumed run carries on from its stored state; a broken ch
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import textwrap
 import time
 from pathlib import Path
 
 from sica.archive import Run
-from sica.config import default_envs_dir, load_settings
+from sica.config import load_settings
 from sica.loop.improve import ImproveRequest, improve
 from tests.support.cli import run_sica
-from tests.unit.test_eval import SCRIPT as SOLVE_SCRIPT
-from tests.unit.test_eval import make_tasks
-
-
-def write_config(home: Path, meta_script: list[dict], task_script: list[dict] = SOLVE_SCRIPT) -> Path:
-    """`sica.toml` with the scripted aliases `task` (the evaluated agents' model) and `meta` (the meta agent's)."""
-    for name, script in (("solve.jsonl", task_script), ("meta.jsonl", meta_script)):
-        (home / name).write_text("".join(json.dumps(line) + "\n" for line in script))
-    config = home / "sica.toml"
-    config.write_text(textwrap.dedent(f"""
-        [models.task]
-        provider = "scripted"
-        model = "scripted"
-        script = "solve.jsonl"
-        price = {{ input = 1.0, output = 2.0 }}
-
-        [models.meta]
-        provider = "scripted"
-        model = "scripted"
-        script = "meta.jsonl"
-        price = {{ input = 1.0, output = 2.0 }}
-
-        [loop]
-        meta_model = "meta"
-        first_stage = 2
-
-        [solve]
-        envs_dir = "{default_envs_dir(os.geteuid())}"
-
-        [eval]
-        results_dir = "evals"
-    """))
-    return config
+from tests.support.config import write_improve_config
+from tests.support.evals import SOLVE_SCRIPT, make_tasks
 
 
 def run_loop(home: Path, iterations: int, resume: bool = False, statuses: list[str] | None = None) -> list[str]:
@@ -62,7 +28,7 @@ def run_loop(home: Path, iterations: int, resume: bool = False, statuses: list[s
 
 def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok", "gamma": "other", "delta": "ok"})
-    write_config(tmp_path, [
+    write_improve_config(tmp_path, [
         {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt",
                                                         "content": "agent N: plans before it edits\n"}}]},
         {"tool_calls": [{"name": "create", "arguments": {"path": "CHANGELOG.md",
@@ -99,7 +65,7 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
 
 def test_a_change_that_breaks_the_agent_is_recorded_invalid_and_not_evaluated(tmp_path):
     make_tasks(tmp_path / "tasks", {"alpha": "ok"})
-    write_config(tmp_path, [
+    write_improve_config(tmp_path, [
         {"tool_calls": [{"name": "create", "arguments": {"path": "sica_agent/agent.py", "content": "def broken(:\n"}}]},
         {"tool_calls": [{"name": "complete", "arguments": {"summary": "rewrote the agent"}}]},
     ])
@@ -114,7 +80,7 @@ def test_a_version_that_never_reports_how_it_ended_fails_the_smoke_problem(tmp_p
     """It imports, compiles and passes its own tests, but `solve` returns at once, with no events: the smoke
     problem (answered by the built-in scripted alias, free) catches it before any evaluation."""
     make_tasks(tmp_path / "tasks", {"alpha": "ok"})
-    write_config(tmp_path, [
+    write_improve_config(tmp_path, [
         {"tool_calls": [{"name": "replace", "arguments": {
             "path": "sica_agent/__main__.py", "old": "result = solve(settings, args.task, args.workdir, args.logdir)",
             "new": "return 0"}}]},
@@ -129,7 +95,7 @@ def test_a_version_that_never_reports_how_it_ended_fails_the_smoke_problem(tmp_p
 
 def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
     make_tasks(tmp_path / "tasks", {"alpha": "ok"})
-    write_config(tmp_path, [
+    write_improve_config(tmp_path, [
         {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt", "content": "agent 1\n"}}]},
         {"tool_calls": [{"name": "complete", "arguments": {"summary": "renamed"}}]},
     ])
@@ -172,10 +138,9 @@ def test_the_run_budget_halts_the_loop_and_its_spend_is_carried_over(tmp_path):
     was cut short is not recorded), a resume with the same budget stops at once, and one with a higher budget
     finishes the evaluation and iterates, its spend added to what the run had spent."""
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok"})
-    config = write_config(tmp_path, [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}])
-    plain = config.read_text()
-    plain = plain.replace("[eval]", "[eval]\nworkers = 1")  # one call at a time: which call is refused is known
-    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\nbudget_usd = 0.01"))
+    meta = [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}]
+    one_call = {"workers": 1}  # one call at a time: which call is refused is known
+    write_improve_config(tmp_path, meta, loop_keys={"budget_usd": 0.01}, eval_keys=one_call)
     lines = run_loop(tmp_path, iterations=1)
     assert lines[-1].startswith("the run's budget is spent: $0.00") and "of $0.0100" in lines[-1]
     assert run_loop(tmp_path, iterations=1, resume=True) == [lines[-1]]
@@ -183,7 +148,7 @@ def test_the_run_budget_halts_the_loop_and_its_spend_is_carried_over(tmp_path):
         spent = run_account_spend(run)
         assert 0 < spent <= 0.01 and len(run.versions()) == 1
         assert all(e.status == "done" for e in run.evaluations(0)) and len(run.evaluations(0)) < 2, run.evaluations(0)
-    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\nbudget_usd = 1.0"))
+    write_improve_config(tmp_path, meta, loop_keys={"budget_usd": 1.0}, eval_keys=one_call)
     lines = run_loop(tmp_path, iterations=1, resume=True)
     assert lines[0] == "evaluating agent 0" and lines[-1].startswith("iteration 1: agent-1 from agent-0")
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
@@ -197,10 +162,8 @@ def test_the_run_time_budget_halts_work_under_way_and_more_time_finishes_it(tmp_
     once, and one with more time finishes the evaluation and iterates."""
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok"})
     slow = [dict(line, latency_s=1.5) for line in SOLVE_SCRIPT]  # each problem takes over 3 s
-    config = write_config(tmp_path, [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}],
-                          task_script=slow)
-    plain = config.read_text().replace("[eval]", "[eval]\nworkers = 1")
-    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\ntime_budget_s = 2"))
+    meta = [{"tool_calls": [{"name": "complete", "arguments": {"summary": "nothing"}}]}]
+    write_improve_config(tmp_path, meta, slow, loop_keys={"time_budget_s": 2}, eval_keys={"workers": 1})
     started = time.monotonic()
     lines = run_loop(tmp_path, iterations=1)
     assert time.monotonic() - started < 30
@@ -208,7 +171,7 @@ def test_the_run_time_budget_halts_work_under_way_and_more_time_finishes_it(tmp_
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         assert run.evaluations(0) == [] and not run.db.get_state("agent-0 evaluated", False)
     assert run_loop(tmp_path, iterations=1, resume=True) == [lines[-1]]
-    config.write_text(plain.replace("first_stage = 2", "first_stage = 2\ntime_budget_s = 600"))
+    write_improve_config(tmp_path, meta, slow, loop_keys={"time_budget_s": 600}, eval_keys={"workers": 1})
     lines = run_loop(tmp_path, iterations=1, resume=True)
     assert lines[0] == "evaluating agent 0" and lines[-1].startswith("iteration 1: agent-1 from agent-0"), lines
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
@@ -217,7 +180,7 @@ def test_the_run_time_budget_halts_work_under_way_and_more_time_finishes_it(tmp_
 
 def test_meta_steps_are_recorded(tmp_path):
     make_tasks(tmp_path / "tasks", {"alpha": "ok"})
-    write_config(tmp_path, [
+    write_improve_config(tmp_path, [
         {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt", "content": "agent 1\n"}}]},
         {"tool_calls": [{"name": "complete", "arguments": {"summary": "renamed"}}]},
     ])

@@ -20,8 +20,8 @@ import pytest
 
 from sica.archive import Run
 from tests.support.cli import clean_environ
-from tests.unit.test_eval import make_tasks
-from tests.unit.test_improve import write_config
+from tests.support.config import write_improve_config
+from tests.support.evals import make_tasks
 
 CRASH = Path(__file__).parents[1] / "support" / "crash.py"
 SOLVE = [
@@ -45,7 +45,7 @@ def make_home(root: Path) -> Path:
     home = root / "home"
     home.mkdir(parents=True)
     make_tasks(home / "tasks", {"alpha": "ok", "beta": "ok", "gamma": "other", "delta": "ok"})
-    write_config(home, META, SOLVE)
+    write_improve_config(home, META, SOLVE)
     return home
 
 

@@ -19,9 +19,8 @@ from sica.archive import Run
 from sica.config import Settings, load_settings
 from sica.loop.improve import ImproveRequest, improve
 from sica.loop.utility import problem_utility, version_utility
-from tests.unit.test_eval import SCRIPT as SOLVE_SCRIPT
-from tests.unit.test_eval import make_tasks
-from tests.unit.test_improve import write_config
+from tests.support.config import write_improve_config
+from tests.support.evals import SOLVE_SCRIPT, make_tasks
 
 #: What a task model's call costs (usage given, so the costs of both agents are the same): $1/M in, $2/M out.
 USAGE = [{"input": 1000, "output": 20}, {"input": 1100, "output": 10}]
@@ -129,7 +128,7 @@ def scores(run: Run, version: int) -> dict[str, float]:
 
 def test_a_new_tool_the_task_model_needs_raises_the_score_and_the_better_version_improves_next(tmp_path):
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok", "gamma": "other"})
-    write_config(tmp_path, task_script=APPEND_SCRIPT, meta_script=ADD_APPEND_TOOL)
+    write_improve_config(tmp_path, task_script=APPEND_SCRIPT, meta_script=ADD_APPEND_TOOL)
     lines = run_loop(tmp_path, iterations=2)
 
     assert lines[0] == "evaluating agent 0"
@@ -190,8 +189,8 @@ echo "broke it for $SICA_AGENT_PROBLEM_ID"
 
 def test_broken_changes_are_recorded_invalid_never_evaluated_nor_selected(tmp_path):
     make_tasks(tmp_path / "tasks", {"alpha": "ok", "beta": "ok"})
-    write_config(tmp_path, task_script=SOLVE_SCRIPT,
-                 meta_script=[call("run", command=BREAK_BY_ITERATION), call("complete", summary="changed")])
+    write_improve_config(tmp_path, task_script=SOLVE_SCRIPT,
+                         meta_script=[call("run", command=BREAK_BY_ITERATION), call("complete", summary="changed")])
     lines = run_loop(tmp_path, iterations=3)
 
     # Were the invalid versions candidates, the `sica` policy would take the most recent one as base.
@@ -264,7 +263,7 @@ def test_a_meta_agent_cannot_write_outside_its_copy_and_its_links_never_bring_ho
     (probe / "task.md").write_text("Look around.\n")
     (probe / "build.sh").write_text('mkdir -p "$1" && echo start > "$1/README"\n')
     (probe / "check.sh").write_text('grep -aq hunter2 "$1/done.txt"\n')  # passes iff the secret leaked
-    write_config(tmp_path, task_script=PROBE_SCRIPT, meta_script=[
+    write_improve_config(tmp_path, task_script=PROBE_SCRIPT, meta_script=[
         call("run", command=escape_attempts(host, run_folder, host_tmp)),
         call("create", path="../outside.txt", content="pwned\n"),
         call("create", path=str(host / "notes.txt"), content="pwned\n"),

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from sica.gateway.limits import UpstreamLimiter
+from tests.support.config import scripted_config
 
 
 class FakeTime:
@@ -47,13 +48,8 @@ def test_tokens_per_minute_waits_for_enough_tokens():
 
 
 def test_max_concurrent_queues_calls_and_counts_waits_for_others_as_queue_time(make_settings, serve):
-    running = serve(make_settings("""
-        [models.fake]
-        provider = "scripted"
-        model = "scripted"
-        script = "script.jsonl"
-        max_concurrent = 2
-    """, {"script.jsonl": '{"content": "ok", "latency_s": 1.0}\n' * 6}))
+    running = serve(make_settings(scripted_config({"fake": {"price": None, "max_concurrent": 2}}),
+                                  {"script.jsonl": '{"content": "ok", "latency_s": 1.0}\n' * 6}))
     tokens = [running.gateway.open_account(f"caller {n}").token for n in range(6)]
     upstream = running.gateway.routes["fake"].upstream
     send = upstream.complete

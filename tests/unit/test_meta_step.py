@@ -4,18 +4,16 @@ real bwrap sandbox, edits a copy of an agent's code with the archive view mounte
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import tempfile
 from pathlib import Path
 
 from sica.benchmarks.base import Problem
-from sica.config import default_envs_dir
 from sica.runner.attempt import AttemptLimits, run_attempt
 from sica.runner.environments import seed_agent_dir
 from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.workspace.trees import copy_tree
+from tests.support.config import ENVS, jsonl, scripted_config
 
 
 def test_improve_edits_the_copy_and_cannot_touch_the_archive(make_settings, tmp_path):
@@ -31,16 +29,8 @@ def test_improve_edits_the_copy_and_cannot_touch_the_archive(make_settings, tmp_
                 "path": "description.txt", "content": "agent 1: asks the reasoner before editing\n"}}]},
             {"tool_calls": [{"name": "complete", "arguments": {"summary": "one focused change"}}]},
         ]
-        settings = make_settings(f"""
-            [models.fake]
-            provider = "scripted"
-            model = "scripted"
-            script = "script.jsonl"
-            price = "free"
-
-            [solve]
-            envs_dir = "{default_envs_dir(os.geteuid())}"
-        """, scripts={"script.jsonl": "\n".join(json.dumps(line) for line in script)})
+        settings = make_settings(scripted_config({"fake": {"price": "free"}}, solve={"envs_dir": ENVS}),
+                                 scripts={"script.jsonl": jsonl(script)})
         base = Problem("meta/1", "meta", "", lambda dest: copy_tree(seed_agent_dir(), dest), None)
 
         async def meta_step():

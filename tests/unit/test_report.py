@@ -20,7 +20,7 @@ from sica.report import gather_report, write_report
 from sica.report.layout import tree_layout
 from sica.runner.environments import seed_agent_dir
 from tests.support.cli import clean_environ, run_sica
-from tests.unit.test_archive import Result, edited
+from tests.support.runs import Result, edited
 
 SEED = seed_agent_dir()
 FILES = ("report.md", "report.html", "progress.png", "lineage.png")

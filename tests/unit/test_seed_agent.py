@@ -3,11 +3,9 @@ and its own test suite passes in that environment; and a built sica wheel carrie
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ import uv
 
 from sica.config import default_envs_dir
 from sica.runner.environments import declared_dependencies, ensure_environment, seed_agent_dir
+from tests.support.config import scripted_config, write_config
 
 ENVS = default_envs_dir(os.geteuid())
 
@@ -64,16 +63,8 @@ def test_a_built_wheel_carries_the_seed_and_solves_with_it(tmp_path):
     (repo / "hello.py").write_text("print('helo')\n")
     script = [{"tool_calls": [{"name": "replace", "arguments": {"path": "hello.py", "old": "helo", "new": "hello"}}]},
               {"tool_calls": [{"name": "complete", "arguments": {"summary": "spelling fixed"}}]}]
-    (tmp_path / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in script))
-    (tmp_path / "sica.toml").write_text(textwrap.dedent("""
-        [models.fake]
-        provider = "scripted"
-        model = "scripted"
-        script = "script.jsonl"
-
-        [solve]
-        solves_dir = "solves"
-    """))
+    write_config(tmp_path, scripted_config({"fake": {"price": None}}, solve={"solves_dir": "solves"}),
+                 {"script.jsonl": script})
     done = subprocess.run([str(venv / "bin" / "sica"), "solve", "Fix the spelling.", "--repo", str(repo),
                            ], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "COLUMNS": "200"})

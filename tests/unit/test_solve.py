@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import clean_environ, run_sica
+from tests.support.config import scripted_config, write_config
 
 SCRIPT = [
     {"tool_calls": [{"name": "run", "arguments": {"command": "python -m pytest -q"}}], "usage": {"input": 900, "output": 30}},
@@ -50,17 +51,7 @@ def make_repo(root: Path) -> Path:
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
-    (tmp_path / "script.jsonl").write_text("".join(json.dumps(line) + "\n" for line in SCRIPT))
-    (tmp_path / "sica.toml").write_text(textwrap.dedent("""
-        [models.fake]
-        provider = "scripted"
-        model = "scripted"
-        script = "script.jsonl"
-        price = { input = 1.0, output = 2.0 }
-
-        [solve]
-        solves_dir = "solves"
-    """))
+    write_config(tmp_path, scripted_config(solve={"solves_dir": "solves"}), {"script.jsonl": SCRIPT})
     return tmp_path, make_repo(tmp_path)
 
 

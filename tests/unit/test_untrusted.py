@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sica.config import Settings, default_envs_dir, load_settings
 from sica.runner.environments import AgentVersionError, declared_dependencies
 from sica.runner.setup import prepared_agent
 from sica.sandbox.untrusted import (TreeLimits, copy_untrusted_tree, read_untrusted, read_untrusted_text,
                                     write_into_untrusted_folder)
+from tests.support.agents import minimal_agent
 
 
 def test_reads_only_regular_files_and_never_more_than_asked(tmp_path):
@@ -55,16 +55,6 @@ def test_copies_files_folders_and_links_but_no_special_files(tmp_path):
     assert (tmp_path / "copy" / "pkg" / "code.py").read_text() == "x = 1\n"
     assert os.readlink(tmp_path / "copy" / "link") == "/etc/shadow"
     assert not (tmp_path / "copy" / "pkg" / "fifo").exists()
-
-
-def minimal_agent(tmp_path: Path) -> tuple[Path, Settings]:
-    """An agent version with an empty package, and settings whose environments are the shared ones."""
-    agent = tmp_path / "agent"
-    (agent / "sica_agent").mkdir(parents=True)
-    (agent / "pyproject.toml").write_text('[project]\nname = "a"\nversion = "0"\ndependencies = []\n')
-    (agent / "sica_agent" / "__init__.py").write_text("")
-    (tmp_path / "sica.toml").write_text(f'[solve]\nenvs_dir = "{default_envs_dir(os.geteuid())}"\n')
-    return agent, load_settings(tmp_path / "sica.toml", {})
 
 
 def test_an_agent_snapshot_never_changes_modes_through_its_links(tmp_path):

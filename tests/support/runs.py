@@ -1,0 +1,34 @@
+"""Filling a run folder in tests: a problem's result as an evaluation records it, and an edited version's code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sica.archive import Run
+
+
+@dataclass(frozen=True)
+class Result:
+    """The fields of a problem's result that `Run.record_evaluation` reads, with everyday defaults."""
+
+    problem_id: str
+    score: float
+    part: str = "selection"
+    benchmark: str = "toy"
+    status: str = "scored"
+    cost_usd: float = 0.01
+    seconds: float = 2.0
+    input_tokens: int = 100
+    output_tokens: int = 20
+    details: str = ""
+    infra: bool = False
+    trace_summary: str = ""
+
+
+def edited(run: Run, version: int, dest: Path, line: str) -> Path:
+    """A checkout of `version` with `line` appended to its CHANGELOG.md."""
+    run.checkout(version, dest)
+    with (dest / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
+        changelog.write(line + "\n")
+    return dest
