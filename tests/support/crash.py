@@ -1,6 +1,6 @@
 """Run `sica ARGS…` and SIGKILL the process at a chosen point: `python crash.py POINT -- ARGS…`.
 
-Points: `none` (never), `after:S` (S seconds in), `meta` (one second into the first meta step), `tag` (right after a
+Points: `none` (never), `after:S` (S seconds in), `meta` (one second into the first meta step, or as its attempt ends if sooner), `tag` (right after a
 version's commit is tagged, before its row in run.sqlite is marked), `record:N` (right after the N-th evaluation
 result is recorded in the run). The kill is the process's own SIGKILL: no handler, no clean-up, as a crash.
 """
@@ -56,7 +56,8 @@ def arm(point: str) -> None:
 
         async def run_attempt(*args: Any, **kwargs: Any) -> Any:
             threading.Timer(1.0, kill).start()
-            return await original(*args, **kwargs)
+            await original(*args, **kwargs)
+            kill()  # a meta step shorter than a second dies before it is recorded all the same
 
         meta_step.run_attempt = run_attempt  # type: ignore[assignment]
     elif kind != "none":
