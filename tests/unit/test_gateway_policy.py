@@ -18,7 +18,7 @@ import pytest
 from sica.gateway.accounts import AccountTree
 from sica.gateway.ledger import Ledger
 
-PROVIDER_KEY = "sk-test-provider-key-0123456789abcdef"
+PROVIDER_KEY = "fake-provider-key-policy-0123456789abcdef"
 TINY_PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
 
 CONFIG = """
