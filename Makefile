@@ -13,7 +13,7 @@ PYTEST_ARGS  ?=
 BENCHMARKS   ?= -b taskdir:examples/tasks -b humaneval:3 --holdout humaneval:2
 ITERATIONS   ?= 2
 RUN          ?= demo-$(shell date +%Y%m%d-%H%M%S)
-DEMO_LIMITS  := SICA_LOOP__META_TIME_LIMIT_S=420 SICA_LOOP__FIRST_STAGE=3 SICA_EVAL__TIME_LIMIT_S=240
+DEMO_LIMITS  := SICA_LOOP__META_TIME_LIMIT_S=420 SICA_LOOP__STAGES='[3]' SICA_EVAL__TIME_LIMIT_S=240
 
 .PHONY: run test test-fast check install system-packages models clean
 

@@ -197,9 +197,22 @@ class LoopSettings(_Section):
     meta_model: str | None = None
     meta_time_limit_s: float = Field(default=1800.0, gt=0)
     meta_budget_usd: float | None = Field(default=2.0, ge=0)
-    first_stage: int = Field(default=5, gt=0)
+    #: Staged evaluation of a new version: how many selection problems it has solved at each look before the whole
+    #: mix (growing; `sequential` stops at a look where it is provably worse than the best on shared problems).
+    stages: list[int] = Field(default_factory=lambda: [5, 15])
+    #: How a look decides: `sequential` (paired test against the best) or `dgm` (the Darwin Gödel Machine's
+    #: score thresholds, with `stages = [10, 50]` and a mix of 200 as in its paper).
+    staging: Literal["sequential", "dgm"] = "sequential"
+    #: HGM's expansion exponent: expand (make a new version) when evaluations^alpha ≥ versions, else evaluate more.
+    hgm_alpha: float = Field(default=0.6, gt=0, le=1)
     seed: int = 0
     utility: UtilitySettings = UtilitySettings()
+
+    @model_validator(mode="after")
+    def _growing_stages(self) -> LoopSettings:
+        if not self.stages or any(size <= 0 for size in self.stages) or self.stages != sorted(set(self.stages)):
+            raise ValueError(f"stages {self.stages} must be growing positive problem counts, e.g. [5, 15]")
+        return self
 
 
 class BenchmarkSettings(_Section):

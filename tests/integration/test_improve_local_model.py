@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def test_one_iteration_on_the_local_model(tmp_path: Path, local_model_alias):
     write_easy_tasks(tmp_path / "tasks", ["write-ok", "fix-typo"])
     (tmp_path / "sica.toml").write_text(local_model_alias + '\n[eval]\nresults_dir = "evals"\ntime_limit_s = 60\n'
-                                        '\n[loop]\nmeta_time_limit_s = 150\nfirst_stage = 1\n')
+                                        '\n[loop]\nmeta_time_limit_s = 150\nstages = [1]\n')
     done = run_sica(tmp_path, "improve", "-b", f"taskdir:{tmp_path / 'tasks'}", "--iterations", "1", "--model",
                     "qwen", "--run", "local", timeout=900)
     assert done.returncode == 0, done.stderr

@@ -81,6 +81,6 @@ def write_improve_config(home: Path, meta_script: Script, task_script: Script = 
     stage of two problems and the shared agent environments; `loop_keys` and `eval_keys` are more `[loop]` and
     `[eval]` keys."""
     aliases = {"task": {"script": "solve.jsonl"}, "meta": {"script": "meta.jsonl"}}
-    text = scripted_config(aliases, loop={"meta_model": "meta", "first_stage": 2, **(loop_keys or {})},
+    text = scripted_config(aliases, loop={"meta_model": "meta", "stages": [2], **(loop_keys or {})},
                            solve={"envs_dir": ENVS}, eval={"results_dir": "evals", **(eval_keys or {})})
     return write_config(home, text, {"solve.jsonl": task_script, "meta.jsonl": meta_script})

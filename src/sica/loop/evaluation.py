@@ -66,7 +66,7 @@ class Evaluations:
         evaluated, and the version's mean score."""
         weights = self.settings.loop.utility
         mix = [e.problem_id for e in self.run.evaluations(0, part=SELECTION)]
-        stage = first_stage(mix, self.settings.loop.first_stage)
+        stage = first_stage(mix, self.settings.loop.stages[0])
         await self.evaluate(number, only=frozenset(stage), account=account, label=f"agent-{number}, first stage")
         if self.halt.is_set():
             return "interrupted", None
