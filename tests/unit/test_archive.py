@@ -203,23 +203,24 @@ def test_references_resolve_to_checkouts(lineage: Run, tmp_path: Path):
     with Run.create(runs / "r0", SEED, {}) as older:
         older.db.set_state("created_at", 0.0)
 
-    assert (resolve_reference("agent-2", runs, scratch) / "CHANGELOG.md").read_text().endswith("one\ntwo\n")
-    assert resolve_reference("best", runs, scratch) == scratch / "r1-agent-2"
+    def second(run: Run) -> int:
+        return 2
+
+    assert (resolve_reference("agent-2", runs, scratch, second) / "CHANGELOG.md").read_text().endswith("one\ntwo\n")
+    assert resolve_reference("best", runs, scratch, second) == scratch / "r1-agent-2"
     assert resolve_reference("best", runs, scratch, best=lambda run: 1) == scratch / "r1-agent-1"
-    assert resolve_reference("r1:agent-3", runs, scratch) == scratch / "r1-agent-3"
-    assert resolve_reference(f"{runs / 'r0'}:agent-0", runs, scratch) == scratch / "r0-agent-0"
-    assert resolve_reference("agent-2", runs, scratch) == scratch / "r1-agent-2"
-    assert resolve_reference(str(SEED), runs, scratch) == SEED
-    with pytest.raises(ArchiveError, match="no valid version with selection scores"):
-        resolve_reference("r0:best", runs, scratch)
+    assert resolve_reference("r1:agent-3", runs, scratch, second) == scratch / "r1-agent-3"
+    assert resolve_reference(f"{runs / 'r0'}:agent-0", runs, scratch, second) == scratch / "r0-agent-0"
+    assert resolve_reference("agent-2", runs, scratch, second) == scratch / "r1-agent-2"
+    assert resolve_reference(str(SEED), runs, scratch, second) == SEED
     with pytest.raises(ArchiveError, match="agent-9 is not in run"):
-        resolve_reference("agent-9", runs, scratch)
+        resolve_reference("agent-9", runs, scratch, second)
     with pytest.raises(ArchiveError, match="no run 'nope'"):
-        resolve_reference("nope:best", runs, scratch)
+        resolve_reference("nope:best", runs, scratch, second)
     with pytest.raises(ArchiveError, match="unknown agent reference 'agent-x'"):
         parse_reference("agent-x")
     with pytest.raises(ArchiveError, match="no runs under"):
-        resolve_reference("best", tmp_path / "empty", scratch)
+        resolve_reference("best", tmp_path / "empty", scratch, second)
 
 
 def test_versions_keep_symlinks_and_modes_and_leave_caches_out(run: Run, tmp_path: Path):

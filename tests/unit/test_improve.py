@@ -41,10 +41,10 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
     assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.750 (all)")
     for shown in ("evaluating agent-0: 4/4 problems", "iteration 1: agent-0 edits agent-0 · step ",
                   "iteration 1: validating the new version", "iteration 1: the new version on a smoke problem",
-                  "evaluating agent-1, first stage: 2/2 problems", "evaluating agent-1, the rest: 4/4 problems"):
+                  "evaluating agent-1, stage 1 of 2: 2/2 problems", "evaluating agent-1, the whole mix: 4/4 problems"):
         assert any(status.startswith(shown) for status in statuses), (shown, sorted(set(statuses)))
-    # Agents 0 and 1 score and cost alike (times charged are the scripted latencies), agent 1 is the most recent
-    # within the best's bound: the same edit on agent 1's code changes nothing, and an unchanged copy is no new version.
+    # Agents 0 and 1 score and cost alike (times charged are the scripted latencies): agent 0 stays the best (a tie
+    # keeps the earlier) and agent 1 is the most recent not provably worse, so the base: the same edit on agent 1's code changes nothing, and an unchanged copy is no new version.
     assert lines[2].startswith("iteration 2: agent-2 from agent-1 by agent-")
     assert "invalid: the meta agent changed nothing" in lines[2]
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:

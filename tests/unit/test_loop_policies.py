@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 import pytest
 
 from sica.config import UtilitySettings
-from sica.loop.policies import (POLICIES, Selection, SelectionError, VersionStanding, dgm_policy, hgm_policy,
-                                sica_policy)
+from sica.loop.comparison import Standing, best_version, estimated_utility
+from sica.loop.policies import (POLICIES, Selection, SelectionError, clade_successes, clades, dgm_policy, dgm_weight,
+                                hgm_expands, hgm_policy, sica_policy)
 from sica.loop.utility import problem_utility, version_utility
 
 PAPER = UtilitySettings()
@@ -36,32 +38,65 @@ def test_problem_utility_is_the_papers_formula():
 
 
 def standing(number: int, parent: int | None, utilities: list[float], children: int = 0,
-             scores: list[float] | None = None) -> VersionStanding:
-    return VersionStanding(number, parent, tuple(utilities), tuple(scores if scores is not None else utilities),
-                           children)
+             scores: list[float] | None = None, first: int = 0, tampered: int = 0) -> Standing:
+    """A version run on problems p{first}, p{first + 1}, … with these utilities (and scores, default the same)."""
+    problems = [f"p{first + index}" for index in range(len(utilities))]
+    scored = scores if scores is not None else utilities
+    return Standing(number, parent, dict(zip(problems, utilities, strict=True)),
+                    dict(zip([f"p{first + i}" for i in range(len(scored))], scored, strict=True)),
+                    frozenset(problems), children, tampered)
 
 
-def test_sica_takes_the_best_as_meta_agent_and_the_newest_within_its_bound_as_base():
+def mix(size: int) -> frozenset[str]:
+    return frozenset(f"p{index}" for index in range(size))
+
+
+def test_sica_takes_the_best_as_meta_agent_and_the_newest_not_provably_worse_as_base():
     archive = [standing(0, None, [0.5, 0.6, 0.7, 0.6], children=2),
-               standing(1, 0, [0.9, 0.8, 0.7, 0.8], children=1),      # best: mean 0.8, wide interval
-               standing(2, 1, [0.75, 0.7, 0.72, 0.73]),                 # mean 0.725: within the best's bound
-               standing(3, 0, [0.1, 0.2, 0.1, 0.2])]                    # newest, but far below
-    assert sica_policy(archive, random.Random(0)) == (selection := sica_policy(archive, random.Random(1)))
+               standing(1, 0, [0.9, 0.8, 0.7, 0.8], children=1),      # best: mean 0.8
+               standing(2, 1, [0.75, 0.7, 0.72, 0.73]),                 # paired −0.075 ± 0.114: not provably worse
+               standing(3, 0, [0.1, 0.2, 0.1, 0.2])]                    # newest, but provably worse
+    assert sica_policy(archive, mix(4), random.Random(0)) == (selection := sica_policy(archive, mix(4),
+                                                                                        random.Random(1)))
     assert (selection.meta_agent, selection.base) == (1, 2)
     only_best = [standing(0, None, [0.2, 0.2]), standing(1, 0, [0.9, 0.9])]
-    assert (sica_policy(only_best, random.Random(0)).base) == 1
+    assert sica_policy(only_best, mix(2), random.Random(0)).base == 1
+
+
+def test_a_version_stopped_early_is_never_best_meta_agent_or_base():
+    """The reproduction: agent 0 ran the whole mix (easy first-stage problems, hard others: mean 0.5); version 1
+    stopped after the easy first stage with a mean of 0.8 there, yet did worse than agent 0 on those very problems.
+    Ranked by the mean over what each ran, version 1 was the best, meta agent and base; like for like it is none."""
+    agent_0 = standing(0, None, [0.9] * 5 + [0.1] * 5, children=1)
+    stopped = standing(1, 0, [0.8] * 5)
+    archive = [agent_0, stopped]
+    assert stopped.utility is not None and agent_0.utility is not None and stopped.utility > agent_0.utility
+    assert best_version(archive, mix(10)) == agent_0
+    for name in ("sica", "greedy"):
+        for seed in range(20):
+            assert POLICIES[name](archive, mix(10), random.Random(seed)) == Selection(0, 0)
+
+
+def test_dgm_weighs_a_version_stopped_early_by_its_paired_difference():
+    """A version that stopped early after doing better than the best on its problems is weighed by the best's
+    utility plus that difference, not by its mean over the easy problems it ran."""
+    agent_0 = standing(0, None, [0.9] * 5 + [0.1] * 5)
+    better = standing(1, 0, [1.0] * 5)
+    assert estimated_utility(better, agent_0) == pytest.approx(0.5 + 0.1)
+    assert dgm_weight(0.6, 0) == pytest.approx(1 / (1 + math.exp(-1)))
+    assert dgm_weight(0.6, 3) == pytest.approx(dgm_weight(0.6, 0) / 4)
 
 
 def test_dgm_favours_good_and_little_explored_versions():
     archive = [standing(0, None, [0.3], children=0), standing(1, 0, [0.8], children=0),
                standing(2, 0, [0.8], children=9)]
     rng = random.Random(7)
-    drawn = Counter(dgm_policy(archive, rng).base for _ in range(3000))
+    drawn = Counter(dgm_policy(archive, mix(1), rng).base for _ in range(3000))
     # weights: sigmoid(−2) = 0.119, sigmoid(3) = 0.953, 0.953 / 10 = 0.095
     assert drawn[1] > 5 * drawn[0] and drawn[1] > 5 * drawn[2]
     assert drawn[0] > 0 and drawn[2] > 0
-    first = [dgm_policy(archive, random.Random(3)).base for _ in range(5)]
-    assert first == [dgm_policy(archive, random.Random(3)).base for _ in range(5)]  # the seed decides
+    first = [dgm_policy(archive, mix(1), random.Random(3)).base for _ in range(5)]
+    assert first == [dgm_policy(archive, mix(1), random.Random(3)).base for _ in range(5)]  # the seed decides
 
 
 def test_hgm_pools_a_clade_s_results():
@@ -71,26 +106,35 @@ def test_hgm_pools_a_clade_s_results():
                standing(1, 0, [0.2] * 4, scores=[0.0, 0.0, 0.0, 1.0], children=2),
                standing(2, 1, [], scores=[1.0] * 4),
                standing(3, 1, [], scores=[1.0] * 4)]
+    assert clade_successes(clades(archive)[1]) == (9.0, 3.0)
+    assert clade_successes(clades(archive)[0]) == (9.0, 7.0)
     rng = random.Random(11)
-    chosen = Counter(hgm_policy(archive, rng).base for _ in range(2000))
+    chosen = Counter(hgm_policy(archive, mix(4), rng).base for _ in range(2000))
     assert set(chosen) <= {0, 1}
     # clade of 1: 9 of 12 solved, Beta(10, 4), mean 0.71; clade of 0: 9 of 16, Beta(10, 8), mean 0.56
     assert chosen[1] > 2 * chosen[0]
 
 
+def test_hgm_expands_when_evaluations_to_the_alpha_reach_the_versions():
+    assert hgm_expands(evaluations=16, versions=4, alpha=0.5)  # 16^0.5 = 4 ≥ 4
+    assert not hgm_expands(evaluations=15, versions=4, alpha=0.5)
+    assert hgm_expands(evaluations=100, versions=15, alpha=0.6)  # 100^0.6 = 15.8
+    assert not hgm_expands(evaluations=100, versions=16, alpha=0.6)
+
+
 def test_greedy_and_empty_archives():
     archive = [standing(0, None, [0.4]), standing(1, 0, [0.6]), standing(2, 0, [0.6])]
-    assert POLICIES["greedy"](archive, random.Random(0)) == POLICIES["greedy"](archive, random.Random(9))
-    assert POLICIES["greedy"](archive, random.Random(0)).base == 2  # a tie goes to the most recent
+    assert POLICIES["greedy"](archive, mix(1), random.Random(0)) == POLICIES["greedy"](archive, mix(1),
+                                                                                        random.Random(9))
+    assert POLICIES["greedy"](archive, mix(1), random.Random(0)).base == 1  # a tie keeps the earlier
     for policy in POLICIES.values():
         with pytest.raises(SelectionError, match="evaluate agent 0 first"):
-            policy([standing(0, None, [])], random.Random(0))
+            policy([standing(0, None, [])], mix(1), random.Random(0))
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_a_version_caught_tampering_is_never_chosen(name):
     """Its scores may look best (a scorer it fooled elsewhere), yet it is neither meta agent nor base."""
-    archive = [standing(0, None, [0.3, 0.4]), standing(1, 0, [1.0, 1.0])]
-    archive[1] = VersionStanding(1, 0, (1.0, 1.0), (1.0, 1.0), 0, tampered=1)
+    archive = [standing(0, None, [0.3, 0.4]), standing(1, 0, [1.0, 1.0], tampered=1)]
     for seed in range(50):
-        assert POLICIES[name](archive, random.Random(seed)) == Selection(0, 0)
+        assert POLICIES[name](archive, mix(2), random.Random(seed)) == Selection(0, 0)

@@ -1,20 +1,48 @@
-"""Staged evaluation's two decisions: which problems come first, and whether a version is worth the rest."""
+"""Staged evaluation's decisions: which problems each look has seen, and whether a version is worth more."""
 
 from __future__ import annotations
 
-from sica.loop.staging import first_stage, promising
+from sica.loop.comparison import paired_difference
+from sica.loop.staging import dgm_look, sequential_look, spread, stages
 
 
-def test_first_stage_spreads_over_the_mix_and_is_stable():
+def test_spread_covers_the_mix_and_is_stable():
     mix = [f"humaneval/{i}" for i in range(6)] + [f"bugfix/{i}" for i in range(4)]
-    assert first_stage(mix, 4) == ["humaneval/0", "humaneval/2", "humaneval/5", "bugfix/1"]
-    assert first_stage(mix, 4) == first_stage(list(mix), 4)
-    assert first_stage(mix, 20) == mix
+    assert spread(mix, 4) == ["humaneval/0", "humaneval/2", "humaneval/5", "bugfix/1"]
+    assert spread(mix, 4) == spread(list(mix), 4)
+    assert spread(mix, 20) == mix
 
 
-def test_promising_when_it_cannot_be_told_worse():
-    reference = {"a": 0.8, "b": 0.8, "c": 0.8, "d": 0.8}
-    assert promising({"a": 0.9, "b": 0.7, "c": 0.8, "d": 0.6}, reference)  # mean 0.75, interval reaches 0.8
-    assert not promising({"a": 0.1, "b": 0.1, "c": 0.2, "d": 0.1}, reference)
-    assert promising({"a": 0.8}, reference) and not promising({"a": 0.7}, reference)  # one problem: no interval
-    assert promising({"a": 0.0}, None) and promising({"x": 0.0}, reference)  # nothing to compare with
+def test_stages_grow_nested_and_end_with_the_whole_mix():
+    mix = [f"p{i:02}" for i in range(40)]
+    looks = stages(mix, [5, 15])
+    assert [len(look) for look in looks] == [5, 15, 40]
+    assert set(looks[0]) < set(looks[1]) < set(looks[2])
+    assert looks[-1] == mix and all(look == [p for p in mix if p in look] for look in looks)  # in the mix's order
+    assert stages(mix[:10], [5, 15]) == [spread(mix[:10], 5), mix[:10]]  # a stage as large as the mix is the mix
+    assert stages(mix[:3], [5, 15]) == [mix[:3]]
+
+
+def test_paired_difference_is_over_shared_problems_only():
+    a = {"x": 0.9, "y": 0.8, "z": 0.7, "only-a": 0.0}
+    b = {"x": 0.5, "y": 0.5, "z": 0.4, "only-b": 1.0}
+    difference = paired_difference(a, b)
+    assert difference.n == 3 and abs(difference.mean - 1.0 / 3) < 1e-9 and difference.better
+    assert paired_difference({"x": 1.0}, {"x": 0.0}).half_width is None  # one shared problem proves nothing
+    assert not paired_difference({"x": 1.0}, {"x": 0.0}).better
+    assert paired_difference({"x": 1.0}, {"y": 0.0}).n == 0
+
+
+def test_a_sequential_look_stops_only_what_is_provably_worse():
+    best = {"a": 0.8, "b": 0.8, "c": 0.8, "d": 0.8}
+    assert not sequential_look({"a": 0.9, "b": 0.7, "c": 0.8, "d": 0.6}, best, 0).stop  # −0.05 ± 0.20
+    worse = sequential_look({"a": 0.1, "b": 0.1, "c": 0.2, "d": 0.1}, best, 3)
+    assert worse.stop and "provably worse than agent-3" in worse.reason
+    assert not sequential_look({"a": 0.0}, best, 0).stop  # one shared problem: nothing is provable
+    assert not sequential_look({"a": 0.0}, None, 0).stop and not sequential_look({"x": 0.0}, best, 0).stop
+
+
+def test_dgm_looks_use_its_score_thresholds():
+    assert dgm_look({"a": 0.0, "b": 0.0, "c": 1.0}, 0).stop  # 0.33 < 0.4
+    assert not dgm_look({"a": 0.0, "b": 1.0}, 0).stop
+    assert dgm_look({}, 1).stop

@@ -1,9 +1,9 @@
 """Agent references, as given on the command line: a folder, `agent-N` or `best` (in the latest run under the
 runs folder), `RUN:agent-N` or `RUN:best` (RUN a run's name under the runs folder, or a run folder's path).
 
-`best` is the valid version with the highest mean selection score (ties: the earlier version; versions with no
-scored problem are not candidates) unless the caller passes its own `best` (the loop will pass its utility). The
-words win over folders: to name a folder called `best` or `agent-3`, write `./best`.
+`best` is the run's best version as the caller's `best` picks it (the loop's definition, which the archive does
+not know: `sica.loop.comparison`). The words win over folders: to name a folder called `best` or `agent-3`, write
+`./best`.
 """
 
 from __future__ import annotations
@@ -46,17 +46,6 @@ def parse_reference(reference: str) -> Reference:
     raise ArchiveError(f"unknown agent reference {reference!r} (no such folder either): write {_FORMS}")
 
 
-def best_by_selection_score(run: Run) -> int:
-    """The valid version with the highest mean selection score (ties: the earlier one); a version caught
-    tampering with a scorer is never the best."""
-    scored = [row for row in run.summary() if row.state == "valid" and row.mean_score is not None and not row.tampered]
-    if not scored:
-        raise ArchiveError(
-            f"run {run.folder} has no valid version with selection scores yet: name a version (agent-N) instead of best"
-        )
-    return max(scored, key=lambda row: (row.mean_score, -row.number)).number
-
-
 def latest_run(runs_dir: Path) -> Path:
     """The run under `runs_dir` created last (runs that cannot be opened are passed over)."""
     runs: list[tuple[float, Path]] = []
@@ -83,7 +72,7 @@ def find_run(name: str, runs_dir: Path) -> Path:
     )
 
 
-def resolve_reference(reference: str, runs_dir: Path, scratch: Path, best: BestVersion | None = None) -> Path:
+def resolve_reference(reference: str, runs_dir: Path, scratch: Path, best: BestVersion) -> Path:
     """A folder holding the referenced agent's code: the folder itself, or the version checked out into
     `scratch` (a previous checkout of the same version there is replaced)."""
     parsed = parse_reference(reference)
@@ -91,7 +80,7 @@ def resolve_reference(reference: str, runs_dir: Path, scratch: Path, best: BestV
         return parsed.path
     folder = find_run(parsed.run, runs_dir) if parsed.run else latest_run(runs_dir)
     with Run.open(folder, read_only=True) as run:
-        number = parsed.number if parsed.number is not None else (best or best_by_selection_score)(run)
+        number = parsed.number if parsed.number is not None else best(run)
         run.version(number)
         dest = scratch / f"{folder.name}-agent-{number}"
         if dest.exists():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from sica.archive import ArchiveError, resolve_reference
 from sica.cli.state import UserError
 from sica.config import Settings
+from sica.loop.evaluation import best_in_run
 from sica.runner.environments import seed_agent_dir
 
 #: The `--agent` option's help, shared by the commands that run an agent.
@@ -28,7 +30,9 @@ def agent_folder(reference: str | None, settings: Settings) -> Iterator[Path]:
         return
     with tempfile.TemporaryDirectory(prefix="sica-agent-") as scratch:
         try:
-            folder = resolve_reference(reference, settings.loop.runs_dir.expanduser(), Path(scratch)).resolve()
+            runs_dir = settings.loop.runs_dir.expanduser()
+            best = functools.partial(best_in_run, weights=settings.loop.utility)
+            folder = resolve_reference(reference, runs_dir, Path(scratch), best).resolve()
         except ArchiveError as error:
             raise UserError(str(error)) from None
         if not (folder / "pyproject.toml").is_file():

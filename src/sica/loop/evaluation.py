@@ -10,33 +10,52 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sica.archive import Run
+from sica.archive import ArchiveError, Run
 from sica.config import Settings, UtilitySettings
 from sica.gateway import RunningGateway
-from sica.loop.policies import VersionStanding
-from sica.loop.staging import first_stage, promising
+from sica.loop.comparison import Standing, best_version
+from sica.loop.staging import Look, dgm_look, sequential_look, stages
 from sica.loop.utility import problem_utility
 from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
 
 
-def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
-    """What the policy sees: every valid version's per-problem selection utilities and scores."""
+def standings(run: Run, weights: UtilitySettings) -> list[Standing]:
+    """What selection sees: every valid version's per-problem selection utilities and scores, and the selection
+    problems it was run on."""
     found = []
     for version in run.summary():
         if version.state != "valid":
             continue
-        evaluations = run.scored(version.number)
+        evaluations = run.evaluations(version.number, part=SELECTION)
+        scored = [e for e in evaluations if not e.infra]
         found.append(
-            VersionStanding(
+            Standing(
                 version.number,
                 version.parent,
-                tuple(problem_utility(e, weights) for e in evaluations),
-                tuple(e.score for e in evaluations),
+                {e.problem_id: problem_utility(e, weights) for e in scored},
+                {e.problem_id: e.score for e in scored},
+                frozenset(e.problem_id for e in evaluations),
                 version.children,
                 version.tampered,
             )
         )
     return found
+
+
+def selection_mix(run: Run) -> list[str]:
+    """The run's selection mix: the problems agent 0 was run on, in their order."""
+    return [e.problem_id for e in run.evaluations(0, part=SELECTION)]
+
+
+def best_in_run(run: Run, weights: UtilitySettings) -> int:
+    """The number of the run's best version (`comparison` defines it); a one-line error when there is none yet."""
+    best = best_version(standings(run, weights), frozenset(selection_mix(run)))
+    if best is None:
+        raise ArchiveError(
+            f"run {run.folder} has no valid version evaluated on the whole selection mix yet: name a version "
+            "(agent-N) instead of best"
+        )
+    return best.number
 
 
 @dataclass(frozen=True)
@@ -62,27 +81,34 @@ class Evaluations:
     on_status: Callable[[str], None]
 
     async def staged(self, number: int, account: str) -> tuple[str, float | None]:
-        """Evaluate the first stage; the rest only when the version is promising against the best so far. What was
-        evaluated, and the version's mean score."""
+        """Evaluate the version in growing stages, stopping at a look that says so (`staging`); what was evaluated,
+        and the version's mean selection score."""
         weights = self.settings.loop.utility
-        mix = [e.problem_id for e in self.run.evaluations(0, part=SELECTION)]
-        stage = first_stage(mix, self.settings.loop.stages[0])
-        await self.evaluate(number, only=frozenset(stage), account=account, label=f"agent-{number}, first stage")
-        if self.halt.is_set():
-            return "interrupted", None
-        candidate = self._utilities(number, stage, weights)
-        ranked = [s for s in standings(self.run, weights) if s.utilities and s.number != number]
-        best = max(ranked, key=lambda s: (s.utility, s.number)) if ranked else None
-        reference = self._utilities(best.number, stage, weights) if best else None
-        evaluated = "first stage" if len(stage) < len(mix) else "all"
-        if promising(candidate, reference) and len(stage) < len(mix):
-            await self.evaluate(number, only=None, account=account, label=f"agent-{number}, the rest")
-            evaluated = "all"
+        mix = selection_mix(self.run)
+        others = [s for s in standings(self.run, weights) if s.number != number]
+        best = best_version(others, frozenset(mix))
+        looks = stages(mix, self.settings.loop.stages)
+        evaluated = "all"
+        for index, problems in enumerate(looks):
+            whole = index == len(looks) - 1
+            label = f"agent-{number}, " + ("the whole mix" if whole else f"stage {index + 1} of {len(looks)}")
+            await self.evaluate(number, only=None if whole else frozenset(problems), account=account, label=label)
+            if self.halt.is_set():
+                return "interrupted", None
+            if whole:
+                break
+            look = self._look(number, index, best)
+            if look.stop:
+                evaluated = f"stopped after {len(problems)} of {len(mix)} problems: {look.reason}"
+                break
         scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
 
-    def _utilities(self, number: int, problems: list[str], weights: UtilitySettings) -> dict[str, float]:
-        return {e.problem_id: problem_utility(e, weights) for e in self.run.scored(number) if e.problem_id in problems}
+    def _look(self, number: int, index: int, best: Standing | None) -> Look:
+        mine = next(s for s in standings(self.run, self.settings.loop.utility) if s.number == number)
+        if self.settings.loop.staging == "dgm":
+            return dgm_look(mine.scores, index)
+        return sequential_look(mine.utilities, best.utilities if best else None, best.number if best else 0)
 
     async def evaluate(self, number: int, only: frozenset[str] | None, account: str, label: str) -> None:
         """Evaluate a version on the mix (or the problems `only`), recording each result in the run; results

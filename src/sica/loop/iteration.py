@@ -1,7 +1,7 @@
 """One iteration of the loop: plan (the policy picks the meta agent and the base) → meta step (the meta agent edits
-a copy of the base) → validate (the checks a new version passes) → stage (a valid version solves the first stage
-and, when promising, the rest of the mix). A resumed run finishes the iteration under way as planned, without
-editing again once its version is committed."""
+a copy of the base) → validate (the checks a new version passes) → stage (a valid version solves growing stages of
+the mix, stopping early when a look says so: `staging`). A resumed run finishes the iteration under way as planned,
+without editing again once its version is committed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sica.config import LoopSettings
 from sica.loop.accounts import RunAccounts
 from sica.loop.budget import RunBudget
 from sica.loop.checks import VersionChecks
-from sica.loop.evaluation import Evaluations, standings
+from sica.loop.evaluation import Evaluations, selection_mix, standings
 from sica.loop.meta_step import MetaStep
 from sica.loop.plan import Plan, choose_plan
 from sica.loop.run_state import RunState
@@ -98,7 +98,8 @@ class Iteration:
         if stored is not None and stored.iteration == number:
             return stored
         scores = standings(self.run, self.loop.utility)
-        plan = choose_plan(number, stored, scores, self.policy, self.loop.seed, self.run.db.next_version_number())
+        mix = frozenset(selection_mix(self.run))
+        plan = choose_plan(number, stored, scores, mix, self.policy, self.loop.seed, self.run.db.next_version_number())
         self.state.plan = plan
         return plan
 

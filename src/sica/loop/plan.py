@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sica.loop.policies import POLICIES, VersionStanding
+from sica.loop.comparison import Standing
+from sica.loop.policies import POLICIES
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,21 @@ class Plan:
 
 
 def choose_plan(
-    iteration: int, last: Plan | None, standings: Sequence[VersionStanding], policy: str, seed: int, version: int
+    iteration: int,
+    last: Plan | None,
+    standings: Sequence[Standing],
+    mix: frozenset[str],
+    policy: str,
+    seed: int,
+    version: int,
 ) -> Plan:
-    """A new plan for `iteration` (its version numbered `version`): the policy's choice among `standings`, its random
+    """A new plan for `iteration` (its version numbered `version`): the policy's choice among `standings` on the
+    selection `mix`, its random
     state seeded with `seed` for the first plan, else the one `last` left."""
     rng = random.Random(seed)
     if last is not None:
         state_version, internal, gauss = last.rng
         rng.setstate((state_version, tuple(internal), gauss))
-    selection = POLICIES[policy](standings, rng)
+    selection = POLICIES[policy](standings, mix, rng)
     state_version, internal, gauss = rng.getstate()
     return Plan(iteration, selection.meta_agent, selection.base, version, [state_version, list(internal), gauss])

@@ -1,16 +1,19 @@
-"""Selection policies: given the archive's valid, evaluated versions, which version acts as the meta agent (the
-one whose `improve` runs) and which is the base (whose code it edits). Each is a small function of the archive and
-a `random.Random` whose state the loop stores, so that a resumed run chooses as an uninterrupted one would.
+"""Selection policies: given the run's valid versions (`comparison.Standing`) and the selection mix, which version
+acts as the meta agent (the one whose `improve` runs) and which is the base (whose code it edits). Each is a small
+pure function of the standings and a `random.Random` whose state the loop stores, so that a resumed run chooses as
+an uninterrupted one would. Every comparison is like for like (`comparison`): a version evaluated on part of the
+mix is never the best, and is weighed by its paired difference from the best on the problems both ran.
 
-- `sica` (the SICA paper): the meta agent is the version of best utility; the base is the most recent version
-  whose mean utility is within the best one's 95% confidence bound (so a lucky outlier does not block newer
-  versions that are as good).
+- `sica` (the SICA paper, the default): the meta agent is the best version; the base is the most recent version
+  run on the whole mix that is not provably worse than the best (paired 95% interval), so a lucky outlier does not
+  block newer versions that are as good.
 - `dgm` (Darwin Gödel Machine): one version, drawn with weight `sigmoid(10·(u − 0.5)) / (1 + children)`, edits
-  itself: good versions are favoured, much-explored ones less so.
-- `hgm` (Huxley-Gödel Machine): Thompson sampling on clade-pooled results: each version's clade (it and its
-  descendants) pools its problems' scores as fractional successes; a draw from Beta(1 + successes, 1 + failures)
-  per version, the highest edits itself.
-- `greedy`: the version of best utility edits itself.
+  itself; `u` is its utility estimated like for like (`comparison.estimated_utility` against the best).
+- `hgm` (Huxley-Gödel Machine): Thompson sampling on clade-metaproductivity: each version's clade (it and its
+  descendants) pools its members' selection scores as fractional successes and failures; a draw from
+  Beta(1 + successes, 1 + failures) per version, the highest edits itself. `hgm_expands` is its decision between
+  making a new version and evaluating one further.
+- `greedy`: the best version edits itself.
 """
 
 from __future__ import annotations
@@ -20,24 +23,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sica.runner.stats import mean_interval
-
-
-@dataclass(frozen=True)
-class VersionStanding:
-    """What a policy knows of a valid, evaluated version: its parent, per-problem utilities and scores (selection
-    part only), and how many versions were edited from it."""
-
-    number: int
-    parent: int | None
-    utilities: tuple[float, ...]
-    scores: tuple[float, ...]
-    children: int
-    tampered: int = 0
-
-    @property
-    def utility(self) -> float:
-        return sum(self.utilities) / len(self.utilities)
+from sica.loop.comparison import Standing, best_version, estimated_utility, paired_difference
 
 
 @dataclass(frozen=True)
@@ -46,69 +32,92 @@ class Selection:
     base: int
 
 
-Policy = Callable[[Sequence[VersionStanding], random.Random], Selection]
+Policy = Callable[[Sequence[Standing], frozenset[str], random.Random], Selection]
 
 
 class SelectionError(Exception):
     """Nothing to select from; one line."""
 
 
-def _candidates(versions: Sequence[VersionStanding]) -> list[VersionStanding]:
-    """The versions a policy may choose: evaluated, and never caught tampering with a scorer (such a version is
-    neither the best, nor a meta agent, nor a base to build on)."""
-    evaluated = [v for v in versions if v.utilities and not v.tampered]
-    if not evaluated:
-        raise SelectionError("no valid, evaluated version to select from: evaluate agent 0 first")
-    return evaluated
+def _best(standings: Sequence[Standing], mix: frozenset[str]) -> Standing:
+    best = best_version(standings, mix)
+    if best is None:
+        raise SelectionError("no valid version was evaluated on the whole selection mix: evaluate agent 0 first")
+    return best
 
 
-def _best(versions: Sequence[VersionStanding]) -> VersionStanding:
-    """Highest utility; on a tie the most recent."""
-    return max(versions, key=lambda v: (v.utility, v.number))
+def _untampered(standings: Sequence[Standing]) -> list[Standing]:
+    """The versions a policy may build on: evaluated, and never caught tampering with a scorer."""
+    return [s for s in standings if s.utilities and not s.tampered]
 
 
-def sica_policy(versions: Sequence[VersionStanding], rng: random.Random) -> Selection:
-    candidates = _candidates(versions)
-    best = _best(candidates)
-    interval = mean_interval(best.utilities)
-    bound = interval.mean - (interval.half_width or 0.0)
-    base = max((v for v in candidates if v.utility >= bound), key=lambda v: v.number)
+def sica_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.Random) -> Selection:
+    best = _best(standings, mix)
+    as_good = [
+        s
+        for s in _untampered(standings)
+        if s.complete(mix) and not paired_difference(s.utilities, best.utilities).worse
+    ]
+    base = max(as_good, key=lambda s: s.number)
     return Selection(best.number, base.number)
 
 
-def dgm_policy(versions: Sequence[VersionStanding], rng: random.Random) -> Selection:
-    candidates = _candidates(versions)
-    weights = [1 / (1 + math.exp(-10 * (v.utility - 0.5))) / (1 + v.children) for v in candidates]
+def dgm_weight(utility: float, children: int) -> float:
+    """DGM's parent weight: the sigmoid of the utility around 0.5 with slope 10, shared among its children."""
+    return 1 / (1 + math.exp(-10 * (utility - 0.5))) / (1 + children)
+
+
+def dgm_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.Random) -> Selection:
+    best = _best(standings, mix)
+    candidates = _untampered(standings)
+    weights = [dgm_weight(estimated_utility(s, best), s.children) for s in candidates]
     chosen = rng.choices(candidates, weights=weights)[0]
     return Selection(chosen.number, chosen.number)
 
 
-def hgm_policy(versions: Sequence[VersionStanding], rng: random.Random) -> Selection:
-    candidates = _candidates(versions)
-    children: dict[int, list[VersionStanding]] = {}
-    for v in versions:
-        if v.parent is not None:
-            children.setdefault(v.parent, []).append(v)
-
-    def clade(root: VersionStanding) -> list[VersionStanding]:
+def clades(standings: Sequence[Standing]) -> dict[int, list[Standing]]:
+    """Each version's clade: it and all its descendants among `standings`."""
+    children: dict[int, list[Standing]] = {}
+    for s in standings:
+        if s.parent is not None:
+            children.setdefault(s.parent, []).append(s)
+    found: dict[int, list[Standing]] = {}
+    for root in standings:
         members, stack = [], [root]
         while stack:
             member = stack.pop()
             members.append(member)
             stack.extend(children.get(member.number, []))
-        return members
+        found[root.number] = members
+    return found
 
-    def draw(v: VersionStanding) -> float:
-        scores = [score for member in clade(v) for score in member.scores]
-        successes = sum(scores)
-        return rng.betavariate(1 + successes, 1 + len(scores) - successes)
 
-    chosen = max(candidates, key=lambda v: (draw(v), v.number))
+def clade_successes(clade: Sequence[Standing]) -> tuple[float, float]:
+    """HGM's clade-metaproductivity counts: the clade's scores pooled as (successes, failures)."""
+    scores = [score for member in clade for score in member.scores.values()]
+    return sum(scores), len(scores) - sum(scores)
+
+
+def hgm_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.Random) -> Selection:
+    _best(standings, mix)
+    pooled = clades(standings)
+
+    def draw(s: Standing) -> float:
+        successes, failures = clade_successes(pooled[s.number])
+        return rng.betavariate(1 + successes, 1 + failures)
+
+    chosen = max(_untampered(standings), key=lambda s: (draw(s), s.number))
     return Selection(chosen.number, chosen.number)
 
 
-def greedy_policy(versions: Sequence[VersionStanding], rng: random.Random) -> Selection:
-    best = _best(_candidates(versions))
+def hgm_expands(evaluations: int, versions: int, alpha: float) -> bool:
+    """HGM's choice: make a new version when evaluations^alpha ≥ versions, else evaluate an existing one further
+    (`evaluations` counts problems evaluated over all versions)."""
+    return bool(evaluations**alpha >= versions)
+
+
+def greedy_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.Random) -> Selection:
+    best = _best(standings, mix)
     return Selection(best.number, best.number)
 
 
