@@ -64,6 +64,23 @@ def test_each_account_reads_the_script_from_its_own_position(gateway):
     assert a.chat.completions.create(**ask).choices[0].message.tool_calls
 
 
+def test_a_new_account_reads_the_script_as_it_is_at_its_first_call(gateway, tmp_path):
+    """So a harness can write a script for each attempt (the smoke check does); an account already reading keeps
+    the lines it started with, and a script that became unreadable is the upstream's failure, not a crash."""
+    a = openai_client(gateway, gateway.gateway.open_account("a").token)
+    ask = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}
+    assert a.chat.completions.create(**ask).choices[0].message.content == "hello there"
+    (tmp_path / "script.jsonl").write_text('{"content": "a new script"}\n')
+    b = openai_client(gateway, gateway.gateway.open_account("b").token)
+    assert b.chat.completions.create(**ask).choices[0].message.content == "a new script"
+    assert a.chat.completions.create(**ask).choices[0].message.tool_calls
+    (tmp_path / "script.jsonl").write_text("not json\n")
+    c = openai_client(gateway, gateway.gateway.open_account("c").token)
+    with pytest.raises(openai.APIStatusError) as caught:
+        c.chat.completions.create(**ask)
+    assert caught.value.status_code == 503 and "script.jsonl:1" in caught.value.body["message"]
+
+
 def test_exhausted_script_is_upstream_unavailable(gateway):
     client = openai_client(gateway, gateway.gateway.open_account("a").token)
     ask = {"model": "fake", "messages": [{"role": "user", "content": "hi"}]}

@@ -87,7 +87,8 @@ def test_a_version_that_never_reports_how_it_ended_fails_the_smoke_problem(tmp_p
         {"tool_calls": [{"name": "complete", "arguments": {"summary": "a shortcut"}}]},
     ])
     lines = run_loop(tmp_path, iterations=1)
-    assert "iteration 1: agent-1 from agent-0 by agent-0 · invalid: it fails a smoke problem (error:" in lines[1]
+    assert ("iteration 1: agent-1 from agent-0 by agent-0 · invalid: it fails a smoke problem: it ended error, "
+            "not done (") in lines[1]
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         assert run.version(1).state == "invalid" and run.evaluations(1) == []
         assert (run.folder / "meta" / "iteration-1" / "smoke" / "outcome.json").is_file()

@@ -69,7 +69,9 @@ def build_routes(
         upstream: Upstream
         if alias.provider == "scripted":
             assert alias.script is not None
-            upstream = ScriptedUpstream(load_script(alias.script), wire=alias.wire_format, model=alias.model)
+            upstream = ScriptedUpstream(
+                load_script(alias.script), wire=alias.wire_format, model=alias.model, script=alias.script
+            )
         else:
             key = provider_key(name, alias, environ) if alias.provider != "local" else None
             if key:

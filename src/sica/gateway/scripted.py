@@ -3,7 +3,9 @@
 A script is JSONL, one response a line: `{"content": "…"}` and/or `{"tool_calls": [{"name", "arguments"}]}`,
 optionally `"usage": {"input", "output", "cache_read", "cache_write"}` and `"latency_s"`; or a fault,
 `{"error": {"status": 429, "retry_after": 1, "message": "…"}}`. Each account reads the script from its own
-position, and every attempt (a retried one too) takes the next line. Answers come in the wire format of the
+position, and every attempt (a retried one too) takes the next line. An account reads the script file as it is at
+the account's first call, so a harness may write a new script for each attempt (the smoke check writes one with
+a nonce of its own). Answers come in the wire format of the
 alias, streamed as server-sent events when asked. The ledger records a line's declared latency as its upstream
 time (not the measured one), so the times a scripted run charges are the same on every machine.
 """
@@ -87,26 +89,41 @@ def _estimate_tokens(value: Any) -> int:
 
 
 class ScriptedUpstream:
-    """Replays a script per account; see the module docstring for the line format."""
+    """Replays a script per account; see the module docstring for the line format. With `script` (the file
+    `lines` were read from), each new account reads that file again at its first call."""
 
-    def __init__(self, lines: list[ScriptLine], *, wire: Wire, model: str) -> None:
+    def __init__(self, lines: list[ScriptLine], *, wire: Wire, model: str, script: Path | None = None) -> None:
         self._lines = lines
+        self._script = script
         self._wire = wire
         self._model = model
+        self._scripts: dict[str, list[ScriptLine]] = {}
         self._positions: dict[str, int] = {}
         self._ids = itertools.count(1)
 
+    def _script_of(self, account_id: str) -> list[ScriptLine]:
+        """The lines an account reads: the script as it was at the account's first call."""
+        lines = self._scripts.get(account_id)
+        if lines is None:
+            try:
+                lines = self._lines if self._script is None else load_script(self._script)
+            except ConfigError as error:
+                raise UpstreamError("script_unreadable", str(error), retryable=False, status=503) from None
+            self._scripts[account_id] = lines
+        return lines
+
     async def _next_line(self, request: UpstreamRequest) -> ScriptLine:
+        lines = self._script_of(request.account_id)
         position = self._positions.get(request.account_id, 0)
         self._positions[request.account_id] = position + 1
-        if position >= len(self._lines):
+        if position >= len(lines):
             raise UpstreamError(
                 "script_exhausted",
-                f"the script has {len(self._lines)} lines and this account has used them all",
+                f"the script has {len(lines)} lines and this account has used them all",
                 retryable=False,
                 status=503,
             )
-        line = self._lines[position]
+        line = lines[position]
         if line.latency_s:
             await asyncio.sleep(line.latency_s)
         if line.error is not None:
