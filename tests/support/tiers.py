@@ -18,8 +18,8 @@ from typing import Any
 SANDBOX_FIXTURES = frozenset({"sandbox", "world"})
 #: What runs an agent or a scorer in the sandbox: harness entry points, the bugfix benchmark (it generates its
 #: problems by running a package's tests there) and tests/support/hostile.py's `sica eval`.
-SANDBOX_CALLS = frozenset({"open_sandbox", "run_attempt", "improve", "validate_version", "BugfixBenchmark",
-                           "eval_results"})
+SANDBOX_CALLS = frozenset({"open_sandbox", "run_attempt", "run_eval", "Evaluations", "improve", "validate_version",
+                           "BugfixBenchmark", "eval_results"})
 #: The `sica` commands that run something in the sandbox, when a test starts one as a process.
 SANDBOX_COMMANDS = frozenset({"eval", "solve", "improve", "sandbox", "doctor"})
 #: What starts a `sica` process: tests/support/cli.py's helper, or `python -m sica` spelled out.

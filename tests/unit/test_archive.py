@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,144 @@ def test_versions_keep_symlinks_and_modes_and_leave_caches_out(run: Run, tmp_pat
     assert (out / "run.sh").stat().st_mode & 0o111
     assert not (out / "__pycache__").exists() and not (out / ".git").exists()
     assert "+#!/bin/sh" in run.diff(number)
+
+
+def test_repeats_are_stored_beside_the_first_evaluation_and_replaced_by_their_own_retries(lineage: Run):
+    lineage.record_evaluation(1, Result("p1", 1.0))
+    lineage.record_evaluation(1, Result("p2", 0.5))
+    lineage.record_evaluation(1, Result("h1", 1.0, part="holdout"))
+    assert lineage.repeats(1) == 1 and lineage.repeats(2) == 0
+    lineage.record_evaluation(1, Result("p1", 0.0, infra=True), repeat=1)
+    lineage.record_evaluation(1, Result("p1", 0.0), repeat=1)  # its retry replaces repeat 1 only
+    lineage.record_evaluation(1, Result("p2", 1.0, trace_summary="## Problem"), repeat=1)
+    lineage.record_evaluation(1, Result("p1", 0.0, status="tampered"), repeat=2)
+    lineage.record_evaluation(2, Result("p1", 0.25), repeat=1)
+
+    assert [(e.problem_id, e.repeat, e.score) for e in lineage.evaluations(1)] == [
+        ("h1", 0, 1.0), ("p1", 0, 1.0), ("p2", 0, 0.5)]  # the first evaluation, as before repeats
+    assert [(e.problem_id, e.repeat, e.score, e.infra, e.trace_summary)
+            for e in lineage.evaluations(1, every_repeat=True)] == [
+        ("h1", 0, 1.0, False, ""), ("p1", 0, 1.0, False, ""), ("p1", 1, 0.0, False, ""), ("p1", 2, 0.0, False, ""),
+        ("p2", 0, 0.5, False, ""), ("p2", 1, 1.0, False, "## Problem")]
+    assert [(e.problem_id, e.repeat) for e in lineage.scored(1)] == [("p1", 0), ("p2", 0)]
+    assert [(e.problem_id, e.repeat) for e in lineage.scored(1, every_repeat=True)] == [
+        ("p1", 0), ("p1", 1), ("p1", 2), ("p2", 0), ("p2", 1)]
+    assert [(e.repeat, e.score) for e in lineage.evaluations(2, every_repeat=True)] == [(1, 0.25)]
+    assert (lineage.repeats(1), lineage.repeats(2), lineage.repeats(3)) == (3, 2, 0)
+
+    summary = {row.number: row for row in lineage.summary()}
+    assert (summary[1].mean_score, summary[1].n) == (0.75, 2)  # repeat 0's problems only
+    assert summary[1].tampered == 1  # caught in a repeat: still never the best
+    assert (summary[2].mean_score, summary[2].n, summary[2].tampered) == (None, 0, 0)
+    with pytest.raises(ArchiveError, match="numbered from 0"):
+        lineage.record_evaluation(1, Result("p1", 1.0), repeat=-1)
+    with pytest.raises(ArchiveError, match="agent-8 is not in run"):
+        lineage.record_evaluation(8, Result("p1", 1.0), repeat=1)
+
+
+#: `run.sqlite`'s tables as sica wrote them before repeats (the ledger's tables left out: a run may lack them).
+SCHEMA_BEFORE_REPEATS = """
+CREATE TABLE versions (
+    number INTEGER PRIMARY KEY,
+    parent INTEGER REFERENCES versions(number),
+    commit_sha TEXT,
+    description TEXT NOT NULL,
+    change_log TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'valid', 'invalid')),
+    settle_as TEXT CHECK (settle_as IN ('valid', 'invalid')),
+    invalid_reason TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE evaluations (
+    version INTEGER NOT NULL REFERENCES versions(number),
+    problem_id TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    part TEXT NOT NULL CHECK (part IN ('selection', 'holdout')),
+    status TEXT NOT NULL,
+    score REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    seconds REAL NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    infra INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    trace_summary TEXT NOT NULL DEFAULT '',
+    UNIQUE (version, problem_id)
+);
+CREATE TABLE meta_steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    iteration INTEGER NOT NULL,
+    meta_version INTEGER NOT NULL REFERENCES versions(number),
+    base_version INTEGER NOT NULL REFERENCES versions(number),
+    state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'interrupted')),
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    result_version INTEGER REFERENCES versions(number),
+    error TEXT
+);
+CREATE TABLE run_state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+#: How sica recorded a problem's result before repeats.
+INSERT_BEFORE_REPEATS = (
+    "INSERT INTO evaluations (version, problem_id, benchmark, part, status, score, cost_usd, seconds, input_tokens,"
+    " output_tokens, details, infra, created_at, trace_summary) VALUES (?, ?, 'toy', 'selection', 'done', ?, 0.01,"
+    " 2.0, 100, 20, '', 0, 1.0, '') ON CONFLICT (version, problem_id) DO UPDATE SET score = excluded.score")
+
+
+def tables_of(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with closing(sqlite3.connect(path)) as db:
+        return {table: db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+                for table in ("versions", "evaluations", "meta_steps", "run_state")}
+
+
+def table_exists(path: Path, table: str) -> bool:
+    with closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone() is not None
+
+
+def test_a_run_from_before_repeats_opens_and_reads_unchanged(lineage: Run, tmp_path: Path):
+    """A run.sqlite made by the schema of before repeats: a reader reads it as it is (no repeats, nothing
+    added); a writer adds the repeats' table and loses no row; an older sica still records repeat 0 in it."""
+    folder = lineage.folder
+    lineage.close()
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as db:
+        db.executescript(SCHEMA_BEFORE_REPEATS)
+        db.execute("ATTACH ? AS made", (str(folder / DATABASE),))
+        for table in ("versions", "run_state"):
+            db.execute(f"INSERT INTO {table} SELECT * FROM made.{table}")
+        db.execute("INSERT INTO meta_steps (iteration, meta_version, base_version, state, started_at, ended_at)"
+                   " VALUES (1, 0, 0, 'done', 1.0, 2.0)")
+        db.execute(INSERT_BEFORE_REPEATS, (1, "p1", 1.0))
+        db.execute(INSERT_BEFORE_REPEATS, (1, "p2", 0.0))
+        db.execute(INSERT_BEFORE_REPEATS, (2, "p1", 0.5))
+    db.close()
+    for leftover in folder.glob(DATABASE + "*"):
+        leftover.unlink()
+    old.rename(folder / DATABASE)
+    before = tables_of(folder / DATABASE)
+
+    with Run.open(folder, read_only=True) as reader:
+        assert [(e.problem_id, e.repeat, e.score) for e in reader.evaluations(1, every_repeat=True)] == [
+            ("p1", 0, 1.0), ("p2", 0, 0.0)]
+        assert [e.score for e in reader.scored(1)] == [1.0, 0.0] and reader.repeats(1) == 1
+        assert {row.number: (row.mean_score, row.n, row.tampered) for row in reader.summary()}[1] == (0.5, 2, 0)
+        assert tables_of(folder / DATABASE) == before and not table_exists(folder / DATABASE, "repeat_evaluations")
+        with Run.open(folder) as writer:  # the writer adds the table while the reader is open; the reader sees it
+            writer.record_evaluation(1, Result("p1", 0.0), repeat=1)
+            assert tables_of(folder / DATABASE) == before  # lossless: every old row as it was
+        assert [(e.problem_id, e.repeat) for e in reader.evaluations(1, every_repeat=True)] == [
+            ("p1", 0), ("p1", 1), ("p2", 0)]
+        assert reader.repeats(1) == 2
+
+    with sqlite3.connect(folder / DATABASE) as db:  # an older sica writing repeat 0 of the run as it now is
+        db.execute(INSERT_BEFORE_REPEATS, (1, "p2", 0.75))
+    db.close()
+    with Run.open(folder, read_only=True) as reader:
+        assert [(e.problem_id, e.repeat, e.score) for e in reader.evaluations(1, every_repeat=True)] == [
+            ("p1", 0, 1.0), ("p1", 1, 0.0), ("p2", 0, 0.75)]

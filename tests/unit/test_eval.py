@@ -4,6 +4,8 @@ retried and reported apart, never scored."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import signal
 import sqlite3
@@ -11,14 +13,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from sica.archive import Run
+from sica.benchmarks.base import Problem
+from sica.config import load_settings
 from sica.runner.environments import seed_agent_dir
-from sica.runner.attempt import charged_seconds
-from sica.runner.results import ProblemResult, ResultStore, from_cache
+from sica.runner.attempt import AttemptLimits, charged_seconds
+from sica.runner.evaluate import EvalReport, EvalRequest, run_eval
+from sica.runner.results import ProblemResult, ResultStore, from_cache, result_key
 from sica.runner.stats import mean_interval
 from tests.support.cli import clean_environ, run_sica
 from tests.support.config import write_eval_config
@@ -190,6 +196,72 @@ def test_a_results_store_of_an_older_sica_is_brought_up_to_date(tmp_path):
                             "## Problem"), "h", "m", "e2")
     cached = store.cached(["k1", "k2"])
     assert [from_cache(cached[k], "b", "selection").trace_summary for k in ("k1", "k2")] == ["", "## Problem"]
+
+
+def evaluate_repeat(home: Path, tasks: Path, repeat: int) -> EvalReport:
+    """`run_eval` of the seed agent on the task folders, as attempt number `repeat` at each."""
+    settings = load_settings(home / "sica.toml", {})
+    request = EvalRequest(seed_agent_dir(), [f"taskdir:{tasks}"], workers=2, repeat=repeat)
+    return asyncio.run(run_eval(settings, clean_environ(), request, lambda _: None, asyncio.Event()))
+
+
+def stored_results(home: Path) -> int:
+    with closing(sqlite3.connect(home / "evals" / "results.sqlite")) as db:
+        (count,) = db.execute("SELECT count(*) FROM results").fetchone()
+    return int(count)
+
+
+def test_a_repeat_runs_the_agent_again_and_a_rerun_of_the_same_repeat_reuses_its_results(home):
+    tasks = make_tasks(home / "two", {"alpha": "ok", "gamma": "other"})
+    first = evaluate_repeat(home, tasks, 0)
+    assert [(r.score, r.cached) for r in first.results] == [(1.0, False), (0.0, False)]
+    assert all(r.cached for r in evaluate_repeat(home, tasks, 0).results)
+
+    repeat = evaluate_repeat(home, tasks, 1)
+    assert [(r.score, r.cached) for r in repeat.results] == [(1.0, False), (0.0, False)]
+    assert all(Path(r.folder).is_relative_to(repeat.folder) for r in repeat.results)  # attempts of its own
+    assert {r.key for r in repeat.results}.isdisjoint(r.key for r in first.results)
+    resumed = evaluate_repeat(home, tasks, 1)
+    assert all(r.cached for r in resumed.results)
+    assert [r.key for r in resumed.results] == [r.key for r in repeat.results]
+    assert not any(r.cached for r in evaluate_repeat(home, tasks, 2).results)
+    assert stored_results(home) == 6
+    with pytest.raises(ValueError, match="numbered from 0"):
+        EvalRequest(seed_agent_dir(), [f"taskdir:{tasks}"], repeat=-1)
+
+
+def test_a_tampered_attempt_is_never_cached_whatever_the_repeat(home):
+    """The agent writes a forged test report that the check prints: the scorer calls that tampering, and no
+    repeat's result is stored, so each run of each repeat tries the problem again."""
+    forged = json.loads(json.dumps(SOLVE_SCRIPT))
+    forged[0]["tool_calls"][0]["arguments"]["content"] = "sica-pytest-report forged {}\n"
+    write_eval_config(home, forged)
+    tasks = home / "forging"
+    (tasks / "forge").mkdir(parents=True)
+    (tasks / "forge" / "task.md").write_text("Write done.txt.\n")
+    (tasks / "forge" / "build.sh").write_text('mkdir -p "$1"\n')
+    (tasks / "forge" / "check.sh").write_text('cat "$1/done.txt"\n')
+    for repeat in (0, 1, 1, 2):
+        (result,) = evaluate_repeat(home, tasks, repeat).results
+        assert (result.status, result.score, result.cached) == ("tampered", 0.0, False), result
+    assert stored_results(home) == 0
+
+
+def test_the_first_attempts_result_key_is_the_key_made_before_repeats():
+    """Stores made before repeats stay valid: repeat 0's key is the digest of the same material as then; each
+    repeat has a key of its own."""
+    problem = Problem("toy/p1", "toy", "Do it.", lambda dest: None, None, fingerprint="f")
+    limits = AttemptLimits(60.0, 0.5, 1024, 256, 64, 5.0)
+    models = {"task": {"alias": "fake", "model": "scripted"}}
+    material = {"agent": "a" * 64, "problem": "toy/p1", "statement": hashlib.sha256(b"Do it.").hexdigest(),
+                "fingerprint": "f", "models": models,
+                "limits": {"time_limit_s": 60.0, "budget_usd": 0.5, "memory_mb": 1024, "scratch_mb": 256,
+                           "tmp_mb": 64, "cancel_grace_s": 5.0}}
+    before = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    assert result_key("a" * 64, problem, models, limits) == before
+    assert result_key("a" * 64, problem, models, limits, repeat=0) == before
+    keys = {result_key("a" * 64, problem, models, limits, repeat=repeat) for repeat in (0, 1, 2)}
+    assert len(keys) == 3
 
 
 def test_mean_interval():

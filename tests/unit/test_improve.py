@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 from sica.archive import Run
 from sica.config import load_settings
+from sica.loop.evaluation import Evaluations, Mix
 from sica.loop.improve import ImproveRequest, improve
+from sica.runner.environments import seed_agent_dir
+from sica.runner.setup import serve_gateway
 from tests.support.cli import run_sica
 from tests.support.config import write_improve_config
 from tests.support.evals import SOLVE_SCRIPT, make_tasks
@@ -191,3 +196,28 @@ def test_meta_steps_are_recorded(tmp_path):
         assert (step.iteration, step.meta_version, step.base_version, step.state, step.result_version) == (
             1, 0, 0, "done", 1)
         assert step.cost_usd > 0 and step.ended_at is not None
+
+
+def test_a_repeat_evaluation_is_recorded_beside_the_first(tmp_path):
+    """`Evaluations.evaluate(..., repeat=1)` attempts the problems again (not the first evaluation's stored results)
+    and records each result as repeat 1; the first evaluation's rows are left as they were."""
+    tasks = make_tasks(tmp_path / "tasks", {"alpha": "ok", "gamma": "other"})
+    settings = load_settings(write_improve_config(tmp_path, []), {})
+    mix = Mix([f"taskdir:{tasks}"], [], "task", "bwrap")
+
+    async def evaluate_twice(run: Run) -> None:
+        async with serve_gateway(settings, {}, {"task"}, tmp_path / "ledger.sqlite", tmp_path) as gateway:
+            account = gateway.gateway.open_account("run").id
+            evaluations = Evaluations(settings, {}, run, gateway, mix, asyncio.Event(), lambda status: None)
+            await evaluations.evaluate(0, None, account, "agent-0")
+            first = run.evaluations(0)
+            await evaluations.evaluate(0, frozenset({f"taskdir:{tasks}/alpha"}), account, "agent-0, again", repeat=1)
+            assert run.evaluations(0) == first
+
+    with Run.create(tmp_path / "runs" / "r1", seed_agent_dir(), {}) as run:
+        asyncio.run(evaluate_twice(run))
+        assert [(e.problem_id.rsplit("/", 1)[1], e.repeat, e.score) for e in run.evaluations(0, every_repeat=True)] == [
+            ("alpha", 0, 1.0), ("alpha", 1, 1.0), ("gamma", 0, 0.0)]
+        assert run.repeats(0) == 2
+    with closing(sqlite3.connect(tmp_path / "evals" / "results.sqlite")) as db:  # repeat 1 ran: a result of its own
+        assert db.execute("SELECT count(*) FROM results").fetchone() == (3,)

@@ -165,20 +165,31 @@ class Run:
         (a longer one is cut and says so in its first line)."""
         return self.git.diff(str(self.version(number).commit_sha), cap_bytes)
 
-    def record_evaluation(self, version: int, result: ResultLike) -> None:
-        """Store one problem's result for a version (once per problem: a later record replaces it)."""
+    def record_evaluation(self, version: int, result: ResultLike, repeat: int = 0) -> None:
+        """Store one problem's result for a version as its attempt number `repeat` at the problem (0: its first
+        evaluation; see `run_db`): once per (problem, repeat), a later record replaces it."""
         self.version(version)
-        self.db.record_evaluation(version, result)
+        self.db.record_evaluation(version, result, repeat)
 
-    def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
-        return self.db.evaluations(version, part)
+    def evaluations(self, version: int, part: str | None = None, *, every_repeat: bool = False) -> list[Evaluation]:
+        """The version's results by problem: its first evaluation, or with `every_repeat` each problem's repeats
+        after it (each `Evaluation` says its `repeat`)."""
+        return self.db.evaluations(version, part, every_repeat=every_repeat)
 
-    def scored(self, version: int) -> list[Evaluation]:
+    def scored(self, version: int, *, every_repeat: bool = False) -> list[Evaluation]:
         """The selection problems the version was scored on (held-out ones and infrastructure failures left
-        out): what utility, selection and the archive view look at."""
-        return [e for e in self.db.evaluations(version, "selection") if not e.infra]
+        out): what utility, selection and the archive view look at. Its first evaluation's, or with
+        `every_repeat` every repeat's (a problem once per repeat scored, for per-problem means over repeats)."""
+        return [e for e in self.db.evaluations(version, "selection", every_repeat=every_repeat) if not e.infra]
+
+    def repeats(self, version: int) -> int:
+        """How many rounds of evaluation the version has results of (0 before any): the number of its next
+        repeat."""
+        return self.db.repeats(version)
 
     def summary(self) -> list[VersionSummary]:
+        """Every version's lineage, state, mean score of its first evaluation and tampered attempts of every
+        repeat (`VersionSummary`)."""
         return self.db.summary()
 
 

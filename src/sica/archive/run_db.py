@@ -1,6 +1,14 @@
 """`run.sqlite`: the run's versions, evaluations per problem, meta steps and run state.
 
 SQLite in WAL mode with a busy timeout; one process writes (the `Run` holding the run's lock), others only read.
+
+A version's first evaluation of a problem (repeat 0) is a row of `evaluations`; its later attempts at the same
+problem (repeats 1, 2, …, which the loop runs so that one lucky evaluation does not decide) are rows of
+`repeat_evaluations`, the same columns plus `repeat`. A separate table rather than a column, so `evaluations`
+keeps its shape and its UNIQUE (version, problem_id): runs made before repeats open unchanged (a writer only adds
+the empty table; a reader of such a run sees no repeats), and an older sica still reads and writes a newer run's
+repeat 0. Each (version, problem, repeat) has one row: a second record replaces the first.
+
 A version row is written `pending` (with the state its validation gave it) before its commit exists and marked
 `valid` or `invalid` once it does, so a crash leaves a row `Run.resume_cleanup` can settle.
 """
@@ -65,7 +73,30 @@ CREATE TABLE IF NOT EXISTS run_state (
     value TEXT NOT NULL
 );
 """
+#: Tables added since the first release, created (empty) when a writer opens an older run; readers do without.
+ADDED_TABLES = """
+CREATE TABLE IF NOT EXISTS repeat_evaluations (
+    version INTEGER NOT NULL REFERENCES versions(number),
+    problem_id TEXT NOT NULL,
+    repeat INTEGER NOT NULL CHECK (repeat >= 1),
+    benchmark TEXT NOT NULL,
+    part TEXT NOT NULL CHECK (part IN ('selection', 'holdout')),
+    status TEXT NOT NULL,
+    score REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    seconds REAL NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    infra INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    trace_summary TEXT NOT NULL DEFAULT '',
+    UNIQUE (version, problem_id, repeat)
+);
+"""
+#: The tables every run has (a database without one of them is not a run's).
 TABLES = ("versions", "evaluations", "meta_steps", "run_state")
+REPEATS = "repeat_evaluations"
 #: Columns added since the first release (name → declaration), added to an older run's tables when it is opened.
 ADDED_COLUMNS = {"evaluations": {"trace_summary": "TEXT NOT NULL DEFAULT ''"}}
 
@@ -87,7 +118,8 @@ class Version:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One problem's result for one version; `trace_summary` is the harness's account of the attempt."""
+    """One problem's result for one version; `trace_summary` is the harness's account of the attempt; `repeat`
+    which attempt at the problem it was (0 the first evaluation, 1, 2, … the repeats)."""
 
     version: int
     problem_id: str
@@ -103,13 +135,17 @@ class Evaluation:
     infra: bool
     created_at: float
     trace_summary: str = ""
+    repeat: int = 0
 
 
 @dataclass(frozen=True)
 class VersionSummary:
     """What selection policies need of a version: lineage, state and its mean selection score over `n` scored
-    problems (infrastructure failures left out; `mean_score` is None when nothing is scored yet), and how many
-    of its attempts were caught tampering with their scorers (such a version is never the best)."""
+    problems of its first evaluation (repeat 0; infrastructure failures left out; `mean_score` is None when
+    nothing is scored yet), and how many of its attempts, of every repeat, were caught tampering with their
+    scorers (such a version is never the best). Repeats are left out of `mean_score` so that every version's mean
+    is over one attempt a problem, comparable whether or not it was repeated; per-problem means over repeats are
+    for the caller to take (`RunDb.evaluations(..., every_repeat=True)`)."""
 
     number: int
     parent: int | None
@@ -198,7 +234,7 @@ class RunDb:
                 self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             if create:
-                self._db.executescript(SCHEMA)
+                self._db.executescript(SCHEMA + ADDED_TABLES)
             found = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         except sqlite3.DatabaseError as error:
             self._db.close()
@@ -209,6 +245,7 @@ class RunDb:
         if not read_only:
             for table, columns in ADDED_COLUMNS.items():
                 add_missing_columns(self._db, table, columns)
+            self._db.executescript(ADDED_TABLES)
 
     def close(self) -> None:
         self._db.close()
@@ -262,55 +299,84 @@ class RunDb:
 
     # Evaluations
 
-    def record_evaluation(self, version: int, result: ResultLike) -> None:
-        """Store one problem's result; a second record for the same (version, problem) replaces the first (a
-        problem retried after an infrastructure failure keeps its latest result)."""
+    def record_evaluation(self, version: int, result: ResultLike, repeat: int = 0) -> None:
+        """Store one problem's result as the version's attempt number `repeat` at it (0: its first evaluation);
+        a second record for the same (version, problem, repeat) replaces the first (a problem retried after an
+        infrastructure failure keeps its latest result), and leaves the other repeats alone."""
+        if repeat < 0:
+            raise ArchiveError(f"repeat {repeat} of agent-{version}: repeats are numbered from 0")
+        row: dict[str, object] = {
+            "version": version,
+            "problem_id": result.problem_id,
+            "benchmark": result.benchmark,
+            "part": result.part,
+            "status": result.status,
+            "score": result.score,
+            "cost_usd": result.cost_usd,
+            "seconds": result.seconds,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "details": result.details,
+            "infra": int(result.infra),
+            "created_at": time.time(),
+            "trace_summary": result.trace_summary,
+        }
+        table, key = "evaluations", ["version", "problem_id"]
+        if repeat:
+            table, key = REPEATS, [*key, "repeat"]
+            row["repeat"] = repeat
+        replaced = ", ".join(f"{name} = excluded.{name}" for name in row if name not in key)
         self._db.execute(
-            "INSERT INTO evaluations (version, problem_id, benchmark, part, status, score, cost_usd, seconds,"
-            " input_tokens, output_tokens, details, infra, created_at, trace_summary)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (version, problem_id) DO UPDATE SET benchmark = excluded.benchmark, part = excluded.part,"
-            " status = excluded.status, score = excluded.score, cost_usd = excluded.cost_usd,"
-            " seconds = excluded.seconds, input_tokens = excluded.input_tokens,"
-            " output_tokens = excluded.output_tokens, details = excluded.details, infra = excluded.infra,"
-            " created_at = excluded.created_at, trace_summary = excluded.trace_summary",
-            (
-                version,
-                result.problem_id,
-                result.benchmark,
-                result.part,
-                result.status,
-                result.score,
-                result.cost_usd,
-                result.seconds,
-                result.input_tokens,
-                result.output_tokens,
-                result.details,
-                int(result.infra),
-                time.time(),
-                result.trace_summary,
-            ),
+            f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {replaced}",
+            tuple(row.values()),
         )
 
-    def evaluations(self, version: int, part: str | None = None) -> list[Evaluation]:
+    def evaluations(self, version: int, part: str | None = None, *, every_repeat: bool = False) -> list[Evaluation]:
+        """The version's results (of `part` only, when given) by problem: its first evaluation (repeat 0), or
+        with `every_repeat` each problem's repeats after it, in repeat order."""
+        found = self._evaluations("evaluations", version, part)
+        if every_repeat and self._has_repeats():
+            found += self._evaluations(REPEATS, version, part)
+            found.sort(key=lambda evaluation: (evaluation.problem_id, evaluation.repeat))
+        return found
+
+    def repeats(self, version: int) -> int:
+        """How many rounds of evaluation the version has results of: 1 + its highest repeat with a result (0
+        when it has none), which is the number its next repeat takes. A repeat may cover only some problems."""
+        if self._has_repeats():
+            row = self._db.execute(f"SELECT MAX(repeat) FROM {REPEATS} WHERE version = ?", (version,)).fetchone()
+            if row[0] is not None:
+                return int(row[0]) + 1
+        row = self._db.execute("SELECT 1 FROM evaluations WHERE version = ? LIMIT 1", (version,)).fetchone()
+        return 1 if row else 0
+
+    def _evaluations(self, table: str, version: int, part: str | None) -> list[Evaluation]:
         args: tuple[object, ...]
-        query, args = "SELECT * FROM evaluations WHERE version = ?", (version,)
+        query, args = f"SELECT * FROM {table} WHERE version = ?", (version,)
         if part is not None:
             query, args = query + " AND part = ?", (version, part)
         rows = self._db.execute(query + " ORDER BY problem_id", args)
         return [Evaluation(**{**dict(row), "infra": bool(row["infra"])}) for row in rows]
 
+    def _has_repeats(self) -> bool:
+        """Whether the run has the repeats' table: a run made before repeats, opened read-only, has not."""
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self._db.execute(query, (REPEATS,)).fetchone() is not None
+
     def summary(self) -> list[VersionSummary]:
-        """Every version with its number of children and mean selection score (scored problems only)."""
+        """Every version with its number of children, mean selection score of its first evaluation (scored
+        problems only) and attempts caught tampering in any repeat (see `VersionSummary`)."""
+        tampered = "(SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.status = 'tampered')"
+        if self._has_repeats():
+            tampered += f" + (SELECT COUNT(*) FROM {REPEATS} r WHERE r.version = v.number AND r.status = 'tampered')"
         rows = self._db.execute(
             "SELECT v.number, v.parent, v.description, v.state,"
             " (SELECT COUNT(*) FROM versions c WHERE c.parent = v.number) AS children,"
             " (SELECT AVG(e.score) FROM evaluations e WHERE e.version = v.number AND e.part = 'selection'"
             "  AND e.infra = 0) AS mean_score,"
             " (SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.part = 'selection'"
-            "  AND e.infra = 0) AS n,"
-            " (SELECT COUNT(*) FROM evaluations e WHERE e.version = v.number AND e.status = 'tampered')"
-            "  AS tampered"
+            f"  AND e.infra = 0) AS n, {tampered} AS tampered"
             " FROM versions v ORDER BY v.number"
         )
         return [VersionSummary(**dict(row)) for row in rows]

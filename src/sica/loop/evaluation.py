@@ -110,13 +110,22 @@ class Evaluations:
             return dgm_look(mine.scores, index)
         return sequential_look(mine.utilities, best.utilities if best else None, best.number if best else 0)
 
-    async def evaluate(self, number: int, only: frozenset[str] | None, account: str, label: str) -> None:
-        """Evaluate a version on the mix (or the problems `only`), recording each result in the run; results
-        already in the results store (a crash's survivors, say) are reused, not run again."""
+    async def evaluate(
+        self, number: int, only: frozenset[str] | None, account: str, label: str, repeat: int = 0
+    ) -> None:
+        """Evaluate a version on the mix (or the problems `only`), recording each result in the run as attempt
+        number `repeat` at its problem (0 the first; a repeat is a fresh attempt beside it); results already in
+        the results store for that repeat (a crash's survivors, say) are reused, not run again."""
         with tempfile.TemporaryDirectory(prefix="sica-version-") as scratch:
             code = self.run.checkout(number, Path(scratch) / "code")
             request = EvalRequest(
-                code, self.mix.benchmarks, self.mix.holdout, self.mix.model, sandbox=self.mix.sandbox, only=only
+                code,
+                self.mix.benchmarks,
+                self.mix.holdout,
+                self.mix.model,
+                sandbox=self.mix.sandbox,
+                only=only,
+                repeat=repeat,
             )
 
             def show(progress: EvalProgress) -> None:
@@ -130,4 +139,4 @@ class Evaluations:
                 self.settings, self.environ, request, show, self.halt, gateway=self.gateway, parent_account=account
             )
         for result in report.results:
-            self.run.record_evaluation(number, result)
+            self.run.record_evaluation(number, result, repeat)

@@ -1,9 +1,10 @@
 """`sica eval`: an agent version on a benchmark mix, every problem an attempt in its own sandbox with its own
 gateway account, `workers` at a time (the local runner: asyncio tasks over sandbox threads).
 
-Results reuse: a problem whose result key (agent code, problem, models, limits) is already stored is not run
-again unless `fresh`. An interrupted evaluation stores what finished; running it again does the rest. An
-infrastructure failure (the agent could not reach its model, the sandbox or the problem's set-up failed) is
+Results reuse: a problem whose result key (agent code, problem, models, limits, repeat) is already stored is not
+run again unless `fresh`; a request's `repeat` (1, 2, …) makes a further attempt at each problem, reusing its own
+results but not the earlier attempts'. An interrupted evaluation stores what finished; running it again does the
+rest. An infrastructure failure (the agent could not reach its model, the sandbox or the problem's set-up failed) is
 retried, and when it persists it is reported as such, never scored.
 
 Held-out problems come after the selection problems of the same benchmark: `--benchmark humaneval:20
@@ -50,7 +51,8 @@ SELECTION, HOLDOUT = "selection", "holdout"
 @dataclass(frozen=True)
 class EvalRequest:
     """Which agent, on which benchmarks (selection and held-out parts), with which model, how wide; `only`
-    keeps just the problems of the mix with these ids (the loop's staged evaluation)."""
+    keeps just the problems of the mix with these ids (the loop's staged evaluation); `repeat` is which attempt
+    at each problem this is (0 the first; 1, 2, … fresh attempts beside it, each reusing only its own results)."""
 
     agent_dir: Path
     benchmarks: list[str]
@@ -60,6 +62,11 @@ class EvalRequest:
     sandbox: str = "bwrap"
     fresh: bool = False
     only: frozenset[str] | None = None
+    repeat: int = 0
+
+    def __post_init__(self) -> None:
+        if self.repeat < 0:
+            raise ValueError(f"repeat {self.repeat}: repeats are numbered from 0")
 
 
 @dataclass(frozen=True)
@@ -191,7 +198,7 @@ async def run_eval(
         limits = AttemptLimits.for_eval(settings)
         agent_hash = agent_code_hash(request.agent_dir)
         fingerprint = models_fingerprint(settings, agent.models)
-        keys = [result_key(agent_hash, item.problem, fingerprint, limits) for item in planned]
+        keys = [result_key(agent_hash, item.problem, fingerprint, limits, request.repeat) for item in planned]
         eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         folder = settings.eval.results_dir.expanduser() / eval_id
         folder.mkdir(parents=True)

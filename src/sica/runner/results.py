@@ -2,9 +2,12 @@
 evaluation's JSONL file (everything it reported, cached results and infrastructure failures included).
 
 A result is reused when its key matches: the hash of the agent's code, the problem (id, statement and the
-fingerprint of its hidden material and scorer), the models with their configuration, and the limits the problem
-ran under. Infrastructure failures and tampered attempts are never cached, so a rerun tries those problems
-again.
+fingerprint of its hidden material and scorer), the models with their configuration, the limits the problem
+ran under, and for a repeat (a further attempt at the same problem, 1, 2, …) its number. So a repeat is a fresh
+attempt, not the first one's result again, and a repeat run again after a crash reuses its own results; the
+first attempt's key has no repeat in it, as before repeats existed, so stores made then stay valid.
+Infrastructure failures and tampered attempts are never cached, whatever the repeat, so a rerun tries those
+problems again.
 """
 
 from __future__ import annotations
@@ -127,9 +130,12 @@ def models_fingerprint(settings: Settings, models: Mapping[str, Mapping[str, obj
     return described
 
 
-def result_key(agent_hash: str, problem: Problem, models: Mapping[str, Any], limits: AttemptLimits) -> str:
-    """The cache key of (agent code, problem, models, limits)."""
-    material = {
+def result_key(
+    agent_hash: str, problem: Problem, models: Mapping[str, Any], limits: AttemptLimits, repeat: int = 0
+) -> str:
+    """The cache key of (agent code, problem, models, limits, repeat); repeat 0 is left out of the material, so
+    its keys are those made before repeats."""
+    material: dict[str, Any] = {
         "agent": agent_hash,
         "problem": problem.id,
         "statement": hashlib.sha256(problem.statement.encode()).hexdigest(),
@@ -137,6 +143,8 @@ def result_key(agent_hash: str, problem: Problem, models: Mapping[str, Any], lim
         "models": models,
         "limits": asdict(limits),
     }
+    if repeat:
+        material["repeat"] = repeat
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
