@@ -33,6 +33,15 @@ def test_paired_difference_is_over_shared_problems_only():
     assert paired_difference({"x": 1.0}, {"y": 0.0}).n == 0
 
 
+def test_a_challenger_comes_close_when_nothing_is_provable_and_it_is_near_or_above():
+    best = {"a": 0.8, "b": 0.6, "c": 0.7, "d": 0.5}
+    assert paired_difference(best, best).close(0.02)  # the same outcomes: a tie is close
+    assert paired_difference({"a": 0.9, "b": 0.5, "c": 0.8, "d": 0.5}, best).close(0.02)  # +0.025 ± 0.15
+    assert not paired_difference({"a": 0.7, "b": 0.7, "c": 0.5, "d": 0.3}, best).close(0.02)  # −0.1: too far below
+    assert not paired_difference({p: v + 0.1 for p, v in best.items()}, best).close(0.02)  # provably better
+    assert not paired_difference({p: v - 0.01 for p, v in best.items()}, best).close(0.02)  # provably worse
+
+
 def test_a_sequential_look_stops_only_what_is_provably_worse():
     best = {"a": 0.8, "b": 0.8, "c": 0.8, "d": 0.8}
     assert not sequential_look({"a": 0.9, "b": 0.7, "c": 0.8, "d": 0.6}, best, 0).stop  # −0.05 ± 0.20

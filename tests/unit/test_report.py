@@ -46,7 +46,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
     - agent 0: the whole mix (other/1 an infrastructure failure), two held-out problems;
     - agent 1 (from 0): fully evaluated, everything solved; its description has markup in it;
     - agent 2 (from 1): invalid;
-    - agent 3 (from 1): the first stage only;
+    - agent 3 (from 1): stopped early (two of the five problems);
     - a fourth meta step still running."""
     config = {"benchmarks": ["toy:3", "other:2"], "holdout": ["toy:2"], "model": "scripted", "policy": "sica"}
     with Run.create(tmp_path / "runs" / "r1", SEED, config) as opened:
@@ -102,8 +102,10 @@ def test_the_markdown_shows_lineage_scores_held_out_costs_and_validity(run: Run,
     assert row(markdown, "agent-2").endswith("| invalid: its own tests fail | not evaluated |")
     agent_3 = row(markdown, "agent-3")
     assert "| 1.000 (n=1) | 0.000 (n=1) | – | 0.748 |" in agent_3
-    assert agent_3.endswith("| valid | first stage only (2 of 5) |")
-    for line in ("- Best version by selection utility: agent-1 (utility 0.998)", "- Spent: $1.5000",
+    assert agent_3.endswith("| valid | stopped early (2 of 5) |")
+    for line in ("- Best version: agent-1 (utility 0.998)",
+                 "- Accepted as better, and better on held-out problems: 1 of 1 (100%) of the 1 times a version took"
+                 " the best's place", "- Spent: $1.5000",
                  "- Versions: 4 (3 valid, 1 invalid)", "- Held-out benchmarks: toy:2", "- Iterations done: 3",
                  "- Recorded cost (evaluations + meta steps): $1.6600", "![", "(progress.png)", "(lineage.png)",
                  "- Staged evaluation: 9 problems run for the valid versions after agent 0, against 14 to evaluate "
@@ -152,7 +154,7 @@ def test_the_html_is_well_formed_and_escapes_what_meta_agents_wrote(run: Run, tm
     assert parser.images == ["progress.png", "lineage.png"]
     assert "agent 1: plans | first $x$ <b>bold</b>" in parser.cells
     assert {"toy (held-out)", "0.667 ± 1.434 (n=3)", "invalid: its own tests fail",
-            "first stage only (2 of 5)"} <= set(parser.cells)
+            "stopped early (2 of 5)"} <= set(parser.cells)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -188,7 +190,7 @@ def test_a_run_with_only_agent_0_and_no_evaluations_still_reports(tmp_path: Path
     written = report_files(folder, folder)
     assert all(path.parent == folder and path.stat().st_size > 0 for path in written)
     markdown = (folder / "report.md").read_text()
-    assert "- Best version by selection utility: none scored yet" in markdown
+    assert "- Best version: none scored yet" in markdown
     assert row(markdown, "agent-0").endswith("| – | 0.0000 (0.0000 + 0.0000) | 0 (0 + 0) | valid | not evaluated |")
     assert "## Meta steps\n\nNone yet." in markdown and "(held-out)" not in markdown
     assert png_size(folder / "progress.png") == (1210, 605)

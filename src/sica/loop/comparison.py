@@ -73,6 +73,10 @@ class PairedDifference:
         """`a` is provably worse: the whole interval is below zero."""
         return self.upper < 0
 
+    def close(self, margin: float) -> bool:
+        """`a` came close to `b`: not provably better or worse, and its mean difference above `−margin`."""
+        return not self.better and not self.worse and self.mean > -margin
+
     def __str__(self) -> str:
         spread = f" ± {self.half_width:.3f}" if self.half_width is not None else ""
         return f"{self.mean:+.3f}{spread} on {self.n} shared problems"

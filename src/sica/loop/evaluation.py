@@ -5,41 +5,50 @@ policy sees."""
 from __future__ import annotations
 
 import asyncio
+import random
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sica.archive import ArchiveError, Run
 from sica.config import Settings, UtilitySettings
 from sica.gateway import RunningGateway
-from sica.loop.comparison import Standing, best_version
+from sica.loop.comparison import Standing, best_version, paired_difference
+from sica.loop.policies import hgm_evaluation_pick, hgm_expands
 from sica.loop.staging import Look, dgm_look, sequential_look, stages
 from sica.loop.utility import problem_utility
 from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
 
 
-def standings(run: Run, weights: UtilitySettings) -> list[Standing]:
-    """What selection sees: every valid version's per-problem selection utilities and scores, and the selection
-    problems it was run on."""
+def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list[Standing]:
+    """What selection sees: every valid version's per-problem utilities and scores (each the mean over the
+    problem's repeats) and the problems it was run on, of the selection part (or the held-out `part`)."""
     found = []
     for version in run.summary():
         if version.state != "valid":
             continue
-        evaluations = run.evaluations(version.number, part=SELECTION)
+        evaluations = run.evaluations(version.number, part=part, every_repeat=True)
         scored = [e for e in evaluations if not e.infra]
         found.append(
             Standing(
                 version.number,
                 version.parent,
-                {e.problem_id: problem_utility(e, weights) for e in scored},
-                {e.problem_id: e.score for e in scored},
+                _per_problem_means((e.problem_id, problem_utility(e, weights)) for e in scored),
+                _per_problem_means((e.problem_id, e.score) for e in scored),
                 frozenset(e.problem_id for e in evaluations),
                 version.children,
                 version.tampered,
             )
         )
     return found
+
+
+def _per_problem_means(values: Iterable[tuple[str, float]]) -> dict[str, float]:
+    groups: dict[str, list[float]] = {}
+    for problem, value in values:
+        groups.setdefault(problem, []).append(value)
+    return {problem: sum(found) / len(found) for problem, found in groups.items()}
 
 
 def selection_mix(run: Run) -> list[str]:
@@ -101,14 +110,71 @@ class Evaluations:
             if look.stop:
                 evaluated = f"stopped after {len(problems)} of {len(mix)} problems: {look.reason}"
                 break
+        if evaluated == "all" and best is not None:
+            evaluated += await self._rematch(number, best.number, frozenset(mix), account)
+            if self.halt.is_set():
+                return "interrupted", None
         scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
+
+    async def _rematch(self, number: int, best: int, mix: frozenset[str], account: str) -> str:
+        """When the candidate, now run on the whole mix, comes close to the best (their paired difference is within
+        `[loop] close_margin` of taking its place, yet not provable either way), both solve the mix once more
+        (up to `[loop] rematches` times a version), so that neither a lucky best holds its place nor a lucky
+        challenger takes it on one round of noisy outcomes. What it did, as a phrase for the summary."""
+        loop = self.settings.loop
+        found = {s.number: s for s in standings(self.run, loop.utility)}
+        difference = paired_difference(found[number].utilities, found[best].utilities)
+        rounds = {v: self._next_round(v, mix) for v in (best, number)}
+        if not difference.close(loop.close_margin) or any(round_ > loop.rematches for round_ in rounds.values()):
+            return ""
+        for version, round_ in rounds.items():
+            label = f"agent-{version}, rematch {round_} (agent-{number} came close to agent-{best})"
+            await self.evaluate(version, only=mix, account=account, label=label, repeat=round_)
+            if self.halt.is_set():
+                return ""
+        return f"; rematched with agent-{best} (came close: {difference})"
+
+    def _next_round(self, version: int, mix: frozenset[str]) -> int:
+        """The repeat a rematch of `version` takes: the first that does not cover the mix yet (a crash's half-done
+        one is finished, its results reused), else a new one."""
+        for repeat in range(1, self.run.repeats(version)):
+            attempted = {
+                e.problem_id for e in self.run.evaluations(version, SELECTION, every_repeat=True) if e.repeat == repeat
+            }
+            if not mix <= attempted:
+                return repeat
+        return max(1, self.run.repeats(version))
 
     def _look(self, number: int, index: int, best: Standing | None) -> Look:
         mine = next(s for s in standings(self.run, self.settings.loop.utility) if s.number == number)
         if self.settings.loop.staging == "dgm":
             return dgm_look(mine.scores, index)
         return sequential_look(mine.utilities, best.utilities if best else None, best.number if best else 0)
+
+    async def hgm_evaluation_steps(self, account: str) -> int:
+        """HGM's evaluation steps before it makes a new version: while evaluations^alpha < versions (agent 0 and
+        its evaluations not counted), the version `hgm_evaluation_pick` chooses among those with selection
+        problems not run yet solves one of them, drawn at random. The draws are seeded by the run's seed and the
+        evaluations so far, so a resumed run steps as an uninterrupted one. How many steps it took."""
+        loop = self.settings.loop
+        mix = selection_mix(self.run)
+        steps = 0
+        while not self.halt.is_set():
+            later = [s for s in standings(self.run, loop.utility) if s.number != 0 and not s.tampered]
+            evaluations = sum(len(s.attempted) for s in later)
+            unfinished = [s for s in later if not s.complete(frozenset(mix))]
+            if not unfinished or hgm_expands(evaluations, len(later), loop.hgm_alpha):
+                break
+            rng = random.Random(f"{loop.seed}:{evaluations}")
+            chosen = hgm_evaluation_pick(unfinished, rng)
+            problem = rng.choice([p for p in mix if p not in chosen.attempted])
+            label = f"agent-{chosen.number}, an HGM evaluation step"
+            await self.evaluate(chosen.number, only=frozenset({problem}), account=account, label=label)
+            if problem not in {e.problem_id for e in self.run.evaluations(chosen.number)}:
+                break  # nothing was recorded (halted, or the problem is gone from the mix): no step to repeat
+            steps += 1
+        return steps
 
     async def evaluate(
         self, number: int, only: frozenset[str] | None, account: str, label: str, repeat: int = 0

@@ -107,14 +107,17 @@ async def improve(
                 VersionChecks(settings, sandbox, gateway, run.folder.name, budget, on_status),
                 evaluations,
             )
-            return await _Loop(request.iterations, state, accounts, budget, evaluations, iteration, on_line).run()
+            loop = _Loop(request.iterations, iteration.policy, state, accounts, budget, evaluations, iteration, on_line)
+            return await loop.run()
 
 
 @dataclass
 class _Loop:
-    """The run's work: agent 0's evaluation, then `iterations` iterations in all, while the budget lasts."""
+    """The run's work: agent 0's evaluation, then `iterations` iterations in all, while the budget lasts (under
+    `hgm`, each preceded by the evaluation steps its rule asks for)."""
 
     iterations: int
+    policy: str
     state: RunState
     accounts: RunAccounts
     budget: RunBudget
@@ -146,6 +149,13 @@ class _Loop:
             if self.budget.halt.is_set() or self.budget.spent():
                 break
             self.budget.start_work()
+            if self.policy == "hgm":
+                steps = await self.evaluations.hgm_evaluation_steps(self.accounts.iteration(done + 1))
+                if steps:
+                    self.on_line(f"HGM: {steps} evaluation step{'s' if steps > 1 else ''} before iteration {done + 1}")
+                if self.budget.halted():
+                    self.budget.spent()
+                    break
             summary = await self.iteration.run_iteration(done + 1)
             self.budget.end_work()
             if summary is None:  # halted

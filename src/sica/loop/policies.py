@@ -12,7 +12,8 @@ mix is never the best, and is weighed by its paired difference from the best on 
 - `hgm` (Huxley-Gödel Machine): Thompson sampling on clade-metaproductivity: each version's clade (it and its
   descendants) pools its members' selection scores as fractional successes and failures; a draw from
   Beta(1 + successes, 1 + failures) per version, the highest edits itself. `hgm_expands` is its decision between
-  making a new version and evaluating one further.
+  making a new version and evaluating one further; `hgm_evaluation_pick` chooses which (the loop then runs one
+  more of its selection problems, drawn at random among those it has not run).
 - `greedy`: the best version edits itself.
 """
 
@@ -108,6 +109,16 @@ def hgm_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.R
 
     chosen = max(_untampered(standings), key=lambda s: (draw(s), s.number))
     return Selection(chosen.number, chosen.number)
+
+
+def hgm_evaluation_pick(standings: Sequence[Standing], rng: random.Random) -> Standing:
+    """HGM's evaluation step's choice: Thompson sampling on each version's own results (not its clade's)."""
+
+    def draw(s: Standing) -> float:
+        successes = sum(s.scores.values())
+        return rng.betavariate(1 + successes, 1 + len(s.scores) - successes)
+
+    return max(standings, key=lambda s: (draw(s), s.number))
 
 
 def hgm_expands(evaluations: int, versions: int, alpha: float) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sica.report.tables import ALL, FIRST_STAGE, MetaStepRow, RunReport, RunTotals, VersionRow, one_line
+from sica.report.tables import ALL, STOPPED_EARLY, MetaStepRow, RunReport, RunTotals, VersionRow, one_line
 from sica.runner.stats import MeanInterval
 
 #: The plots a report shows, file name and caption.
@@ -24,7 +24,9 @@ VERSIONS_NOTE = (
     "t), infrastructure failures left out. Utility: the paper's, over the selection problems, with the "
     "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
     "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
-    "time. Evaluated: all the selection problems, or the first stage only (not promising)."
+    "time. Evaluated: all the selection problems, or stopped early (provably worse than the best at a look). "
+    "The best version: among those run on the whole mix, the highest mean utility on the problems all of them "
+    "scored."
 )
 
 
@@ -69,12 +71,25 @@ def summary(report: RunReport) -> list[tuple[str, str]]:
         ("Policy", _listed(report.config.get("policy"))),
         ("Iterations done", str(totals.iterations)),
         ("Versions", f"{totals.versions} ({totals.valid} valid, {totals.invalid} invalid)"),
-        ("Best version by selection utility", best),
+        ("Best version", best),
+        ("Accepted as better, and better on held-out problems", _accepted(totals)),
         ("Spent", f"${totals.spent_usd:.4f}"),
         ("Recorded cost (evaluations + meta steps)", f"${totals.recorded_cost_usd:.4f}"),
         ("Elapsed", "–" if totals.elapsed_s is None else f"{totals.elapsed_s:.0f} s"),
         ("Staged evaluation", _staged(totals)),
     ]
+
+
+def _accepted(totals: RunTotals) -> str:
+    if not totals.accepted:
+        return "no version has taken the best's place yet"
+    if not totals.accepted_compared:
+        return f"{totals.accepted} taken, none comparable on held-out problems"
+    rate = totals.accepted_better_on_holdout / totals.accepted_compared
+    return (
+        f"{totals.accepted_better_on_holdout} of {totals.accepted_compared} ({rate:.0%}) of the {totals.accepted}"
+        " times a version took the best's place"
+    )
 
 
 def _staged(totals: RunTotals) -> str:
@@ -152,8 +167,8 @@ def _version_cells(row: VersionRow, columns: list[tuple[str, str]]) -> tuple[str
 def _evaluated(row: VersionRow) -> str:
     if row.evaluated == ALL:
         shown = f"all ({row.selection_problems} problems)"
-    elif row.evaluated == FIRST_STAGE:
-        shown = f"first stage only ({row.selection_problems} of {row.mix_size})"
+    elif row.evaluated == STOPPED_EARLY:
+        shown = f"stopped early ({row.selection_problems} of {row.mix_size})"
     else:
         shown = row.evaluated
     if row.infra_failures:

@@ -3,7 +3,7 @@ run's totals. Read-only: it never writes to the run, so it can run beside a `sic
 
 Whether a version was evaluated fully is not stored; it is read off its problems: agent 0 is evaluated on the
 whole selection mix, so a version with all of agent 0's selection problems was evaluated fully, one with some of
-them solved the first stage only (`loop/staging.py`)."""
+them stopped early (`loop/staging.py`). The best version is the loop's (`loop/comparison.py`)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,23 @@ from pathlib import Path
 from sica.archive import Run
 from sica.archive.run_db import Evaluation, MetaStep, Version
 from sica.config import UtilitySettings
+from sica.loop.comparison import acceptances, best_version
+from sica.loop.evaluation import selection_mix, standings
 from sica.loop.utility import version_utility
 from sica.runner.stats import MeanInterval, mean_interval
 
 HOLDOUT = "holdout"
 SELECTION = "selection"
 ALL = "all"
-FIRST_STAGE = "first stage"
+STOPPED_EARLY = "stopped early"
 NOT_EVALUATED = "not evaluated"
 
 
 @dataclass(frozen=True)
 class VersionRow:
-    """One version: lineage, change, scores (mean ± 95% CI over scored problems, infrastructure failures left
-    out) per benchmark and part, utility, what it cost and took (its evaluation and the meta step that made it)."""
+    """One version: lineage, change, scores of its first evaluation (mean ± 95% CI over scored problems,
+    infrastructure failures left out) per benchmark and part, utility, what it cost and took (its evaluation, any
+    rematches included, and the meta step that made it)."""
 
     number: int
     parent: int | None
@@ -81,8 +84,10 @@ class MetaStepRow:
 @dataclass(frozen=True)
 class RunTotals:
     """The run as a whole. `spent_usd` is what the run's gateway charged (its ledger, interrupted work included),
-    else the recorded cost; `best` is the valid version with the highest selection utility (ties: the earlier
-    one)."""
+    else the recorded cost; `best` is the loop's best version (`loop/comparison.py`), `best_utility` its mean
+    selection utility. `accepted` counts the times a version took the best's place from another, and
+    `accepted_better_on_holdout` those where it also did better on the held-out problems both scored, out of
+    `accepted_compared` that shared some."""
 
     spent_usd: float
     recorded_cost_usd: float
@@ -96,6 +101,9 @@ class RunTotals:
     invalid: int
     best: int | None
     best_utility: float | None
+    accepted: int = 0
+    accepted_compared: int = 0
+    accepted_better_on_holdout: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,7 @@ def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
     versions = run.versions()
     steps = [_meta_step_row(step) for step in run.db.meta_steps()]
     made_by = {step.result_version: step for step in steps if step.result_version is not None}
-    evaluations = {version.number: run.evaluations(version.number) for version in versions}
+    evaluations = {version.number: run.evaluations(version.number, every_repeat=True) for version in versions}
     mix = {e.problem_id for e in evaluations.get(0, []) if e.part == SELECTION}
     rows = [
         _version_row(version, evaluations[version.number], made_by.get(version.number), mix, weights)
@@ -145,23 +153,24 @@ def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
         holdout_benchmarks=_benchmarks(every, HOLDOUT),
         versions=rows,
         meta_steps=steps,
-        totals=_totals(run, rows, steps),
+        totals=_totals(run, rows, steps, weights),
     )
 
 
 def _version_row(
     version: Version, evaluations: list[Evaluation], step: MetaStepRow | None, mix: set[str], weights: UtilitySettings
 ) -> VersionRow:
-    scored = [e for e in evaluations if not e.infra]
+    first = [e for e in evaluations if e.repeat == 0]
+    scored = [e for e in first if not e.infra]
     selection = [e for e in scored if e.part == SELECTION]
     holdout = [e for e in scored if e.part == HOLDOUT]
-    run_selection = {e.problem_id for e in evaluations if e.part == SELECTION}
+    run_selection = {e.problem_id for e in first if e.part == SELECTION}
     if not run_selection:
         evaluated = NOT_EVALUATED
     elif mix <= run_selection:
         evaluated = ALL
     else:
-        evaluated = FIRST_STAGE
+        evaluated = STOPPED_EARLY
     return VersionRow(
         number=version.number,
         parent=version.parent,
@@ -180,7 +189,7 @@ def _version_row(
         evaluated=evaluated,
         selection_problems=len(run_selection),
         mix_size=len(mix),
-        infra_failures=sum(e.infra for e in evaluations),
+        infra_failures=sum(e.infra for e in first),
         tampered=sum(e.status == "tampered" for e in evaluations),
     )
 
@@ -211,12 +220,15 @@ def _meta_step_row(step: MetaStep) -> MetaStepRow:
     )
 
 
-def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTotals:
+def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow], weights: UtilitySettings) -> RunTotals:
     recorded = sum(row.eval_cost_usd for row in rows) + sum(step.cost_usd for step in steps)
     spent = run.db.ledger_spent_usd()
     elapsed = run.db.get_state("elapsed_s")
-    ranked = [row for row in rows if row.valid and row.utility is not None and not row.tampered]
-    best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
+    selection = standings(run, weights)
+    mix = frozenset(selection_mix(run))
+    best = best_version(selection, mix)
+    held_out = {s.number: s.utilities for s in standings(run, weights, part=HOLDOUT)}
+    accepted = [a for a in acceptances(selection, held_out, mix) if a.previous is not None]
     later = [row.number for row in rows if row.valid and row.number != 0]
     return RunTotals(
         spent_usd=float(spent) if spent is not None else recorded,
@@ -230,4 +242,7 @@ def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTo
         invalid=sum(row.state == "invalid" for row in rows),
         best=best.number if best else None,
         best_utility=best.utility if best else None,
+        accepted=len(accepted),
+        accepted_compared=sum(a.better_on_holdout is not None for a in accepted),
+        accepted_better_on_holdout=sum(a.better_on_holdout is True for a in accepted),
     )
