@@ -77,6 +77,17 @@ def test_a_version_stopped_early_is_never_best_meta_agent_or_base():
             assert POLICIES[name](archive, mix(10), random.Random(seed)) == Selection(0, 0)
 
 
+def test_an_infrastructure_failure_a_version_provoked_does_not_make_it_the_best():
+    """Version 1 does better than agent 0 on the problems it scored, but its attempt at the hardest one ended in an
+    infrastructure failure (which a version may provoke: say, a request its provider rejects with a 5xx). Left out,
+    the problem would drop from the comparison and version 1 would be best; counted 0, agent 0 stays best."""
+    agent_0 = standing(0, None, [0.6, 0.6, 0.6, 1.0])
+    provoker = Standing(1, 0, {"p0": 0.7, "p1": 0.7, "p2": 0.7}, {"p0": 1.0, "p1": 1.0, "p2": 1.0}, mix(4))
+    assert provoker.complete(mix(4)) and provoker.utility is not None and provoker.utility > 0.6
+    assert best_version([agent_0, provoker], mix(4)) == agent_0
+    assert best_version([agent_0, Standing(1, 0, {**provoker.utilities, "p3": 1.0}, {}, mix(4))], mix(4)).number == 1
+
+
 def test_dgm_weighs_a_version_stopped_early_by_its_paired_difference():
     """A version that stopped early after doing better than the best on its problems is weighed by the best's
     utility plus that difference, not by its mean over the easy problems it ran."""

@@ -2,15 +2,17 @@
 
 Versions are evaluated on different problems: a new version solves the selection mix in stages and stops early
 when it is provably worse, and an infrastructure failure leaves a problem unscored. A mean over whatever a version
-ran would compare it on other problems than the versions it is ranked against, so every comparison here is on the
-problems both have scored, with paired statistics (the per-problem differences, their mean and its 95% Student's t
+ran would compare it on other problems than the versions it is ranked against, so every comparison here is on the same
+problems for both, with paired statistics (the per-problem differences, their mean and its 95% Student's t
 interval), and:
 
 **The best version** is, among the valid versions never caught tampering that were run on the whole selection mix
-(every problem agent 0 was run on), the one with the highest mean utility over the problems every such version
-has scored; on a tie, the earlier one (a challenger must do better to take the place). A version evaluated on part
-of the mix is never the best, however well it did there. `sica improve`'s policies, `--agent best`, the report and
-the viewer all use `best_version`.
+(every problem agent 0 was run on), the one with the highest mean utility over the mix; on a tie, the earlier one
+(a challenger must do better to take the place). A problem such a version was run on but not scored (an
+infrastructure failure) counts 0 there: the harness cannot rule out that a version provoked it, and a failure
+left out for everyone would drop the problems it does worst on from every comparison. A version evaluated on
+part of the mix is never the best, however well it did there. `sica improve`'s policies, `--agent best`, the
+report and the viewer all use `best_version`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class Standing:
     def complete(self, mix: frozenset[str]) -> bool:
         """Whether it was run on every problem of the selection mix."""
         return bool(mix) and mix <= self.attempted
+
+    def on_mix(self, mix: frozenset[str]) -> dict[str, float]:
+        """Its utilities on every problem of the mix, one it did not score counting 0 (for a complete version)."""
+        return {problem: self.utilities.get(problem, 0.0) for problem in mix}
 
 
 @dataclass(frozen=True)
@@ -96,22 +102,13 @@ def eligible(standings: Sequence[Standing], mix: frozenset[str]) -> list[Standin
     return [s for s in standings if s.complete(mix) and not s.tampered]
 
 
-def shared_problems(standings: Sequence[Standing]) -> frozenset[str]:
-    """The problems every one of `standings` has scored."""
-    if not standings:
-        return frozenset()
-    return frozenset.intersection(*(frozenset(s.utilities) for s in standings))
-
-
 def best_version(standings: Sequence[Standing], mix: frozenset[str]) -> Standing | None:
     """The run's best version (the module's definition); None when no version is eligible yet."""
-    candidates = eligible(standings, mix)
-    common = shared_problems(candidates)
 
-    def mean_on_common(s: Standing) -> float:
-        return sum(s.utilities[p] for p in common) / len(common) if common else 0.0
+    def mean_on_mix(s: Standing) -> float:
+        return sum(s.on_mix(mix).values()) / len(mix)
 
-    return max(candidates, key=lambda s: (mean_on_common(s), -s.number), default=None)
+    return max(eligible(standings, mix), key=lambda s: (mean_on_mix(s), -s.number), default=None)
 
 
 def estimated_utility(standing: Standing, reference: Standing) -> float:

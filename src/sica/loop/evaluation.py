@@ -124,7 +124,7 @@ class Evaluations:
         challenger takes it on one round of noisy outcomes. What it did, as a phrase for the summary."""
         loop = self.settings.loop
         found = {s.number: s for s in standings(self.run, loop.utility)}
-        difference = paired_difference(found[number].utilities, found[best].utilities)
+        difference = paired_difference(found[number].on_mix(mix), found[best].on_mix(mix))
         rounds = {v: self._next_round(v, mix) for v in (best, number)}
         if not difference.close(loop.close_margin) or any(round_ > loop.rematches for round_ in rounds.values()):
             return ""

@@ -57,7 +57,7 @@ def sica_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.
     as_good = [
         s
         for s in _untampered(standings)
-        if s.complete(mix) and not paired_difference(s.utilities, best.utilities).worse
+        if s.complete(mix) and not paired_difference(s.on_mix(mix), best.on_mix(mix)).worse
     ]
     base = max(as_good, key=lambda s: s.number)
     return Selection(best.number, base.number)

@@ -25,8 +25,8 @@ VERSIONS_NOTE = (
     "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
     "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
     "time. Evaluated: all the selection problems, or stopped early (provably worse than the best at a look). "
-    "The best version: among those run on the whole mix, the highest mean utility on the problems all of them "
-    "scored."
+    "The best version: among those run on the whole mix, the highest mean utility over it (an infrastructure "
+    "failure counting 0)."
 )
 
 
