@@ -74,8 +74,9 @@ failures), and read the agent's code (start with sica_agent/kinds.py and sica_ag
 5. Write a one-line description of this version in description.txt (replace its content), and add an entry at \
 the top of CHANGELOG.md saying what you changed and why.
 6. Call complete with a summary.
-Keep the package importable and its entry point (python -m sica_agent) working: a version that does not pass \
-its own tests is thrown away.
+Keep the package importable and its entry point (python -m sica_agent) working, and keep its tools named run \
+(a shell command) and complete (the end): a version that does not pass its own tests, or cannot run a command \
+and complete when its model asks, is thrown away.
 
 {_WORKING_RULES}""",
     tools=(*EDIT_TOOLS, "archive_explorer", "software_developer", "reasoner", "complete"),
