@@ -5,12 +5,10 @@ retried and reported apart, never scored."""
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +18,7 @@ from sica.runner.environments import seed_agent_dir
 from sica.runner.attempt import charged_seconds
 from sica.runner.results import ProblemResult, ResultStore, from_cache
 from sica.runner.stats import mean_interval
-from tests.support.cli import clean_environ, run_sica
+from tests.support.cli import clean_environ, interrupt_when, run_sica
 from tests.support.config import write_eval_config
 from tests.support.evals import SOLVE_SCRIPT, make_tasks, results_of
 
@@ -97,14 +95,12 @@ def test_interrupted_eval_keeps_what_finished_and_a_rerun_does_the_rest(home):
     tasks = home / "tasks"
     process = subprocess.Popen([sys.executable, "-m", "sica", "eval", "-b", f"taskdir:{tasks}", "--workers", "1"],
                                cwd=home, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def two_results() -> bool:
         logs = list((home / "evals").glob("*/results.jsonl"))
-        if logs and logs[0].read_text().count("\n") >= 2:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+        return bool(logs) and logs[0].read_text().count("\n") >= 2
+
+    _, stderr = interrupt_when(process, two_results, wait_s=120)
     assert process.returncode == 130, stderr
     assert "run the same command again" in stderr
     first = results_of(home)
