@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from sica.gateway import RunningGateway
 from sica.loop.policies import VersionStanding
 from sica.loop.staging import first_stage, promising
 from sica.loop.utility import problem_utility
-from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
+from sica.runner.evaluate import SELECTION, EvalConfig, EvalProgress, EvalRequest, run_eval
 
 
 def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
@@ -54,7 +54,6 @@ class Evaluations:
     """The run's evaluations, each result recorded in the run; `halt` cancels the one under way."""
 
     settings: Settings
-    environ: Mapping[str, str]
     run: Run
     gateway: RunningGateway
     mix: Mix
@@ -101,7 +100,7 @@ class Evaluations:
                 )
 
             report = await run_eval(
-                self.settings, self.environ, request, show, self.halt, gateway=self.gateway, parent_account=account
+                EvalConfig.of(self.settings), request, show, self.halt, gateway=self.gateway, parent_account=account
             )
         for result in report.results:
             self.run.record_evaluation(number, result)

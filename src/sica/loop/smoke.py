@@ -52,9 +52,11 @@ async def smoke_check(
     child of `parent_account` (the run's), may call the smoke alias only, and is capped at SMOKE_BUDGET_USD."""
     problem = Problem("smoke", "smoke", "Smoke check: say that you are done.", lambda dest: None, None)
     limits = dataclasses.replace(
-        AttemptLimits.for_eval(settings), time_limit_s=SMOKE_TIME_LIMIT_S, budget_usd=SMOKE_BUDGET_USD
+        AttemptLimits.for_eval(settings.solve, settings.eval),
+        time_limit_s=SMOKE_TIME_LIMIT_S,
+        budget_usd=SMOKE_BUDGET_USD,
     )
-    async with prepared_agent(settings, code, SMOKE_ALIAS) as agent:
+    async with prepared_agent(settings.model_roles, settings.solve.envs_dir, code, SMOKE_ALIAS) as agent:
         outcome = await run_attempt(
             problem,
             agent,
