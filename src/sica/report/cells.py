@@ -62,17 +62,17 @@ def summary(report: RunReport) -> list[tuple[str, str]]:
     return [
         ("Run", f"{report.name} ({report.folder})"),
         ("Created", report.created),
-        ("Selection benchmarks", _listed(report.config.get("benchmarks"))),
-        ("Held-out benchmarks", _listed(report.config.get("holdout"))),
-        ("Models", str(report.config.get("models") or _listed(report.config.get("model")))),
-        ("Meta agent's models", str(report.config.get("meta_models") or "–")),
-        ("Policy", _listed(report.config.get("policy"))),
+        ("Selection benchmarks", _listed(report.config.benchmarks)),
+        ("Held-out benchmarks", _listed(report.config.holdout)),
+        ("Models", report.config.models or _listed(report.config.model)),
+        ("Meta agent's models", report.config.meta_models or "–"),
+        ("Policy", _listed(report.config.policy)),
         ("Iterations done", str(totals.iterations)),
         ("Versions", f"{totals.versions} ({totals.valid} valid, {totals.invalid} invalid)"),
         ("Best version by selection utility", best),
         ("Spent", f"${totals.spent_usd:.4f}"),
         ("Recorded cost (evaluations + meta steps)", f"${totals.recorded_cost_usd:.4f}"),
-        ("Elapsed", "–" if totals.elapsed_s is None else f"{totals.elapsed_s:.0f} s"),
+        ("Elapsed", f"{totals.elapsed_s:.0f} s"),
         ("Staged evaluation", _staged(totals)),
     ]
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from sica.archive import Run
 from sica.archive.run_db import Evaluation, MetaStep, Version
 from sica.config import UtilitySettings
+from sica.loop.run_state import RunConfig, RunState
 from sica.loop.utility import version_utility
 from sica.runner.stats import MeanInterval, mean_interval
 
@@ -89,7 +90,8 @@ class RunTotals:
     #: Problems the valid versions after agent 0 were evaluated on, against evaluating each on the whole mix.
     staged_problems: int
     full_problems: int
-    elapsed_s: float | None
+    #: The run's wall time, the work under way excluded (0 until the loop first records it).
+    elapsed_s: float
     iterations: int
     versions: int
     valid: int
@@ -105,7 +107,7 @@ class RunReport:
     name: str
     folder: Path
     created_at: float | None
-    config: Mapping[str, object]
+    config: RunConfig
     selection_benchmarks: Sequence[str]
     holdout_benchmarks: Sequence[str]
     versions: Sequence[VersionRow]
@@ -136,16 +138,17 @@ def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
         for version in versions
     ]
     every = [e for found in evaluations.values() for e in found]
+    state = RunState(run.db)
     return RunReport(
         name=run.folder.name,
         folder=run.folder,
-        created_at=run.db.get_state("created_at"),
-        config=run.db.get_state("config", {}) or {},
+        created_at=state.created_at,
+        config=state.config,
         selection_benchmarks=_benchmarks(every, SELECTION),
         holdout_benchmarks=_benchmarks(every, HOLDOUT),
         versions=rows,
         meta_steps=steps,
-        totals=_totals(run, rows, steps),
+        totals=_totals(run, state, rows, steps),
     )
 
 
@@ -211,10 +214,9 @@ def _meta_step_row(step: MetaStep) -> MetaStepRow:
     )
 
 
-def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTotals:
+def _totals(run: Run, state: RunState, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTotals:
     recorded = sum(row.eval_cost_usd for row in rows) + sum(step.cost_usd for step in steps)
     spent = run.db.ledger_spent_usd()
-    elapsed = run.db.get_state("elapsed_s")
     ranked = [row for row in rows if row.valid and row.utility is not None and not row.tampered]
     best = max(ranked, key=lambda row: (row.utility or 0.0, -row.number)) if ranked else None
     later = [row.number for row in rows if row.valid and row.number != 0]
@@ -223,8 +225,8 @@ def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow]) -> RunTo
         recorded_cost_usd=recorded,
         staged_problems=sum(len(run.evaluations(number)) for number in later),
         full_problems=len(run.evaluations(0)) * len(later),
-        elapsed_s=float(elapsed) if elapsed is not None else None,
-        iterations=int(run.db.get_state("iteration", 0) or 0),
+        elapsed_s=state.elapsed_s,
+        iterations=state.iteration,
         versions=len(rows),
         valid=sum(row.valid for row in rows),
         invalid=sum(row.state == "invalid" for row in rows),
