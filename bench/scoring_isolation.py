@@ -119,7 +119,8 @@ def task_pairs(scratch: Path) -> list[tuple[str, Problem, Problem, str | None]]:
     archive = subprocess.run(["git", "archive", OLD_COMMIT, "examples/tasks"], cwd=REPO, capture_output=True,
                              check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(old_root), "--strip-components=2"], input=archive, check=True)
-    context = BenchmarkContext.from_settings(load_settings(None, {}), uv.find_uv_bin())
+    settings = load_settings(None, {})
+    context = BenchmarkContext.from_settings(settings.benchmarks, settings.solve.envs_dir, uv.find_uv_bin())
     old = open_benchmark(f"taskdir:{old_root}", context)
     new = open_benchmark(f"taskdir:{REPO / 'examples' / 'tasks'}", context)
     return [(n.id.rsplit("/", 1)[-1], o, n, None) for o, n in zip(old, new, strict=True)]

@@ -9,6 +9,7 @@ agent cleanly with its own status.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,9 +85,9 @@ class ModelClient:
         time_left_s: float | None = None,
     ) -> ModelReply:
         """One call; `time_left_s` bounds the wait (then `OutOfTime`), else the client's own timeout does."""
-        if role.wire == "anthropic":
-            return self._anthropic(role, system, messages, max_tokens, temperature, tools, time_left_s)
-        return self._openai(role, system, messages, max_tokens, temperature, tools, response_format, time_left_s)
+        request = ModelRequest(system, messages, max_tokens, temperature, tools, response_format)
+        wire = _ANTHROPIC if role.wire == "anthropic" else _OPENAI
+        return wire.reply(self._post(wire.path, wire.body(role.alias, request), time_left_s))
 
     def _post(self, path: str, body: dict[str, Any], time_left_s: float | None) -> dict[str, Any]:
         own_limit = self._http.timeout.read
@@ -116,81 +117,96 @@ class ModelClient:
             raise UpstreamUnavailable(503, message)
         raise ModelCallError(response.status_code, message)
 
-    def _openai(
-        self,
-        role: ModelRole,
-        system: str,
-        messages: list[dict[str, Any]],
-        max_tokens: int,
-        temperature: float,
-        tools: list[dict[str, Any]] | None,
-        response_format: dict[str, Any] | None,
-        time_left_s: float | None,
-    ) -> ModelReply:
-        body: dict[str, Any] = {
-            "model": role.alias,
-            "messages": [{"role": "system", "content": system}, *messages],
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if tools:
-            body["tools"] = tools
-        if response_format:
-            body["response_format"] = response_format
-        payload = self._post("/v1/chat/completions", body, time_left_s)
-        choice = (payload.get("choices") or [{}])[0]
-        message = choice.get("message") or {}
-        calls = message.get("tool_calls") or []
-        kept: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
-        if calls:
-            kept["tool_calls"] = calls
-        usage = payload.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
-        return ModelReply(
-            message.get("content") or "",
-            kept,
-            calls,
-            int(usage.get("prompt_tokens") or 0),
-            int(usage.get("completion_tokens") or 0),
-            int(details.get("cached_tokens") or 0),
-            choice.get("finish_reason"),
-        )
 
-    def _anthropic(
-        self,
-        role: ModelRole,
-        system: str,
-        messages: list[dict[str, Any]],
-        max_tokens: int,
-        temperature: float,
-        tools: list[dict[str, Any]] | None,
-        time_left_s: float | None,
-    ) -> ModelReply:
-        body: dict[str, Any] = {
-            "model": role.alias,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
-            "messages": _with_cache_breakpoint(messages),
-        }
-        if tools:
-            body["tools"] = tools
-        payload = self._post("/v1/messages", body, time_left_s)
-        content = payload.get("content") or []
-        text = "".join(block.get("text", "") for block in content if block.get("type") == "text")
-        calls = [block for block in content if block.get("type") == "tool_use"]
-        usage = payload.get("usage") or {}
-        cache_read = int(usage.get("cache_read_input_tokens") or 0)
-        prompt = int(usage.get("input_tokens") or 0) + cache_read + int(usage.get("cache_creation_input_tokens") or 0)
-        return ModelReply(
-            text,
-            {"role": "assistant", "content": content},
-            calls,
-            prompt,
-            int(usage.get("output_tokens") or 0),
-            cache_read,
-            payload.get("stop_reason"),
-        )
+@dataclass(frozen=True)
+class ModelRequest:
+    """What one call asks of the model, in either wire format (`response_format` is OpenAI's only)."""
+
+    system: str
+    messages: list[dict[str, Any]]
+    max_tokens: int
+    temperature: float
+    tools: list[dict[str, Any]] | None
+    response_format: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class _WireFormat:
+    """One API format: the gateway path a call is posted to, the body a request becomes (for a model alias) and
+    the reply read from the response's JSON."""
+
+    path: str
+    body: Callable[[str, ModelRequest], dict[str, Any]]
+    reply: Callable[[dict[str, Any]], ModelReply]
+
+
+def _openai_body(alias: str, request: ModelRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": alias,
+        "messages": [{"role": "system", "content": request.system}, *request.messages],
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if request.tools:
+        body["tools"] = request.tools
+    if request.response_format:
+        body["response_format"] = request.response_format
+    return body
+
+
+def _openai_reply(payload: dict[str, Any]) -> ModelReply:
+    choice = (payload.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    calls = message.get("tool_calls") or []
+    kept: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if calls:
+        kept["tool_calls"] = calls
+    usage = payload.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    return ModelReply(
+        message.get("content") or "",
+        kept,
+        calls,
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        int(details.get("cached_tokens") or 0),
+        choice.get("finish_reason"),
+    )
+
+
+def _anthropic_body(alias: str, request: ModelRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": alias,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "system": [{"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}],
+        "messages": _with_cache_breakpoint(request.messages),
+    }
+    if request.tools:
+        body["tools"] = request.tools
+    return body
+
+
+def _anthropic_reply(payload: dict[str, Any]) -> ModelReply:
+    content = payload.get("content") or []
+    text = "".join(block.get("text", "") for block in content if block.get("type") == "text")
+    calls = [block for block in content if block.get("type") == "tool_use"]
+    usage = payload.get("usage") or {}
+    cache_read = int(usage.get("cache_read_input_tokens") or 0)
+    prompt = int(usage.get("input_tokens") or 0) + cache_read + int(usage.get("cache_creation_input_tokens") or 0)
+    return ModelReply(
+        text,
+        {"role": "assistant", "content": content},
+        calls,
+        prompt,
+        int(usage.get("output_tokens") or 0),
+        cache_read,
+        payload.get("stop_reason"),
+    )
+
+
+_OPENAI = _WireFormat("/v1/chat/completions", _openai_body, _openai_reply)
+_ANTHROPIC = _WireFormat("/v1/messages", _anthropic_body, _anthropic_reply)
 
 
 def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

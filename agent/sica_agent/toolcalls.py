@@ -95,16 +95,12 @@ def calls_from_openai_message(message: dict[str, Any]) -> list[ToolCall]:
     for index, raw_call in enumerate(message.get("tool_calls") or []):
         function = raw_call.get("function") or {}
         name = function.get("name") or ""
-        arguments = function.get("arguments")
-        if isinstance(arguments, str):
-            try:
-                arguments = _loads_lenient(arguments) if arguments.strip() else {}
-            except json.JSONDecodeError as error:
-                raise FormatError(
-                    f'The arguments of your call to "{name}" are not valid JSON: {_describe(error)}. '
-                    "Send them as one JSON object of parameter names and values, with double quotes around "
-                    "every key and string, and \\n for a line break inside a string."
-                ) from None
+        arguments = _decoded_arguments(
+            function.get("arguments"),
+            f'The arguments of your call to "{name}" are not valid JSON',
+            "Send them as one JSON object of parameter names and values, with double quotes around every key and "
+            "string, and \\n for a line break inside a string.",
+        )
         calls.append(ToolCall(raw_call.get("id") or f"call_{index}", name, _require_object(arguments, name)))
     return calls
 
@@ -254,14 +250,11 @@ def parse_text_call(
         raise FormatError(f"{problem} {_correct_reply_hint(example)}")
     tool, arguments = _tool_and_arguments(calls[0])
     name = _known_tool_name(tool, tool_names, example)
-    if isinstance(arguments, str):
-        try:
-            arguments = _loads_lenient(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError as error:
-            raise FormatError(
-                f'The "arguments" of your call to "{name}" are a string that is not a valid JSON '
-                f"object: {_describe(error)}. {_correct_reply_hint(example)}"
-            ) from None
+    arguments = _decoded_arguments(
+        arguments,
+        f'The "arguments" of your call to "{name}" are a string that is not a valid JSON object',
+        _correct_reply_hint(example),
+    )
     thought = calls[0].get("thought")
     return ParsedText(
         ToolCall(call_id, name, _require_object(arguments, name, example)),
@@ -301,6 +294,17 @@ def _known_tool_name(tool: Any, tool_names: Collection[str], example: str) -> st
     raise FormatError(
         f"There is no tool named {json.dumps(tool)}. The tools are: {available}. {_correct_reply_hint(example)}"
     )
+
+
+def _decoded_arguments(arguments: Any, not_json: str, advice: str) -> Any:
+    """A call's arguments as sent, or decoded when sent as JSON text (leniently; blank text is no arguments).
+    Text that is not JSON raises FormatError: `not_json`, what is wrong with it, then `advice`."""
+    if not isinstance(arguments, str):
+        return arguments
+    try:
+        return _loads_lenient(arguments) if arguments.strip() else {}
+    except json.JSONDecodeError as error:
+        raise FormatError(f"{not_json}: {_describe(error)}. {advice}") from None
 
 
 def _require_object(arguments: Any, tool: str, example: str | None = None) -> dict[str, Any]:

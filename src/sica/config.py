@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,6 +99,19 @@ class Roles(_Section):
     reasoning: str | None = None
     fast: str | None = None
     overseer: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRoles:
+    """The configured model aliases (`[models]`) and which of them plays each role (`[roles]`): what choosing an
+    agent's models reads of the configuration."""
+
+    aliases: Mapping[str, ModelAlias]
+    roles: Roles
+
+    def alias_for(self, role: str) -> str:
+        """The alias that plays `role`: the one `[roles]` names, else the default alias."""
+        return getattr(self.roles, role) or default_alias(self.aliases)
 
 
 class RetrySettings(_Section):
@@ -272,18 +286,23 @@ class Settings(BaseSettings):
         # The file arrives as init arguments; the environment overrides it.
         return env_settings, init_settings
 
+    @property
+    def model_roles(self) -> ModelRoles:
+        """The model aliases and the roles they play."""
+        return ModelRoles(self.models, self.roles)
+
     def role_alias(self, role: str) -> str:
         """The alias that plays `role`."""
-        return getattr(self.roles, role) or default_alias(self)
+        return self.model_roles.alias_for(role)
 
     def with_only(self, aliases: set[str]) -> Settings:
         """These settings with only the named aliases: a run does not need other aliases' keys or local models."""
         return self.model_copy(update={"models": {name: self.models[name] for name in aliases}})
 
 
-def default_alias(settings: Settings) -> str:
+def default_alias(aliases: Mapping[str, ModelAlias]) -> str:
     """The alias used where none is named: `local` when present, else the first configured one."""
-    return "local" if "local" in settings.models else next(iter(settings.models))
+    return "local" if "local" in aliases else next(iter(aliases))
 
 
 def default_models(environ: Mapping[str, str]) -> dict[str, ModelAlias]:

@@ -5,9 +5,9 @@ retried and reported apart, never scored."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -23,10 +23,11 @@ from sica.benchmarks.base import Problem
 from sica.config import load_settings
 from sica.runner.environments import seed_agent_dir
 from sica.runner.attempt import AttemptLimits, charged_seconds
-from sica.runner.evaluate import EvalReport, EvalRequest, run_eval
+from sica.runner.evaluate import EvalConfig, EvalReport, EvalRequest, run_eval
+from sica.runner.setup import serve_gateway
 from sica.runner.results import ProblemResult, ResultStore, from_cache, result_key
 from sica.runner.stats import mean_interval
-from tests.support.cli import clean_environ, run_sica
+from tests.support.cli import clean_environ, interrupt_when, run_sica
 from tests.support.config import write_eval_config
 from tests.support.evals import SOLVE_SCRIPT, make_tasks, results_of
 
@@ -103,14 +104,12 @@ def test_interrupted_eval_keeps_what_finished_and_a_rerun_does_the_rest(home):
     tasks = home / "tasks"
     process = subprocess.Popen([sys.executable, "-m", "sica", "eval", "-b", f"taskdir:{tasks}", "--workers", "1"],
                                cwd=home, env=clean_environ(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def two_results() -> bool:
         logs = list((home / "evals").glob("*/results.jsonl"))
-        if logs and logs[0].read_text().count("\n") >= 2:
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+        return bool(logs) and logs[0].read_text().count("\n") >= 2
+
+    _, stderr = interrupt_when(process, two_results, wait_s=120)
     assert process.returncode == 130, stderr
     assert "run the same command again" in stderr
     first = results_of(home)
@@ -202,7 +201,9 @@ def evaluate_repeat(home: Path, tasks: Path, repeat: int) -> EvalReport:
     """`run_eval` of the seed agent on the task folders, as attempt number `repeat` at each."""
     settings = load_settings(home / "sica.toml", {})
     request = EvalRequest(seed_agent_dir(), [f"taskdir:{tasks}"], workers=2, repeat=repeat)
-    return asyncio.run(run_eval(settings, clean_environ(), request, lambda _: None, asyncio.Event()))
+    start_gateway = functools.partial(serve_gateway, settings, clean_environ())
+    return asyncio.run(run_eval(EvalConfig.of(settings), request, lambda _: None, asyncio.Event(),
+                                gateway=start_gateway))
 
 
 def stored_results(home: Path) -> int:

@@ -212,7 +212,7 @@ def test_a_repeat_evaluation_is_recorded_beside_the_first(tmp_path):
     async def evaluate_twice(run: Run) -> None:
         async with serve_gateway(settings, {}, {"task"}, tmp_path / "ledger.sqlite", tmp_path) as gateway:
             account = gateway.gateway.open_account("run").id
-            evaluations = Evaluations(settings, {}, run, gateway, mix, asyncio.Event(), lambda status: None)
+            evaluations = Evaluations(settings, run, gateway, mix, asyncio.Event(), lambda status: None)
             await evaluations.evaluate(0, None, account, "agent-0")
             first = run.evaluations(0)
             await evaluations.evaluate(0, frozenset({f"taskdir:{tasks}/alpha"}), account, "agent-0, again", repeat=1)

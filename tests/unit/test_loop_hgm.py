@@ -41,7 +41,7 @@ def hgm_run(folder: Path, alpha: float) -> RecordingEvaluations:
         for problem in MIX[:2]:
             run.record_evaluation(number, Result(problem, 1.0 if number == 2 else 0.0))
     settings = Settings(loop=LoopSettings(hgm_alpha=alpha, seed=5))
-    evaluations = RecordingEvaluations(settings, {}, run, None, Mix([], [], None, "bwrap"),  # type: ignore[arg-type]
+    evaluations = RecordingEvaluations(settings, run, None, Mix([], [], None, "bwrap"),  # type: ignore[arg-type]
                                        asyncio.Event(), lambda status: None)
     evaluations.asked = []
     return evaluations

@@ -34,11 +34,11 @@ def test_improve_edits_the_copy_and_cannot_touch_the_archive(make_settings, tmp_
         base = Problem("meta/1", "meta", "", lambda dest: copy_tree(seed_agent_dir(), dest), None)
 
         async def meta_step():
-            async with prepared_agent(settings, seed_agent_dir(), None) as agent:
+            async with prepared_agent(settings.model_roles, settings.solve.envs_dir, seed_agent_dir(), None) as agent:
                 async with serve_gateway(settings, {}, agent.aliases, tmp_path / "ledger.sqlite", tmp_path) as gateway:
-                    return await run_attempt(base, agent, AttemptLimits.for_solve(settings), open_sandbox("bwrap"),
-                                             gateway, "run-1", tmp_path / "meta", lambda progress: None,
-                                             asyncio.Event(), archive=archive)
+                    return await run_attempt(base, agent, AttemptLimits.for_solve(settings.solve),
+                                             open_sandbox("bwrap"), gateway, "run-1", tmp_path / "meta",
+                                             lambda progress: None, asyncio.Event(), archive=archive)
 
         outcome = asyncio.run(meta_step())
         assert (outcome.status, outcome.summary) == ("done", "task complete: one focused change")

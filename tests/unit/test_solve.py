@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import clean_environ, run_sica
+from tests.support.cli import clean_environ, interrupt_when, run_sica
 from tests.support.config import scripted_config, write_config
 
 SCRIPT = [
@@ -146,14 +144,12 @@ def test_ctrl_c_cancels_the_agent_through_its_inbox_and_keeps_its_work(setup):
     process = subprocess.Popen([sys.executable, "-m", "sica", "solve", "Take notes.", "--repo", str(repo)],
                                cwd=home, env=clean_environ(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def notes_taken() -> bool:
         live = list((home / "solves").glob("*/live.json"))
-        if live and (Path(json.loads(live[0].read_text())["workdir"]) / "notes.txt").exists():
-            break
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+        return bool(live) and (Path(json.loads(live[0].read_text())["workdir"]) / "notes.txt").exists()
+
+    stdout, stderr = interrupt_when(process, notes_taken, wait_s=60)
     assert process.returncode == 3, stderr
     assert "cancelled: cancelled (stopped by the user)" in stderr
     assert "+started" in stdout

@@ -67,7 +67,7 @@ def test_an_agent_snapshot_never_changes_modes_through_its_links(tmp_path):
     (agent / "sica_agent" / "planted").symlink_to(host_file)
 
     async def snapshot() -> list[Path]:
-        async with prepared_agent(settings, agent, None) as setup:
+        async with prepared_agent(settings.model_roles, settings.solve.envs_dir, agent, None) as setup:
             return sorted(setup.code.rglob("*.pyc"))
 
     assert asyncio.run(snapshot())  # compiled
@@ -85,7 +85,7 @@ def test_an_agent_snapshot_never_compiles_a_file_of_the_host_through_a_link(tmp_
     (agent / "sica_agent" / "alias.py").symlink_to("__init__.py")
 
     async def compiled() -> dict[str, bytes]:
-        async with prepared_agent(settings, agent, None) as setup:
+        async with prepared_agent(settings.model_roles, settings.solve.envs_dir, agent, None) as setup:
             return {path.name.split(".")[0]: path.read_bytes() for path in setup.code.rglob("*.pyc")}
 
     found = asyncio.run(compiled())

@@ -39,8 +39,17 @@ LINE_END_CHARS = "\r\n"
 _VIEW_LINE_NUMBER = re.compile(r"^\s*\d+\t")
 
 
-def _path_property(description: str) -> dict[str, Any]:
-    return {"type": "string", "description": description}
+def _file_parameters(
+    others: dict[str, Any], *, path: str = "The file to edit, relative to the working directory.", required: bool = True
+) -> dict[str, Any]:
+    """The JSON schema of a tool on one file: `path` (described as given), then the tool's `others`, required
+    too unless `required` is false; no other parameter is accepted."""
+    return {
+        "type": "object",
+        "properties": {"path": {"type": "string", "description": path}, **others},
+        "required": ["path", *others] if required else ["path"],
+        "additionalProperties": False,
+    }
 
 
 class ViewTool:
@@ -50,16 +59,14 @@ class ViewTool:
         name="view",
         description="Show a text file with line numbers, whole or from line start to line end. "
         "Use it to read code before you change it.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": _path_property("The file, relative to the working directory, e.g. README.md."),
+        parameters=_file_parameters(
+            {
                 "start": {"type": "integer", "description": "First line to show (1-based). Default: 1."},
                 "end": {"type": "integer", "description": "Last line to show (inclusive). Default: the end."},
             },
-            "required": ["path"],
-            "additionalProperties": False,
-        },
+            path="The file, relative to the working directory, e.g. README.md.",
+            required=False,
+        ),
     )
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
@@ -92,29 +99,39 @@ class ViewTool:
         return ToolResult("\n".join([header, *shown]))
 
 
-class ReplaceTool:
+class _TextEdit:
+    """A tool that edits a text file in place: `edited` makes the file's new text from its text (strictly UTF-8)
+    and the call's arguments; `run` writes it, recorded for undo, and answers with the diff."""
+
+    spec: ToolSpec
+
+    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        path = resolve_path(context, arguments["path"])
+        text = _read_text(context, path, strict=True)
+        edited = self.edited(display_path(context, path), text, arguments)
+        return ToolResult(_write_recorded(context, path, edited.encode()))
+
+    def edited(self, name: str, text: str, arguments: dict[str, Any]) -> str:
+        """The new text of the file shown as `name`, or a `ToolError` saying why the edit cannot be made."""
+        raise NotImplementedError
+
+
+class ReplaceTool(_TextEdit):
     """Replace one exact occurrence of a text in a file."""
 
     spec = ToolSpec(
         name="replace",
         description="Replace the text old with the text new in a file. old must match exactly one place in "
         "the file, character for character (copy it from view, without the line numbers).",
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": _path_property("The file to edit, relative to the working directory."),
+        parameters=_file_parameters(
+            {
                 "old": {"type": "string", "description": "The exact text to replace, including indentation."},
                 "new": {"type": "string", "description": "The text to put in its place."},
             },
-            "required": ["path", "old", "new"],
-            "additionalProperties": False,
-        },
+        ),
     )
 
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
-        path = resolve_path(context, arguments["path"])
-        name = display_path(context, path)
-        text = _read_text(context, path, strict=True)
+    def edited(self, name: str, text: str, arguments: dict[str, Any]) -> str:
         old, new = _with_line_endings_of(text, arguments["old"], arguments["new"])
         if not old:
             raise ToolError("old is empty; to add lines use insert, to write a whole file use create")
@@ -127,32 +144,25 @@ class ReplaceTool:
                 f"old occurs {count} times in '{name}' (starting at lines {lines}); include more of the "
                 "surrounding lines in old so that it matches exactly one place"
             )
-        return ToolResult(_write_recorded(context, path, text.replace(old, new).encode()))
+        return text.replace(old, new)
 
 
-class InsertTool:
+class InsertTool(_TextEdit):
     """Insert lines into a file after a given line."""
 
     spec = ToolSpec(
         name="insert",
         description="Insert text into an existing file after line number line (0 inserts at the top). "
         "Use it to add new lines without changing the existing ones.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": _path_property("The file to edit, relative to the working directory."),
+        parameters=_file_parameters(
+            {
                 "line": {"type": "integer", "description": "Insert after this line; 0 means at the top."},
                 "text": {"type": "string", "description": "The lines to insert."},
             },
-            "required": ["path", "line", "text"],
-            "additionalProperties": False,
-        },
+        ),
     )
 
-    def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
-        path = resolve_path(context, arguments["path"])
-        name = display_path(context, path)
-        text = _read_text(context, path, strict=True)
+    def edited(self, name: str, text: str, arguments: dict[str, Any]) -> str:
         lines = _split_lines(text)
         after = arguments["line"]
         if not 0 <= after <= len(lines):
@@ -167,7 +177,7 @@ class InsertTool:
         if after == len(lines) and lines and not lines[-1].endswith("\n"):
             lines[-1] += newline
         lines.insert(after, inserted)
-        return ToolResult(_write_recorded(context, path, "".join(lines).encode()))
+        return "".join(lines)
 
 
 class CreateTool:
@@ -177,15 +187,10 @@ class CreateTool:
         name="create",
         description="Create a file with the given content, or overwrite an existing file with it; missing "
         "folders are created. Use replace or insert for small changes to an existing file.",
-        parameters={
-            "type": "object",
-            "properties": {
-                "path": _path_property("The file to write, relative to the working directory."),
-                "content": {"type": "string", "description": "The complete content of the file."},
-            },
-            "required": ["path", "content"],
-            "additionalProperties": False,
-        },
+        parameters=_file_parameters(
+            {"content": {"type": "string", "description": "The complete content of the file."}},
+            path="The file to write, relative to the working directory.",
+        ),
     )
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
@@ -207,12 +212,7 @@ class UndoTool:
         name="undo",
         description="Undo the last edit (replace, insert or create) of a file, restoring its previous content; "
         "a file that the edit created is deleted. Call it again to undo earlier edits.",
-        parameters={
-            "type": "object",
-            "properties": {"path": _path_property("The edited file, relative to the working directory.")},
-            "required": ["path"],
-            "additionalProperties": False,
-        },
+        parameters=_file_parameters({}, path="The edited file, relative to the working directory."),
     )
 
     def run(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:

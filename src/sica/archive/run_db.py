@@ -173,21 +173,10 @@ class MetaStep:
     error: str | None
 
 
-class ResultLike(Protocol):
-    """The fields of a problem's result the run keeps (`runner.results.ProblemResult` has them all), read-only: a
-    frozen dataclass's fields satisfy it."""
-
-    @property
-    def problem_id(self) -> str: ...
-
-    @property
-    def benchmark(self) -> str: ...
-
-    @property
-    def part(self) -> str: ...
-
-    @property
-    def status(self) -> str: ...
+class ProblemOutcome(Protocol):
+    """How one evaluated problem went, as its utility weighs it (an `Evaluation`, or a result about to be kept):
+    its score, cost, charged time, and its status (`timeout` when it timed out). Read-only: a frozen dataclass's
+    fields satisfy it."""
 
     @property
     def score(self) -> float: ...
@@ -197,6 +186,23 @@ class ResultLike(Protocol):
 
     @property
     def seconds(self) -> float: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class ResultLike(ProblemOutcome, Protocol):
+    """The fields of a problem's result the run keeps (`runner.results.ProblemResult` has them all), read-only: which
+    problem it was, its outcome, and what its attempt used and left."""
+
+    @property
+    def problem_id(self) -> str: ...
+
+    @property
+    def benchmark(self) -> str: ...
+
+    @property
+    def part(self) -> str: ...
 
     @property
     def input_tokens(self) -> int: ...

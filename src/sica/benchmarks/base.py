@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from sica.benchmarks.pytest_report import REPORT, START
-from sica.config import Settings
+from sica.config import BenchmarkSettings
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.mounts import readable_by_all
 from sica.sandbox.untrusted import copy_untrusted_tree
@@ -105,31 +105,31 @@ class BenchmarkContext:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        benchmarks: BenchmarkSettings,
+        envs_dir: Path,
         uv_bin: str,
         *,
         sandbox: str = "bwrap",
         on_progress: Callable[[str], None] = lambda message: None,
     ) -> BenchmarkContext:
-        """The context the configuration describes (`[benchmarks]`, and `[solve] envs_dir`)."""
-        b = settings.benchmarks
+        """The context the configuration describes: `[benchmarks]`, and `envs_dir` (`[solve] envs_dir`)."""
 
         def expanded(path: Path | None) -> Path | None:
             return None if path is None else path.expanduser()
 
         return cls(
-            b.cache_dir.expanduser(),
-            settings.solve.envs_dir.expanduser(),
+            benchmarks.cache_dir.expanduser(),
+            envs_dir.expanduser(),
             uv_bin,
             sandbox=sandbox,
             on_progress=on_progress,
-            hf_endpoint=b.hf_endpoint,
-            swebench_file=expanded(b.swebench_file),
-            livecodebench_file=expanded(b.livecodebench_file),
-            livecodebench_release=b.livecodebench_release,
-            swebench_repo_url=b.swebench_repo_url,
-            swebench_score=b.swebench_score,
-            swebench_python=expanded(b.swebench_python),
+            hf_endpoint=benchmarks.hf_endpoint,
+            swebench_file=expanded(benchmarks.swebench_file),
+            livecodebench_file=expanded(benchmarks.livecodebench_file),
+            livecodebench_release=benchmarks.livecodebench_release,
+            swebench_repo_url=benchmarks.swebench_repo_url,
+            swebench_score=benchmarks.swebench_score,
+            swebench_python=expanded(benchmarks.swebench_python),
         )
 
 

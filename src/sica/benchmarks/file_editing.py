@@ -19,11 +19,10 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from sica.benchmarks.base import BenchmarkContext, Problem, Score, fingerprint
+from sica.benchmarks.base import BenchmarkContext, Problem, Score
 from sica.benchmarks.generated import cached_rows, round_robin
-from sica.benchmarks.scorers import edit_score, run_scorer
+from sica.benchmarks.scorers import edit_score, script_problem
 from sica.benchmarks.sdists import fetch_sdist
-from sica.sandbox import Sandbox
 
 NAME = "file_editing"
 #: (package, old release, new release): the releases compared, in the order their problems are interleaved.
@@ -131,20 +130,14 @@ def problem(task: EditTask) -> Problem:
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(task.original, encoding="utf-8")
 
-    def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
+    def scorer_input(final_tree: Path, answer: str | None) -> dict[str, str] | Score:
         edited = read_edited(final_tree, task.path)
         if isinstance(edited, Score):
             return edited
-        payload = {"path": task.path, "original": task.original, "target": task.target, "final": edited}
-        return run_scorer(sandbox, edit_score, payload)
+        return {"path": task.path, "original": task.original, "target": task.target, "final": edited}
 
-    return Problem(
-        task.id,
-        NAME,
-        statement(task),
-        lay_out,
-        score,
-        fingerprint=fingerprint(task.original, task.target, Path(edit_score.__file__)),
+    return script_problem(
+        task.id, NAME, statement(task), lay_out, edit_score, scorer_input, (task.original, task.target)
     )
 
 

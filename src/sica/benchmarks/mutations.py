@@ -167,30 +167,22 @@ class _Finder(ast.NodeVisitor):
 
     def _dropped_branches(self, statement: ast.If, sole: bool) -> None:
         """The whole `if` when it has no `else` (and is not the only statement of its block); each `elif`."""
-        if not statement.orelse and not sole and self._whole_lines(statement.lineno, statement.col_offset, statement):
-            self.add(
-                "dropped-branch",
-                statement.lineno,
-                self.line_starts[statement.lineno - 1],
-                self.line_starts[statement.end_lineno or statement.lineno],
-                "",
-            )
+        if not statement.orelse and not sole:
+            self._drop_lines(statement, statement)
         clause = statement
         while len(clause.orelse) == 1 and isinstance(clause.orelse[0], ast.If):
             branch = clause.orelse[0]
             header = self.lines[branch.lineno - 1]
             if not header[_character(header, branch.col_offset) :].startswith("elif"):
                 break  # an `else:` holding an `if`, not an `elif`
-            last = branch.body[-1]
-            if self._whole_lines(branch.lineno, branch.col_offset, last):
-                self.add(
-                    "dropped-branch",
-                    branch.lineno,
-                    self.line_starts[branch.lineno - 1],
-                    self.line_starts[last.end_lineno or last.lineno],
-                    "",
-                )
+            self._drop_lines(branch, branch.body[-1])
             clause = branch
+
+    def _drop_lines(self, first: ast.stmt, last: ast.stmt) -> None:
+        """A dropped-branch deleting the lines from `first`'s to `last`'s end, when they hold only this code."""
+        if self._whole_lines(first.lineno, first.col_offset, last):
+            end = self.line_starts[last.end_lineno or last.lineno]
+            self.add("dropped-branch", first.lineno, self.line_starts[first.lineno - 1], end, "")
 
     def _whole_lines(self, first_line: int, column: int, last: ast.AST) -> bool:
         """Whether lines `first_line`..`last`'s end hold only this code: nothing before `column` but indentation,

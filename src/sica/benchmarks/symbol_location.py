@@ -17,12 +17,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from sica.benchmarks.base import BenchmarkContext, Problem, Score, fingerprint
+from sica.benchmarks.base import BenchmarkContext, Problem
 from sica.benchmarks.generated import cached_rows, round_robin
-from sica.benchmarks.scorers import location_score, run_scorer
+from sica.benchmarks.scorers import location_score, script_problem
 from sica.benchmarks.sdists import fetch_sdist
 from sica.benchmarks.symbols import SourceIndex, Usage, python_files
-from sica.sandbox import Sandbox
 
 NAME = "symbol_location"
 #: The sdists problems come from, in the order their problems are interleaved.
@@ -115,17 +114,10 @@ def problem(task: LocateTask, tree: Path) -> Problem:
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, copy)
 
-    def score(sandbox: Sandbox, final_tree: Path, answer: str | None) -> Score:
-        return run_scorer(sandbox, location_score, {"expected": task.definition, "answer": answer})
+    def scorer_input(final_tree: Path, answer: str | None) -> dict[str, str | None]:
+        return {"expected": task.definition, "answer": answer}
 
-    return Problem(
-        task.id,
-        NAME,
-        statement(task),
-        lay_out,
-        score,
-        fingerprint=fingerprint(task.definition, Path(location_score.__file__)),
-    )
+    return script_problem(task.id, NAME, statement(task), lay_out, location_score, scorer_input, (task.definition,))
 
 
 def statement(task: LocateTask) -> str:

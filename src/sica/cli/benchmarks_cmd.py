@@ -32,7 +32,10 @@ def build_command(
     settings = cli.settings()
     with cli.err.status(f"building {name}…") as status:
         context = BenchmarkContext.from_settings(
-            settings, uv.find_uv_bin(), on_progress=lambda message: status.update(f"{name}: {message}")
+            settings.benchmarks,
+            settings.solve.envs_dir,
+            uv.find_uv_bin(),
+            on_progress=lambda message: status.update(f"{name}: {message}"),
         )
         try:
             problems = open_benchmark(name, context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from typing import Annotated
@@ -17,8 +18,9 @@ from sica.cli.agent_ref import AGENT_HELP, agent_folder
 from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
 from sica.config import Settings
 from sica.runner.environments import AgentVersionError
-from sica.runner.evaluate import HOLDOUT, SELECTION, EvalProgress, EvalReport, EvalRequest, run_eval
+from sica.runner.evaluate import HOLDOUT, SELECTION, EvalConfig, EvalProgress, EvalReport, EvalRequest, run_eval
 from sica.runner.results import TAMPERED, ProblemResult
+from sica.runner.setup import serve_gateway
 from sica.runner.stats import mean_interval
 from sica.sandbox import SandboxError
 
@@ -102,7 +104,8 @@ async def _run(cli: CliState, settings: Settings, request: EvalRequest) -> EvalR
                 status=f"{p.running} running · score {mean} · ${p.cost_usd:.4f} · {p.cached} reused{infra}",
             )
 
-        return await run_eval(settings, os.environ, request, show, stop)
+        start_gateway = functools.partial(serve_gateway, settings, os.environ)
+        return await run_eval(EvalConfig.of(settings), request, show, stop, gateway=start_gateway)
 
 
 def _print_report(cli: CliState, report: EvalReport, verbose: bool) -> None:

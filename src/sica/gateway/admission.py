@@ -10,7 +10,7 @@ author."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,6 +155,23 @@ class _Checker:
     def attachment(self) -> None:
         self.shape.unbounded_input = True
 
+    def messages(
+        self, body: dict[str, Any], check_list: Callable[[list[Any]], None], plain: tuple[type, ...], list_of: str
+    ) -> None:
+        """Both wires' `messages`: a list of JSON objects, each with a content that is plain (of the `plain` types:
+        a string, for OpenAI also null) or a list of `list_of` that `check_list` checks."""
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            raise bad_request("messages must be a list")
+        for message in messages:
+            if not isinstance(message, dict):
+                raise bad_request("each message must be a JSON object")
+            content = message.get("content")
+            if isinstance(content, list):
+                check_list(content)
+            elif not isinstance(content, plain):
+                raise bad_request(f"a message's content must be a string or a list of {list_of}")
+
     # OpenAI chat completions ------------------------------------------------------------------------------------
 
     def openai(self, body: dict[str, Any]) -> None:
@@ -179,18 +196,11 @@ class _Checker:
         response_format = _optional(body, "response_format", dict)
         if response_format is not None and response_format.get("type") not in ("text", "json_object", "json_schema"):
             raise bad_request(f"response_format type {shown(response_format.get('type'))} is not accepted")
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise bad_request("messages must be a list")
-        for message in messages:
-            if not isinstance(message, dict):
-                raise bad_request("each message must be a JSON object")
-            content = message.get("content")
-            if isinstance(content, list):
-                for part in content:
-                    self.openai_part(part)
-            elif not isinstance(content, (str, type(None))):
-                raise bad_request("a message's content must be a string or a list of parts")
+        self.messages(body, self.openai_parts, (str, type(None)), "parts")
+
+    def openai_parts(self, parts: list[Any]) -> None:
+        for part in parts:
+            self.openai_part(part)
 
     def openai_part(self, part: object) -> None:
         if not isinstance(part, dict):
@@ -239,17 +249,7 @@ class _Checker:
             self.blocks(system)
         elif not isinstance(system, (str, type(None))):
             raise bad_request("system must be a string or a list of text blocks")
-        messages = body.get("messages")
-        if not isinstance(messages, list):
-            raise bad_request("messages must be a list")
-        for message in messages:
-            if not isinstance(message, dict):
-                raise bad_request("each message must be a JSON object")
-            content = message.get("content")
-            if isinstance(content, list):
-                self.blocks(content)
-            elif not isinstance(content, str):
-                raise bad_request("a message's content must be a string or a list of content blocks")
+        self.messages(body, self.blocks, (str,), "content blocks")
 
     def blocks(self, blocks: list[Any]) -> None:
         for block in blocks:

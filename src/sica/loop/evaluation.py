@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from sica.loop.comparison import Standing, best_version, paired_difference
 from sica.loop.policies import hgm_evaluation_pick, hgm_expands
 from sica.loop.staging import Look, dgm_look, sequential_look, stages
 from sica.loop.utility import problem_utility
-from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
+from sica.runner.evaluate import SELECTION, EvalConfig, EvalProgress, EvalRequest, run_eval
 
 
 def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list[Standing]:
@@ -82,7 +82,6 @@ class Evaluations:
     """The run's evaluations, each result recorded in the run; `halt` cancels the one under way."""
 
     settings: Settings
-    environ: Mapping[str, str]
     run: Run
     gateway: RunningGateway
     mix: Mix
@@ -202,7 +201,7 @@ class Evaluations:
                 )
 
             report = await run_eval(
-                self.settings, self.environ, request, show, self.halt, gateway=self.gateway, parent_account=account
+                EvalConfig.of(self.settings), request, show, self.halt, gateway=self.gateway, parent_account=account
             )
         for result in report.results:
             self.run.record_evaluation(number, result, repeat)

@@ -75,15 +75,15 @@ async def improve(
             "holdout": request.holdout,
             "model": request.model,
             "policy": request.policy,
-            "models": describe_models(settings, request.model),
-            "meta_models": describe_models(settings, settings.loop.meta_model or request.model),
+            "models": describe_models(settings.model_roles, request.model),
+            "meta_models": describe_models(settings.model_roles, settings.loop.meta_model or request.model),
         }
         run = Run.create(request.run_folder, seed_agent_dir(), snapshot)
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     meta_model = settings.loop.meta_model or request.model
     aliases = (
-        model_aliases(models_for_agent(settings, request.model))
-        | model_aliases(models_for_agent(settings, meta_model))
+        model_aliases(models_for_agent(settings.model_roles, request.model))
+        | model_aliases(models_for_agent(settings.model_roles, meta_model))
         | {SMOKE_ALIAS}
     )
     settings = with_smoke_alias(settings, run.folder / "logs" / "smoke.jsonl")
@@ -95,7 +95,7 @@ async def improve(
             accounts = RunAccounts.open(gateway.gateway, state, f"run {run.folder.name}", settings.loop.budget_usd)
             budget = RunBudget(settings.loop, state, accounts, stop, on_line)
             mix = Mix(request.benchmarks, request.holdout, request.model, request.sandbox)
-            evaluations = Evaluations(settings, environ, run, gateway, mix, budget.halt, on_status)
+            evaluations = Evaluations(settings, run, gateway, mix, budget.halt, on_status)
             iteration = Iteration(
                 settings.loop,
                 request.policy or settings.loop.policy,

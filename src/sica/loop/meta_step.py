@@ -67,11 +67,13 @@ class MetaStep:
                 f"meta/iteration-{plan.iteration}", "meta", "", lambda dest: copy_tree(base_code, dest), None
             )
             limits = dataclasses.replace(
-                AttemptLimits.for_solve(self.settings),
+                AttemptLimits.for_solve(self.settings.solve),
                 time_limit_s=self.settings.loop.meta_time_limit_s,
                 budget_usd=self.budget.meta_cap_usd(),
             )
-            async with prepared_agent(self.settings, meta_code, self.model) as agent:
+            async with prepared_agent(
+                self.settings.model_roles, self.settings.solve.envs_dir, meta_code, self.model
+            ) as agent:
                 step = self.run.db.start_meta_step(plan.iteration, plan.meta_agent, plan.base)
 
                 def show(progress: Progress) -> None:

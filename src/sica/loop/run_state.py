@@ -50,6 +50,9 @@ class RunConfig:
     holdout: list[str]
     model: str | None
     policy: str | None
+    #: The models of its agents and of its meta agents, as described when it started (for people; not resumed).
+    models: str | None = None
+    meta_models: str | None = None
 
 
 class RunState:
@@ -73,8 +76,19 @@ class RunState:
     def config(self) -> RunConfig:
         stored = self.db.get_state("config", {})
         return RunConfig(
-            stored.get("benchmarks", []), stored.get("holdout", []), stored.get("model"), stored.get("policy")
+            stored.get("benchmarks", []),
+            stored.get("holdout", []),
+            stored.get("model"),
+            stored.get("policy"),
+            stored.get("models"),
+            stored.get("meta_models"),
         )
+
+    @property
+    def created_at(self) -> float | None:
+        """When the run was created, in seconds since the epoch (`Run.create` records it)."""
+        stored = self.db.get_state("created_at")
+        return None if stored is None else float(stored)
 
     def account(self, key: str) -> str | None:
         """The id of the run's account kept under `key`, if one was opened."""

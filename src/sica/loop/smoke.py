@@ -93,11 +93,13 @@ async def smoke_check(
     replies = smoke_script(nonce)
     problem = Problem("smoke", "smoke", SMOKE_STATEMENT, lambda dest: None, None)
     limits = dataclasses.replace(
-        AttemptLimits.for_eval(settings), time_limit_s=SMOKE_TIME_LIMIT_S, budget_usd=SMOKE_BUDGET_USD
+        AttemptLimits.for_eval(settings.solve, settings.eval),
+        time_limit_s=SMOKE_TIME_LIMIT_S,
+        budget_usd=SMOKE_BUDGET_USD,
     )
     _write_script(script, replies)
     try:
-        async with prepared_agent(settings, code, SMOKE_ALIAS) as agent:
+        async with prepared_agent(settings.model_roles, settings.solve.envs_dir, code, SMOKE_ALIAS) as agent:
             outcome = await run_attempt(
                 problem,
                 agent,

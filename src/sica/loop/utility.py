@@ -5,26 +5,9 @@ per problem `U = w_score·score + w_cost·(1 − min(1, cost/cost_cap)) + w_time
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
+from sica.archive.run_db import ProblemOutcome
 from sica.config import UtilitySettings
-
-
-class ProblemOutcome(Protocol):
-    """What utility needs of one evaluated problem (an archive `Evaluation` or an eval `ProblemResult`): its
-    score, cost, charged time, and its status (`timeout` when it timed out)."""
-
-    @property
-    def score(self) -> float: ...
-
-    @property
-    def cost_usd(self) -> float: ...
-
-    @property
-    def seconds(self) -> float: ...
-
-    @property
-    def status(self) -> str: ...
 
 
 def problem_utility(outcome: ProblemOutcome, weights: UtilitySettings) -> float:

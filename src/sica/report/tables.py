@@ -17,6 +17,7 @@ from sica.archive.run_db import Evaluation, MetaStep, Version
 from sica.config import UtilitySettings
 from sica.loop.comparison import acceptances, best_version
 from sica.loop.evaluation import selection_mix, standings
+from sica.loop.run_state import RunConfig, RunState
 from sica.loop.utility import version_utility
 from sica.runner.stats import MeanInterval, mean_interval
 
@@ -94,7 +95,8 @@ class RunTotals:
     #: Problems the valid versions after agent 0 were evaluated on, against evaluating each on the whole mix.
     staged_problems: int
     full_problems: int
-    elapsed_s: float | None
+    #: The run's wall time, the work under way excluded (0 until the loop first records it).
+    elapsed_s: float
     iterations: int
     versions: int
     valid: int
@@ -113,7 +115,7 @@ class RunReport:
     name: str
     folder: Path
     created_at: float | None
-    config: Mapping[str, object]
+    config: RunConfig
     selection_benchmarks: Sequence[str]
     holdout_benchmarks: Sequence[str]
     versions: Sequence[VersionRow]
@@ -144,16 +146,17 @@ def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
         for version in versions
     ]
     every = [e for found in evaluations.values() for e in found]
+    state = RunState(run.db)
     return RunReport(
         name=run.folder.name,
         folder=run.folder,
-        created_at=run.db.get_state("created_at"),
-        config=run.db.get_state("config", {}) or {},
+        created_at=state.created_at,
+        config=state.config,
         selection_benchmarks=_benchmarks(every, SELECTION),
         holdout_benchmarks=_benchmarks(every, HOLDOUT),
         versions=rows,
         meta_steps=steps,
-        totals=_totals(run, rows, steps, weights),
+        totals=_totals(run, state, rows, steps, weights),
     )
 
 
@@ -220,10 +223,11 @@ def _meta_step_row(step: MetaStep) -> MetaStepRow:
     )
 
 
-def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow], weights: UtilitySettings) -> RunTotals:
+def _totals(
+    run: Run, state: RunState, rows: list[VersionRow], steps: list[MetaStepRow], weights: UtilitySettings
+) -> RunTotals:
     recorded = sum(row.eval_cost_usd for row in rows) + sum(step.cost_usd for step in steps)
     spent = run.db.ledger_spent_usd()
-    elapsed = run.db.get_state("elapsed_s")
     selection = standings(run, weights)
     mix = frozenset(selection_mix(run))
     best = best_version(selection, mix)
@@ -235,8 +239,8 @@ def _totals(run: Run, rows: list[VersionRow], steps: list[MetaStepRow], weights:
         recorded_cost_usd=recorded,
         staged_problems=sum(len(run.evaluations(number)) for number in later),
         full_problems=len(run.evaluations(0)) * len(later),
-        elapsed_s=float(elapsed) if elapsed is not None else None,
-        iterations=int(run.db.get_state("iteration", 0) or 0),
+        elapsed_s=state.elapsed_s,
+        iterations=state.iteration,
         versions=len(rows),
         valid=sum(row.valid for row in rows),
         invalid=sum(row.state == "invalid" for row in rows),

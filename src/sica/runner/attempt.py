@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TypeVar, cast
 
 from sica.benchmarks.base import Problem, Score
-from sica.config import Settings
+from sica.config import EvalSettings, SolveSettings
 from sica.events import STATUSES as AGENT_STATUSES
 from sica.events import EventReader, read_events
 from sica.gateway import RunningGateway
@@ -62,15 +62,17 @@ class AttemptLimits:
     cancel_grace_s: float
 
     @classmethod
-    def for_solve(cls, settings: Settings) -> AttemptLimits:
-        s = settings.solve
-        return cls(s.time_limit_s, s.budget_usd, s.memory_mb, s.scratch_mb, s.tmp_mb, s.cancel_grace_s)
+    def for_solve(cls, solve: SolveSettings) -> AttemptLimits:
+        """`[solve]`'s limits."""
+        return cls(
+            solve.time_limit_s, solve.budget_usd, solve.memory_mb, solve.scratch_mb, solve.tmp_mb, solve.cancel_grace_s
+        )
 
     @classmethod
-    def for_eval(cls, settings: Settings) -> AttemptLimits:
+    def for_eval(cls, solve: SolveSettings, evaluation: EvalSettings) -> AttemptLimits:
         """`[eval]`'s time and budget per problem; the sandbox sizes of `[solve]`."""
         return dataclasses.replace(
-            cls.for_solve(settings), time_limit_s=settings.eval.time_limit_s, budget_usd=settings.eval.budget_usd
+            cls.for_solve(solve), time_limit_s=evaluation.time_limit_s, budget_usd=evaluation.budget_usd
         )
 
 

@@ -20,7 +20,7 @@ import hashlib
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from pathlib import Path
 import uv
 
 from sica.benchmarks import BenchmarkContext, BenchmarkError, Problem, open_benchmark, split_name
-from sica.config import Settings
+from sica.config import BenchmarkSettings, EvalSettings, ModelRoles, Settings, SolveSettings
 from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.attempt import AttemptLimits, AttemptOutcome, run_attempt
@@ -42,7 +42,7 @@ from sica.runner.results import (
     models_fingerprint,
     result_key,
 )
-from sica.runner.setup import AgentSetup, prepared_agent, serve_gateway
+from sica.runner.setup import AgentSetup, GatewayStarter, prepared_agent
 from sica.sandbox import Sandbox, open_sandbox
 
 SELECTION, HOLDOUT = "selection", "holdout"
@@ -67,6 +67,24 @@ class EvalRequest:
     def __post_init__(self) -> None:
         if self.repeat < 0:
             raise ValueError(f"repeat {self.repeat}: repeats are numbered from 0")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What an evaluation reads of the configuration: its own `[eval]`, the sandbox sizes and where environments
+    are built (`[solve]`), `[benchmarks]`, the agent's models and their roles, and the local model's slots
+    (`[local] n_parallel`, the width when the agent uses it)."""
+
+    evaluation: EvalSettings
+    solve: SolveSettings
+    benchmarks: BenchmarkSettings
+    roles: ModelRoles
+    local_slots: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> EvalConfig:
+        """These sections of the configuration loaded at the command line."""
+        return cls(settings.eval, settings.solve, settings.benchmarks, settings.model_roles, settings.local.n_parallel)
 
 
 @dataclass(frozen=True)
@@ -148,12 +166,12 @@ def plan_problems(selection: list[str], holdout: list[str], context: BenchmarkCo
     return planned
 
 
-def default_workers(settings: Settings, agent: AgentSetup) -> int:
+def default_workers(config: EvalConfig, agent: AgentSetup) -> int:
     """The configured width; else the local model's slots when the agent uses it (more would only queue)."""
-    if settings.eval.workers is not None:
-        return settings.eval.workers
-    if any(settings.models[alias].provider == "local" for alias in agent.aliases):
-        return settings.local.n_parallel
+    if config.evaluation.workers is not None:
+        return config.evaluation.workers
+    if any(config.roles.aliases[alias].provider == "local" for alias in agent.aliases):
+        return config.local_slots
     return 4
 
 
@@ -164,24 +182,24 @@ def _slug(problem_id: str) -> str:
 
 
 async def run_eval(
-    settings: Settings,
-    environ: Mapping[str, str],
+    config: EvalConfig,
     request: EvalRequest,
     on_progress: Callable[[EvalProgress], None],
     stop: asyncio.Event,
     *,
-    gateway: RunningGateway | None = None,
+    gateway: RunningGateway | GatewayStarter,
     parent_account: str | None = None,
 ) -> EvalReport:
     """Evaluate the agent on the mix; returns when every problem has a result or `stop` was set (then running
     attempts are cancelled and left unrecorded).
 
-    The evaluation starts a gateway of its own (its ledger in the eval's folder) unless given one serving the
-    agent's models (the loop's, whose ledger is the run's); its account is opened under `parent_account`."""
+    `gateway` is a running gateway serving the agent's models (the loop's, whose ledger is the run's), or what
+    starts one of the evaluation's own (its ledger in the eval's folder) once a problem is left to run; the
+    evaluation's account is opened under `parent_account`."""
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     progress = EvalProgress(phase="building the agent's environment")
     on_progress(progress)
-    async with prepared_agent(settings, request.agent_dir, request.model) as agent:
+    async with prepared_agent(config.roles, config.solve.envs_dir, request.agent_dir, request.model) as agent:
 
         def building(message: str) -> None:
             progress.phase = message
@@ -190,23 +208,23 @@ async def run_eval(
         # Generators run foreign test suites sandboxed: never unconfined, even when the agents are.
         generator_sandbox = "bwrap" if request.sandbox == "none" else request.sandbox
         context = BenchmarkContext.from_settings(
-            settings, uv.find_uv_bin(), sandbox=generator_sandbox, on_progress=building
+            config.benchmarks, config.solve.envs_dir, uv.find_uv_bin(), sandbox=generator_sandbox, on_progress=building
         )
         planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
         if request.only is not None:
             planned = [item for item in planned if item.problem.id in request.only]
-        limits = AttemptLimits.for_eval(settings)
+        limits = AttemptLimits.for_eval(config.solve, config.evaluation)
         agent_hash = agent_code_hash(request.agent_dir)
-        fingerprint = models_fingerprint(settings, agent.models)
+        fingerprint = models_fingerprint(config.roles.aliases, agent.models)
         keys = [result_key(agent_hash, item.problem, fingerprint, limits, request.repeat) for item in planned]
         eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        folder = settings.eval.results_dir.expanduser() / eval_id
+        folder = config.evaluation.results_dir.expanduser() / eval_id
         folder.mkdir(parents=True)
-        workers = request.workers or default_workers(settings, agent)
+        workers = request.workers or default_workers(config, agent)
         log = ResultLog(folder / "results.jsonl")
         results: dict[int, ProblemResult] = {}
         progress.total, progress.phase = len(planned), ""
-        store = ResultStore(settings.eval.results_dir.expanduser() / "results.sqlite")
+        store = ResultStore(config.evaluation.results_dir.expanduser() / "results.sqlite")
         try:
             stored = {} if request.fresh else store.cached(keys)
             pending: list[int] = []
@@ -230,14 +248,14 @@ async def run_eval(
 
             if pending:
                 async with contextlib.AsyncExitStack() as stack:
-                    if gateway is None:
+                    if not isinstance(gateway, RunningGateway):
                         gateway = await stack.enter_async_context(
-                            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder)
+                            gateway(agent.aliases, folder / "ledger.sqlite", folder)
                         )
                     elif missing := agent.aliases - set(gateway.gateway.routes):
                         raise ValueError(f"the gateway given does not serve the agent's models {sorted(missing)}")
                     run = _EvalRun(
-                        settings,
+                        config.evaluation,
                         agent,
                         limits,
                         sandbox,
@@ -258,9 +276,10 @@ async def run_eval(
 
 @dataclass
 class _EvalRun:
-    """What every attempt of one evaluation shares: the agent, limits, sandbox, gateway and the eval account."""
+    """What every attempt of one evaluation shares: the agent, limits, sandbox, gateway and the eval account, and
+    `[eval]`'s pacing and retries."""
 
-    settings: Settings
+    evaluation: EvalSettings
     agent: AgentSetup
     limits: AttemptLimits
     sandbox: Sandbox
@@ -293,7 +312,7 @@ class _EvalRun:
             # Staggered first starts: starting a sandboxed agent costs CPU (~0.35 s here), and workers that all
             # start together queue for the cores; spread once, they stay spread while problems take similar times.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=position * self.settings.eval.stagger_s)
+                await asyncio.wait_for(self.stop.wait(), timeout=position * self.evaluation.stagger_s)
             while queue and not self.stop.is_set():
                 index, item, key = queue.pop()
                 result = await self.problem(item, key)
@@ -321,7 +340,7 @@ class _EvalRun:
 
     async def problem(self, item: PlannedProblem, key: str) -> ProblemResult | None:
         """One problem to a result, retrying infrastructure failures; None when stopped before it finished."""
-        retries = self.settings.eval.infra_retries
+        retries = self.evaluation.infra_retries
         failure = ""
         problem_folder = self.folder / "problems" / _slug(item.problem.id)
         for tries in range(1, retries + 2):
@@ -354,7 +373,7 @@ class _EvalRun:
             if self.stop.is_set():
                 return None
             if tries <= retries:
-                await asyncio.sleep(self.settings.eval.retry_delay_s * 2 ** (tries - 1))
+                await asyncio.sleep(self.evaluation.retry_delay_s * 2 ** (tries - 1))
         return ProblemResult(
             key,
             item.problem.id,

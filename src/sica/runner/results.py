@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from sica.benchmarks.base import Problem
-from sica.config import Settings
+from sica.config import ModelAlias
 from sica.runner.attempt import AttemptLimits
 from sica.sqlite_migrations import add_missing_columns
 from sica.workspace.trees import SKIPPED
@@ -106,12 +106,12 @@ def agent_code_hash(agent_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def models_fingerprint(settings: Settings, models: Mapping[str, Mapping[str, object]]) -> dict[str, Any]:
-    """The models an agent uses, per role, with the configuration that shapes their answers (never keys); a
-    scripted alias's script by its content."""
+def models_fingerprint(aliases: Mapping[str, ModelAlias], models: Mapping[str, Mapping[str, object]]) -> dict[str, Any]:
+    """The models an agent uses (`models`, per role), with the configuration of their `aliases` that shapes their
+    answers (never keys); a scripted alias's script by its content."""
     described: dict[str, Any] = {}
     for role, entry in sorted(models.items()):
-        alias = settings.models[str(entry["alias"])]
+        alias = aliases[str(entry["alias"])]
         config = alias.model_dump(
             mode="json",
             exclude={

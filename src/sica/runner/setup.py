@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import uv
 
-from sica.config import ROLES, Settings
+from sica.config import ROLES, ModelRoles, Settings
 from sica.gateway import Listen, RunningGateway, run_gateway
 from sica.runner.environments import AgentVersionError, ensure_environment
 from sica.sandbox.mounts import check_reachable, readable_by_all
@@ -41,45 +42,48 @@ def model_aliases(models: dict[str, dict[str, object]]) -> set[str]:
     return {str(entry["alias"]) for entry in models.values()}
 
 
-def models_for_agent(settings: Settings, model: str | None) -> dict[str, dict[str, object]]:
-    """`SICA_AGENT_MODELS`: role → alias, wire format, tool mode and context window."""
-    roles = {}
+def models_for_agent(roles: ModelRoles, model: str | None) -> dict[str, dict[str, object]]:
+    """`SICA_AGENT_MODELS`: role → alias, wire format, tool mode and context window (`model`, when given, plays
+    every role)."""
+    table = {}
     for role in ROLES:
-        alias_name = model or settings.role_alias(role)
-        alias = settings.models[alias_name]
-        roles[role] = {
+        alias_name = model or roles.alias_for(role)
+        alias = roles.aliases[alias_name]
+        table[role] = {
             "alias": alias_name,
             "wire": alias.wire_format,
             "tool_mode": alias.effective_tool_mode,
             "context_window": alias.context_window,
         }
-    return roles
+    return table
 
 
-def describe_models(settings: Settings, model: str | None) -> str:
+def describe_models(roles: ModelRoles, model: str | None) -> str:
     """The models an agent's roles use, for people: `alias (provider model)`, prefixed by the roles when they
     differ."""
-    roles: dict[str, list[str]] = {}
-    for role, entry in models_for_agent(settings, model).items():
-        alias = settings.models[str(entry["alias"])]
-        roles.setdefault(f"{entry['alias']} ({alias.provider} {alias.model})", []).append(role)
-    if len(roles) == 1:
-        return next(iter(roles))
-    return "; ".join(f"{', '.join(names)}: {described}" for described, names in roles.items())
+    described_roles: dict[str, list[str]] = {}
+    for role, entry in models_for_agent(roles, model).items():
+        alias = roles.aliases[str(entry["alias"])]
+        described_roles.setdefault(f"{entry['alias']} ({alias.provider} {alias.model})", []).append(role)
+    if len(described_roles) == 1:
+        return next(iter(described_roles))
+    return "; ".join(f"{', '.join(names)}: {described}" for described, names in described_roles.items())
 
 
 @contextlib.asynccontextmanager
-async def prepared_agent(settings: Settings, agent_dir: Path, model: str | None) -> AsyncIterator[AgentSetup]:
-    """Build (or reuse) the version's environment, and snapshot its code once for the run: copied where the
-    sandbox user can read it and byte-compiled (compiling runs none of it), so that attempts neither copy nor
-    compile it again."""
-    env = await asyncio.to_thread(ensure_environment, agent_dir, settings.solve.envs_dir.expanduser(), uv.find_uv_bin())
+async def prepared_agent(
+    roles: ModelRoles, envs_dir: Path, agent_dir: Path, model: str | None
+) -> AsyncIterator[AgentSetup]:
+    """Build (or reuse) the version's environment in `envs_dir`, and snapshot its code once for the run: copied
+    where the sandbox user can read it and byte-compiled (compiling runs none of it), so that attempts neither
+    copy nor compile it again. Its models play `roles` (`model`, when given, plays them all)."""
+    env = await asyncio.to_thread(ensure_environment, agent_dir, envs_dir.expanduser(), uv.find_uv_bin())
     check_reachable(env)
     with tempfile.TemporaryDirectory(prefix="sica-agent-") as snapshot:
         Path(snapshot).chmod(0o755)
         code = Path(snapshot) / "code"
         await asyncio.to_thread(_snapshot, agent_dir, code, env)
-        yield AgentSetup(code, env, models_for_agent(settings, model))
+        yield AgentSetup(code, env, models_for_agent(roles, model))
 
 
 def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
@@ -89,6 +93,11 @@ def _snapshot(agent_dir: Path, code: Path, env: Path) -> None:
         detail = " ".join((compiled.stdout + compiled.stderr).split())[-300:]
         raise AgentVersionError(f"{agent_dir}: the agent's code does not compile: {detail}")
     readable_by_all(code)  # links skipped: chmod would follow one the version planted, to a file of the host
+
+
+#: Starts a gateway for these model aliases, its ledger at the path given and its logs in the folder given:
+#: `serve_gateway` with the configuration and environment bound, for a component that starts one only if needed.
+GatewayStarter = Callable[[set[str], Path, Path], AbstractAsyncContextManager[RunningGateway]]
 
 
 @contextlib.asynccontextmanager

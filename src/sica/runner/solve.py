@@ -113,9 +113,11 @@ async def run_solve(
     folder.mkdir(parents=True)
     private: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
-        agent = await stack.enter_async_context(prepared_agent(settings, request.agent_dir, request.model))
+        agent = await stack.enter_async_context(
+            prepared_agent(settings.model_roles, settings.solve.envs_dir, request.agent_dir, request.model)
+        )
         if request.task_dir is not None:
-            context = BenchmarkContext.from_settings(settings, uv.find_uv_bin())
+            context = BenchmarkContext.from_settings(settings.benchmarks, settings.solve.envs_dir, uv.find_uv_bin())
             tools = await asyncio.to_thread(check_environment, context)
             problem = task_problem(request.task_dir, "taskdir", tools=tools)
         else:
@@ -125,7 +127,15 @@ async def run_solve(
             serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder)
         )
         outcome = await run_attempt(
-            problem, agent, AttemptLimits.for_solve(settings), sandbox, gateway, solve_id, folder, on_progress, stop
+            problem,
+            agent,
+            AttemptLimits.for_solve(settings.solve),
+            sandbox,
+            gateway,
+            solve_id,
+            folder,
+            on_progress,
+            stop,
         )
     check = None
     if outcome.score is not None:
