@@ -88,6 +88,19 @@ def test_an_infrastructure_failure_a_version_provoked_does_not_make_it_the_best(
     assert best_version([agent_0, Standing(1, 0, {**provoker.utilities, "p3": 1.0}, {}, mix(4))], mix(4)).number == 1
 
 
+def test_equal_means_tie_to_the_earlier_version_whatever_the_order_of_summing():
+    """Floating-point sums depend on their order (0.2 + 0.7 + 0.1 is 0.9999999999999999, 0.1 + 0.2 + 0.7 is 1.0):
+    means are summed exactly, so a version with the same values on other problems ties, and the earlier keeps the
+    place whatever order the mix's problems come in."""
+    values = [0.1, 0.2, 0.7, 0.3, 0.6, 0.05, 0.15, 0.45, 0.35, 0.9]
+    rng = random.Random(0)
+    for _ in range(50):
+        later = rng.sample(values, len(values))
+        archive = [standing(0, None, values), standing(1, 0, later)]
+        assert best_version(archive, mix(len(values))) == archive[0]
+        assert best_version(archive[::-1], mix(len(values))) == archive[0]
+
+
 def test_dgm_weighs_a_version_stopped_early_by_its_paired_difference():
     """A version that stopped early after doing better than the best on its problems is weighed by the best's
     utility plus that difference, not by its mean over the easy problems it ran."""

@@ -27,7 +27,21 @@ from typing import Any, Protocol
 from sica.archive.errors import ArchiveError
 from sica.sqlite_migrations import add_missing_columns
 
-SCHEMA = """
+#: A problem's result, as a first evaluation and its repeats store it.
+_RESULT_COLUMNS = """
+    benchmark TEXT NOT NULL,
+    part TEXT NOT NULL CHECK (part IN ('selection', 'holdout')),
+    status TEXT NOT NULL,
+    score REAL NOT NULL,
+    cost_usd REAL NOT NULL,
+    seconds REAL NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    infra INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    trace_summary TEXT NOT NULL DEFAULT '',"""
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS versions (
     number INTEGER PRIMARY KEY,
     parent INTEGER REFERENCES versions(number),
@@ -41,19 +55,7 @@ CREATE TABLE IF NOT EXISTS versions (
 );
 CREATE TABLE IF NOT EXISTS evaluations (
     version INTEGER NOT NULL REFERENCES versions(number),
-    problem_id TEXT NOT NULL,
-    benchmark TEXT NOT NULL,
-    part TEXT NOT NULL CHECK (part IN ('selection', 'holdout')),
-    status TEXT NOT NULL,
-    score REAL NOT NULL,
-    cost_usd REAL NOT NULL,
-    seconds REAL NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    details TEXT NOT NULL,
-    infra INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    trace_summary TEXT NOT NULL DEFAULT '',
+    problem_id TEXT NOT NULL,{_RESULT_COLUMNS}
     UNIQUE (version, problem_id)
 );
 CREATE TABLE IF NOT EXISTS meta_steps (
@@ -74,23 +76,11 @@ CREATE TABLE IF NOT EXISTS run_state (
 );
 """
 #: Tables added since the first release, created (empty) when a writer opens an older run; readers do without.
-ADDED_TABLES = """
+ADDED_TABLES = f"""
 CREATE TABLE IF NOT EXISTS repeat_evaluations (
     version INTEGER NOT NULL REFERENCES versions(number),
     problem_id TEXT NOT NULL,
-    repeat INTEGER NOT NULL CHECK (repeat >= 1),
-    benchmark TEXT NOT NULL,
-    part TEXT NOT NULL CHECK (part IN ('selection', 'holdout')),
-    status TEXT NOT NULL,
-    score REAL NOT NULL,
-    cost_usd REAL NOT NULL,
-    seconds REAL NOT NULL,
-    input_tokens INTEGER NOT NULL,
-    output_tokens INTEGER NOT NULL,
-    details TEXT NOT NULL,
-    infra INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    trace_summary TEXT NOT NULL DEFAULT '',
+    repeat INTEGER NOT NULL CHECK (repeat >= 1),{_RESULT_COLUMNS}
     UNIQUE (version, problem_id, repeat)
 );
 """

@@ -31,7 +31,7 @@ def agent_folder(reference: str | None, settings: Settings) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="sica-agent-") as scratch:
         try:
             runs_dir = settings.loop.runs_dir.expanduser()
-            best = functools.partial(best_in_run, weights=settings.loop.utility)
+            best = functools.partial(best_in_run, configured_weights=settings.loop.utility)
             folder = resolve_reference(reference, runs_dir, Path(scratch), best).resolve()
         except ArchiveError as error:
             raise UserError(str(error)) from None

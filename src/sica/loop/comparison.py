@@ -41,7 +41,7 @@ class Standing:
     @property
     def utility(self) -> float | None:
         """The mean utility over the problems it scored (for display: compare versions with `paired_difference`)."""
-        return sum(self.utilities.values()) / len(self.utilities) if self.utilities else None
+        return math.fsum(self.utilities.values()) / len(self.utilities) if self.utilities else None
 
     def complete(self, mix: frozenset[str]) -> bool:
         """Whether it was run on every problem of the selection mix."""
@@ -106,7 +106,7 @@ def best_version(standings: Sequence[Standing], mix: frozenset[str]) -> Standing
     """The run's best version (the module's definition); None when no version is eligible yet."""
 
     def mean_on_mix(s: Standing) -> float:
-        return sum(s.on_mix(mix).values()) / len(mix)
+        return math.fsum(s.on_mix(mix).values()) / len(mix)  # exact: equal means tie, in any order
 
     return max(eligible(standings, mix), key=lambda s: (mean_on_mix(s), -s.number), default=None)
 

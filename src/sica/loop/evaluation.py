@@ -16,9 +16,10 @@ from sica.config import Settings, UtilitySettings
 from sica.gateway import RunningGateway
 from sica.loop.comparison import Standing, best_version, paired_difference
 from sica.loop.policies import hgm_evaluation_pick, hgm_expands
+from sica.loop.run_state import RunState
 from sica.loop.staging import Look, dgm_look, sequential_look, stages
 from sica.loop.utility import problem_utility
-from sica.runner.evaluate import SELECTION, EvalConfig, EvalProgress, EvalRequest, run_eval
+from sica.runner.evaluate import SELECTION, EvalConfig, EvalProgress, EvalRequest, PlannedProblem, run_eval
 
 
 def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list[Standing]:
@@ -52,12 +53,14 @@ def _per_problem_means(values: Iterable[tuple[str, float]]) -> dict[str, float]:
 
 
 def selection_mix(run: Run) -> list[str]:
-    """The run's selection mix: the problems agent 0 was run on, in their order."""
-    return [e.problem_id for e in run.evaluations(0, part=SELECTION)]
+    """The run's selection mix: the problems agent 0 was run on, in the order its evaluation planned them."""
+    return RunState(run.db).selection_problems
 
 
-def best_in_run(run: Run, weights: UtilitySettings) -> int:
-    """The number of the run's best version (`comparison` defines it); a one-line error when there is none yet."""
+def best_in_run(run: Run, configured_weights: UtilitySettings) -> int:
+    """The number of the run's best version (`comparison` defines it, with the run's stored utility weights; the
+    configured ones only for a run that has none); a one-line error when there is none yet."""
+    weights = RunState(run.db).utility_weights(configured_weights)
     best = best_version(standings(run, weights), frozenset(selection_mix(run)))
     if best is None:
         raise ArchiveError(
@@ -134,6 +137,10 @@ class Evaluations:
                 return ""
         return f"; rematched with agent-{best} (came close: {difference})"
 
+    def _keep_selection_order(self, planned: list[PlannedProblem]) -> None:
+        """Store the order of the mix's selection problems, once, as agent 0's evaluation first plans them."""
+        RunState(self.run.db).keep_selection_problems([p.problem.id for p in planned if p.part == SELECTION])
+
     def _next_round(self, version: int, mix: frozenset[str]) -> int:
         """The repeat a rematch of `version` takes: the first that does not cover the mix yet (a crash's half-done
         one is finished, its results reused), else a new one."""
@@ -201,7 +208,13 @@ class Evaluations:
                 )
 
             report = await run_eval(
-                EvalConfig.of(self.settings), request, show, self.halt, gateway=self.gateway, parent_account=account
+                EvalConfig.of(self.settings),
+                request,
+                show,
+                self.halt,
+                gateway=self.gateway,
+                parent_account=account,
+                on_planned=self._keep_selection_order if number == 0 else None,
             )
         for result in report.results:
             self.run.record_evaluation(number, result, repeat)

@@ -22,7 +22,7 @@ PLOTS = (
 VERSIONS_NOTE = (
     "Scores: mean over the scored problems ± the half-width of its 95% confidence interval (Student's "
     "t), infrastructure failures left out. Utility: the paper's, over the selection problems, with the "
-    "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
+    "weights above. Cost: the version's evaluation (held-out problems included) plus the "
     "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
     "time. Evaluated: all the selection problems, or stopped early (provably worse than the best at a look). "
     "The best version: among those run on the whole mix, the highest mean utility over it (an infrastructure "
@@ -68,7 +68,9 @@ def summary(report: RunReport) -> list[tuple[str, str]]:
         ("Held-out benchmarks", _listed(report.config.holdout)),
         ("Models", report.config.models or _listed(report.config.model)),
         ("Meta agent's models", report.config.meta_models or "–"),
-        ("Policy", _listed(report.config.policy)),
+        ("Policy", report.numbers.policy if report.numbers else _listed(report.config.policy)),
+        ("Utility weights", _weights(report)),
+        *(("Numbers changed", change.line()) for change in report.numbers_changes),
         ("Iterations done", str(totals.iterations)),
         ("Versions", f"{totals.versions} ({totals.valid} valid, {totals.invalid} invalid)"),
         ("Best version", best),
@@ -89,6 +91,17 @@ def _accepted(totals: RunTotals) -> str:
     return (
         f"{totals.accepted_better_on_holdout} of {totals.accepted_compared} ({rate:.0%}) of the {totals.accepted}"
         " times a version took the best's place"
+    )
+
+
+def _weights(report: RunReport) -> str:
+    """The utility's weights and caps, and whose they are: the run's, or for a run that predates stored ones the
+    configuration's."""
+    w = report.weights
+    whose = "the run's" if report.numbers else "the configuration's: the run predates stored weights"
+    return (
+        f"score {w.score_weight:g}, cost {w.cost_weight:g} (cap ${w.cost_cap_usd:g}), time {w.time_weight:g} "
+        f"(cap {w.time_cap_s:g} s), × {w.timeout_factor:g} on a time-out ({whose})"
     )
 
 

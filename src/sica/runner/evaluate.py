@@ -189,9 +189,10 @@ async def run_eval(
     *,
     gateway: RunningGateway | GatewayStarter,
     parent_account: str | None = None,
+    on_planned: Callable[[list[PlannedProblem]], None] | None = None,
 ) -> EvalReport:
     """Evaluate the agent on the mix; returns when every problem has a result or `stop` was set (then running
-    attempts are cancelled and left unrecorded).
+    attempts are cancelled and left unrecorded). `on_planned` gets the whole mix in its order once it is planned.
 
     `gateway` is a running gateway serving the agent's models (the loop's, whose ledger is the run's), or what
     starts one of the evaluation's own (its ledger in the eval's folder) once a problem is left to run; the
@@ -211,6 +212,8 @@ async def run_eval(
             config.benchmarks, config.solve.envs_dir, uv.find_uv_bin(), sandbox=generator_sandbox, on_progress=building
         )
         planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
+        if on_planned is not None:
+            on_planned(planned)
         if request.only is not None:
             planned = [item for item in planned if item.problem.id in request.only]
         limits = AttemptLimits.for_eval(config.solve, config.evaluation)
