@@ -48,7 +48,8 @@ def test_a_run_stores_its_numbers_and_a_resume_with_other_ones_is_refused_leavin
     make_run(tmp_path, "--policy", "greedy", "--iterations", "0")
     assert stored(tmp_path, "numbers") == {
         "record": {"benchmarks": [f"taskdir:{tmp_path / 'tasks'}"], "holdout": [], "policy": "greedy", "seed": 0,
-                   "hgm_alpha": 0.6, "stages": [2], "staging": "sequential", "utility": DEFAULT_UTILITY},
+                   "hgm_alpha": 0.6, "stages": [2], "staging": "sequential", "rematches": 1,
+                   "close_margin": 0.02, "utility": DEFAULT_UTILITY},
         "changes": [],
     }
     problems = stored(tmp_path, "selection problems")
@@ -157,6 +158,6 @@ def test_the_report_computes_utilities_with_the_runs_weights_not_the_configurati
     assert reported.returncode == 0, reported.stderr
     report = (tmp_path / "runs" / "r1" / "report.md").read_text()
     assert "| 0.500 | 0.0200 (0.0200 + 0.0000) |" in report
-    assert "- Best version by selection utility: agent-0 (utility 0.500)\n" in report
+    assert "- Best version: agent-0 (utility 0.500)\n" in report
     assert "- Utility weights: score 1, cost 0 (cap $10), time 0 (cap 300 s), × 0.5 on a time-out (the run's)\n" \
            in report
