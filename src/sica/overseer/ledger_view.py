@@ -44,6 +44,11 @@ class LedgerView:
         rows = self._db.execute("SELECT id FROM accounts WHERE parent_id IS NULL LIMIT 2").fetchall()
         return str(rows[0]["id"]) if len(rows) == 1 else None
 
+    def limit_usd(self, account_id: str) -> float | None:
+        """The account's money limit (None: unlimited or unknown)."""
+        row = self._db.execute("SELECT limit_nano FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        return None if row is None or row[0] is None else float(row[0]) / 1e9
+
     def calls_after(self, account_id: str, after_id: int) -> list[sqlite3.Row]:
         """The subtree's calls with an id above `after_id`, oldest first."""
         return self._db.execute(
