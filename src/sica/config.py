@@ -233,6 +233,53 @@ class LoopSettings(_Section):
         return self
 
 
+class OverseerThresholds(_Section):
+    """`[overseer.thresholds]`: when the overseer's cheap detectors fire (counts are of the latest steps in a row)."""
+
+    #: The same tool call with the same result, this many times in a row.
+    repeated_action_observation: int = Field(default=4, ge=2)
+    #: The same tool call failing with the same error, this many times in a row.
+    repeated_action_error: int = Field(default=3, ge=2)
+    #: Model calls of one agent with no tool call between them.
+    talking_without_acting: int = Field(default=5, ge=2)
+    #: Tool steps alternating between two calls (A B A B …).
+    alternation_steps: int = Field(default=6, ge=4)
+    #: Context-window errors (from the ledger or the agent's events) in the window.
+    context_window_errors: int = Field(default=2, ge=1)
+    #: Tool steps with no change to the workdir and no result not seen before.
+    no_progress_steps: int = Field(default=8, ge=2)
+    #: Model calls in the ledger since the agent last wrote an event.
+    silent_calls: int = Field(default=5, ge=1)
+    #: Share of the budget spent, or of the time limit passed, that is worth a look.
+    spend_warn_share: float = Field(default=0.8, gt=0, le=1)
+    time_warn_share: float = Field(default=0.8, gt=0, le=1)
+    #: Projected spend at the time limit (at the recent rate) over the budget that is worth a look.
+    spend_overrun_factor: float = Field(default=1.5, gt=1)
+
+
+class OverseerSettings(_Section):
+    """`[overseer]`: the harness's overseer of a running agent: detectors on every event and call, and a review by
+    its model every `interval_s` (sooner when a detector fires), on a budget that is a share of the attempt's."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=30.0, gt=0)
+    #: A review after this many new events, whatever the interval.
+    events_per_review: int = Field(default=100, gt=0)
+    #: How often the overseer reads the agent's events and the ledger.
+    poll_s: float = Field(default=1.0, gt=0)
+    #: The overseer's budget per attempt, as a share of the attempt's.
+    budget_share: float = Field(default=0.1, gt=0, le=1)
+    #: The role whose alias judges (`[roles] overseer`, else the default alias).
+    model_role: Literal["main", "reasoning", "fast", "overseer"] = "overseer"
+    max_output_tokens: int = Field(default=1024, gt=0)
+    #: What the window keeps: the latest tool steps and model calls.
+    window_steps: int = Field(default=60, gt=0)
+    window_calls: int = Field(default=120, gt=0)
+    #: Paths inside the sandbox an agent may read without a tampering note (the workdir, /tmp, the system).
+    task_paths: list[str] = Field(default_factory=lambda: ["/work", "/tmp", "/usr", "/bin", "/lib", "/dev/null"])
+    thresholds: OverseerThresholds = OverseerThresholds()
+
+
 class BenchmarkSettings(_Section):
     """Where built problem sets and datasets are cached, and where the datasets loaded from the network come from:
     the Hugging Face Hub (or a mirror), or local copies of the files."""
@@ -273,6 +320,7 @@ class Settings(BaseSettings):
     benchmarks: BenchmarkSettings = BenchmarkSettings()
     eval: EvalSettings = EvalSettings()
     loop: LoopSettings = LoopSettings()
+    overseer: OverseerSettings = OverseerSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -21,6 +21,7 @@ from sica.cli import (
     gateway_cmd,
     improve_cmd,
     models_cmd,
+    overseer_cmd,
     report_cmd,
     sandbox_cmd,
     solve_cmd,
@@ -44,6 +45,7 @@ app.command("solve")(solve_cmd.solve)
 app.command("eval")(eval_cmd.evaluate)
 app.command("improve")(improve_cmd.improve_command)
 app.command("report")(report_cmd.report)
+app.command("overseer")(overseer_cmd.overseer)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
 app.add_typer(benchmarks_cmd.benchmarks_app, name="benchmarks")

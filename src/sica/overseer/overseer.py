@@ -1,0 +1,115 @@
+"""The overseer's loop: follow the attempt, run the detectors on what is new, review every `interval_s` (or
+after `events_per_review` events, or at once when a detector finds something new), act on the judgement through
+the inbox, and record every finding, judgement and action as a harness event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sica.config import OverseerSettings
+from sica.overseer.detectors import Finding, detect
+from sica.overseer.follow import AttemptFollower
+from sica.overseer.inbox import post_notice
+from sica.overseer.judgement import Judgement, Reviewer, ReviewOutcome
+from sica.overseer.record import OverseerRecord
+from sica.overseer.rendering import render_window
+
+
+class Overseer:
+    """Oversees one attempt. Without a `reviewer` (no model for the overseer role) it runs the detectors and
+    records their findings only. `on_review` sees every review's outcome (the CLI prints it)."""
+
+    def __init__(
+        self,
+        settings: OverseerSettings,
+        follower: AttemptFollower,
+        logdir: Path,
+        record: OverseerRecord,
+        reviewer: Reviewer | None = None,
+        *,
+        on_review: Callable[[ReviewOutcome], None] | None = None,
+        on_finding: Callable[[Finding], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.follower = follower
+        self.logdir = logdir
+        self.record = record
+        self.reviewer = reviewer
+        self.on_review = on_review
+        self.on_finding = on_finding
+        self._clock = clock
+        self.notes = ""
+        self.findings: list[Finding] = []
+        self.judgements: list[Judgement] = []
+        self._seen_findings: set[str] = set()
+        self._next_review = clock() + settings.interval_s
+        self._events_at_review = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Oversee until `stop` is set or the top agent has ended."""
+        while not stop.is_set():
+            await self.step()
+            top = self.follower.window.top_agent
+            if top is not None and self.follower.window.agents[top].status != "running":
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.poll_s)
+
+    async def step(self) -> ReviewOutcome | None:
+        """Read what is new, detect, and review when one is due; the review's outcome, if there was one."""
+        await asyncio.to_thread(self.follower.poll)
+        window = self.follower.window
+        current = detect(window, self.settings)
+        fresh = [finding for finding in current if finding.line() not in self._seen_findings]
+        for finding in fresh:
+            self._seen_findings.add(finding.line())
+            self.findings.append(finding)
+            self.record.write("finding", kind=finding.kind, agent=finding.agent_id, evidence=finding.evidence)
+            if self.on_finding is not None:
+                self.on_finding(finding)
+        due = (
+            fresh
+            or self._clock() >= self._next_review
+            or window.events_seen - self._events_at_review >= self.settings.events_per_review
+        )
+        if self.reviewer is None or not due:
+            return None
+        return await self.review(current)
+
+    async def review(self, findings: list[Finding]) -> ReviewOutcome:
+        """Ask for a judgement now, record it and act on it."""
+        assert self.reviewer is not None
+        window = self.follower.window
+        self._events_at_review = window.events_seen
+        outcome = await self.reviewer.review(render_window(window, findings, self.notes))
+        judgement = outcome.judgement
+        if judgement is None:
+            self.record.write("review_ignored", reason=outcome.reason, replies=outcome.replies)
+            self._next_review = self._clock() + self.settings.interval_s
+        else:
+            self.judgements.append(judgement)
+            self.notes = judgement.notes
+            self.record.write("judgement", **judgement.model_dump())
+            self._next_review = self._clock() + judgement.next_look_s
+            self._act(judgement)
+        if self.on_review is not None:
+            self.on_review(outcome)
+        return outcome
+
+    def _act(self, judgement: Judgement) -> None:
+        window = self.follower.window
+        top = window.top_agent or "main"
+        named = judgement.agent if judgement.agent in window.agents else top
+        if judgement.notify:
+            delivered = post_notice(self.logdir, "notify", named, judgement.notify)
+            self.record.write("action", action="notify", agent=named, text=judgement.notify, delivered=delivered)
+        if judgement.cancel != "none":
+            target = top if judgement.cancel == "run" else named
+            text = f"cancelled by the overseer: {judgement.verdict}"
+            delivered = post_notice(self.logdir, "cancel", target, text)
+            self.record.write("action", action="cancel", scope=judgement.cancel, agent=target, delivered=delivered)

@@ -1,0 +1,111 @@
+"""The overseer's loop with a scripted agent's events and a scripted overseer model through the real gateway:
+a detector brings the review forward, notifications and cancels land in the right agent's inbox, healthy runs
+are left alone, and every finding, judgement and action is recorded outside the agent's logdir."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from sica.config import OverseerSettings
+from sica.overseer import AttemptFollower, Limits, Overseer, OverseerRecord, ReviewModel, Reviewer, Window
+from sica.overseer.record import read_record
+from tests.support.config import jsonl, scripted_config
+from tests.unit.test_overseer_follow import AgentLog
+
+LOOPING = {"verdict": "looping", "agent": "main", "notify": "Stop viewing agent.py; edit it.", "cancel": "none",
+           "notes": "told it once", "next_look_s": 5}
+CANCEL = {"verdict": "tampering", "agent": "sub", "cancel": "run", "notes": "it edited the tests"}
+
+
+def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps: int = 1, interval_s: float = 30):
+    settings = make_settings(scripted_config({"judge": {}}), {"script.jsonl": jsonl(script)})
+    running = serve(settings)
+    attempt = running.gateway.open_account("p1 run1", limit_usd=1.0)
+    own = running.gateway.open_account("overseer", parent=attempt.id, limit_usd=0.1, aliases=frozenset({"judge"}))
+    log = AgentLog(tmp_path / "logdir")
+    write_events(log)
+    window = Window(Limits(started_at=0.0))
+    follower = AttemptFollower(window, tmp_path / "logdir")
+    record = OverseerRecord(tmp_path / "overseer.jsonl")
+
+    async def go():
+        async with running.client(own.token) as client:
+            overseer = Overseer(OverseerSettings(interval_s=interval_s), follower, tmp_path / "logdir", record,
+                                Reviewer(client, ReviewModel("judge", "openai")))
+            return [await overseer.step() for _ in range(steps)], overseer
+
+    outcomes, overseer = asyncio.run(go())
+    record.close()
+    return outcomes, overseer, list(running.gateway.ledger.calls(own.id))
+
+
+def looping(log: AgentLog) -> None:
+    log.emit("agent_start", kind="coder")
+    for i in range(4):
+        log.emit("tool_call", tool="view", arguments={"path": "agent.py"}, call_id=f"c{i}")
+        log.emit("tool_result", tool="view", call_id=f"c{i}", ok=True, output="same text")
+
+
+def healthy(log: AgentLog) -> None:
+    log.emit("agent_start", kind="coder")
+    for i, path in enumerate(["a.py", "b.py", "c.py"]):
+        log.emit("tool_call", tool="view", arguments={"path": path}, call_id=f"c{i}")
+        log.emit("tool_result", tool="view", call_id=f"c{i}", ok=True, output=f"text of {path}")
+
+
+def inbox(tmp_path: Path) -> list[dict[str, str]]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "logdir" / "inbox").glob("*.json"))]
+
+
+def test_a_looping_agent_is_reviewed_at_once_and_notified(tmp_path, serve, make_settings):
+    outcomes, overseer, calls = oversee(tmp_path, serve, make_settings, [{"content": json.dumps(LOOPING)}], looping)
+    assert outcomes[0] is not None and outcomes[0].judgement is not None
+    assert inbox(tmp_path) == [{"type": "notify", "agent_id": "main", "text": "Stop viewing agent.py; edit it."}]
+    request = json.loads(calls[0]["request_body"])
+    assert "repeated_action_observation [main]" in request["messages"][-1]["content"]
+    kinds = [r["type"] for r in read_record(tmp_path / "overseer.jsonl")]
+    assert kinds == ["finding", "judgement", "action"]
+    assert overseer.notes == "told it once"
+
+
+def test_a_cancel_of_the_run_goes_to_the_top_agent(tmp_path, serve, make_settings):
+    def tampering(log: AgentLog) -> None:
+        log.emit("agent_start", kind="coder")
+        log.emit("tool_call", tool="edit", arguments={"path": "tests/test_a.py", "new": "pass"}, call_id="c1")
+        log.emit("tool_result", tool="edit", call_id="c1", ok=True, output="edited")
+
+    tmp_inbox = tmp_path / "logdir" / "inbox"
+    tmp_inbox.mkdir(parents=True)
+    (tmp_inbox / "000000.json").write_text('{"type": "notify", "agent_id": "main", "text": "earlier"}')
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(CANCEL)}], tampering)
+    assert inbox(tmp_path)[1] == {"type": "cancel", "agent_id": "main", "text": "cancelled by the overseer: tampering"}
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions == [{"action": "cancel", "scope": "run", "agent": "main", "delivered": True}]
+
+
+def test_a_healthy_run_is_left_alone_until_its_interval(tmp_path, serve, make_settings):
+    outcomes, _, calls = oversee(tmp_path, serve, make_settings, [{"content": json.dumps(LOOPING)}], healthy,
+                                 steps=3)
+    assert outcomes == [None, None, None] and calls == []
+    assert not (tmp_path / "logdir" / "inbox").exists()
+    assert read_record(tmp_path / "overseer.jsonl") == []
+
+
+def test_a_malformed_judgement_is_recorded_and_nothing_done(tmp_path, serve, make_settings):
+    outcomes, _, calls = oversee(tmp_path, serve, make_settings, [{"content": "hmm"}, {"content": "{}"}], looping)
+    assert outcomes[0] is not None and outcomes[0].judgement is None and len(calls) == 2
+    [ignored] = [r for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "review_ignored"]
+    assert ignored["data"]["reason"].startswith("malformed judgement twice")
+    assert not (tmp_path / "logdir" / "inbox").exists()
+
+
+def test_an_inbox_replaced_by_a_link_gets_nothing(tmp_path, serve, make_settings):
+    (tmp_path / "logdir").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "logdir" / "inbox").symlink_to(tmp_path / "elsewhere")
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(LOOPING)}], looping)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+    [action] = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert action["delivered"] is False
