@@ -62,7 +62,7 @@ Schemes (table rows):
 * `--sweep`: the sica policy with the whole mix at once (no looks: the accuracy ceiling of staging), two rematches,
   other close margins, other stages, `staging = "dgm"`, and two look rules that are proposals, not in src/sica:
   `level` (go on only when the paired mean difference against the best on shared problems is ≥ 0) and `ahead`
-  (> 0); HGM at α = 0.5 and 0.4, and greedy and HGM without rematches.
+  (> 0); HGM at α = 0.5, 0.4 and 0.3, and greedy and HGM without rematches.
 
 Columns, over `--runs` runs (1000): P(best=true), the chance that the reported best (`best_version`; today's own
 best for the baseline) is a true best (the highest true utility among the versions that run made; ties count),
@@ -81,8 +81,8 @@ Common random numbers: run r of every scheme has the same world (difficulties, a
 redraw draws and fresh luck, each iteration's edit draws) and the same policy seed, so the k-th version of every
 scheme gets the same edit and the same luck where it redraws, applied to its own base: differences are paired.
 
-    .venv/bin/python bench/selection.py                 # 1000 runs × 15 iterations, mix 50: ~40 s of CPU
-    .venv/bin/python bench/selection.py --sweep         # and the sweep: ~3 min of CPU
+    .venv/bin/python bench/selection.py                 # 1000 runs × 15 iterations, mix 50: ~55 s of CPU
+    .venv/bin/python bench/selection.py --sweep         # and the sweep: ~5 min of CPU
     .venv/bin/python bench/selection.py --quick         # 30 runs × 6 iterations, mix 30 (for a test): ~1 s
     .venv/bin/python bench/selection.py --runs 4000 --iterations 30 --mix 100 --seed 7 --helpful 0.1
 """
@@ -551,7 +551,7 @@ def sweep_schemes() -> list[Scheme]:
     found += [new_scheme("sica", sizes, "dgm") for sizes in ([5], [10], [5, 15])]
     for look in ("level", "ahead"):
         found += [new_scheme("sica", sizes, look) for sizes in ([5], [15], [25], [5, 15], [10, 25])]
-    found += [new_scheme("hgm", [5, 15], alpha=alpha) for alpha in (0.5, 0.4)]
+    found += [new_scheme("hgm", [5, 15], alpha=alpha) for alpha in (0.5, 0.4, 0.3)]
     found += [new_scheme("greedy", [5, 15], rematches=0)]
     found += [new_scheme("hgm", [5, 15], alpha=0.6, rematches=0)]
     return found
@@ -659,6 +659,31 @@ def summary(shown: Sequence[Figures]) -> str:
     )
 
 
+def variants(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(scheme, the same scheme at the config's rematch settings) for each row that names other ones."""
+    found = []
+    for name in names:
+        for setting in (" rematches=", " margin="):
+            if setting in name:
+                plain = name[: name.index(setting)]
+                if plain in names:
+                    found.append((name, plain))
+                break
+    return found
+
+
+def versus(name: str, outcomes: Sequence[Outcome], other: str, others: Sequence[Outcome]) -> str:
+    """One scheme against another, paired per run: accuracy, true utility, evaluations."""
+    pairs = list(zip(outcomes, others, strict=True))
+    found = mean_interval([float(o.found) - float(b.found) for o, b in pairs])
+    gained = mean_interval([o.reported - b.reported for o, b in pairs])
+    spent = sum(o.evaluations for o in outcomes) / sum(b.evaluations for b in others)
+    return (
+        f"{name} vs {other}: ΔP {found.mean:+.3f} ± {found.half_width or 0.0:.3f}, ΔU {gained.mean:+.4f} ±"
+        f" {gained.half_width or 0.0:.4f}, evaluations ×{spent:.2f}"
+    )
+
+
 def flip_rate(worlds: Sequence[World]) -> float:
     """The share of per-problem outcomes on which an unchanged copy of agent 0 differs from it."""
     flips = total = 0
@@ -730,6 +755,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sweep (level and ahead: proposals, not in src/sica):")
         for scheme in sweep:
             print(row(figures(scheme.name, results[scheme.name], baseline, args.iterations), base))
+    print()
+    print("rematch settings, paired per run against the config's (rematches = 1, close_margin = 0.02):")
+    for name, plain in variants(list(results)):
+        print("  " + versus(name, results[name], plain, results[plain]))
     print()
     print(summary(shown))
     print()
