@@ -2,7 +2,8 @@
 """How often each selection policy and staging scheme reports the true best version, how good what it reports
 truly is, and how many evaluations it spends: simulated improvement runs whose true per-version success rates are
 known, driven through the loop's own selection code (`sica.loop.comparison.best_version`, `policies.POLICIES`,
-`hgm_expands`, `staging.stages`, `sequential_look`, `dgm_look`), side by side with today's selection (as of commit
+`hgm_expands`, `hgm_evaluation_pick`, `staging.stages`, `sequential_look`, `dgm_look`, `paired_difference` and
+`PairedDifference.close` for rematches), side by side with today's selection (as of commit
 c04c7df, reproduced compactly below as the baseline). No model, no sandbox: a run of one scheme is a few ms.
 
 Generative model (one simulated run; every draw is shared by all schemes, see "common random numbers"):
@@ -33,8 +34,13 @@ A run: agent 0 is evaluated on the whole mix, then `--iterations` (15) iteration
 (with a `random.Random` seeded per run) picks the meta agent and the base from the standings (per-problem
 utilities and scores of what was evaluated, parent = base, children = versions made from it), the version is made
 as above and evaluated in stages as `Evaluations.staged` does: the best is `best_version` of the other versions
-before its evaluation, each stage's new problems are evaluated, and it stops at a look that says so. Every scheme
-makes the same number of versions.
+before its evaluation, each stage's new problems are evaluated, and it stops at a look that says so. Then, as
+`Evaluations._rematch` does, when it ran the whole mix and came close to that best
+(`paired_difference(candidate.on_mix(mix), best.on_mix(mix)).close(close_margin)`, `[loop] close_margin` 0.02),
+both solve the whole mix once more, unless either has had `[loop] rematches` (1) rematches already: a repeat is a
+fresh draw of every outcome (independent of the first round, each Bernoulli(π_vp); the draws are the world's, per
+iteration and role, so paired across schemes), and each problem's utility and score in the standings becomes the
+mean over the rounds. Its evaluations count. Every scheme makes the same number of versions.
 
 Schemes (table rows):
 
@@ -43,18 +49,20 @@ Schemes (table rows):
   a first stage of 5 problems, then the rest only when "promising" (the upper end of its 95% t interval on those
   problems reaches the best's mean on them); the sica policy's base is the most recent version whose mean is at
   least the best's mean minus the best's 95% half-width;
-* `sica [5, 15] sequential` (today's config default), `sica [5] sequential`, `greedy [5, 15] sequential`, and
+* `sica [5, 15] sequential` (the config's default, rematches on as the loop runs), `sica [5, 15] sequential
+  rematches=0` (the same without rematches), `sica [5] sequential`, `greedy [5, 15] sequential`, and
   `dgm [5, 15] dgm` (the DGM policy with `staging = "dgm"`: a version goes on while its mean score at a look is at
-  least 0.4): today's code with those `[loop] policy`, `stages` and `staging`;
-* `hgm [5, 15] sequential α=0.6`: the HGM policy, sequential staging, and its expansion rule, which the loop does not
-  call yet, simulated so: before each new version, while `hgm_expands(evaluations, versions, --hgm-alpha)` is false
-  and some version was stopped early, one such version (the highest Beta(1 + successes, 1 + failures) draw on its
-  own scores) is evaluated one stage further instead, without a look; brought to the whole mix, it may become the
-  best. With a mix of 50 and α = 0.6 the rule never binds (agent 0 alone gives 50^0.6 ≈ 10.5 and every version
-  adds at least 5 evaluations), so this row is the HGM policy alone; `--sweep` has α = 0.4, where it binds;
-* `--sweep`: the sica policy with the whole mix at once (no looks: the accuracy ceiling of staging), other stages,
-  `staging = "dgm"`, and two look rules that are proposals, not in src/sica: `level` (go on only when the paired
-  mean difference against the best on shared problems is ≥ 0) and `ahead` (> 0); and HGM at α = 0.4.
+  least 0.4): today's code with those `[loop] policy`, `stages`, `staging` and `rematches` (1 unless named);
+* `hgm [5, 15] sequential α=0.6`: the HGM policy with the loop's evaluation steps (`Evaluations.
+  hgm_evaluation_steps`): before each new version, while `hgm_expands(evaluations, versions, --hgm-alpha)` is false
+  (agent 0 and its evaluations not counted; repeats not counted either, as `attempted` is a set of problems), the
+  version `hgm_evaluation_pick` chooses among those not run on the whole mix solves one more problem drawn at random
+  among those it has not run (`random.Random(f"{seed}:{evaluations}")`, the seed the run's policy seed); brought
+  to the whole mix so, it may become the best (no look, no rematch);
+* `--sweep`: the sica policy with the whole mix at once (no looks: the accuracy ceiling of staging), two rematches,
+  other close margins, other stages, `staging = "dgm"`, and two look rules that are proposals, not in src/sica:
+  `level` (go on only when the paired mean difference against the best on shared problems is ≥ 0) and `ahead`
+  (> 0); HGM at α = 0.5, 0.4 and 0.3, and greedy and HGM without rematches.
 
 Columns, over `--runs` runs (1000): P(best=true), the chance that the reported best (`best_version`; today's own
 best for the baseline) is a true best (the highest true utility among the versions that run made; ties count),
@@ -63,7 +71,8 @@ differences, 95% t interval); the mean true utility of the reported best, its pa
 its regret (the true best's utility minus it); evaluations per run (problems evaluated, agent 0's whole mix
 included) and their ratio to today's; the share of new versions stopped before the whole mix; and each change of
 the reported best to another version (acc/run), with the shares of those where the new best was truly better or
-truly worse than the one it replaced (the report measures the same rate on held-out problems). The verdict is the
+truly worse than the one it replaced (the report measures the same rate on held-out problems); rematches and HGM
+evaluation steps per run (both included in the evaluations). The verdict is the
 target: today's accuracy at half the evaluations (P ≥ today's at ≤ 0.5× evaluations), or a better accuracy at no
 more evaluations (paired difference's interval above 0 at ≤ 1× evaluations); "(but less true U)" when the true
 utility reached is provably below today's.
@@ -72,8 +81,8 @@ Common random numbers: run r of every scheme has the same world (difficulties, a
 redraw draws and fresh luck, each iteration's edit draws) and the same policy seed, so the k-th version of every
 scheme gets the same edit and the same luck where it redraws, applied to its own base: differences are paired.
 
-    .venv/bin/python bench/selection.py                 # 1000 runs × 15 iterations, mix 50: ~40 s of CPU
-    .venv/bin/python bench/selection.py --sweep         # and the sweep: ~3 min of CPU
+    .venv/bin/python bench/selection.py                 # 1000 runs × 15 iterations, mix 50: ~55 s of CPU
+    .venv/bin/python bench/selection.py --sweep         # and the sweep: ~5 min of CPU
     .venv/bin/python bench/selection.py --quick         # 30 runs × 6 iterations, mix 30 (for a test): ~1 s
     .venv/bin/python bench/selection.py --runs 4000 --iterations 30 --mix 100 --seed 7 --helpful 0.1
 """
@@ -89,7 +98,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sica.loop.comparison import Standing, best_version, paired_difference
-from sica.loop.policies import POLICIES, hgm_expands
+from sica.loop.policies import POLICIES, hgm_evaluation_pick, hgm_expands
 from sica.loop.staging import dgm_look, sequential_look, spread, stages
 from sica.runner.stats import mean_interval
 
@@ -138,6 +147,14 @@ class World:
     edit_kind: list[float]  # per iteration: a uniform draw choosing neutral, harmful or helpful
     edit_size: list[float]  # per iteration: an Exp(1) draw scaled by the kind's mean
     policy_seed: int
+    rematch_seed: str  # seeds each iteration's rematch draws (`rematch_luck`), apart from the draws above
+
+    def rematch_luck(self, k: int) -> tuple[list[float], list[float]]:
+        """The fresh luck of iteration k's rematch: the best's and the candidate's, one uniform per problem (a
+        repeat is a fresh draw of every outcome, independent of the first round)."""
+        rng = random.Random(f"{self.rematch_seed}:{k}")
+        mix = len(self.ids)
+        return [rng.random() for _ in range(mix)], [rng.random() for _ in range(mix)]
 
 
 def make_world(model: Model, seed: int, run: int, mix: int, iterations: int) -> World:
@@ -155,24 +172,28 @@ def make_world(model: Model, seed: int, run: int, mix: int, iterations: int) -> 
         [rng.random() for _ in range(iterations)],
         [rng.expovariate(1.0) for _ in range(iterations)],
         rng.randrange(2**32),
+        f"rematch:{seed}:{run}",
     )
 
 
 @dataclass
 class Version:
-    """A simulated version: its truth (ability, luck, outcomes on every problem, true utility) and what the loop has
-    seen of it (the utilities and scores of the problems evaluated so far)."""
+    """A simulated version: its truth (ability, luck, chances and outcomes on every problem, true utility) and what
+    the loop has seen of it (the utilities and scores of the problems evaluated so far, each the mean over its
+    rounds, as `evaluation.standings` gives them)."""
 
     number: int
     parent: int | None
     ability: float
     luck: list[float]
+    chances: list[float]
     outcomes: list[int]
     true_utility: float
     utilities: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
+    solved: dict[str, int] = field(default_factory=dict)  # per problem: successes over its rounds
+    rounds: int = 1  # rounds on the whole mix: 1 + its rematches
     children: int = 0
-    stage: int = -1  # the last look it was evaluated up to (index into the stages)
     _standing: Standing | None = None
 
     def standing(self) -> Standing:
@@ -192,13 +213,27 @@ class Version:
         spent = 0
         for problem in problems:
             if problem not in self.scores:
-                score = float(self.outcomes[index[problem]])
-                self.scores[problem] = score
-                self.utilities[problem] = SCORE_WEIGHT * score + FIXED_TERMS
+                self.solved[problem] = self.outcomes[index[problem]]
+                self._score(problem, 1)
                 spent += 1
         if spent:
             self._standing = None
         return spent
+
+    def rematch(self, luck: Sequence[float], ids: Sequence[str]) -> int:
+        """Solve the whole mix once more (a repeat: fresh outcomes from `luck`); each problem's utility and score
+        becomes the mean over the rounds. How many problems that was."""
+        self.rounds += 1
+        for i, problem in enumerate(ids):
+            self.solved[problem] += int(luck[i] < self.chances[i])
+            self._score(problem, self.rounds)
+        self._standing = None
+        return len(ids)
+
+    def _score(self, problem: str, rounds: int) -> None:
+        score = self.solved[problem] / rounds
+        self.scores[problem] = score
+        self.utilities[problem] = SCORE_WEIGHT * score + FIXED_TERMS
 
 
 def inherited(world: World, k: int, luck: Sequence[float]) -> list[float]:
@@ -226,7 +261,7 @@ def make_version(world: World, number: int, parent: Version | None, meta: Versio
     chances = [sigmoid(ability - d) for d in world.difficulty]
     outcomes = [int(u < c) for u, c in zip(luck, chances, strict=True)]
     true_utility = SCORE_WEIGHT * sum(chances) / len(chances) + FIXED_TERMS
-    return Version(number, None if parent is None else parent.number, ability, luck, outcomes, true_utility)
+    return Version(number, None if parent is None else parent.number, ability, luck, chances, outcomes, true_utility)
 
 
 # --- today's selection (c04c7df), compactly: a reference, not production code ------------------------------------
@@ -278,6 +313,8 @@ class Outcome:
     better: int  # ... to a truly better one
     worse: int  # ... to a truly worse one
     stopped: int  # new versions stopped before the whole mix
+    rematches: int = 0  # rematches (each: the best and the candidate solve the whole mix once more)
+    steps: int = 0  # HGM evaluation steps (each: one more problem for a version not run on the whole mix)
 
 
 class Acceptances:
@@ -298,7 +335,13 @@ class Acceptances:
 
 
 def outcome(
-    versions: Sequence[Version], reported: Version, evaluations: int, seen: Acceptances, stopped: int
+    versions: Sequence[Version],
+    reported: Version,
+    evaluations: int,
+    seen: Acceptances,
+    stopped: int,
+    rematches: int = 0,
+    steps: int = 0,
 ) -> Outcome:
     true_best = max(v.true_utility for v in versions)
     return Outcome(
@@ -310,6 +353,8 @@ def outcome(
         seen.better,
         seen.worse,
         stopped,
+        rematches,
+        steps,
     )
 
 
@@ -369,63 +414,88 @@ LOOKS: dict[str, Callable[[Version, Version | None, int], bool]] = {
 }
 
 
-def own_draw(v: Version, rng: random.Random) -> float:
-    """HGM's draw for which version to evaluate further: Beta(1 + successes, 1 + failures) of its own scores."""
-    successes = sum(v.scores.values())
-    return rng.betavariate(1 + successes, 1 + len(v.scores) - successes)
+def hgm_steps(world: World, versions: Sequence[Version], alpha: float, index: dict[str, int]) -> int:
+    """`Evaluations.hgm_evaluation_steps`: while `hgm_expands` is false (agent 0 and its evaluations not counted),
+    the version `hgm_evaluation_pick` chooses among those not run on the whole mix solves one more problem, drawn at
+    random among those it has not run, with the loop's seeding (the run's seed and the evaluations so far). How many
+    steps it took (each one evaluation)."""
+    mix = frozenset(world.ids)
+    steps = 0
+    while True:
+        later = [v.standing() for v in versions[1:]]
+        evaluations = sum(len(s.attempted) for s in later)
+        unfinished = [s for s in later if not s.complete(mix)]
+        if not unfinished or hgm_expands(evaluations, len(later), alpha):
+            return steps
+        rng = random.Random(f"{world.policy_seed}:{evaluations}")
+        chosen = hgm_evaluation_pick(unfinished, rng)
+        problem = rng.choice([p for p in world.ids if p not in chosen.attempted])
+        versions[chosen.number].reveal(world, [problem], index)
+        steps += 1
 
 
 def run_new(
-    world: World, iterations: int, policy: str, sizes: Sequence[int], staging: str, alpha: float | None
+    world: World,
+    iterations: int,
+    policy: str,
+    sizes: Sequence[int],
+    staging: str,
+    alpha: float | None,
+    rematches: int = 1,
+    close_margin: float = 0.02,
 ) -> Outcome:
-    """Today's code: `POLICIES[policy]`, `stages(mix, sizes)` with `staging`'s looks, `best_version`; with `alpha`,
-    HGM's expansion rule (module docstring)."""
+    """Today's code: `POLICIES[policy]`, `stages(mix, sizes)` with `staging`'s looks, `best_version`, the rematch
+    of `Evaluations._rematch` (`[loop] rematches`, `close_margin`); with `alpha`, HGM's evaluation steps before each
+    new version (`hgm_steps`)."""
     index = {p: i for i, p in enumerate(world.ids)}
     mix = frozenset(world.ids)
     looks = stages(world.ids, sizes)
     rng = random.Random(world.policy_seed)
     agent0 = make_version(world, 0, None, None)
     evaluations = agent0.reveal(world, world.ids, index)
-    agent0.stage = len(looks) - 1
     versions = [agent0]
-    by_number = {0: agent0}
     seen = Acceptances()
     seen.see(agent0)
-    stopped = 0
+    stopped = rematched = steps = 0
 
     def best_of(standings: Sequence[Standing]) -> Version | None:
         best = best_version(standings, mix)
-        return None if best is None else by_number[best.number]
+        return None if best is None else versions[best.number]
 
     for k in range(1, iterations + 1):
-        while alpha is not None and not hgm_expands(evaluations, len(versions), alpha):
-            incomplete = [v for v in versions if v.stage < len(looks) - 1]
-            if not incomplete:
-                break
-            chosen = max(incomplete, key=lambda v: (own_draw(v, rng), v.number))
-            chosen.stage += 1
-            evaluations += chosen.reveal(world, looks[chosen.stage], index)
-            seen.see(best_of([v.standing() for v in versions]))
+        if alpha is not None:
+            taken = hgm_steps(world, versions, alpha, index)
+            steps += taken
+            evaluations += taken
+            if taken:
+                seen.see(best_of([v.standing() for v in versions]))
         standings = [v.standing() for v in versions]
         selection = POLICIES[policy](standings, mix, rng)
-        base = by_number[selection.base]
-        child = make_version(world, k, base, by_number[selection.meta_agent])
+        base = versions[selection.base]
+        child = make_version(world, k, base, versions[selection.meta_agent])
         base.made_from()
         best = seen.current  # best_version of `standings` (children do not count), as of the last change seen
+        whole = True
         for look_index, problems in enumerate(looks):
             evaluations += child.reveal(world, problems, index)
-            child.stage = look_index
             if look_index == len(looks) - 1:
                 break
             if LOOKS[staging](child, best, look_index):
                 stopped += 1
+                whole = False
                 break
+        if whole and best is not None:
+            difference = paired_difference(child.standing().on_mix(mix), best.standing().on_mix(mix))
+            # `_next_round` is 1 + the rematches a version has had: none when either has had `rematches` already
+            if difference.close(close_margin) and max(best.rounds, child.rounds) <= rematches:
+                luck_best, luck_child = world.rematch_luck(k)
+                evaluations += best.rematch(luck_best, world.ids) + child.rematch(luck_child, world.ids)
+                rematched += 1
         versions.append(child)
-        by_number[child.number] = child
         seen.see(best_of([v.standing() for v in versions]))
     reported = seen.current  # best_version of the final standings
     assert reported is not None
-    return outcome(versions, reported, evaluations, seen, stopped)
+    return outcome(versions, reported, evaluations, seen, stopped, rematched, steps)
 
 
 # --- schemes, figures, the table ---------------------------------------------------------------------------------
@@ -438,10 +508,24 @@ class Scheme:
 
 
 def new_scheme(
-    policy: str, sizes: Sequence[int], staging: str = "sequential", alpha: float | None = None, label: str = ""
+    policy: str,
+    sizes: Sequence[int],
+    staging: str = "sequential",
+    alpha: float | None = None,
+    label: str = "",
+    rematches: int = 1,
+    close_margin: float = 0.02,
 ) -> Scheme:
+    """Today's code with those `[loop]` settings; the label names those not at the config's default."""
     label = label or f"{policy} {list(sizes)} {staging}" + (f" α={alpha}" if alpha is not None else "")
-    return Scheme(label, lambda world, iterations: run_new(world, iterations, policy, sizes, staging, alpha))
+    label += f" rematches={rematches}" if rematches != 1 else ""
+    label += f" margin={close_margin}" if close_margin != 0.02 and rematches else ""
+    return Scheme(
+        label,
+        lambda world, iterations: run_new(
+            world, iterations, policy, sizes, staging, alpha, rematches=rematches, close_margin=close_margin
+        ),
+    )
 
 
 def main_schemes(alpha: float) -> list[Scheme]:
@@ -449,6 +533,7 @@ def main_schemes(alpha: float) -> list[Scheme]:
     return [
         Scheme("today: sica [5] promising", run_today),
         new_scheme("sica", [5, 15]),
+        new_scheme("sica", [5, 15], rematches=0),
         new_scheme("sica", [5]),
         new_scheme("greedy", [5, 15]),
         new_scheme("dgm", [5, 15], "dgm"),
@@ -460,11 +545,15 @@ def sweep_schemes() -> list[Scheme]:
     """`--sweep`: the sica policy's other stages and looks (today's rules, then the two proposals), and HGM's
     expansion rule where it binds."""
     found = [new_scheme("sica", [sys.maxsize], label="sica, whole mix at once (no looks)")]
+    found += [new_scheme("sica", [5, 15], rematches=2)]
+    found += [new_scheme("sica", [5, 15], close_margin=margin) for margin in (0.0, 0.01, 0.05)]
     found += [new_scheme("sica", sizes) for sizes in ([3], [10], [20], [3, 10], [10, 25], [3, 10, 25])]
     found += [new_scheme("sica", sizes, "dgm") for sizes in ([5], [10], [5, 15])]
     for look in ("level", "ahead"):
         found += [new_scheme("sica", sizes, look) for sizes in ([5], [15], [25], [5, 15], [10, 25])]
-    found += [new_scheme("hgm", [5, 15], alpha=0.4)]
+    found += [new_scheme("hgm", [5, 15], alpha=alpha) for alpha in (0.5, 0.4, 0.3)]
+    found += [new_scheme("greedy", [5, 15], rematches=0)]
+    found += [new_scheme("hgm", [5, 15], alpha=0.6, rematches=0)]
     return found
 
 
@@ -493,6 +582,8 @@ class Figures:
     accepted: float  # changes of the reported best per run
     better: float  # share of them truly better than the one replaced
     worse: float
+    rematches: float  # rematches per run
+    steps: float  # HGM evaluation steps per run
 
 
 def figures(name: str, outcomes: Sequence[Outcome], baseline: Sequence[Outcome], iterations: int) -> Figures:
@@ -516,6 +607,8 @@ def figures(name: str, outcomes: Sequence[Outcome], baseline: Sequence[Outcome],
         accepted / n,
         sum(o.better for o in outcomes) / accepted if accepted else math.nan,
         sum(o.worse for o in outcomes) / accepted if accepted else math.nan,
+        sum(o.rematches for o in outcomes) / n,
+        sum(o.steps for o in outcomes) / n,
     )
 
 
@@ -535,19 +628,19 @@ def verdict(f: Figures, base: Figures) -> str:
 
 
 COLUMNS = (
-    f"{'scheme':<34} {'P(best=true) [95% CI]':>21} {'×today':>6} {'ΔP vs today':>14} {'true U':>6}"
+    f"{'scheme':<40} {'P(best=true) [95% CI]':>21} {'×today':>6} {'ΔP vs today':>14} {'true U':>6}"
     f" {'ΔU vs today':>16} {'regret':>6} {'evals':>5} {'×today':>6} {'stopped':>7} {'acc/run':>7} {'better':>6}"
-    f" {'worse':>5}  verdict"
+    f" {'worse':>5} {'remat':>5} {'steps':>5}  verdict"
 )
 
 
 def row(f: Figures, base: Figures) -> str:
     low, high = f.interval
     return (
-        f"{f.name:<34} {f.found:>5.3f} [{low:.3f}, {high:.3f}] {f.found / base.found:>6.2f}"
+        f"{f.name:<40} {f.found:>5.3f} [{low:.3f}, {high:.3f}] {f.found / base.found:>6.2f}"
         f" {f.delta:>+6.3f} ± {f.delta_half:.3f} {f.utility:>6.4f} {f.utility_delta:>+7.4f} ± {f.utility_half:.4f}"
         f" {f.regret:>6.4f} {f.evaluations:>5.0f} {f.evaluations / base.evaluations:>6.2f} {f.stopped:>7.2f}"
-        f" {f.accepted:>7.2f} {f.better:>6.2f} {f.worse:>5.2f}  {verdict(f, base)}"
+        f" {f.accepted:>7.2f} {f.better:>6.2f} {f.worse:>5.2f} {f.rematches:>5.2f} {f.steps:>5.1f}  {verdict(f, base)}"
     )
 
 
@@ -563,6 +656,31 @@ def summary(shown: Sequence[Figures]) -> str:
         + (f"{right.name} ({right.found:.3f})" if right else "none")
         + f"\nhighest true utility: {most.name} ({most.utility:.4f}); fewest evaluations: {cheapest.name}"
         f" ({cheapest.evaluations:.0f})"
+    )
+
+
+def variants(names: Sequence[str]) -> list[tuple[str, str]]:
+    """(scheme, the same scheme at the config's rematch settings) for each row that names other ones."""
+    found = []
+    for name in names:
+        for setting in (" rematches=", " margin="):
+            if setting in name:
+                plain = name[: name.index(setting)]
+                if plain in names:
+                    found.append((name, plain))
+                break
+    return found
+
+
+def versus(name: str, outcomes: Sequence[Outcome], other: str, others: Sequence[Outcome]) -> str:
+    """One scheme against another, paired per run: accuracy, true utility, evaluations."""
+    pairs = list(zip(outcomes, others, strict=True))
+    found = mean_interval([float(o.found) - float(b.found) for o, b in pairs])
+    gained = mean_interval([o.reported - b.reported for o, b in pairs])
+    spent = sum(o.evaluations for o in outcomes) / sum(b.evaluations for b in others)
+    return (
+        f"{name} vs {other}: ΔP {found.mean:+.3f} ± {found.half_width or 0.0:.3f}, ΔU {gained.mean:+.4f} ±"
+        f" {gained.half_width or 0.0:.4f}, evaluations ×{spent:.2f}"
     )
 
 
@@ -637,6 +755,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("sweep (level and ahead: proposals, not in src/sica):")
         for scheme in sweep:
             print(row(figures(scheme.name, results[scheme.name], baseline, args.iterations), base))
+    print()
+    print("rematch settings, paired per run against the config's (rematches = 1, close_margin = 0.02):")
+    for name, plain in variants(list(results)):
+        print("  " + versus(name, results[name], plain, results[plain]))
     print()
     print(summary(shown))
     print()

@@ -14,6 +14,7 @@ SCRIPT = REPO / "bench" / "selection.py"
 SCHEMES = [
     "today: sica [5] promising",
     "sica [5, 15] sequential",
+    "sica [5, 15] sequential rematches=0",
     "sica [5] sequential",
     "greedy [5, 15] sequential",
     "dgm [5, 15] dgm",
@@ -39,16 +40,35 @@ def test_quick_run_prints_every_scheme_against_today() -> None:
     out = run_quick()
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("scheme"))
-    for column in ("P(best=true)", "ΔP vs today", "true U", "regret", "evals", "×today", "better", "verdict"):
+    columns = (
+        "P(best=true)",
+        "ΔP vs today",
+        "true U",
+        "regret",
+        "evals",
+        "×today",
+        "better",
+        "remat",
+        "steps",
+        "verdict",
+    )
+    for column in columns:
         assert column in header
-    rows = {scheme: next((line for line in lines if line.startswith(scheme + " ")), None) for scheme in SCHEMES}
+    rows = {
+        scheme: next((line for line in lines if re.match(re.escape(scheme) + r" +\d", line)), None)
+        for scheme in SCHEMES
+    }
     assert all(rows.values()), rows
     assert rows["today: sica [5] promising"].rstrip().endswith("baseline")
     number = r"[-+]?\d+\.\d+"
     figures = rf"\s+{number} \[{number}, {number}\]\s+{number}\s+{number} ± {number}\s+{number}\s+{number} ± {number}"
     for scheme, line in rows.items():
         assert line is not None
-        assert re.match(figures + rf"\s+{number}\s+\d+(\s+{number}){{5}}\s+\S", line[len(scheme) :]), line
+        assert re.match(figures + rf"\s+{number}\s+\d+(\s+{number}){{7}}\s+\S", line[len(scheme) :]), line
+    # the last two figures: rematches and HGM evaluation steps per run
+    extra = {scheme: re.findall(number, line[len(scheme) :])[-2:] for scheme, line in rows.items() if line}
+    assert float(extra["sica [5, 15] sequential rematches=0"][0]) == 0.0
+    assert all(float(steps) == 0.0 for scheme, (_, steps) in extra.items() if not scheme.startswith("hgm"))
     assert any(line.startswith("default ([loop] policy, stages, staging): sica [5, 15] sequential") for line in lines)
     assert any(line.startswith("highest true utility: ") for line in lines)
 
