@@ -3,6 +3,9 @@
 The file is found by `--config`, else `./sica.toml`, else `~/.config/sica/sica.toml`; environment variables
 override it (`SICA_GATEWAY__PORT=9000` sets `[gateway] port`). Paths inside the file are relative to the file.
 Settings are loaded once, at the command line, and passed down: nothing below reads the environment itself.
+
+One module, over 400 lines, because it is the one schema of `sica.toml`: each section beside the others, so that a
+reader (and `sica.example.toml`, which follows it) sees the whole configuration and its checks in one place.
 """
 
 from __future__ import annotations

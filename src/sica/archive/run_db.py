@@ -11,6 +11,9 @@ repeat 0. Each (version, problem, repeat) has one row: a second record replaces 
 
 A version row is written `pending` (with the state its validation gave it) before its commit exists and marked
 `valid` or `invalid` once it does, so a crash leaves a row `Run.resume_cleanup` can settle.
+
+One module, over 400 lines, because it is one database: its schema, the migration of older runs and the queries
+of its four concerns, which share one connection and its transactions.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ results but not the earlier attempts'. An interrupted evaluation stores what fin
 rest. An infrastructure failure (the agent could not reach its model, the sandbox or the problem's set-up failed) is
 retried, and when it persists it is reported as such, never scored.
 
+One module, over 400 lines, because it is one evaluation in order (plan the problems, reuse stored results, run
+the rest with their retries, record and report), its steps sharing the evaluation's progress and stop.
+
 Held-out problems come after the selection problems of the same benchmark: `--benchmark humaneval:20
 --holdout humaneval:10` selects on problems 1-20 and holds out 21-30; a benchmark only held out gives its first
 problems.
