@@ -63,6 +63,12 @@ Schemes (table rows):
   other close margins, other stages, `staging = "dgm"`, and two look rules that are proposals, not in src/sica:
   `level` (go on only when the paired mean difference against the best on shared problems is ≥ 0) and `ahead`
   (> 0); HGM at α = 0.5, 0.4 and 0.3, and greedy and HGM without rematches.
+* `--explore`: proposals (not in src/sica) aimed at the target: futility looks at a lower confidence (`fut80`,
+  `fut90`: stop when the one-sided 80% or 90% t upper bound of the paired mean difference against the best is below
+  0, or below the `+δ` the name gives; `seq+fut...`: the sequential look first, the futility look from the second
+  on), and other rematches (`remat-ahead`: only a close challenger ahead of the best; `remat-differ`: both repeat
+  only the problems where they differ; `remat-best`, `remat-child`: only the best, or only the challenger, repeats
+  the whole mix; `remat-best/k`: only the best repeats a `spread` k-th of the mix), with other stages.
 
 Columns, over `--runs` runs (1000): P(best=true), the chance that the reported best (`best_version`; today's own
 best for the baseline) is a true best (the highest true utility among the versions that run made; ties count),
@@ -84,6 +90,7 @@ scheme gets the same edit and the same luck where it redraws, applied to its own
     .venv/bin/python bench/selection.py                 # 1000 runs × 15 iterations, mix 50: ~55 s of CPU
     .venv/bin/python bench/selection.py --sweep         # and the sweep: ~5 min of CPU
     .venv/bin/python bench/selection.py --quick         # 30 runs × 6 iterations, mix 30 (for a test): ~1 s
+    .venv/bin/python bench/selection.py --explore --runs 400   # and the proposals aimed at the target: ~4 min
     .venv/bin/python bench/selection.py --runs 4000 --iterations 30 --mix 100 --seed 7 --helpful 0.1
 """
 
@@ -192,6 +199,7 @@ class Version:
     utilities: dict[str, float] = field(default_factory=dict)
     scores: dict[str, float] = field(default_factory=dict)
     solved: dict[str, int] = field(default_factory=dict)  # per problem: successes over its rounds
+    trials: dict[str, int] = field(default_factory=dict)  # per problem: its rounds (1 + the rematches that ran it)
     rounds: int = 1  # rounds on the whole mix: 1 + its rematches
     children: int = 0
     _standing: Standing | None = None
@@ -214,24 +222,29 @@ class Version:
         for problem in problems:
             if problem not in self.scores:
                 self.solved[problem] = self.outcomes[index[problem]]
-                self._score(problem, 1)
+                self.trials[problem] = 1
+                self._score(problem)
                 spent += 1
         if spent:
             self._standing = None
         return spent
 
-    def rematch(self, luck: Sequence[float], ids: Sequence[str]) -> int:
-        """Solve the whole mix once more (a repeat: fresh outcomes from `luck`); each problem's utility and score
-        becomes the mean over the rounds. How many problems that was."""
+    def rematch(self, luck: Sequence[float], ids: Sequence[str], only: frozenset[str] | None = None) -> int:
+        """Solve the whole mix (or the problems `only` names) once more (a repeat: fresh outcomes from `luck`); each
+        problem's utility and score becomes the mean over its rounds. How many problems that was."""
         self.rounds += 1
+        spent = 0
         for i, problem in enumerate(ids):
-            self.solved[problem] += int(luck[i] < self.chances[i])
-            self._score(problem, self.rounds)
+            if only is None or problem in only:
+                self.solved[problem] += int(luck[i] < self.chances[i])
+                self.trials[problem] += 1
+                self._score(problem)
+                spent += 1
         self._standing = None
-        return len(ids)
+        return spent
 
-    def _score(self, problem: str, rounds: int) -> None:
-        score = self.solved[problem] / rounds
+    def _score(self, problem: str) -> None:
+        score = self.solved[problem] / self.trials[problem]
         self.scores[problem] = score
         self.utilities[problem] = SCORE_WEIGHT * score + FIXED_TERMS
 
@@ -405,12 +418,61 @@ def ahead_stop(child: Version, best: Version | None, look: int) -> bool:
     return best is not None and paired_difference(child.utilities, best.utilities).mean <= 0
 
 
-#: How a look decides whether to stop: today's two rules, and two proposals.
+#: One-sided Student's t quantiles at 80% and 90% for df 1..30 (the normal's beyond).
+T_ONE_SIDED = {
+    0.8: (
+        (1.376, 1.061, 0.978, 0.941, 0.920, 0.906, 0.896, 0.889, 0.883, 0.879, 0.876, 0.873, 0.870, 0.868, 0.866)
+        + (0.865, 0.863, 0.862, 0.861, 0.860, 0.859, 0.858, 0.858, 0.857, 0.856, 0.856, 0.855, 0.855, 0.854, 0.854),
+        0.842,
+    ),
+    0.9: (
+        (3.078, 1.886, 1.638, 1.533, 1.476, 1.440, 1.415, 1.397, 1.383, 1.372, 1.363, 1.356, 1.350, 1.345, 1.341)
+        + (1.337, 1.333, 1.330, 1.328, 1.325, 1.323, 1.321, 1.319, 1.318, 1.316, 1.315, 1.314, 1.313, 1.311, 1.310),
+        1.282,
+    ),
+}
+
+
+def futility(level: float, delta: float, first: int = 0) -> Callable[[Version, Version | None, int], bool]:
+    """Proposal (not in src/sica): stop when the one-sided `level` upper bound of the paired mean difference
+    against the best on shared problems is below `delta` (needs two shared problems; all differences equal: the
+    bound is the mean); at looks before `first`, the loop's sequential look instead."""
+    table, normal = T_ONE_SIDED[level]
+
+    def stop(child: Version, best: Version | None, look: int) -> bool:
+        if look < first:
+            return sequential_stop(child, best, look)
+        if best is None:
+            return False
+        differences = [child.utilities[p] - best.utilities[p] for p in child.utilities.keys() & best.utilities]
+        n = len(differences)
+        if n < 2:
+            return False
+        mean = sum(differences) / n
+        sd = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1))
+        t = table[n - 2] if n - 1 <= len(table) else normal
+        return mean + t * sd / math.sqrt(n) < delta
+
+    return stop
+
+
+#: How a look decides whether to stop: today's two rules, and the proposals (`futility`: `fut<level>[+delta]`, and
+#: `seq+fut...`: the sequential look first, the futility look from the second look on).
 LOOKS: dict[str, Callable[[Version, Version | None, int], bool]] = {
     "sequential": sequential_stop,
     "dgm": dgm_stop,
     "level": level_stop,
     "ahead": ahead_stop,
+    **{
+        f"fut{round(level * 100)}" + (f"{delta:+}" if delta else ""): futility(level, delta)
+        for level in T_ONE_SIDED
+        for delta in (0.0, -0.01, 0.01)
+    },
+    **{
+        f"seq+fut{round(level * 100)}" + (f"{delta:+}" if delta else ""): futility(level, delta, first=1)
+        for level in T_ONE_SIDED
+        for delta in (0.0, -0.01, 0.01)
+    },
 }
 
 
@@ -443,10 +505,15 @@ def run_new(
     alpha: float | None,
     rematches: int = 1,
     close_margin: float = 0.02,
+    rematch_when: str = "close",
+    rematch_on: str = "all",
 ) -> Outcome:
     """Today's code: `POLICIES[policy]`, `stages(mix, sizes)` with `staging`'s looks, `best_version`, the rematch
     of `Evaluations._rematch` (`[loop] rematches`, `close_margin`); with `alpha`, HGM's evaluation steps before each
-    new version (`hgm_steps`)."""
+    new version (`hgm_steps`). Proposals (not in src/sica): `rematch_when="ahead"` rematches only a close candidate
+    whose mean difference is above 0; `rematch_on="differ"` repeats only the problems where the two differ, `"best"`
+    and `"child"` only the best's or only the candidate's whole mix, `"best/k"` the best's on a k-th of it
+    (`spread`)."""
     index = {p: i for i, p in enumerate(world.ids)}
     mix = frozenset(world.ids)
     looks = stages(world.ids, sizes)
@@ -487,9 +554,18 @@ def run_new(
         if whole and best is not None:
             difference = paired_difference(child.standing().on_mix(mix), best.standing().on_mix(mix))
             # `_next_round` is 1 + the rematches a version has had: none when either has had `rematches` already
-            if difference.close(close_margin) and max(best.rounds, child.rounds) <= rematches:
+            wanted = difference.close(close_margin) and (rematch_when == "close" or difference.mean > 0)
+            if wanted and max(best.rounds, child.rounds) <= rematches:
                 luck_best, luck_child = world.rematch_luck(k)
-                evaluations += best.rematch(luck_best, world.ids) + child.rematch(luck_child, world.ids)
+                only = None
+                if rematch_on == "differ":
+                    only = frozenset(p for p in world.ids if child.utilities[p] != best.utilities[p])
+                elif rematch_on.startswith("best/"):
+                    only = frozenset(spread(world.ids, len(world.ids) // int(rematch_on[len("best/") :])))
+                if rematch_on != "child":
+                    evaluations += best.rematch(luck_best, world.ids, only)
+                if not rematch_on.startswith("best"):
+                    evaluations += child.rematch(luck_child, world.ids, only)
                 rematched += 1
         versions.append(child)
         seen.see(best_of([v.standing() for v in versions]))
@@ -515,15 +591,28 @@ def new_scheme(
     label: str = "",
     rematches: int = 1,
     close_margin: float = 0.02,
+    rematch_when: str = "close",
+    rematch_on: str = "all",
 ) -> Scheme:
     """Today's code with those `[loop]` settings; the label names those not at the config's default."""
     label = label or f"{policy} {list(sizes)} {staging}" + (f" α={alpha}" if alpha is not None else "")
     label += f" rematches={rematches}" if rematches != 1 else ""
     label += f" margin={close_margin}" if close_margin != 0.02 and rematches else ""
+    label += f" remat-{rematch_when}" if rematch_when != "close" and rematches else ""
+    label += f" remat-{rematch_on}" if rematch_on != "all" and rematches else ""
     return Scheme(
         label,
         lambda world, iterations: run_new(
-            world, iterations, policy, sizes, staging, alpha, rematches=rematches, close_margin=close_margin
+            world,
+            iterations,
+            policy,
+            sizes,
+            staging,
+            alpha,
+            rematches=rematches,
+            close_margin=close_margin,
+            rematch_when=rematch_when,
+            rematch_on=rematch_on,
         ),
     )
 
@@ -554,6 +643,48 @@ def sweep_schemes() -> list[Scheme]:
     found += [new_scheme("hgm", [5, 15], alpha=alpha) for alpha in (0.5, 0.4, 0.3)]
     found += [new_scheme("greedy", [5, 15], rematches=0)]
     found += [new_scheme("hgm", [5, 15], alpha=0.6, rematches=0)]
+    return found
+
+
+def explore_schemes() -> list[Scheme]:
+    """`--explore`: proposals (not in src/sica) aimed at the target: futility looks at a lower confidence
+    (`fut80`, `fut90`, with a margin), rematches only when the challenger is ahead or only on the problems where
+    the two differ, other stages, and their combinations."""
+    found = [new_scheme("sica", [5, 15], look) for look in ("fut80", "fut90", "fut80+0.01", "fut90+0.01")]
+    found += [new_scheme("sica", [5, 15], look) for look in ("fut80-0.01", "fut90-0.01")]
+    found += [new_scheme("sica", [5, 15], rematch_when="ahead")]
+    found += [new_scheme("sica", [5, 15], rematch_when="ahead", rematch_on="differ")]
+    for sizes in ([5, 15], [3, 10], [5], [10]):
+        found += [new_scheme("sica", sizes, look, rematch_on="differ") for look in ("sequential", "fut80", "fut90")]
+    found += [new_scheme("sica", [5, 15], look, rematches=0) for look in ("fut80", "fut90")]
+    found += [new_scheme("sica", [5, 15], "fut80", rematches=2, rematch_on="differ")]
+    found += [new_scheme("sica", [5, 15], rematch_on=on) for on in ("best", "child")]
+    found += [new_scheme("sica", [5, 15], rematch_when="ahead", rematch_on=on) for on in ("best", "child")]
+    found += [new_scheme("sica", [5, 15], rematches=2, rematch_on="differ")]
+    found += [new_scheme("sica", sizes, rematch_when="ahead") for sizes in ([5], [10], [3, 10])]
+    found += [new_scheme("sica", [5, 15], "fut90-0.01", rematch_when="ahead")]
+    found += [new_scheme("sica", [5, 15], close_margin=m, rematch_on="best") for m in (0.0, 0.01)]
+    found += [new_scheme("sica", [5, 15], look, rematch_on="best") for look in ("fut80", "fut90", "fut90-0.01")]
+    found += [new_scheme("sica", sizes, rematch_on="best") for sizes in ([5], [3, 10], [10])]
+    found += [new_scheme("sica", [5, 15], rematches=2, rematch_on="best")]
+    found += [new_scheme("sica", sizes, "fut90", close_margin=0.0, rematch_on="best") for sizes in ([5, 15], [10])]
+    for sizes in ([5, 15], [5, 25], [5, 15, 30], [3, 10, 25]):
+        found += [new_scheme("sica", sizes, look, rematch_on="best") for look in ("seq+fut80", "seq+fut90")]
+    found += [new_scheme("sica", [5, 15], "seq+fut80", close_margin=0.01, rematch_on="best")]
+    found += [new_scheme("sica", [5, 15], "seq+fut80-0.01", rematch_on="best")]
+    for look in ("sequential", "seq+fut90", "fut90-0.01"):
+        found += [new_scheme("sica", [5, 15], look, rematch_on="best/2")]
+    found += [
+        new_scheme("sica", [5], rematch_on="best/2"),
+        new_scheme("sica", [5, 15], rematches=2, rematch_on="best/2"),
+    ]
+    found += [new_scheme("sica", [5, 15], rematch_on=f"best/{k}") for k in (3, 4, 5, 10)]
+    found += [new_scheme("sica", [5, 15], look, rematch_on="best/4") for look in ("fut90-0.01", "seq+fut90-0.01")]
+    found += [new_scheme("sica", [5, 15], close_margin=m, rematch_on="best/4") for m in (0.01, 0.05)]
+    found += [new_scheme("sica", [5, 15], rematches=2, rematch_on="best/4")]
+    for k in (2, 3):
+        found += [new_scheme("sica", [5, 15], look, rematch_on=f"best/{k}") for look in ("seq+fut90-0.01",)]
+    found += [new_scheme("sica", [5, 15], "fut90-0.01", rematch_on="best/3")]
     return found
 
 
@@ -716,6 +847,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--sweep", action="store_true", help="also the sweep: other stages, looks and HGM α (~4× as long)"
     )
+    parser.add_argument(
+        "--explore", action="store_true", help="also the proposals aimed at the target (futility looks, rematches)"
+    )
     parser.add_argument("--quick", action="store_true", help="30 runs of 6 iterations on a mix of 30 (for a test)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -725,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.process_time()
     main_list = main_schemes(args.hgm_alpha)
-    sweep = sweep_schemes() if args.sweep else []
+    sweep = (sweep_schemes() if args.sweep else []) + (explore_schemes() if args.explore else [])
     model = Model(args.redraw, args.harmful, args.helpful, defaults.meta_effect, args.harm_mean, args.help_mean)
     worlds = [make_world(model, args.seed, run, args.mix, args.iterations) for run in range(args.runs)]
     results = {s.name: [s.run(world, args.iterations) for world in worlds] for s in main_list + sweep}
@@ -752,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in shown:
         print(row(f, base))
     if sweep:
-        print("sweep (level and ahead: proposals, not in src/sica):")
+        print("sweep and explore (level, ahead, fut*, remat-*: proposals, not in src/sica):")
         for scheme in sweep:
             print(row(figures(scheme.name, results[scheme.name], baseline, args.iterations), base))
     print()
