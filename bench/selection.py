@@ -886,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in shown:
         print(row(f, base))
     if sweep:
-        print("sweep and explore (level, ahead, fut*, remat-*: proposals, not in src/sica):")
+        print("sweep (and --explore; level, ahead, fut*, remat-*: proposals, not in src/sica):")
         for scheme in sweep:
             print(row(figures(scheme.name, results[scheme.name], baseline, args.iterations), base))
     print()
