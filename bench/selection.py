@@ -37,7 +37,7 @@ as above and evaluated in stages as `Evaluations.staged` does: the best is `best
 before its evaluation, each stage's new problems are evaluated, and it stops at a look that says so. Then, as
 `Evaluations._rematch` does, when it ran the whole mix and came close to that best
 (`paired_difference(candidate.on_mix(mix), best.on_mix(mix)).close(close_margin)`, `[loop] close_margin` 0.02),
-both solve the whole mix once more, unless either has had `[loop] rematches` (1) rematches already: a repeat is a
+the best solves the whole mix once more, unless it has had `[loop] rematches` (1) rematches already: a repeat is a
 fresh draw of every outcome (independent of the first round, each Bernoulli(π_vp); the draws are the world's, per
 iteration and role, so paired across schemes), and each problem's utility and score in the standings becomes the
 mean over the rounds. Its evaluations count. Every scheme makes the same number of versions.
@@ -49,8 +49,9 @@ Schemes (table rows):
   a first stage of 5 problems, then the rest only when "promising" (the upper end of its 95% t interval on those
   problems reaches the best's mean on them); the sica policy's base is the most recent version whose mean is at
   least the best's mean minus the best's 95% half-width;
-* `sica [5, 15] sequential` (the config's default, rematches on as the loop runs), `sica [5, 15] sequential
-  rematches=0` (the same without rematches), `sica [5] sequential`, `greedy [5, 15] sequential`, and
+* `sica [5, 15] sequential` (the config's default, rematches on as the loop runs: only the best re-run), `sica
+  [5, 15] sequential remat-all` (both the best and the challenger re-run, as the loop first did), `sica [5, 15]
+  sequential rematches=0` (no rematches), `sica [5] sequential`, `greedy [5, 15] sequential`, and
   `dgm [5, 15] dgm` (the DGM policy with `staging = "dgm"`: a version goes on while its mean score at a look is at
   least 0.4): today's code with those `[loop] policy`, `stages`, `staging` and `rematches` (1 unless named);
 * `hgm [5, 15] sequential α=0.6`: the HGM policy with the loop's evaluation steps (`Evaluations.
@@ -67,8 +68,8 @@ Schemes (table rows):
   `fut90`: stop when the one-sided 80% or 90% t upper bound of the paired mean difference against the best is below
   0, or below the `+δ` the name gives; `seq+fut...`: the sequential look first, the futility look from the second
   on), and other rematches (`remat-ahead`: only a close challenger ahead of the best; `remat-differ`: both repeat
-  only the problems where they differ; `remat-best`, `remat-child`: only the best, or only the challenger, repeats
-  the whole mix; `remat-best/k`: only the best repeats a `spread` k-th of the mix), with other stages.
+  only the problems where they differ; `remat-all`, `remat-child`: both, or only the challenger, repeat the whole
+  mix; `remat-best/k`: only the best repeats a `spread` k-th of the mix), with other stages.
 
 Columns, over `--runs` runs (1000): P(best=true), the chance that the reported best (`best_version`; today's own
 best for the baseline) is a true best (the highest true utility among the versions that run made; ties count),
@@ -506,14 +507,14 @@ def run_new(
     rematches: int = 1,
     close_margin: float = 0.02,
     rematch_when: str = "close",
-    rematch_on: str = "all",
+    rematch_on: str = "best",
 ) -> Outcome:
     """Today's code: `POLICIES[policy]`, `stages(mix, sizes)` with `staging`'s looks, `best_version`, the rematch
-    of `Evaluations._rematch` (`[loop] rematches`, `close_margin`); with `alpha`, HGM's evaluation steps before each
-    new version (`hgm_steps`). Proposals (not in src/sica): `rematch_when="ahead"` rematches only a close candidate
-    whose mean difference is above 0; `rematch_on="differ"` repeats only the problems where the two differ, `"best"`
-    and `"child"` only the best's or only the candidate's whole mix, `"best/k"` the best's on a k-th of it
-    (`spread`)."""
+    of `Evaluations._rematch` (`[loop] rematches`, `close_margin`; `rematch_on="best"`: only the best re-runs the
+    whole mix); with `alpha`, HGM's evaluation steps before each new version (`hgm_steps`). Other rematches, for
+    comparison (not in src/sica): `rematch_when="ahead"` rematches only a close candidate whose mean difference is
+    above 0; `rematch_on="differ"` repeats only the problems where the two differ, `"all"` both whole mixes (as the
+    loop first did), `"child"` only the candidate's, `"best/k"` the best's on a k-th of it (`spread`)."""
     index = {p: i for i, p in enumerate(world.ids)}
     mix = frozenset(world.ids)
     looks = stages(world.ids, sizes)
@@ -555,7 +556,8 @@ def run_new(
             difference = paired_difference(child.standing().on_mix(mix), best.standing().on_mix(mix))
             # `_next_round` is 1 + the rematches a version has had: none when either has had `rematches` already
             wanted = difference.close(close_margin) and (rematch_when == "close" or difference.mean > 0)
-            if wanted and max(best.rounds, child.rounds) <= rematches:
+            rounds = best.rounds if rematch_on.startswith("best") else max(best.rounds, child.rounds)
+            if wanted and rounds <= rematches:
                 luck_best, luck_child = world.rematch_luck(k)
                 only = None
                 if rematch_on == "differ":
@@ -592,14 +594,14 @@ def new_scheme(
     rematches: int = 1,
     close_margin: float = 0.02,
     rematch_when: str = "close",
-    rematch_on: str = "all",
+    rematch_on: str = "best",
 ) -> Scheme:
     """Today's code with those `[loop]` settings; the label names those not at the config's default."""
     label = label or f"{policy} {list(sizes)} {staging}" + (f" α={alpha}" if alpha is not None else "")
     label += f" rematches={rematches}" if rematches != 1 else ""
     label += f" margin={close_margin}" if close_margin != 0.02 and rematches else ""
     label += f" remat-{rematch_when}" if rematch_when != "close" and rematches else ""
-    label += f" remat-{rematch_on}" if rematch_on != "all" and rematches else ""
+    label += f" remat-{rematch_on}" if rematch_on != "best" and rematches else ""
     return Scheme(
         label,
         lambda world, iterations: run_new(
@@ -622,6 +624,7 @@ def main_schemes(alpha: float) -> list[Scheme]:
     return [
         Scheme("today: sica [5] promising", run_today),
         new_scheme("sica", [5, 15]),
+        new_scheme("sica", [5, 15], rematch_on="all"),
         new_scheme("sica", [5, 15], rematches=0),
         new_scheme("sica", [5]),
         new_scheme("greedy", [5, 15]),
@@ -658,7 +661,7 @@ def explore_schemes() -> list[Scheme]:
         found += [new_scheme("sica", sizes, look, rematch_on="differ") for look in ("sequential", "fut80", "fut90")]
     found += [new_scheme("sica", [5, 15], look, rematches=0) for look in ("fut80", "fut90")]
     found += [new_scheme("sica", [5, 15], "fut80", rematches=2, rematch_on="differ")]
-    found += [new_scheme("sica", [5, 15], rematch_on=on) for on in ("best", "child")]
+    found += [new_scheme("sica", [5, 15], rematch_on=on) for on in ("all", "child")]
     found += [new_scheme("sica", [5, 15], rematch_when="ahead", rematch_on=on) for on in ("best", "child")]
     found += [new_scheme("sica", [5, 15], rematches=2, rematch_on="differ")]
     found += [new_scheme("sica", sizes, rematch_when="ahead") for sizes in ([5], [10], [3, 10])]

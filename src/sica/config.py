@@ -222,7 +222,7 @@ class LoopSettings(_Section):
     staging: Literal["sequential", "dgm"] = "sequential"
     #: HGM's expansion exponent: expand (make a new version) when evaluations^alpha ≥ versions, else evaluate more.
     hgm_alpha: float = Field(default=0.6, gt=0, le=1)
-    #: How many times a version may solve the mix again when a challenger comes close to the best (0: never).
+    #: How many times the best may solve the mix again when a challenger comes close to it (0: never).
     rematches: int = Field(default=1, ge=0)
     #: How close (in mean utility on shared problems, below the best) a challenger must come for a rematch.
     close_margin: float = Field(default=0.02, ge=0)

@@ -14,6 +14,7 @@ SCRIPT = REPO / "bench" / "selection.py"
 SCHEMES = [
     "today: sica [5] promising",
     "sica [5, 15] sequential",
+    "sica [5, 15] sequential remat-all",
     "sica [5, 15] sequential rematches=0",
     "sica [5] sequential",
     "greedy [5, 15] sequential",

@@ -43,9 +43,9 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
     statuses: list[str] = []
     lines = run_loop(tmp_path, iterations=2, statuses=statuses)
     assert lines[0] == "evaluating agent 0"
-    # Agent 1 scores as agent 0 did: it comes close, so both solve the mix once more (a rematch, repeat 1).
-    assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.750 (all; rematched with"
-                               " agent-0 (came close: +0.000 ± 0.000 on 4 shared problems))")
+    # Agent 1 scores as agent 0 did: it comes close, so agent 0, the best, solves the mix once more (repeat 1).
+    assert lines[1].startswith("iteration 1: agent-1 from agent-0 by agent-0 · score 0.750 (all; agent-0"
+                               " re-evaluated (came close: +0.000 ± 0.000 on 4 shared problems))")
     for shown in ("evaluating agent-0: 4/4 problems", "iteration 1: agent-0 edits agent-0 · step ",
                   "iteration 1: validating the new version", "iteration 1: the new version on a smoke problem",
                   "evaluating agent-1, stage 1 of 2: 2/2 problems", "evaluating agent-1, the whole mix: 4/4 problems"):
@@ -65,7 +65,7 @@ def test_iterations_commit_validate_and_evaluate_versions_and_resume(tmp_path):
         assert {e.problem_id.rsplit("/", 1)[1]: e.score for e in run.evaluations(1)} == {
             "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
         assert run.db.get_state("iteration") == 2 and run.db.get_state("plan")["iteration"] == 2
-        assert run.repeats(0) == run.repeats(1) == 2 and len(run.evaluations(0, every_repeat=True)) == 8
+        assert (run.repeats(0), run.repeats(1), len(run.evaluations(0, every_repeat=True))) == (2, 1, 8)
 
     assert run_loop(tmp_path, iterations=3, resume=True)[0].startswith("iteration 3: agent-3")
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
@@ -116,7 +116,7 @@ def test_the_command_runs_an_iteration_and_refuses_bad_input(tmp_path):
     reported = run_sica(tmp_path, "report", "first")
     assert reported.returncode == 0, reported.stderr
     report = (tmp_path / "runs" / "first" / "report.md").read_text()
-    assert "| agent-1 | agent-0 | agent 1 |" in report and "- Spent: $0.01" in report  # a rematch included
+    assert "| agent-1 | agent-0 | agent 1 |" in report and "- Spent: $0.00" in report  # agent 0's rematch too
     assert "- Models: task (scripted scripted)\n- Meta agent's models: meta (scripted scripted)\n" in report
     again = run_sica(tmp_path, "improve", "--resume", "first", "--iterations", "1")
     assert again.returncode == 0 and "0 iterations this time" in again.stderr

@@ -132,14 +132,15 @@ def test_a_new_tool_the_task_model_needs_raises_the_score_and_the_better_version
     lines = run_loop(tmp_path, iterations=2)
 
     assert lines[0] == "evaluating agent 0"
-    # Agent 1 is ahead of agent 0, but not provably on three problems: it came close, so both solve the mix again.
-    assert re.fullmatch(r"iteration 1: agent-1 from agent-0 by agent-0 · score 0\.667 \(all; rematched with agent-0 "
+    # Agent 1 is ahead of agent 0, but not provably on three problems: it came close, so agent 0 is re-evaluated.
+    assert re.fullmatch(r"iteration 1: agent-1 from agent-0 by agent-0 · score 0\.667 \(all; agent-0 re-evaluated "
                         r"\(came close: \+0\.333 ± 0\.717 on 3 shared problems\)\) · \$0\.\d{4} "
                         r"\(meta \$0\.\d{4}\) · \d+ s", lines[1]), lines[1]
     # Agent 1 is now best and the most recent version not provably worse: it is both meta agent and base. Agent 2's
     # first stage (alpha, beta) scores and costs as agent 1's (times charged are the scripted latencies, none here),
-    # so it is not provably worse and the rest runs; agent 1 has had its rematch, so there is none.
-    assert lines[2].startswith("iteration 2: agent-2 from agent-1 by agent-1 · score 0.667 (all)"), lines[2]
+    # so it is not provably worse and the rest runs; it ties agent 1, which is re-evaluated in turn.
+    assert lines[2].startswith("iteration 2: agent-2 from agent-1 by agent-1 · score 0.667 (all; agent-1 re-evaluated"
+                               " (came close: +0.000 ± 0.000 on 3 shared problems))"), lines[2]
     assert len(lines) == 3
 
     weights = settings_of(tmp_path).loop.utility

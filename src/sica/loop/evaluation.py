@@ -121,21 +121,19 @@ class Evaluations:
 
     async def _rematch(self, number: int, best: int, mix: frozenset[str], account: str) -> str:
         """When the candidate, now run on the whole mix, comes close to the best (their paired difference is within
-        `[loop] close_margin` of taking its place, yet not provable either way), both solve the mix once more
-        (up to `[loop] rematches` times a version), so that neither a lucky best holds its place nor a lucky
-        challenger takes it on one round of noisy outcomes. What it did, as a phrase for the summary."""
+        `[loop] close_margin` of taking its place, yet not provable either way), the best solves the mix once more
+        (up to `[loop] rematches` times), so that a best that was lucky once does not hold its place on that round
+        of noisy outcomes. Only the best: its descendants inherit what made it lucky, so a round of the challenger
+        tells less for its cost (`bench/selection.py` measured both). What it did, as a phrase for the summary."""
         loop = self.settings.loop
         found = {s.number: s for s in standings(self.run, loop.utility)}
         difference = paired_difference(found[number].on_mix(mix), found[best].on_mix(mix))
-        rounds = {v: self._next_round(v, mix) for v in (best, number)}
-        if not difference.close(loop.close_margin) or any(round_ > loop.rematches for round_ in rounds.values()):
+        round_ = self._next_round(best, mix)
+        if not difference.close(loop.close_margin) or round_ > loop.rematches:
             return ""
-        for version, round_ in rounds.items():
-            label = f"agent-{version}, rematch {round_} (agent-{number} came close to agent-{best})"
-            await self.evaluate(version, only=mix, account=account, label=label, repeat=round_)
-            if self.halt.is_set():
-                return ""
-        return f"; rematched with agent-{best} (came close: {difference})"
+        label = f"agent-{best}, re-evaluated (agent-{number} came close)"
+        await self.evaluate(best, only=mix, account=account, label=label, repeat=round_)
+        return "" if self.halt.is_set() else f"; agent-{best} re-evaluated (came close: {difference})"
 
     def _keep_selection_order(self, planned: list[PlannedProblem]) -> None:
         """Store the order of the mix's selection problems, once, as agent 0's evaluation first plans them."""
