@@ -23,6 +23,7 @@ from sica.benchmarks.environments import check_environment
 from sica.benchmarks.taskdir import task_problem
 from sica.config import Settings
 from sica.runner.attempt import AttemptLimits, Progress, run_attempt
+from sica.runner.oversight import OverseerPlan, with_overseer
 from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.sandbox.base import SandboxError
@@ -123,8 +124,9 @@ async def run_solve(
         else:
             assert request.repo is not None
             problem = repository_problem(request.repo, request.statement, private)
+        overseer = OverseerPlan.of(settings.overseer, settings.model_roles)
         gateway = await stack.enter_async_context(
-            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder)
+            serve_gateway(settings, environ, with_overseer(agent.aliases, overseer), folder / "ledger.sqlite", folder)
         )
         outcome = await run_attempt(
             problem,
@@ -136,6 +138,7 @@ async def run_solve(
             folder,
             on_progress,
             stop,
+            overseer=overseer,
         )
     check = None
     if outcome.score is not None:
