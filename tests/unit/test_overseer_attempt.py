@@ -11,12 +11,18 @@ from typing import Any
 
 import pytest
 
+from sica.archive import Run
+from sica.config import UtilitySettings
+from sica.loop.archive_view import write_archive_view
 from sica.overseer.inbox import post_notice
+from sica.report import gather_report, write_report
 from sica.runner.attempt import _send_cancel
+from sica.runner.environments import seed_agent_dir
 from tests.support.cli import run_sica
 from tests.support.config import EVAL, scripted_config, write_config
 from tests.support.evals import SOLVE_SCRIPT, make_tasks, results_of
 from tests.support.hostile import hostile_agent
+from tests.support.runs import Result
 
 TASK = "taskdir:{tasks}"
 #: Reviews soon and often, so a short scripted run gets some.
@@ -133,3 +139,26 @@ def test_the_runners_cancel_is_numbered_after_every_notice_as_the_overseers_are(
     assert names == sorted([*before, f"{last + 1:06d}.json", f"{last + 2:06d}.json"])
     cancel = json.loads((tmp_path / "inbox" / f"{last + 1:06d}.json").read_text())
     assert cancel == {"type": "cancel", "agent_id": "main", "text": "stopped by the user"}
+
+
+def test_the_run_keeps_the_overseers_line_the_archive_view_shows_its_judgements_and_the_report_the_mark(
+    tmp_path: Path,
+):
+    """A failure's overseer part reaches the meta agent through the archive view; a result marked for review is
+    counted in the report's version table, its score untouched."""
+    line = "overseer: 2 reviews, tampering; marked for review: the overseer judged it tampering"
+    trace = f"## Problem\n\nfix it\n\n## Overseer\n\n{line}\n\nIts judgements:\n\n- tampering [top agent]\n"
+    with Run.create(tmp_path / "run", seed_agent_dir(), {}) as run:
+        run.record_evaluation(0, Result("toy/0", 0.0, status="done", trace_summary=trace, overseer=line))
+        run.record_evaluation(0, Result("toy/1", 1.0, status="done"))
+        view = write_archive_view(run, tmp_path / "view", UtilitySettings())
+        assert [e.overseer for e in run.db.evaluations(0)] == [line, ""]
+    (failure,) = (view / "agent-0" / "failures").iterdir()
+    assert "## Overseer" in failure.read_text() and "- tampering [top agent]" in failure.read_text()
+    with Run.open(tmp_path / "run", read_only=True) as reader:
+        report = gather_report(reader, UtilitySettings())
+        (version,) = report.versions
+        assert (version.marked_for_review, version.tampered) == (1, 0)
+        written = write_report(report, tmp_path / "out")
+    markdown = next(p for p in written if p.suffix == ".md").read_text()
+    assert "1 marked for review by the overseer" in markdown

@@ -40,7 +40,8 @@ _RESULT_COLUMNS = """
     details TEXT NOT NULL,
     infra INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    trace_summary TEXT NOT NULL DEFAULT '',"""
+    trace_summary TEXT NOT NULL DEFAULT '',
+    overseer TEXT NOT NULL DEFAULT '',"""
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS versions (
     number INTEGER PRIMARY KEY,
@@ -88,7 +89,11 @@ CREATE TABLE IF NOT EXISTS repeat_evaluations (
 TABLES = ("versions", "evaluations", "meta_steps", "run_state")
 REPEATS = "repeat_evaluations"
 #: Columns added since the first release (name → declaration), added to an older run's tables when it is opened.
-ADDED_COLUMNS = {"evaluations": {"trace_summary": "TEXT NOT NULL DEFAULT ''"}}
+ADDED_COLUMNS = {
+    "evaluations": {"trace_summary": "TEXT NOT NULL DEFAULT ''", "overseer": "TEXT NOT NULL DEFAULT ''"},
+}
+#: Columns added to `repeat_evaluations` since it was first created.
+ADDED_REPEAT_COLUMNS = {"overseer": "TEXT NOT NULL DEFAULT ''"}
 
 
 @dataclass(frozen=True)
@@ -108,8 +113,9 @@ class Version:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One problem's result for one version; `trace_summary` is the harness's account of the attempt; `repeat`
-    which attempt at the problem it was (0 the first evaluation, 1, 2, … the repeats)."""
+    """One problem's result for one version; `trace_summary` is the harness's account of the attempt; `overseer`
+    the overseer's line (empty: none watched; `marked for review` after a tampering judgement); `repeat` which
+    attempt at the problem it was (0 the first evaluation, 1, 2, … the repeats)."""
 
     version: int
     problem_id: str
@@ -125,6 +131,7 @@ class Evaluation:
     infra: bool
     created_at: float
     trace_summary: str = ""
+    overseer: str = ""
     repeat: int = 0
 
 
@@ -209,6 +216,9 @@ class ResultLike(ProblemOutcome, Protocol):
     @property
     def trace_summary(self) -> str: ...
 
+    @property
+    def overseer(self) -> str: ...
+
 
 def _fix(path: Path) -> str:
     return f"restore {path} from a backup or start a new run"
@@ -242,6 +252,7 @@ class RunDb:
             for table, columns in ADDED_COLUMNS.items():
                 add_missing_columns(self._db, table, columns)
             self._db.executescript(ADDED_TABLES)
+            add_missing_columns(self._db, REPEATS, ADDED_REPEAT_COLUMNS)
 
     def close(self) -> None:
         self._db.close()
@@ -316,6 +327,7 @@ class RunDb:
             "infra": int(result.infra),
             "created_at": time.time(),
             "trace_summary": result.trace_summary,
+            "overseer": result.overseer,
         }
         table, key = "evaluations", ["version", "problem_id"]
         if repeat:

@@ -283,6 +283,7 @@ async def run_attempt(
                         run.logdir,
                         run.workdir,
                         folder / "overseer.jsonl",
+                        task_paths=[str(path) for path in spec.readonly],
                     )
                 )
             agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
@@ -301,8 +302,8 @@ async def run_attempt(
             except BaseException:
                 halt.set()  # the caller is going away: the sandbox kills the agent's whole process tree
                 raise
+            seconds = time.monotonic() - started  # before the overseer stops: its wait is not the agent's time
         result = agent_run.result()
-        seconds = time.monotonic() - started
         if not stop.is_set():
             await _calls_settled(lambda: gateway.gateway.account(account.id), SETTLE_WAIT_S)
         rows = list(gateway.gateway.ledger.calls(account.id))

@@ -92,7 +92,9 @@ class OversightSummary:
 
 class AttemptOversight:
     """The overseer of one running attempt, a task beside the attempt's follower (`async with`): opened on its own
-    account under `account`, reading the live `logdir` and `workdir`, recording to `record_path`."""
+    account under `account`, reading the live `logdir` and `workdir`, recording to `record_path`. `task_paths` are
+    more sandbox paths of the task (its read-only mounts: the task, an archive view) whose reads are no tampering
+    sign."""
 
     def __init__(
         self,
@@ -103,8 +105,11 @@ class AttemptOversight:
         logdir: Path,
         workdir: Path,
         record_path: Path,
+        *,
+        task_paths: list[str] | None = None,
     ) -> None:
-        settings = plan.settings
+        settings = plan.settings.model_copy(update={"task_paths": [*plan.settings.task_paths, *(task_paths or [])]})
+        self._settings = settings
         budget = None if limits.budget_usd is None else limits.budget_usd * settings.budget_share
         self.account = gateway.gateway.open_account(
             f"overseer {account.name}", parent=account.id, limit_usd=budget, aliases=frozenset({plan.model.alias})
@@ -133,7 +138,7 @@ class AttemptOversight:
     async def __aenter__(self) -> AttemptOversight:
         client = await self._client_stack.enter_async_context(self._gateway.client(self.account.token))
         self._overseer = Overseer(
-            self._plan.settings,
+            self._settings,
             self.follower,
             self.follower.events_path.parent,
             self.record,
