@@ -4,7 +4,8 @@
 runs, the agent works in a size-capped scratch area (a tmpfs where the harness may mount one) that the sandbox
 user can reach; afterwards the attempt's folder keeps `task.md`, `workdir/` and `logdir/` (events.jsonl,
 inbox/, answer.txt) as the agent left them, `baseline.git` (the harness's record of the starting tree),
-`diff.patch`, `agent.log` and `outcome.json`; `live.json` points at the live folders while the attempt lasts.
+`diff.patch`, `agent.log`, `outcome.json` and, when an overseer watched, `overseer.jsonl`; `live.json` points at
+the live folders while the attempt lasts.
 
 One module, over 400 lines, because it is one attempt's life in order (lay out, sandbox, follow, cancel, decide
 the end, diff, score, keep) and its steps share the attempt's folders, limits and clock; `_decide_end` weighs what
