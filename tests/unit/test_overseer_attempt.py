@@ -162,3 +162,16 @@ def test_the_run_keeps_the_overseers_line_the_archive_view_shows_its_judgements_
         written = write_report(report, tmp_path / "out")
     markdown = next(p for p in written if p.suffix == ".md").read_text()
     assert "1 marked for review by the overseer" in markdown
+
+
+def test_sica_solve_is_overseen_too_and_prints_the_overseers_line(tmp_path: Path):
+    make_tasks(tmp_path / "tasks", {"write-done": "ok"})
+    aliases = {"fake": {}, "judge": {"script": "judge.jsonl"}}
+    config = scripted_config(aliases, solve={"solves_dir": "solves"}, roles={"main": "fake", "overseer": "judge"},
+                             overseer=OFTEN)
+    write_config(tmp_path, config, {"script.jsonl": HEALTHY, "judge.jsonl": [judgement("progressing")] * 40})
+    done = run_sica(tmp_path, "solve", "--task-dir", str(tmp_path / "tasks" / "write-done"))
+    assert done.returncode == 0, done.stderr
+    assert "overseer: " in done.stderr and ", progressing" in done.stderr
+    (folder,) = (tmp_path / "solves").iterdir()
+    assert (folder / "overseer.jsonl").read_text().count('"judgement"') >= 1

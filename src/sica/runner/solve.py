@@ -46,7 +46,8 @@ class SolveRequest:
 
 @dataclass(frozen=True)
 class SolveOutcome:
-    """How a run ended: status and summary (the agent's own), cost and tokens (the gateway's), the diff."""
+    """How a run ended: status and summary (the agent's own), cost and tokens (the gateway's), the diff, and the
+    overseer's line (empty: none watched)."""
 
     id: str
     folder: str
@@ -61,6 +62,7 @@ class SolveOutcome:
     check: str | None
     #: One line each, for the user: what the agent's copy of the repository left out.
     notices: tuple[str, ...] = ()
+    overseer: str = ""
 
 
 #: Never copied into the agent's copy of a user's repository, at any depth: sica's configuration and env files,
@@ -156,4 +158,5 @@ async def run_solve(
         outcome.diff,
         check,
         (left_out_notice(private),) if private else (),
+        outcome.overseer,
     )
