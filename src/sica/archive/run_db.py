@@ -40,8 +40,7 @@ _RESULT_COLUMNS = """
     details TEXT NOT NULL,
     infra INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    trace_summary TEXT NOT NULL DEFAULT '',
-    overseer TEXT NOT NULL DEFAULT '',"""
+    trace_summary TEXT NOT NULL DEFAULT '',"""
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS versions (
     number INTEGER PRIMARY KEY,
@@ -84,16 +83,21 @@ CREATE TABLE IF NOT EXISTS repeat_evaluations (
     repeat INTEGER NOT NULL CHECK (repeat >= 1),{_RESULT_COLUMNS}
     UNIQUE (version, problem_id, repeat)
 );
+CREATE TABLE IF NOT EXISTS overseer_lines (
+    version INTEGER NOT NULL REFERENCES versions(number),
+    problem_id TEXT NOT NULL,
+    repeat INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    UNIQUE (version, problem_id, repeat)
+);
 """
+#: The overseer's line of a result (a table of its own, so the results' rows of older runs stay as they were).
+OVERSEER_LINES = "overseer_lines"
 #: The tables every run has (a database without one of them is not a run's).
 TABLES = ("versions", "evaluations", "meta_steps", "run_state")
 REPEATS = "repeat_evaluations"
 #: Columns added since the first release (name → declaration), added to an older run's tables when it is opened.
-ADDED_COLUMNS = {
-    "evaluations": {"trace_summary": "TEXT NOT NULL DEFAULT ''", "overseer": "TEXT NOT NULL DEFAULT ''"},
-}
-#: Columns added to `repeat_evaluations` since it was first created.
-ADDED_REPEAT_COLUMNS = {"overseer": "TEXT NOT NULL DEFAULT ''"}
+ADDED_COLUMNS = {"evaluations": {"trace_summary": "TEXT NOT NULL DEFAULT ''"}}
 
 
 @dataclass(frozen=True)
@@ -252,7 +256,6 @@ class RunDb:
             for table, columns in ADDED_COLUMNS.items():
                 add_missing_columns(self._db, table, columns)
             self._db.executescript(ADDED_TABLES)
-            add_missing_columns(self._db, REPEATS, ADDED_REPEAT_COLUMNS)
 
     def close(self) -> None:
         self._db.close()
@@ -327,7 +330,6 @@ class RunDb:
             "infra": int(result.infra),
             "created_at": time.time(),
             "trace_summary": result.trace_summary,
-            "overseer": result.overseer,
         }
         table, key = "evaluations", ["version", "problem_id"]
         if repeat:
@@ -339,6 +341,15 @@ class RunDb:
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {replaced}",
             tuple(row.values()),
         )
+        where = (version, result.problem_id, repeat)
+        if result.overseer:
+            self._db.execute(
+                f"INSERT INTO {OVERSEER_LINES} (version, problem_id, repeat, line) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (version, problem_id, repeat) DO UPDATE SET line = excluded.line",
+                (*where, result.overseer),
+            )
+        else:  # a result replaced by one no overseer watched keeps no line of the one before
+            self._db.execute(f"DELETE FROM {OVERSEER_LINES} WHERE version = ? AND problem_id = ? AND repeat = ?", where)
 
     def evaluations(self, version: int, part: str | None = None, *, every_repeat: bool = False) -> list[Evaluation]:
         """The version's results (of `part` only, when given) by problem: its first evaluation (repeat 0), or
@@ -364,13 +375,28 @@ class RunDb:
         query, args = f"SELECT * FROM {table} WHERE version = ?", (version,)
         if part is not None:
             query, args = query + " AND part = ?", (version, part)
-        rows = self._db.execute(query + " ORDER BY problem_id", args)
-        return [Evaluation(**{**dict(row), "infra": bool(row["infra"])}) for row in rows]
+        rows = self._db.execute(query + " ORDER BY problem_id", args).fetchall()
+        lines: dict[tuple[str, int], str] = {}
+        if self._has_table(OVERSEER_LINES):
+            found = self._db.execute(
+                f"SELECT problem_id, repeat, line FROM {OVERSEER_LINES} WHERE version = ?", (version,)
+            )
+            lines = {(row[0], row[1]): row[2] for row in found}
+        return [
+            Evaluation(
+                **{**dict(row), "infra": bool(row["infra"])},
+                overseer=lines.get((row["problem_id"], row["repeat"] if table == REPEATS else 0), ""),
+            )
+            for row in rows
+        ]
 
     def _has_repeats(self) -> bool:
         """Whether the run has the repeats' table: a run made before repeats, opened read-only, has not."""
+        return self._has_table(REPEATS)
+
+    def _has_table(self, name: str) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-        return self._db.execute(query, (REPEATS,)).fetchone() is not None
+        return self._db.execute(query, (name,)).fetchone() is not None
 
     def summary(self) -> list[VersionSummary]:
         """Every version with its number of children, mean selection score of its first evaluation (scored
