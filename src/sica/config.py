@@ -272,7 +272,8 @@ class OverseerSettings(_Section):
     poll_s: float = Field(default=1.0, gt=0)
     #: The overseer's budget per attempt, as a share of the attempt's.
     budget_share: float = Field(default=0.1, gt=0, le=1)
-    #: The role whose alias judges (`[roles] overseer`, else the default alias).
+    #: The role whose alias judges (`[roles] overseer`). Attempts get an overseer only when `[roles]` names that
+    #: role's alias; `sica overseer` run alone falls back to the default alias.
     model_role: Literal["main", "reasoning", "fast", "overseer"] = "overseer"
     max_output_tokens: int = Field(default=1024, gt=0)
     #: What the window keeps: the latest tool steps and model calls.

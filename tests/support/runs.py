@@ -26,6 +26,7 @@ class Result:
     details: str = ""
     infra: bool = False
     trace_summary: str = ""
+    overseer: str = ""
 
 
 def edited(run: Run, version: int, dest: Path, line: str) -> Path:

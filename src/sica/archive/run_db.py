@@ -86,7 +86,16 @@ CREATE TABLE IF NOT EXISTS repeat_evaluations (
     repeat INTEGER NOT NULL CHECK (repeat >= 1),{_RESULT_COLUMNS}
     UNIQUE (version, problem_id, repeat)
 );
+CREATE TABLE IF NOT EXISTS overseer_lines (
+    version INTEGER NOT NULL REFERENCES versions(number),
+    problem_id TEXT NOT NULL,
+    repeat INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    UNIQUE (version, problem_id, repeat)
+);
 """
+#: The overseer's line of a result (a table of its own, so the results' rows of older runs stay as they were).
+OVERSEER_LINES = "overseer_lines"
 #: The tables every run has (a database without one of them is not a run's).
 TABLES = ("versions", "evaluations", "meta_steps", "run_state")
 REPEATS = "repeat_evaluations"
@@ -111,8 +120,9 @@ class Version:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One problem's result for one version; `trace_summary` is the harness's account of the attempt; `repeat`
-    which attempt at the problem it was (0 the first evaluation, 1, 2, … the repeats)."""
+    """One problem's result for one version; `trace_summary` is the harness's account of the attempt; `overseer`
+    the overseer's line (empty: none watched; `marked for review` after a tampering judgement); `repeat` which
+    attempt at the problem it was (0 the first evaluation, 1, 2, … the repeats)."""
 
     version: int
     problem_id: str
@@ -128,6 +138,7 @@ class Evaluation:
     infra: bool
     created_at: float
     trace_summary: str = ""
+    overseer: str = ""
     repeat: int = 0
 
 
@@ -211,6 +222,9 @@ class ResultLike(ProblemOutcome, Protocol):
 
     @property
     def trace_summary(self) -> str: ...
+
+    @property
+    def overseer(self) -> str: ...
 
 
 def _fix(path: Path) -> str:
@@ -330,6 +344,15 @@ class RunDb:
             f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {replaced}",
             tuple(row.values()),
         )
+        where = (version, result.problem_id, repeat)
+        if result.overseer:
+            self._db.execute(
+                f"INSERT INTO {OVERSEER_LINES} (version, problem_id, repeat, line) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (version, problem_id, repeat) DO UPDATE SET line = excluded.line",
+                (*where, result.overseer),
+            )
+        else:  # a result replaced by one no overseer watched keeps no line of the one before
+            self._db.execute(f"DELETE FROM {OVERSEER_LINES} WHERE version = ? AND problem_id = ? AND repeat = ?", where)
 
     def evaluations(self, version: int, part: str | None = None, *, every_repeat: bool = False) -> list[Evaluation]:
         """The version's results (of `part` only, when given) by problem: its first evaluation (repeat 0), or
@@ -355,13 +378,28 @@ class RunDb:
         query, args = f"SELECT * FROM {table} WHERE version = ?", (version,)
         if part is not None:
             query, args = query + " AND part = ?", (version, part)
-        rows = self._db.execute(query + " ORDER BY problem_id", args)
-        return [Evaluation(**{**dict(row), "infra": bool(row["infra"])}) for row in rows]
+        rows = self._db.execute(query + " ORDER BY problem_id", args).fetchall()
+        lines: dict[tuple[str, int], str] = {}
+        if self._has_table(OVERSEER_LINES):
+            found = self._db.execute(
+                f"SELECT problem_id, repeat, line FROM {OVERSEER_LINES} WHERE version = ?", (version,)
+            )
+            lines = {(row[0], row[1]): row[2] for row in found}
+        return [
+            Evaluation(
+                **{**dict(row), "infra": bool(row["infra"])},
+                overseer=lines.get((row["problem_id"], row["repeat"] if table == REPEATS else 0), ""),
+            )
+            for row in rows
+        ]
 
     def _has_repeats(self) -> bool:
         """Whether the run has the repeats' table: a run made before repeats, opened read-only, has not."""
+        return self._has_table(REPEATS)
+
+    def _has_table(self, name: str) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
-        return self._db.execute(query, (REPEATS,)).fetchone() is not None
+        return self._db.execute(query, (name,)).fetchone() is not None
 
     def summary(self) -> list[VersionSummary]:
         """Every version with its number of children, mean selection score of its first evaluation (scored

@@ -118,6 +118,8 @@ def _report(cli: CliState, outcome: SolveOutcome) -> None:
         cli.out.print(f"answer: {outcome.answer}", highlight=False)
     colour = "green" if outcome.status == "done" else "yellow"
     cli.err.print(f"[bold {colour}]{outcome.status}[/]: {outcome.summary}", highlight=False)
+    if outcome.overseer:
+        cli.err.print(outcome.overseer, markup=False, highlight=False)
     if outcome.check is not None:
         cli.err.print(f"check.sh: {outcome.check}")
     cli.err.print(

@@ -30,6 +30,7 @@ from sica.loop.run_numbers import RunNumbers, configured_policy, resume_numbers
 from sica.loop.run_state import RunState
 from sica.loop.smoke import SMOKE_ALIAS, with_smoke_alias
 from sica.runner.environments import seed_agent_dir
+from sica.runner.oversight import OverseerPlan, with_overseer
 from sica.runner.setup import describe_models, model_aliases, models_for_agent, serve_gateway
 from sica.sandbox import open_sandbox
 
@@ -84,7 +85,7 @@ async def improve(
     aliases = (
         model_aliases(models_for_agent(settings.model_roles, request.model))
         | model_aliases(models_for_agent(settings.model_roles, meta_model))
-        | {SMOKE_ALIAS}
+        | with_overseer({SMOKE_ALIAS}, OverseerPlan.of(settings.overseer, settings.model_roles))
     )
     settings = with_smoke_alias(settings, run.folder / "logs" / "smoke.jsonl")
     with run:

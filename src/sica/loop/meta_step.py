@@ -22,6 +22,7 @@ from sica.loop.budget import RunBudget
 from sica.loop.plan import Plan
 from sica.loop.validation import Validation, one_line
 from sica.runner.attempt import AttemptLimits, AttemptOutcome, Progress, run_attempt
+from sica.runner.oversight import OverseerPlan
 from sica.runner.setup import prepared_agent
 from sica.sandbox import Sandbox
 from sica.sandbox.untrusted import UntrustedTreeError, read_untrusted_text
@@ -95,6 +96,7 @@ class MetaStep:
                     self.budget.halt,
                     parent_account=account,
                     archive=view,
+                    overseer=OverseerPlan.of(self.settings.overseer, self.settings.model_roles),
                 )
         return Edit(step, outcome, folder)
 

@@ -188,6 +188,8 @@ def _evaluated(row: VersionRow) -> str:
         shown += f"; {row.infra_failures} infra failure{'s' if row.infra_failures > 1 else ''}"
     if row.tampered:
         shown += f"; {row.tampered} tampered (never the best)"
+    if row.marked_for_review:
+        shown += f"; {row.marked_for_review} marked for review by the overseer"
     return shown
 
 

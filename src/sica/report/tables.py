@@ -57,6 +57,8 @@ class VersionRow:
     mix_size: int
     infra_failures: int
     tampered: int = 0
+    #: Results the overseer judged tampering: shown for review, never a change of score.
+    marked_for_review: int = 0
 
     @property
     def valid(self) -> bool:
@@ -209,6 +211,7 @@ def _version_row(
         mix_size=len(mix),
         infra_failures=sum(e.infra for e in first),
         tampered=sum(e.status == "tampered" for e in evaluations),
+        marked_for_review=sum("marked for review" in e.overseer for e in evaluations),
     )
 
 

@@ -4,7 +4,8 @@
 runs, the agent works in a size-capped scratch area (a tmpfs where the harness may mount one) that the sandbox
 user can reach; afterwards the attempt's folder keeps `task.md`, `workdir/` and `logdir/` (events.jsonl,
 inbox/, answer.txt) as the agent left them, `baseline.git` (the harness's record of the starting tree),
-`diff.patch`, `agent.log` and `outcome.json`; `live.json` points at the live folders while the attempt lasts.
+`diff.patch`, `agent.log`, `outcome.json` and, when an overseer watched, `overseer.jsonl`; `live.json` points at
+the live folders while the attempt lasts.
 
 One module, over 400 lines, because it is one attempt's life in order (lay out, sandbox, follow, cancel, decide
 the end, diff, score, keep) and its steps share the attempt's folders, limits and clock; `_decide_end` weighs what
@@ -34,11 +35,14 @@ from sica.events import EventReader, read_events
 from sica.gateway import RunningGateway
 from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
+from sica.overseer import Limits as WindowLimits
+from sica.overseer.inbox import post_notice
+from sica.runner.oversight import AttemptOversight, OverseerPlan, OversightSummary, with_overseer
 from sica.runner.setup import AgentSetup
 from sica.runner.trace_summary import summarize_attempt
 from sica.sandbox import Limits, Sandbox, SandboxResult, SandboxSpec
 from sica.sandbox.scratch import ScratchArea
-from sica.sandbox.untrusted import copy_untrusted_tree, read_untrusted_text, write_into_untrusted_folder
+from sica.sandbox.untrusted import copy_untrusted_tree, read_untrusted_text
 from sica.workspace.diffs import record_baseline, take_diff
 
 T = TypeVar("T")
@@ -92,7 +96,9 @@ class AttemptOutcome:
     """How an attempt ended: status and summary (the agent's own, or the harness's when it could not say), the
     score (None when the problem has no checks), cost and tokens (the gateway's), wall seconds, the part of
     them its calls spent queued in the gateway, the time it is charged (see `charged_seconds`), the diff, and
-    the harness's account of what the agent did (`trace_summary.summarize_attempt`)."""
+    the harness's account of what the agent did (`trace_summary.summarize_attempt`, with the overseer's part when
+    one watched). `overseer` is the overseer's one-line summary (empty: none watched); `marked_for_review` says it
+    judged the attempt tampering (a note for the report, never a change of score)."""
 
     status: str
     summary: str
@@ -106,6 +112,8 @@ class AttemptOutcome:
     charged_s: float
     diff: str
     trace_summary: str
+    overseer: str = ""
+    marked_for_review: bool = False
 
 
 def agent_environment(env: Path, code: Path, extra_path: list[Path], contract: Mapping[str, str]) -> dict[str, str]:
@@ -230,11 +238,14 @@ async def run_attempt(
     *,
     parent_account: str | None = None,
     archive: Path | None = None,
+    overseer: OverseerPlan | None = None,
 ) -> AttemptOutcome:
     """Run the agent on `problem` to its end (or until `stop` is set: then it is cancelled, with a grace
     period), keep its folders in `folder`, and score the final tree when the problem has checks. With
     `archive` (a read-only archive view the sandbox user can read) the agent runs `improve` instead of `solve`:
-    the problem's tree is then an agent's code, and the kept `workdir/` the version it made.
+    the problem's tree is then an agent's code, and the kept `workdir/` the version it made. With `overseer`, an
+    overseer watches beside the follower (`runner.oversight`); its cancel of the run is enforced as the harness's
+    own time-out is (a kill after the grace period), and its summary joins the outcome.
 
     How the attempt ended is the harness's finding, not the agent's word (`_decide_end`): the harness's clock
     decides time-outs, an `infra_error` counts only with the gateway's evidence, and a score showing tampering
@@ -247,7 +258,10 @@ async def run_attempt(
     (folder / "task.md").write_text(problem.statement, encoding="utf-8")
     assert gateway.uds is not None, "agents reach the gateway through its unix socket"
     account = gateway.gateway.open_account(
-        f"{problem.id} {run_id}", parent=parent_account, limit_usd=limits.budget_usd, aliases=frozenset(agent.aliases)
+        f"{problem.id} {run_id}",
+        parent=parent_account,
+        limit_usd=limits.budget_usd,
+        aliases=frozenset(with_overseer(agent.aliases, overseer)),
     )
     failures: list[str] = []
     with ScratchArea(limits.scratch_mb) as scratch:
@@ -258,28 +272,49 @@ async def run_attempt(
         contract = _contract(limits, run_id, problem.id, account.token, agent.models)
         spec = agent_spec(limits, sandbox, run, agent.env, contract, archive)
         halt = threading.Event()
-        agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
-        try:
-            watch = await _follow(
-                agent_run,
-                run.logdir,
-                lambda: gateway.gateway.account(account.id),
-                started,
-                on_progress,
-                stop,
-                limits,
-                halt,
-            )
-        except BaseException:
-            halt.set()  # the caller is going away: the sandbox kills the agent's whole process tree
-            raise
+        async with contextlib.AsyncExitStack() as watching:
+            oversight = None
+            if overseer is not None:
+                oversight = await watching.enter_async_context(
+                    AttemptOversight(
+                        overseer,
+                        gateway,
+                        account,
+                        WindowLimits(started_wall, limits.time_limit_s, limits.budget_usd),
+                        run.logdir,
+                        run.workdir,
+                        folder / "overseer.jsonl",
+                        task_paths=[str(path) for path in spec.readonly],
+                    )
+                )
+            agent_run = asyncio.ensure_future(asyncio.to_thread(sandbox.run, spec, halt))
+            try:
+                watch = await _follow(
+                    agent_run,
+                    run.logdir,
+                    lambda: gateway.gateway.account(account.id),
+                    started,
+                    on_progress,
+                    stop,
+                    limits,
+                    halt,
+                    oversight.cancel_requested_at if oversight is not None else lambda: None,
+                )
+            except BaseException:
+                halt.set()  # the caller is going away: the sandbox kills the agent's whole process tree
+                raise
+            seconds = time.monotonic() - started  # before the overseer stops: its wait is not the agent's time
         result = agent_run.result()
-        seconds = time.monotonic() - started
         if not stop.is_set():
             await _calls_settled(lambda: gateway.gateway.account(account.id), SETTLE_WAIT_S)
         rows = list(gateway.gateway.ledger.calls(account.id))
         (folder / "agent.log").write_text(result.stdout + result.stderr, encoding="utf-8")
         status, summary = _decide_end(watch, result, stop.is_set(), limits, rows)
+        oversight_summary = None
+        if oversight is not None:
+            status, summary, oversight_summary = _overseen_end(
+                oversight, watch, started, stop.is_set(), status, summary
+            )
         diff = await asyncio.to_thread(
             _agent_caused, failures, "taking the diff", "", take_diff, run.workdir, folder / "baseline.git"
         )
@@ -302,6 +337,8 @@ async def run_attempt(
         summary = f"{summary} (the harness could not finish {', '.join(f.split(':', 1)[0] for f in failures)})"
         (folder / "harness.log").write_text("\n".join(failures) + "\n", encoding="utf-8")
     trace = summarize_attempt(problem.statement, read_events(folder / "logdir" / "events.jsonl"), status, summary)
+    if oversight_summary is not None:
+        trace = f"{trace}\n{oversight_summary.section()}"
     (folder / "diff.patch").write_text(diff, encoding="utf-8")
     state = gateway.gateway.account(account.id)
     declared = all(gateway.gateway.routes[alias].alias.provider == "scripted" for alias in agent.aliases)
@@ -319,6 +356,8 @@ async def run_attempt(
         charged_seconds(seconds, rows, started_wall, declared=declared),
         diff,
         trace,
+        oversight_summary.line if oversight_summary is not None else "",
+        oversight_summary is not None and oversight_summary.marked_for_review,
     )
     fields = {k: v for k, v in asdict(outcome).items() if k not in ("diff", "trace_summary")}
     (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
@@ -333,6 +372,25 @@ def _agent_caused(failures: list[str], what: str, fallback: T, step: Callable[..
     except Exception as error:
         failures.append(f"{what}: {type(error).__name__}: {' '.join(str(error).split())[:300]}")
         return fallback
+
+
+def _overseen_end(
+    oversight: AttemptOversight, watch: _Watch, started: float, stopped: bool, status: str, summary: str
+) -> tuple[str, str, OversightSummary]:
+    """The end as the overseer changed it: a run it cancelled before the agent reported an end of its own is
+    `cancelled`, honoured when the agent then reported its end, else ended by the sandbox after the grace period.
+    The user's stop and the harness's time-out stand."""
+    cancel = oversight.cancel
+    ended_first = cancel is not None and watch.end_seen_s is not None and watch.end_seen_s < cancel.at - started
+    if cancel is None or stopped or status == "timeout" or ended_first:
+        return status, summary, oversight.summary(honoured=None)
+    honoured = watch.ended is not None
+    why = f"cancelled by the overseer ({cancel.judgement.verdict.replace('_', ' ')})"
+    if honoured:
+        why += f"; the agent stopped: {watch.ended[1][:SUMMARY_CHARS]}" if watch.ended else ""
+    else:
+        why += "; the agent did not stop within the grace period, so the sandbox was ended"
+    return "cancelled", why, oversight.summary(honoured=honoured)
 
 
 #: Characters of the agent's own summary kept (the rest is the agent's to say in its files).
@@ -451,10 +509,12 @@ async def _follow(
     stop: asyncio.Event,
     limits: AttemptLimits,
     halt: threading.Event,
+    overseer_cancelled: Callable[[], float | None],
 ) -> _Watch:
     """Follow the agent until its sandbox run ends: progress from its events and the ledger. On `stop` or when
-    its time is up, a cancel through its inbox, then `halt` (the sandbox kills it) after the grace period; an
-    agent that goes on after reporting its end is halted after the same grace, or at its time limit if sooner."""
+    its time is up, a cancel through its inbox, then `halt` (the sandbox kills it) after the grace period; a
+    cancel the overseer sent (`overseer_cancelled`: when, if it did) is enforced the same way. An agent that goes
+    on after reporting its end is halted after the same grace, or at its time limit if sooner."""
     reader = EventReader(logdir / "events.jsonl")
     watch = _Watch(Progress(), started)
     cancel_sent_at: float | None = None
@@ -470,6 +530,8 @@ async def _follow(
         if (stop.is_set() or watch.overdue) and cancel_sent_at is None:
             cancel_sent_at = now
             _send_cancel(logdir, watch.top_agent or "main")
+        if cancel_sent_at is None and (cancelled_at := overseer_cancelled()) is not None:
+            cancel_sent_at = cancelled_at  # the overseer posted its notice itself
         # An agent that goes on after its reported end is halted after the grace, and never past its limit.
         lingering = watch.end_seen_s is not None and (
             now - started - watch.end_seen_s > limits.cancel_grace_s or now - started > limits.time_limit_s
@@ -492,10 +554,6 @@ async def _calls_settled(account: Callable[[], Account], wait_s: float) -> None:
 
 def _send_cancel(logdir: Path, agent_id: str) -> None:
     """Ask the agent to stop, through its inbox (the agent's folder: an inbox it replaced by a link gets
-    nothing, and the sandbox kills the agent after the grace period)."""
-    inbox = logdir / "inbox"
-    with contextlib.suppress(OSError):
-        inbox.mkdir()
-    sequence = len(list(inbox.glob("*.json"))) if not inbox.is_symlink() else 0
-    message = {"type": "cancel", "agent_id": agent_id, "text": "stopped by the user"}
-    write_into_untrusted_folder(inbox, f"{sequence:06d}.json", json.dumps(message).encode())
+    nothing, and the sandbox kills the agent after the grace period). Numbered as the overseer's notices are
+    (`post_notice`: after every notice there), so the two never take the same file."""
+    post_notice(logdir, "cancel", agent_id, "stopped by the user")

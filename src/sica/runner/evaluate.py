@@ -35,6 +35,7 @@ from sica.config import BenchmarkSettings, EvalSettings, ModelRoles, Settings, S
 from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
 from sica.runner.attempt import AttemptLimits, AttemptOutcome, run_attempt
+from sica.runner.oversight import OverseerPlan, with_overseer
 from sica.runner.results import (
     TAMPERED,
     ProblemResult,
@@ -76,18 +77,27 @@ class EvalRequest:
 class EvalConfig:
     """What an evaluation reads of the configuration: its own `[eval]`, the sandbox sizes and where environments
     are built (`[solve]`), `[benchmarks]`, the agent's models and their roles, and the local model's slots
-    (`[local] n_parallel`, the width when the agent uses it)."""
+    (`[local] n_parallel`, the width when the agent uses it), and the overseer each attempt gets (`[overseer]` with
+    its role's model; None: none)."""
 
     evaluation: EvalSettings
     solve: SolveSettings
     benchmarks: BenchmarkSettings
     roles: ModelRoles
     local_slots: int
+    overseer: OverseerPlan | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> EvalConfig:
         """These sections of the configuration loaded at the command line."""
-        return cls(settings.eval, settings.solve, settings.benchmarks, settings.model_roles, settings.local.n_parallel)
+        return cls(
+            settings.eval,
+            settings.solve,
+            settings.benchmarks,
+            settings.model_roles,
+            settings.local.n_parallel,
+            OverseerPlan.of(settings.overseer, settings.model_roles),
+        )
 
 
 @dataclass(frozen=True)
@@ -222,7 +232,11 @@ async def run_eval(
         limits = AttemptLimits.for_eval(config.solve, config.evaluation)
         agent_hash = agent_code_hash(request.agent_dir)
         fingerprint = models_fingerprint(config.roles.aliases, agent.models)
-        keys = [result_key(agent_hash, item.problem, fingerprint, limits, request.repeat) for item in planned]
+        watched = config.overseer.fingerprint() if config.overseer is not None else None
+        keys = [
+            result_key(agent_hash, item.problem, fingerprint, limits, request.repeat, overseer=watched)
+            for item in planned
+        ]
         eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         folder = config.evaluation.results_dir.expanduser() / eval_id
         folder.mkdir(parents=True)
@@ -253,12 +267,11 @@ async def run_eval(
                 on_progress(progress)
 
             if pending:
+                served = with_overseer(agent.aliases, config.overseer)
                 async with contextlib.AsyncExitStack() as stack:
                     if not isinstance(gateway, RunningGateway):
-                        gateway = await stack.enter_async_context(
-                            gateway(agent.aliases, folder / "ledger.sqlite", folder)
-                        )
-                    elif missing := agent.aliases - set(gateway.gateway.routes):
+                        gateway = await stack.enter_async_context(gateway(served, folder / "ledger.sqlite", folder))
+                    elif missing := served - set(gateway.gateway.routes):
                         raise ValueError(f"the gateway given does not serve the agent's models {sorted(missing)}")
                     run = _EvalRun(
                         config.evaluation,
@@ -272,6 +285,7 @@ async def run_eval(
                         on_progress,
                         stop,
                         parent_account,
+                        config.overseer,
                     )
                     await run.all([(index, planned[index], keys[index]) for index in pending], workers, record)
         finally:
@@ -296,12 +310,15 @@ class _EvalRun:
     on_progress: Callable[[EvalProgress], None]
     stop: asyncio.Event
     parent_account: str | None = None
+    overseer: OverseerPlan | None = None
     account_id: str = ""
     spent_before: float = 0.0
 
     def __post_init__(self) -> None:
         self.account_id = self.gateway.gateway.open_account(
-            f"eval {self.eval_id}", parent=self.parent_account, aliases=frozenset(self.agent.aliases)
+            f"eval {self.eval_id}",
+            parent=self.parent_account,
+            aliases=frozenset(with_overseer(self.agent.aliases, self.overseer)),
         ).id
         self.spent_before = self.progress.cost_usd
 
@@ -365,6 +382,7 @@ class _EvalRun:
                     lambda _: None,
                     self.stop,
                     parent_account=self.account_id,
+                    overseer=self.overseer,
                 )
             except Exception as error:  # setting up, running or scoring the attempt failed: not the agent's doing
                 failure = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
@@ -417,4 +435,5 @@ def _result(key: str, item: PlannedProblem, outcome: AttemptOutcome, tries: int,
         tries,
         str(folder),
         outcome.trace_summary,
+        overseer=outcome.overseer,
     )

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS results (
     eval_id TEXT NOT NULL,
     folder TEXT NOT NULL,
     finished_at REAL NOT NULL,
-    trace_summary TEXT NOT NULL DEFAULT ''
+    trace_summary TEXT NOT NULL DEFAULT '',
+    overseer TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -57,7 +58,9 @@ CREATE TABLE IF NOT EXISTS results (
 @dataclass(frozen=True)
 class ProblemResult:
     """What one problem came to. `seconds` is the time charged to it: wall time less its calls' queueing in
-    the gateway. `trace_summary` is the harness's account of the attempt (`runner.trace_summary`). `infra` marks
+    the gateway. `trace_summary` is the harness's account of the attempt (`runner.trace_summary`); `overseer` the
+    overseer's one-line summary (empty: none watched; it says `marked for review` after a tampering judgement,
+    which never changes the score). `infra` marks
     an infrastructure failure that outlived its retries: reported, never scored. Status `tampered` marks an
     attempt its scorer caught attacking it: scored 0, never cached."""
 
@@ -76,6 +79,7 @@ class ProblemResult:
     tries: int
     folder: str
     trace_summary: str = ""
+    overseer: str = ""
     infra: bool = False
     cached: bool = False
 
@@ -131,10 +135,17 @@ def models_fingerprint(aliases: Mapping[str, ModelAlias], models: Mapping[str, M
 
 
 def result_key(
-    agent_hash: str, problem: Problem, models: Mapping[str, Any], limits: AttemptLimits, repeat: int = 0
+    agent_hash: str,
+    problem: Problem,
+    models: Mapping[str, Any],
+    limits: AttemptLimits,
+    repeat: int = 0,
+    *,
+    overseer: Mapping[str, Any] | None = None,
 ) -> str:
-    """The cache key of (agent code, problem, models, limits, repeat); repeat 0 is left out of the material, so
-    its keys are those made before repeats."""
+    """The cache key of (agent code, problem, models, limits, repeat, the overseer that watched, since it may cut
+    an attempt short); repeat 0 and no overseer are left out of the material, so their keys are those made before
+    repeats and overseers."""
     material: dict[str, Any] = {
         "agent": agent_hash,
         "problem": problem.id,
@@ -145,6 +156,8 @@ def result_key(
     }
     if repeat:
         material["repeat"] = repeat
+    if overseer is not None:
+        material["overseer"] = overseer
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
@@ -157,7 +170,9 @@ class ResultStore:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
-        add_missing_columns(self._db, "results", {"trace_summary": "TEXT NOT NULL DEFAULT ''"})
+        add_missing_columns(
+            self._db, "results", {"trace_summary": "TEXT NOT NULL DEFAULT ''", "overseer": "TEXT NOT NULL DEFAULT ''"}
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -179,8 +194,8 @@ class ResultStore:
             return
         self._db.execute(
             "INSERT OR REPLACE INTO results (key, agent_hash, problem_id, model, status, score, details, cost_usd,"
-            " input_tokens, output_tokens, seconds, queued_s, tries, eval_id, folder, finished_at, trace_summary)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " input_tokens, output_tokens, seconds, queued_s, tries, eval_id, folder, finished_at, trace_summary,"
+            " overseer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 result.key,
                 agent_hash,
@@ -199,6 +214,7 @@ class ResultStore:
                 result.folder,
                 time.time(),
                 result.trace_summary,
+                result.overseer,
             ),
         )
 

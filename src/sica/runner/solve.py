@@ -23,6 +23,7 @@ from sica.benchmarks.environments import check_environment
 from sica.benchmarks.taskdir import task_problem
 from sica.config import Settings
 from sica.runner.attempt import AttemptLimits, Progress, run_attempt
+from sica.runner.oversight import OverseerPlan, with_overseer
 from sica.runner.setup import prepared_agent, serve_gateway
 from sica.sandbox import open_sandbox
 from sica.sandbox.base import SandboxError
@@ -45,7 +46,8 @@ class SolveRequest:
 
 @dataclass(frozen=True)
 class SolveOutcome:
-    """How a run ended: status and summary (the agent's own), cost and tokens (the gateway's), the diff."""
+    """How a run ended: status and summary (the agent's own), cost and tokens (the gateway's), the diff, and the
+    overseer's line (empty: none watched)."""
 
     id: str
     folder: str
@@ -60,6 +62,7 @@ class SolveOutcome:
     check: str | None
     #: One line each, for the user: what the agent's copy of the repository left out.
     notices: tuple[str, ...] = ()
+    overseer: str = ""
 
 
 #: Never copied into the agent's copy of a user's repository, at any depth: sica's configuration and env files,
@@ -123,8 +126,9 @@ async def run_solve(
         else:
             assert request.repo is not None
             problem = repository_problem(request.repo, request.statement, private)
+        overseer = OverseerPlan.of(settings.overseer, settings.model_roles)
         gateway = await stack.enter_async_context(
-            serve_gateway(settings, environ, agent.aliases, folder / "ledger.sqlite", folder)
+            serve_gateway(settings, environ, with_overseer(agent.aliases, overseer), folder / "ledger.sqlite", folder)
         )
         outcome = await run_attempt(
             problem,
@@ -136,6 +140,7 @@ async def run_solve(
             folder,
             on_progress,
             stop,
+            overseer=overseer,
         )
     check = None
     if outcome.score is not None:
@@ -153,4 +158,5 @@ async def run_solve(
         outcome.diff,
         check,
         (left_out_notice(private),) if private else (),
+        outcome.overseer,
     )

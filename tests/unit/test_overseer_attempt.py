@@ -1,0 +1,177 @@
+"""The overseer wired into every attempt, through the real `sica eval` (bwrap sandbox, gateway, scripted models):
+the agent's model is the scripted alias `fake`, the overseer's the scripted alias `judge`, whose replies are the
+judgements. A looping agent is cancelled and says so in its result; one that ignores the cancel is ended after the
+grace period; a healthy one is left alone; with no overseer role nothing changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sica.archive import Run
+from sica.config import UtilitySettings
+from sica.loop.archive_view import write_archive_view
+from sica.overseer.inbox import post_notice
+from sica.report import gather_report, write_report
+from sica.runner.attempt import _send_cancel
+from sica.runner.environments import seed_agent_dir
+from tests.support.cli import run_sica
+from tests.support.config import EVAL, scripted_config, write_config
+from tests.support.evals import SOLVE_SCRIPT, make_tasks, results_of
+from tests.support.hostile import hostile_agent
+from tests.support.runs import Result
+
+TASK = "taskdir:{tasks}"
+#: Reviews soon and often, so a short scripted run gets some.
+OFTEN = {"interval_s": 0.3, "poll_s": 0.1}
+#: Reviews only when a detector finds something (the interval is longer than the run), so a cancel comes once the
+#: agent is seen repeating itself.
+ON_FINDINGS = {"interval_s": 600, "poll_s": 0.1}
+
+
+def judgement(verdict: str, cancel: str = "none", notify: str | None = None) -> dict[str, Any]:
+    """A scripted reply of the overseer's model: the judgement as its text."""
+    said = {"verdict": verdict, "agent": None, "notify": notify, "cancel": cancel, "notes": "", "next_look_s": 1}
+    return {"content": json.dumps(said), "usage": {"input": 100, "output": 20}}
+
+
+def evaluate(home: Path, script: list[dict[str, Any]], judgements: list[dict[str, Any]] | None,
+             agent: Path | None = None, overseer: dict[str, Any] = OFTEN) -> dict[str, Any]:
+    """One problem evaluated in `home` with the agent's model replaying `script`, overseen (`[overseer]` keys
+    `overseer`) by a model replaying `judgements` (None: no overseer role); its result."""
+    make_tasks(home / "tasks", {"write-done": "ok"})
+    aliases: dict[str, dict[str, Any]] = {"fake": {}}
+    tables: dict[str, dict[str, Any]] = {"eval": {**EVAL, "infra_retries": 0, "time_limit_s": 60},
+                                         "solve": {"cancel_grace_s": 1}, "overseer": overseer}
+    scripts = {"script.jsonl": script}
+    if judgements is not None:
+        aliases["judge"] = {"script": "judge.jsonl"}
+        tables["roles"] = {"main": "fake", "overseer": "judge"}
+        scripts["judge.jsonl"] = judgements
+    write_config(home, scripted_config(aliases, **tables), scripts)
+    args = ["eval", "-b", TASK.format(tasks=home / "tasks"), "--workers", "1"]
+    done = run_sica(home, *args, *(("--agent", str(agent)) if agent else ()), timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = results_of(home)
+    return result
+
+
+def records(result: dict[str, Any]) -> list[dict[str, Any]]:
+    path = Path(result["folder"]) / "overseer.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+#: The seed agent viewing the same file again and again, slowly enough for the overseer to look in between.
+LOOPING = [{"tool_calls": [{"name": "view", "arguments": {"path": "README"}}], "latency_s": 0.2,
+            "usage": {"input": 100, "output": 10}}] * 150
+#: `SOLVE_SCRIPT`, each step taking a second, so the overseer reviews it as it goes.
+HEALTHY = [{**line, "latency_s": 1.0} for line in SOLVE_SCRIPT]
+
+
+def test_a_looping_agent_is_cancelled_by_the_overseer_and_its_result_says_so(tmp_path: Path):
+    result = evaluate(tmp_path, LOOPING, [judgement("looping", "run")] * 20, overseer=ON_FINDINGS)
+    assert result["status"] == "cancelled"
+    assert result["overseer"].startswith("overseer: cancelled at step ")
+    assert ", looping on view README" in result["overseer"]
+    assert "not honoured" not in result["overseer"]
+    assert "## Overseer" in result["trace_summary"] and "looping [top agent] cancel run" in result["trace_summary"]
+    actions = [r["data"] for r in records(result) if r["type"] == "action"]
+    assert actions[0]["action"] == "cancel" and actions[0]["delivered"] is True
+    outcome = json.loads((Path(result["folder"]) / "outcome.json").read_text())
+    assert outcome["overseer"] == result["overseer"] and outcome["marked_for_review"] is False
+    assert outcome["summary"].startswith("cancelled by the overseer (looping); the agent stopped")
+
+
+def test_a_healthy_run_is_left_alone(tmp_path: Path):
+    result = evaluate(tmp_path, HEALTHY, [judgement("progressing")] * 40)
+    assert (result["status"], result["score"]) == ("done", 1.0)
+    assert result["overseer"].startswith("overseer: ") and result["overseer"].endswith(", progressing")
+    assert "cancel" not in result["overseer"]
+    assert not [r for r in records(result) if r["type"] == "action"]
+    assert [r for r in records(result) if r["type"] == "judgement"]
+
+
+def test_an_agent_ignoring_the_cancel_is_ended_after_the_grace_period(tmp_path: Path):
+    """It never reads its inbox and goes on repeating one tool call: the sandbox is ended 1 s after the cancel."""
+    actions = """
+        for n in range(600):
+            _emit("tool_call", tool="view", arguments={"path": "README"}, call_id=f"c{n}")
+            _emit("tool_result", tool="view", call_id=f"c{n}", ok=True, output="start")
+            time.sleep(0.1)
+    """
+    agent = hostile_agent(tmp_path / "agent", actions)
+    result = evaluate(tmp_path, SOLVE_SCRIPT, [judgement("looping", "run")] * 20, agent=agent,
+                      overseer=ON_FINDINGS)
+    assert result["status"] == "cancelled"
+    assert "not honoured within the grace period, the sandbox was ended" in result["overseer"]
+    outcome = json.loads((Path(result["folder"]) / "outcome.json").read_text())
+    assert "did not stop within the grace period" in outcome["summary"]
+    assert outcome["seconds"] < 30
+
+
+def test_a_tampering_judgement_marks_the_result_for_review_and_never_raises_its_score(tmp_path: Path):
+    result = evaluate(tmp_path, HEALTHY, [judgement("tampering")] * 40)
+    assert (result["status"], result["score"]) == ("done", 1.0)
+    assert "marked for review: the overseer judged it tampering" in result["overseer"]
+    outcome = json.loads((Path(result["folder"]) / "outcome.json").read_text())
+    assert outcome["marked_for_review"] is True
+
+
+def test_with_no_overseer_role_nothing_changes(tmp_path: Path):
+    result = evaluate(tmp_path, SOLVE_SCRIPT, None)
+    assert (result["status"], result["score"], result["overseer"]) == ("done", 1.0, "")
+    assert not (Path(result["folder"]) / "overseer.jsonl").exists()
+    assert "## Overseer" not in result["trace_summary"]
+
+
+@pytest.mark.parametrize("before", [["000000.json", "000001.json"], ["000005.json"]])
+def test_the_runners_cancel_is_numbered_after_every_notice_as_the_overseers_are(tmp_path: Path, before: list[str]):
+    (tmp_path / "inbox").mkdir()
+    for name in before:
+        (tmp_path / "inbox" / name).write_text("{}")
+    _send_cancel(tmp_path, "main")
+    post_notice(tmp_path, "notify", "main", "after the cancel")
+    names = sorted(p.name for p in (tmp_path / "inbox").iterdir())
+    last = int(before[-1][:6])
+    assert names == sorted([*before, f"{last + 1:06d}.json", f"{last + 2:06d}.json"])
+    cancel = json.loads((tmp_path / "inbox" / f"{last + 1:06d}.json").read_text())
+    assert cancel == {"type": "cancel", "agent_id": "main", "text": "stopped by the user"}
+
+
+def test_the_run_keeps_the_overseers_line_the_archive_view_shows_its_judgements_and_the_report_the_mark(
+    tmp_path: Path,
+):
+    """A failure's overseer part reaches the meta agent through the archive view; a result marked for review is
+    counted in the report's version table, its score untouched."""
+    line = "overseer: 2 reviews, tampering; marked for review: the overseer judged it tampering"
+    trace = f"## Problem\n\nfix it\n\n## Overseer\n\n{line}\n\nIts judgements:\n\n- tampering [top agent]\n"
+    with Run.create(tmp_path / "run", seed_agent_dir(), {}) as run:
+        run.record_evaluation(0, Result("toy/0", 0.0, status="done", trace_summary=trace, overseer=line))
+        run.record_evaluation(0, Result("toy/1", 1.0, status="done"))
+        view = write_archive_view(run, tmp_path / "view", UtilitySettings())
+        assert [e.overseer for e in run.db.evaluations(0)] == [line, ""]
+    (failure,) = (view / "agent-0" / "failures").iterdir()
+    assert "## Overseer" in failure.read_text() and "- tampering [top agent]" in failure.read_text()
+    with Run.open(tmp_path / "run", read_only=True) as reader:
+        report = gather_report(reader, UtilitySettings())
+        (version,) = report.versions
+        assert (version.marked_for_review, version.tampered) == (1, 0)
+        written = write_report(report, tmp_path / "out")
+    markdown = next(p for p in written if p.suffix == ".md").read_text()
+    assert "1 marked for review by the overseer" in markdown
+
+
+def test_sica_solve_is_overseen_too_and_prints_the_overseers_line(tmp_path: Path):
+    make_tasks(tmp_path / "tasks", {"write-done": "ok"})
+    aliases = {"fake": {}, "judge": {"script": "judge.jsonl"}}
+    config = scripted_config(aliases, solve={"solves_dir": "solves"}, roles={"main": "fake", "overseer": "judge"},
+                             overseer=OFTEN)
+    write_config(tmp_path, config, {"script.jsonl": HEALTHY, "judge.jsonl": [judgement("progressing")] * 40})
+    done = run_sica(tmp_path, "solve", "--task-dir", str(tmp_path / "tasks" / "write-done"))
+    assert done.returncode == 0, done.stderr
+    assert "overseer: " in done.stderr and ", progressing" in done.stderr
+    (folder,) = (tmp_path / "solves").iterdir()
+    assert (folder / "overseer.jsonl").read_text().count('"judgement"') >= 1
