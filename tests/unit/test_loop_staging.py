@@ -52,6 +52,6 @@ def test_a_sequential_look_stops_only_what_is_provably_worse():
 
 
 def test_dgm_looks_use_its_score_thresholds():
-    assert dgm_look({"a": 0.0, "b": 0.0, "c": 1.0}, 0).stop  # 0.33 < 0.4
-    assert not dgm_look({"a": 0.0, "b": 1.0}, 0).stop
-    assert dgm_look({}, 1).stop
+    assert dgm_look([0.0, 0.0, 1.0], 0).stop  # 0.33 < 0.4
+    assert not dgm_look([0.0, 1.0], 0).stop
+    assert dgm_look([], 1).stop

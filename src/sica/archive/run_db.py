@@ -315,7 +315,8 @@ class RunDb:
     def record_evaluation(self, version: int, result: ResultLike, repeat: int = 0) -> None:
         """Store one problem's result as the version's attempt number `repeat` at it (0: its first evaluation);
         a second record for the same (version, problem, repeat) replaces the first (a problem retried after an
-        infrastructure failure keeps its latest result), and leaves the other repeats alone."""
+        infrastructure failure keeps its latest result), and leaves the other repeats alone. A `tampered` result is
+        never replaced: a version caught tampering once stays caught, whatever a rerun of the problem does."""
         if repeat < 0:
             raise ArchiveError(f"repeat {repeat} of agent-{version}: repeats are numbered from 0")
         row: dict[str, object] = {
@@ -339,11 +340,13 @@ class RunDb:
             table, key = REPEATS, [*key, "repeat"]
             row["repeat"] = repeat
         replaced = ", ".join(f"{name} = excluded.{name}" for name in row if name not in key)
-        self._db.execute(
+        written = self._db.execute(
             f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
-            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {replaced}",
+            f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {replaced} WHERE {table}.status != 'tampered'",
             tuple(row.values()),
         )
+        if not written.rowcount:
+            return  # the tampered record stays, with its overseer line
         where = (version, result.problem_id, repeat)
         if result.overseer:
             self._db.execute(

@@ -48,8 +48,13 @@ class Standing:
         return bool(mix) and mix <= self.attempted
 
     def on_mix(self, mix: frozenset[str]) -> dict[str, float]:
-        """Its utilities on every problem of the mix, one it did not score counting 0 (for a complete version)."""
+        """Its utilities on every problem of `mix` (the selection mix, or those it attempted), one it did not score
+        (an infrastructure failure, which a version may provoke) counting 0."""
         return {problem: self.utilities.get(problem, 0.0) for problem in mix}
+
+    def counted_scores(self) -> list[float]:
+        """Its scores on every problem it attempted, one it did not score counting 0 (a failure)."""
+        return [self.scores.get(problem, 0.0) for problem in sorted(self.attempted | self.scores.keys())]
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def estimated_utility(standing: Standing, reference: Standing) -> float:
     reference_mean = reference.utility or 0.0
     if standing.number == reference.number:
         return reference_mean
-    difference = paired_difference(standing.utilities, reference.utilities)
+    difference = paired_difference(standing.on_mix(standing.attempted), reference.on_mix(reference.attempted))
     return reference_mean + difference.mean if difference.n else reference_mean
 
 

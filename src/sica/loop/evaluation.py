@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sica.archive import ArchiveError, Run
+from sica.archive import ArchiveError, Evaluation, Run
 from sica.config import Settings, UtilitySettings
 from sica.gateway import RunningGateway
 from sica.loop.comparison import Standing, best_version, paired_difference
@@ -24,12 +24,14 @@ from sica.runner.evaluate import SELECTION, EvalConfig, EvalProgress, EvalReques
 
 def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list[Standing]:
     """What selection sees: every valid version's per-problem utilities and scores (each the mean over the
-    problem's repeats) and the problems it was run on, of the selection part (or the held-out `part`)."""
+    problem's repeats) and the problems it was run on, of the selection part (or the held-out `part`). A repeat
+    that does not cover the version's first evaluation (a rematch a crash cut short) counts only once finished, so
+    a resumed run sees what an uninterrupted one saw."""
     found = []
     for version in run.summary():
         if version.state != "valid":
             continue
-        evaluations = run.evaluations(version.number, part=part, every_repeat=True)
+        evaluations = _whole_rounds(run.evaluations(version.number, part=part, every_repeat=True))
         scored = [e for e in evaluations if not e.infra]
         found.append(
             Standing(
@@ -43,6 +45,15 @@ def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list
             )
         )
     return found
+
+
+def _whole_rounds(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """`evaluations` without the repeats that do not cover every problem of the first evaluation."""
+    rounds: dict[int, set[str]] = {}
+    for e in evaluations:
+        rounds.setdefault(e.repeat, set()).add(e.problem_id)
+    first = rounds.get(0, set())
+    return [e for e in evaluations if e.repeat == 0 or first <= rounds[e.repeat]]
 
 
 def _per_problem_means(values: Iterable[tuple[str, float]]) -> dict[str, float]:
@@ -96,8 +107,7 @@ class Evaluations:
         and the version's mean selection score."""
         weights = self.settings.loop.utility
         mix = selection_mix(self.run)
-        others = [s for s in standings(self.run, weights) if s.number != number]
-        best = best_version(others, frozenset(mix))
+        best = self._staging_best(number, weights, frozenset(mix))
         looks = stages(mix, self.settings.loop.stages)
         evaluated = "all"
         for index, problems in enumerate(looks):
@@ -119,6 +129,19 @@ class Evaluations:
         scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
 
+    def _staging_best(self, number: int, weights: UtilitySettings, mix: frozenset[str]) -> Standing | None:
+        """The best the version is staged against: the best of the other versions when its staging began, kept in
+        the run state so a resumed staging compares with the same version."""
+        state = RunState(self.run.db)
+        others = {s.number: s for s in standings(self.run, weights) if s.number != number}
+        kept = state.staging_best(number)
+        if kept is not None and kept in others:
+            return others[kept]
+        best = best_version(list(others.values()), mix)
+        if best is not None:
+            state.set_staging_best(number, best.number)
+        return best
+
     async def _rematch(self, number: int, best: int, mix: frozenset[str], account: str) -> str:
         """When the candidate, now run on the whole mix, comes close to the best (their paired difference is within
         `[loop] close_margin` of taking its place, yet not provable either way), the best solves the mix once more
@@ -129,7 +152,7 @@ class Evaluations:
         found = {s.number: s for s in standings(self.run, loop.utility)}
         difference = paired_difference(found[number].on_mix(mix), found[best].on_mix(mix))
         round_ = self._next_round(best, mix)
-        if not difference.close(loop.close_margin) or round_ > loop.rematches:
+        if found[number].tampered or not difference.close(loop.close_margin) or round_ > loop.rematches:
             return ""
         label = f"agent-{best}, re-evaluated (agent-{number} came close)"
         await self.evaluate(best, only=mix, account=account, label=label, repeat=round_)
@@ -153,8 +176,11 @@ class Evaluations:
     def _look(self, number: int, index: int, best: Standing | None) -> Look:
         mine = next(s for s in standings(self.run, self.settings.loop.utility) if s.number == number)
         if self.settings.loop.staging == "dgm":
-            return dgm_look(mine.scores, index)
-        return sequential_look(mine.utilities, best.utilities if best else None, best.number if best else 0)
+            return dgm_look(mine.counted_scores(), index)
+        # A problem attempted but not scored counts 0, as in the best's definition: provoking an infrastructure
+        # failure on a problem it is losing does not keep a version from being stopped.
+        reference = best.on_mix(best.attempted) if best else None
+        return sequential_look(mine.on_mix(mine.attempted), reference, best.number if best else 0)
 
     async def hgm_evaluation_steps(self, account: str) -> int:
         """HGM's evaluation steps before it makes a new version: while evaluations^alpha < versions (agent 0 and

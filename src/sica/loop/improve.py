@@ -180,12 +180,13 @@ class _Loop:
             if self.budget.halted():
                 self.budget.spent()  # says which budget ran out, if one did
                 return summaries
-            self.state.agent_0_evaluated = True
+            # With problems left failed on infrastructure, a resume evaluates them again (the rest is reused).
+            self.state.agent_0_evaluated = not any(e.infra for e in self.evaluations.run.evaluations(0))
         while (done := self.state.iteration) < self.iterations:
             if self.budget.halt.is_set() or self.budget.spent():
                 break
             self.budget.start_work()
-            if self.policy == "hgm":
+            if self.policy == "hgm" and not self.iteration.planned(done + 1):  # a resumed iteration took its steps
                 steps = await self.evaluations.hgm_evaluation_steps(self.accounts.iteration(done + 1))
                 if steps:
                     self.on_line(f"HGM: {steps} evaluation step{'s' if steps > 1 else ''} before iteration {done + 1}")

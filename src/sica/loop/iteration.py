@@ -92,6 +92,11 @@ class Iteration:
             time.monotonic() - started,
         )
 
+    def planned(self, number: int) -> bool:
+        """Whether iteration `number` was planned already (a crash interrupted it)."""
+        stored = self.state.plan
+        return stored is not None and stored.iteration == number
+
     def _plan(self, number: int) -> Plan:
         """The stored plan of this iteration when a crash interrupted it; else a new one, stored."""
         stored = self.state.plan

@@ -44,12 +44,19 @@ def _best(standings: Sequence[Standing], mix: frozenset[str]) -> Standing:
     best = best_version(standings, mix)
     if best is None:
         raise SelectionError("no valid version was evaluated on the whole selection mix: evaluate agent 0 first")
+    _untampered(standings)  # nothing scored at all: say so, rather than choose among zeros
     return best
 
 
 def _untampered(standings: Sequence[Standing]) -> list[Standing]:
     """The versions a policy may build on: evaluated, and never caught tampering with a scorer."""
-    return [s for s in standings if s.utilities and not s.tampered]
+    found = [s for s in standings if s.utilities and not s.tampered]
+    if not found:
+        raise SelectionError(
+            "no valid version has a scored problem (agent 0's attempts all failed on infrastructure?): check the "
+            "provider and `sica improve --resume`, which evaluates agent 0's failed problems again"
+        )
+    return found
 
 
 def sica_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.Random) -> Selection:
@@ -59,7 +66,7 @@ def sica_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.
         for s in _untampered(standings)
         if s.complete(mix) and not paired_difference(s.on_mix(mix), best.on_mix(mix)).worse
     ]
-    base = max(as_good, key=lambda s: s.number)
+    base = max(as_good, key=lambda s: s.number, default=best)
     return Selection(best.number, base.number)
 
 
@@ -94,14 +101,15 @@ def clades(standings: Sequence[Standing]) -> dict[int, list[Standing]]:
 
 
 def clade_successes(clade: Sequence[Standing]) -> tuple[float, float]:
-    """HGM's clade-metaproductivity counts: the clade's scores pooled as (successes, failures)."""
-    scores = [score for member in clade for score in member.scores.values()]
+    """HGM's clade-metaproductivity counts: the clade's scores pooled as (successes, failures), a problem a member
+    attempted without a score (an infrastructure failure) a failure."""
+    scores = [score for member in clade for score in member.counted_scores()]
     return sum(scores), len(scores) - sum(scores)
 
 
 def hgm_policy(standings: Sequence[Standing], mix: frozenset[str], rng: random.Random) -> Selection:
     _best(standings, mix)
-    pooled = clades(standings)
+    pooled = clades([s for s in standings if not s.tampered])  # a tamperer's scores credit no ancestor
 
     def draw(s: Standing) -> float:
         successes, failures = clade_successes(pooled[s.number])
@@ -115,8 +123,8 @@ def hgm_evaluation_pick(standings: Sequence[Standing], rng: random.Random) -> St
     """HGM's evaluation step's choice: Thompson sampling on each version's own results (not its clade's)."""
 
     def draw(s: Standing) -> float:
-        successes = sum(s.scores.values())
-        return rng.betavariate(1 + successes, 1 + len(s.scores) - successes)
+        scores = s.counted_scores()
+        return rng.betavariate(1 + sum(scores), 1 + len(scores) - sum(scores))
 
     return max(standings, key=lambda s: (draw(s), s.number))
 

@@ -144,6 +144,14 @@ class RunState:
         if self.db.get_state(SELECTION_PROBLEMS) is None:
             self.db.set_state(SELECTION_PROBLEMS, list(problem_ids))
 
+    def staging_best(self, version: int) -> int | None:
+        """The best version `version`'s staging compares with, once chosen."""
+        stored = self.db.get_state(f"staging best:{version}")
+        return None if stored is None else int(stored)
+
+    def set_staging_best(self, version: int, best: int) -> None:
+        self.db.set_state(f"staging best:{version}", best)
+
     def account(self, key: str) -> str | None:
         """The id of the run's account kept under `key`, if one was opened."""
         stored = self.db.get_state(f"account:{key}")

@@ -62,9 +62,9 @@ def sequential_look(candidate: Mapping[str, float], best: Mapping[str, float] | 
     return Look(False, f"against agent-{best_number}: {difference}")
 
 
-def dgm_look(scores: Mapping[str, float], look: int) -> Look:
+def dgm_look(scores: Sequence[float], look: int) -> Look:
     """Stop when the candidate's mean score is below DGM's threshold of look `look` (0 for the first)."""
     threshold = DGM_THRESHOLDS[min(look, len(DGM_THRESHOLDS) - 1)]
-    mean = sum(scores.values()) / len(scores) if scores else 0.0
+    mean = sum(scores) / len(scores) if scores else 0.0
     verdict = "below" if mean < threshold else "at least"
     return Look(mean < threshold, f"mean score {mean:.3f} {verdict} DGM's threshold {threshold:.2f}")
