@@ -404,7 +404,7 @@ def sequential_stop(child: Version, best: Version | None, look: int) -> bool:
 
 
 def dgm_stop(child: Version, best: Version | None, look: int) -> bool:
-    return dgm_look(child.scores, look).stop
+    return dgm_look(list(child.scores.values()), look).stop
 
 
 def level_stop(child: Version, best: Version | None, look: int) -> bool:
