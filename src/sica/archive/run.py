@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,10 +46,12 @@ class Run:
         self._lock = lock
 
     @classmethod
-    def create(cls, folder: Path, seed_dir: Path, settings_snapshot: dict[str, Any]) -> Run:
+    def create(
+        cls, folder: Path, seed_dir: Path, settings_snapshot: dict[str, Any], state: Mapping[str, Any] | None = None
+    ) -> Run:
         """Make the run folder with agent 0 (the seed's files, no caches) committed and tagged `agent-0`, and the
-        configuration it runs under in the run state. Built aside and renamed into place, so a failed create
-        leaves no half-made run."""
+        configuration it runs under (and the keys of `state`) in the run state. Built aside and renamed into place,
+        so a failed create leaves no half-made run."""
         folder = folder.absolute()  # git runs in other folders
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise ArchiveError(f"{folder} already exists: resume it with `--resume`, or choose a new run folder")
@@ -62,6 +65,8 @@ class Run:
             try:
                 git = GitStore.init(staging / ARCHIVE)
                 db.set_state("config", settings_snapshot)
+                for key, value in (state or {}).items():
+                    db.set_state(key, value)
                 db.set_state("created_at", time.time())
                 db.set_state("iteration", 0)
                 _add_version(db, git, None, seed_dir, _seed_description(seed_dir), _seed_change_log(seed_dir), None)

@@ -20,6 +20,7 @@ from sica.config import Settings
 from sica.loop.improve import ImproveRequest, improve
 from sica.loop.iteration import IterationSummary
 from sica.loop.policies import POLICIES, SelectionError
+from sica.loop.run_numbers import SWITCH_FLAG, NumbersMismatch
 from sica.runner.environments import AgentVersionError
 from sica.sandbox import SandboxError
 
@@ -55,8 +56,19 @@ def improve_command(
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
     policy: Annotated[
         str | None,
-        typer.Option(help="Selection policy: sica, dgm, hgm or greedy; not with --resume. [default: [loop] policy]"),
+        typer.Option(
+            help="Selection policy: sica, dgm, hgm or greedy; with --resume, another than the run's needs "
+            "--switch-config. [default: [loop] policy; on resume, the run's]"
+        ),
     ] = None,
+    switch_config: Annotated[
+        bool,
+        typer.Option(
+            "--switch-config",
+            help="With --resume: adopt this configuration's utility, policy and stages where they differ from the "
+            "run's (recorded in the run, shown by its report); without it such a resume is refused.",
+        ),
+    ] = False,
 ) -> None:
     """Improve the agent: each iteration a meta agent edits a version chosen by the policy, the result is
     validated, archived and evaluated; one line per iteration. Ctrl-C stops; --resume carries on."""
@@ -67,16 +79,17 @@ def improve_command(
         check_model(settings, alias)
     runs_dir = settings.loop.runs_dir.expanduser()
     if resume is not None:
-        if benchmark or holdout or policy:
-            raise UserError(
-                "--resume carries on with the run's own benchmarks and policy: leave out --benchmark, "
-                "--holdout and --policy"
-            )
+        if benchmark or holdout:
+            raise UserError("--resume carries on with the run's own benchmarks: leave out --benchmark and --holdout")
         try:
             folder = find_run(resume, runs_dir)
         except ArchiveError as error:
             raise UserError(str(error)) from None
     else:
+        if switch_config:
+            raise UserError(
+                f"{SWITCH_FLAG} changes a resumed run's numbers: give it with --resume RUN, or leave it out"
+            )
         if not benchmark:
             raise UserError("give the benchmarks to improve on, e.g. --benchmark humaneval:20")
         folder = runs_dir / (name or time.strftime("%Y%m%d-%H%M%S"))
@@ -85,11 +98,19 @@ def improve_command(
     if policy is not None and policy not in POLICIES:
         raise UserError(f"unknown policy '{policy}': use one of {', '.join(POLICIES)}")
     request = ImproveRequest(
-        folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None, policy
+        folder, benchmark or [], holdout or [], iterations, model, sandbox, resume is not None, policy, switch_config
     )
     try:
         summaries = uvloop.run(_run(cli, settings, request))
-    except (AgentVersionError, ArchiveError, BenchmarkError, SandboxError, SelectionError, OSError) as error:
+    except (
+        AgentVersionError,
+        ArchiveError,
+        BenchmarkError,
+        NumbersMismatch,
+        SandboxError,
+        SelectionError,
+        OSError,
+    ) as error:
         raise UserError(str(error)) from None
     cli.err.print(f"run {request.run_folder}: {len(summaries)} iterations this time", highlight=False)
 

@@ -14,9 +14,10 @@ from sica.archive import Run
 from sica.config import Settings, UtilitySettings
 from sica.gateway import RunningGateway
 from sica.loop.policies import VersionStanding
+from sica.loop.run_state import RunState
 from sica.loop.staging import first_stage, promising
 from sica.loop.utility import problem_utility
-from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, run_eval
+from sica.runner.evaluate import SELECTION, EvalProgress, EvalRequest, PlannedProblem, run_eval
 
 
 def standings(run: Run, weights: UtilitySettings) -> list[VersionStanding]:
@@ -65,7 +66,7 @@ class Evaluations:
         """Evaluate the first stage; the rest only when the version is promising against the best so far. What was
         evaluated, and the version's mean score."""
         weights = self.settings.loop.utility
-        mix = [e.problem_id for e in self.run.evaluations(0, part=SELECTION)]
+        mix = RunState(self.run.db).selection_problems
         stage = first_stage(mix, self.settings.loop.stages[0])
         await self.evaluate(number, only=frozenset(stage), account=account, label=f"agent-{number}, first stage")
         if self.halt.is_set():
@@ -80,6 +81,10 @@ class Evaluations:
             evaluated = "all"
         scores = [e.score for e in self.run.scored(number)]
         return evaluated, (sum(scores) / len(scores) if scores else None)
+
+    def _keep_selection_order(self, planned: list[PlannedProblem]) -> None:
+        """Store the order of the mix's selection problems, once, as agent 0's evaluation first plans them."""
+        RunState(self.run.db).keep_selection_problems([p.problem.id for p in planned if p.part == SELECTION])
 
     def _utilities(self, number: int, problems: list[str], weights: UtilitySettings) -> dict[str, float]:
         return {e.problem_id: problem_utility(e, weights) for e in self.run.scored(number) if e.problem_id in problems}
@@ -101,7 +106,14 @@ class Evaluations:
                 )
 
             report = await run_eval(
-                self.settings, self.environ, request, show, self.halt, gateway=self.gateway, parent_account=account
+                self.settings,
+                self.environ,
+                request,
+                show,
+                self.halt,
+                gateway=self.gateway,
+                parent_account=account,
+                on_planned=self._keep_selection_order if number == 0 else None,
             )
         for result in report.results:
             self.run.record_evaluation(number, result)

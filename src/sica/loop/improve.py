@@ -6,7 +6,8 @@ and is carried over on resume, and no evaluation can overshoot the budget: `acco
 evaluated first; then each iteration (`iteration`) plans, runs its meta step, validates the new version and
 evaluates it in stages, until the iterations asked for are done, the user stops the run or its budget in money or
 time is spent. Evaluations go through `sica eval`'s machinery, so a rerun after a crash reuses every result
-already stored, and the loop's state (`run_state`) lets a resume on the same stored plan go on.
+already stored, and the loop's state (`run_state`) lets a resume on the same stored plan go on. What defines the
+run's numbers (utility, policy, stages: `run_numbers`) is stored with the run, and the loop runs with the run's.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sica.loop.checks import VersionChecks
 from sica.loop.evaluation import Evaluations, Mix
 from sica.loop.iteration import Iteration, IterationSummary
 from sica.loop.meta_step import MetaStep
+from sica.loop.run_numbers import RunNumbers, configured_policy, resume_numbers
 from sica.loop.run_state import RunState
 from sica.loop.smoke import SMOKE_ALIAS, with_smoke_alias
 from sica.runner.environments import seed_agent_dir
@@ -36,7 +38,8 @@ from sica.sandbox import open_sandbox
 class ImproveRequest:
     """A run: where, on which benchmark mix (selection and held-out), for how many iterations, with which model
     for the agents it evaluates and which selection policy (default `[loop] policy`). A resumed run takes its mix
-    and policy (and, unless given, its model) from the run."""
+    and (unless given) its model from the run, and its numbers (`run_numbers`) from its record: a resume whose
+    configuration differs is refused unless `switch_config`."""
 
     run_folder: Path
     benchmarks: list[str]
@@ -46,6 +49,7 @@ class ImproveRequest:
     sandbox: str = "bwrap"
     resume: bool = False
     policy: str | None = None
+    switch_config: bool = False
 
 
 async def improve(
@@ -57,19 +61,14 @@ async def improve(
     on_status: Callable[[str], None] = lambda text: None,
 ) -> list[IterationSummary]:
     """Run (or resume) the loop until `request.iterations` iterations are done or `stop` is set. `on_line` gets the
-    lines that stay (one per iteration); `on_status` a live one-line status of the work under way."""
+    lines that stay (one per iteration); `on_status` a live one-line status of the work under way. Raises
+    NumbersMismatch, before anything is written, when a resume's configuration differs from the run's record."""
     if request.resume:
-        run = Run.open(request.run_folder)
-        stored = RunState(run.db).config
-        request = dataclasses.replace(
-            request,
-            benchmarks=stored.benchmarks,
-            holdout=stored.holdout,
-            model=request.model or stored.model,
-            policy=stored.policy or settings.loop.policy,
-        )
+        run, request, numbers = _resumed(settings, request, on_line)
     else:
-        request = dataclasses.replace(request, policy=request.policy or settings.loop.policy)
+        policy = request.policy or settings.loop.policy
+        request = dataclasses.replace(request, policy=policy)
+        numbers = RunNumbers.of(settings.loop, request.benchmarks, request.holdout, policy)
         snapshot = {
             "benchmarks": request.benchmarks,
             "holdout": request.holdout,
@@ -78,7 +77,8 @@ async def improve(
             "models": describe_models(settings, request.model),
             "meta_models": describe_models(settings, settings.loop.meta_model or request.model),
         }
-        run = Run.create(request.run_folder, seed_agent_dir(), snapshot)
+        run = Run.create(request.run_folder, seed_agent_dir(), snapshot, RunState.at_creation(numbers))
+    settings = numbers.applied_to(settings)
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     meta_model = settings.loop.meta_model or request.model
     aliases = (
@@ -98,7 +98,7 @@ async def improve(
             evaluations = Evaluations(settings, environ, run, gateway, mix, budget.halt, on_status)
             iteration = Iteration(
                 settings.loop,
-                request.policy or settings.loop.policy,
+                numbers.policy,
                 run,
                 state,
                 accounts,
@@ -108,6 +108,41 @@ async def improve(
                 evaluations,
             )
             return await _Loop(request.iterations, state, accounts, budget, evaluations, iteration, on_line).run()
+
+
+def _resumed(
+    settings: Settings, request: ImproveRequest, on_line: Callable[[str], None]
+) -> tuple[Run, ImproveRequest, RunNumbers]:
+    """The run to resume, opened; the request with the run's mix, policy and (unless given) model; and the record
+    of the run's numbers it goes on with. The record the configuration gives is checked against the run's with the
+    run opened read-only, so a refused resume changes nothing, not even what a crash left to settle."""
+    with Run.open(request.run_folder, read_only=True) as stored_run:
+        stored = RunState(stored_run.db)
+        config, record = stored.config, stored.numbers
+        if record is None:  # made before records were stored: it ran with the policy it was made with
+            policy = config.policy or settings.loop.policy
+        else:
+            policy = request.policy or configured_policy(settings.loop) or record.policy
+        current = RunNumbers.of(settings.loop, config.benchmarks, config.holdout, policy)
+        numbers, change = resume_numbers(
+            record,
+            current,
+            switch=request.switch_config,
+            run=request.run_folder.name,
+            iteration=stored.iteration + 1,
+        )
+    run = Run.open(request.run_folder)
+    if change is not None:
+        RunState(run.db).adopt_numbers(change)
+        on_line(change.line())
+    request = dataclasses.replace(
+        request,
+        benchmarks=list(numbers.benchmarks),
+        holdout=list(numbers.holdout),
+        model=request.model or config.model,
+        policy=numbers.policy,
+    )
+    return run, request, numbers
 
 
 @dataclass

@@ -1,17 +1,24 @@
 """The loop's state in the run's `run.sqlite` as typed fields. The keys and JSON values are those runs have always
-stored (`iteration`, `plan`, `elapsed_s`, `account:KEY`...), so a run folder made before resumes."""
+stored (`iteration`, `plan`, `elapsed_s`, `account:KEY`...), so a run folder made before resumes; the keys added
+since (`numbers`, `selection problems`) are read as absent from such a run."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sica.archive.run_db import RunDb
 from sica.loop.plan import Plan
+from sica.loop.run_numbers import NumbersChange, RunNumbers
+from sica.runner.evaluate import SELECTION
 
 T = TypeVar("T")
+
+#: The run's record of what defines its numbers and its changes since, under one key so that both change at once.
+NUMBERS = "numbers"
+SELECTION_PROBLEMS = "selection problems"
 
 
 class _Stored(Generic[T]):
@@ -75,6 +82,45 @@ class RunState:
         return RunConfig(
             stored.get("benchmarks", []), stored.get("holdout", []), stored.get("model"), stored.get("policy")
         )
+
+    @staticmethod
+    def at_creation(numbers: RunNumbers) -> dict[str, Any]:
+        """The state a new run starts with (beside what `Run.create` stores): its record of what defines its
+        numbers."""
+        return {NUMBERS: {"record": numbers.stored(), "changes": []}}
+
+    @property
+    def numbers(self) -> RunNumbers | None:
+        """The run's record of what defines its numbers; None for a run made before records were stored, and not
+        resumed since."""
+        stored = self.db.get_state(NUMBERS)
+        return None if stored is None else RunNumbers.model_validate(stored["record"])
+
+    @property
+    def numbers_changes(self) -> list[NumbersChange]:
+        """The resumes that changed the run's record (switched it, or stored a first one), oldest first."""
+        stored = self.db.get_state(NUMBERS)
+        return [] if stored is None else [NumbersChange.from_stored(change) for change in stored["changes"]]
+
+    def adopt_numbers(self, change: NumbersChange) -> None:
+        """Make `change.current` the run's record, `change` added to its changes (one write)."""
+        changes = [*(known.stored() for known in self.numbers_changes), change.stored()]
+        self.db.set_state(NUMBERS, {"record": change.current.stored(), "changes": changes})
+
+    @property
+    def selection_problems(self) -> list[str]:
+        """The mix's selection problems in the order agent 0's evaluation planned them (stages are taken in this
+        order); for a run made before the order was stored, agent 0's selection problems by id, the order such
+        runs have always staged in."""
+        stored = self.db.get_state(SELECTION_PROBLEMS)
+        if stored is not None:
+            return [str(problem_id) for problem_id in stored]
+        return [e.problem_id for e in self.db.evaluations(0, part=SELECTION)]
+
+    def keep_selection_problems(self, problem_ids: Sequence[str]) -> None:
+        """Store the order of the mix's selection problems, once: the first order stored stays."""
+        if self.db.get_state(SELECTION_PROBLEMS) is None:
+            self.db.set_state(SELECTION_PROBLEMS, list(problem_ids))
 
     def account(self, key: str) -> str | None:
         """The id of the run's account kept under `key`, if one was opened."""

@@ -22,7 +22,7 @@ PLOTS = (
 VERSIONS_NOTE = (
     "Scores: mean over the scored problems ± the half-width of its 95% confidence interval (Student's "
     "t), infrastructure failures left out. Utility: the paper's, over the selection problems, with the "
-    "`[loop.utility]` weights. Cost: the version's evaluation (held-out problems included) plus the "
+    "weights above. Cost: the version's evaluation (held-out problems included) plus the "
     "meta step that made it. Time: the problems' charged seconds, summed, plus the meta step's wall "
     "time. Evaluated: all the selection problems, or the first stage only (not promising)."
 )
@@ -66,7 +66,9 @@ def summary(report: RunReport) -> list[tuple[str, str]]:
         ("Held-out benchmarks", _listed(report.config.get("holdout"))),
         ("Models", str(report.config.get("models") or _listed(report.config.get("model")))),
         ("Meta agent's models", str(report.config.get("meta_models") or "–")),
-        ("Policy", _listed(report.config.get("policy"))),
+        ("Policy", report.numbers.policy if report.numbers else _listed(report.config.get("policy"))),
+        ("Utility weights", _weights(report)),
+        *(("Numbers changed", change.line()) for change in report.numbers_changes),
         ("Iterations done", str(totals.iterations)),
         ("Versions", f"{totals.versions} ({totals.valid} valid, {totals.invalid} invalid)"),
         ("Best version by selection utility", best),
@@ -75,6 +77,17 @@ def summary(report: RunReport) -> list[tuple[str, str]]:
         ("Elapsed", "–" if totals.elapsed_s is None else f"{totals.elapsed_s:.0f} s"),
         ("Staged evaluation", _staged(totals)),
     ]
+
+
+def _weights(report: RunReport) -> str:
+    """The utility's weights and caps, and whose they are: the run's, or for a run that predates stored ones the
+    configuration's."""
+    w = report.weights
+    whose = "the run's" if report.numbers else "the configuration's: the run predates stored weights"
+    return (
+        f"score {w.score_weight:g}, cost {w.cost_weight:g} (cap ${w.cost_cap_usd:g}), time {w.time_weight:g} "
+        f"(cap {w.time_cap_s:g} s), × {w.timeout_factor:g} on a time-out ({whose})"
+    )
 
 
 def _staged(totals: RunTotals) -> str:

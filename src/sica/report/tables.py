@@ -3,7 +3,10 @@ run's totals. Read-only: it never writes to the run, so it can run beside a `sic
 
 Whether a version was evaluated fully is not stored; it is read off its problems: agent 0 is evaluated on the
 whole selection mix, so a version with all of agent 0's selection problems was evaluated fully, one with some of
-them solved the first stage only (`loop/staging.py`)."""
+them solved the first stage only (`loop/staging.py`).
+
+Utilities are computed with the run's stored weights (`loop/run_numbers.py`), whatever the configuration says
+now; only a run made before they were stored, and not resumed since, falls back on the configuration's."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from pathlib import Path
 from sica.archive import Run
 from sica.archive.run_db import Evaluation, MetaStep, Version
 from sica.config import UtilitySettings
+from sica.loop.run_numbers import NumbersChange, RunNumbers
+from sica.loop.run_state import RunState
 from sica.loop.utility import version_utility
 from sica.runner.stats import MeanInterval, mean_interval
 
@@ -100,12 +105,17 @@ class RunTotals:
 
 @dataclass(frozen=True)
 class RunReport:
-    """Everything a report shows, in the order it shows it."""
+    """Everything a report shows, in the order it shows it. `numbers` is the run's record of what defines its
+    numbers (None for a run that predates records), `weights` the utility weights its utilities were computed
+    with, and `numbers_changes` the resumes that changed the record."""
 
     name: str
     folder: Path
     created_at: float | None
     config: Mapping[str, object]
+    numbers: RunNumbers | None
+    weights: UtilitySettings
+    numbers_changes: Sequence[NumbersChange]
     selection_benchmarks: Sequence[str]
     holdout_benchmarks: Sequence[str]
     versions: Sequence[VersionRow]
@@ -123,9 +133,13 @@ def one_line(text: str, width: int) -> str:
     return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
-def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
+def gather_report(run: Run, configured_weights: UtilitySettings) -> RunReport:
     """The report of `run` as it stands (versions still being added included, as `pending`). The versions are read
-    once, so one a writer adds meanwhile is left out whole rather than half."""
+    once, so one a writer adds meanwhile is left out whole rather than half. Utilities use the run's stored
+    weights; `configured_weights` only for a run that has none stored."""
+    state = RunState(run.db)
+    numbers = state.numbers
+    weights = configured_weights if numbers is None else numbers.utility
     versions = run.versions()
     steps = [_meta_step_row(step) for step in run.db.meta_steps()]
     made_by = {step.result_version: step for step in steps if step.result_version is not None}
@@ -141,6 +155,9 @@ def gather_report(run: Run, weights: UtilitySettings) -> RunReport:
         folder=run.folder,
         created_at=run.db.get_state("created_at"),
         config=run.db.get_state("config", {}) or {},
+        numbers=numbers,
+        weights=weights,
+        numbers_changes=state.numbers_changes,
         selection_benchmarks=_benchmarks(every, SELECTION),
         holdout_benchmarks=_benchmarks(every, HOLDOUT),
         versions=rows,

@@ -165,9 +165,10 @@ async def run_eval(
     *,
     gateway: RunningGateway | None = None,
     parent_account: str | None = None,
+    on_planned: Callable[[list[PlannedProblem]], None] | None = None,
 ) -> EvalReport:
     """Evaluate the agent on the mix; returns when every problem has a result or `stop` was set (then running
-    attempts are cancelled and left unrecorded).
+    attempts are cancelled and left unrecorded). `on_planned` gets the whole mix in its order once it is planned.
 
     The evaluation starts a gateway of its own (its ledger in the eval's folder) unless given one serving the
     agent's models (the loop's, whose ledger is the run's); its account is opened under `parent_account`."""
@@ -186,6 +187,8 @@ async def run_eval(
             settings, uv.find_uv_bin(), sandbox=generator_sandbox, on_progress=building
         )
         planned = await asyncio.to_thread(plan_problems, request.benchmarks, request.holdout, context)
+        if on_planned is not None:
+            on_planned(planned)
         if request.only is not None:
             planned = [item for item in planned if item.problem.id in request.only]
         limits = AttemptLimits.for_eval(settings)
