@@ -1,7 +1,9 @@
-"""Filling a run folder in tests: a problem's result as an evaluation records it, and an edited version's code."""
+"""Filling a run folder in tests: a problem's result as an evaluation records it, and an edited version's code; and
+reading what its database holds."""
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,3 +34,13 @@ def edited(run: Run, version: int, dest: Path, line: str) -> Path:
     with (dest / "CHANGELOG.md").open("a", encoding="utf-8") as changelog:
         changelog.write(line + "\n")
     return dest
+
+
+def database_content(run_folder: Path) -> list[str]:
+    """Everything the run's `run.sqlite` holds, as SQL statements (its write-ahead log included), to tell whether
+    a command changed it."""
+    db = sqlite3.connect(f"file:{run_folder / 'run.sqlite'}?mode=ro", uri=True)
+    try:
+        return list(db.iterdump())
+    finally:
+        db.close()
