@@ -51,7 +51,8 @@ def _usd(stored: Any) -> float | None:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """What the run was started with (its `config`) as a resumed run takes it: the mix, the model, the policy."""
+    """What the run was started with (its `config`) as a resumed run takes it: the mix, the model, the policy it
+    was made with (the policy it runs with is its record's, `RunState.numbers`)."""
 
     benchmarks: list[str]
     holdout: list[str]
