@@ -47,11 +47,17 @@ def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list
     return found
 
 
-def _whole_rounds(evaluations: list[Evaluation]) -> list[Evaluation]:
-    """`evaluations` without the repeats that do not cover every problem of the first evaluation."""
+def _round_problems(evaluations: Iterable[Evaluation]) -> dict[int, set[str]]:
+    """The problems of each round (repeat) among `evaluations`."""
     rounds: dict[int, set[str]] = {}
     for e in evaluations:
         rounds.setdefault(e.repeat, set()).add(e.problem_id)
+    return rounds
+
+
+def _whole_rounds(evaluations: list[Evaluation]) -> list[Evaluation]:
+    """`evaluations` without the repeats that do not cover every problem of the first evaluation."""
+    rounds = _round_problems(evaluations)
     first = rounds.get(0, set())
     return [e for e in evaluations if e.repeat == 0 or first <= rounds[e.repeat]]
 
@@ -165,13 +171,9 @@ class Evaluations:
     def _next_round(self, version: int, mix: frozenset[str]) -> int:
         """The repeat a rematch of `version` takes: the first that does not cover the mix yet (a crash's half-done
         one is finished, its results reused), else a new one."""
-        for repeat in range(1, self.run.repeats(version)):
-            attempted = {
-                e.problem_id for e in self.run.evaluations(version, SELECTION, every_repeat=True) if e.repeat == repeat
-            }
-            if not mix <= attempted:
-                return repeat
-        return max(1, self.run.repeats(version))
+        rounds = _round_problems(self.run.evaluations(version, SELECTION, every_repeat=True))
+        unfinished = [repeat for repeat, problems in sorted(rounds.items()) if repeat and not mix <= problems]
+        return unfinished[0] if unfinished else max(1, max(rounds, default=0) + 1)
 
     def _look(self, number: int, index: int, best: Standing | None) -> Look:
         mine = next(s for s in standings(self.run, self.settings.loop.utility) if s.number == number)
