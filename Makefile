@@ -44,7 +44,7 @@ check: install
 
 ## install: system packages (when root), uv, and the project's locked environment in .venv
 install: system-packages $(UV)
-	$(UV) sync --frozen --extra local
+	$(UV) sync --frozen --extra local --extra ray
 
 $(UV):
 	python3 -m venv $(TOOLS)
