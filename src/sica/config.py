@@ -193,6 +193,29 @@ class EvalSettings(_Section):
     stagger_s: float = Field(default=0.2, ge=0)
 
 
+def default_worker_dir(euid: int) -> Path:
+    """Where a Ray worker node keeps the agent versions it was sent (the sandbox user must reach them)."""
+    return Path("/var/cache/sica/ray") if euid == 0 else Path.home() / ".cache/sica/ray"
+
+
+class RunnerSettings(_Section):
+    """`[runner]`: where attempts run. `local` (the default) runs them here; `ray` sends each (agent version,
+    problem) pair to a Ray cluster at `address` (None: the cluster this process is part of, or a new local one),
+    asking `cpus` and `memory_mb` per attempt, while the gateway stays here, also listening on TCP at
+    `gateway_host`:`gateway_port` (0: a free port) for the workers' sandboxes. `worker_dir` is each worker node's
+    cache of the agent versions it was sent; `node_retries` is how often an attempt whose node died is run
+    again elsewhere (each a retry of the same result)."""
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    cpus: float = Field(default=1.0, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = Field(default=0, ge=0, lt=65536)
+    worker_dir: Path = Field(default_factory=lambda: default_worker_dir(os.geteuid()))
+    node_retries: int = Field(default=3, ge=0)
+
+
 class UtilitySettings(_Section):
     """`[loop.utility]`: how a version's utility weighs score, cost and time (the SICA paper's defaults)."""
 
@@ -325,6 +348,7 @@ class Settings(BaseSettings):
     eval: EvalSettings = EvalSettings()
     loop: LoopSettings = LoopSettings()
     overseer: OverseerSettings = OverseerSettings()
+    runner: RunnerSettings = RunnerSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -451,6 +475,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     )
     evaluation = settings.eval.model_copy(update={"results_dir": resolve(settings.eval.results_dir)})
     loop = settings.loop.model_copy(update={"runs_dir": resolve(settings.loop.runs_dir)})
+    runner = settings.runner.model_copy(update={"worker_dir": resolve(settings.runner.worker_dir)})
     return settings.model_copy(
         update={
             "models": models,
@@ -460,5 +485,6 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             "benchmarks": benchmarks,
             "eval": evaluation,
             "loop": loop,
+            "runner": runner,
         }
     )

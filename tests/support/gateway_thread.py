@@ -15,7 +15,7 @@ from sica.gateway import Listen, RunningGateway, run_gateway
 
 @contextmanager
 def serve_in_thread(settings: Settings, ledger_path: Path, environ: Mapping[str, str] | None = None,
-                    listen: Listen | None = None) -> Iterator[RunningGateway]:
+                    listen: Listen | None = None, also_tcp: Listen | None = None) -> Iterator[RunningGateway]:
     """Run `run_gateway` on its own event loop in a thread for the duration of the block."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -26,7 +26,7 @@ def serve_in_thread(settings: Settings, ledger_path: Path, environ: Mapping[str,
         nonlocal stop
         stop = asyncio.Event()
         try:
-            async with run_gateway(settings, environ or {}, ledger_path, listen or Listen()) as running:
+            async with run_gateway(settings, environ or {}, ledger_path, listen or Listen(), also_tcp=also_tcp) as running:
                 holder["running"] = running
                 ready.set()
                 await stop.wait()

@@ -61,6 +61,8 @@ class RunningGateway:
     gateway: Gateway
     base_url: str
     uds: Path | None
+    #: The TCP address remote workers reach (`host:port`), when it also listens on TCP beside its unix socket.
+    tcp_address: tuple[str, int] | None = None
 
     def client(self, token: str | None = None) -> httpx.AsyncClient:
         """An httpx client for this gateway (over the unix socket when there is one)."""
@@ -102,7 +104,7 @@ async def local_model_servers(settings: Settings, log_dir: Path) -> AsyncIterato
         yield urls
 
 
-def _restrict_socket_folder(folder: Path, socket_name: str) -> None:
+def restrict_socket_folder(folder: Path, socket_name: str) -> None:
     """Whoever can connect to the socket can spend through the gateway: its folder becomes reachable only by the
     harness and the sandbox user (root's, with the sandbox user's group, 0750, when the harness is root; the
     harness's own, 0700, when the sandbox runs as the harness's user). So it must be a folder of its own."""
@@ -120,7 +122,7 @@ def _restrict_socket_folder(folder: Path, socket_name: str) -> None:
 
 def _bound_socket(listen: Listen) -> socket.socket:
     if listen.uds is not None:
-        _restrict_socket_folder(listen.uds.parent, listen.uds.name)
+        restrict_socket_folder(listen.uds.parent, listen.uds.name)
         listen.uds.unlink(missing_ok=True)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(listen.uds))
@@ -150,9 +152,15 @@ class _EmbeddedServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def run_gateway(
-    settings: Settings, environ: Mapping[str, str], ledger_path: Path, listen: Listen, log_dir: Path | None = None
+    settings: Settings,
+    environ: Mapping[str, str],
+    ledger_path: Path,
+    listen: Listen,
+    log_dir: Path | None = None,
+    also_tcp: Listen | None = None,
 ) -> AsyncIterator[RunningGateway]:
-    """Serve a gateway in this event loop for the duration of the `async with` block."""
+    """Serve a gateway in this event loop for the duration of the `async with` block; with `also_tcp`, on that
+    TCP address too (for remote workers' sandboxes: the same accounts, tokens and alias lists)."""
     log_dir = log_dir or ledger_path.parent
     async with contextlib.AsyncExitStack() as stack:
         local_urls = await stack.enter_async_context(local_model_servers(settings, log_dir))
@@ -165,6 +173,11 @@ async def run_gateway(
         gateway = Gateway(settings, routes, ledger, redact)
         sock = _bound_socket(listen)
         stack.callback(sock.close)
+        sockets = [sock]
+        if also_tcp is not None:
+            tcp_sock = _bound_socket(Listen(host=also_tcp.host, port=also_tcp.port))
+            stack.callback(tcp_sock.close)
+            sockets.append(tcp_sock)
         config = uvicorn.Config(
             create_app(gateway),
             log_level="warning",
@@ -175,7 +188,7 @@ async def run_gateway(
             timeout_graceful_shutdown=5,
         )
         server = _EmbeddedServer(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]))
+        task = asyncio.create_task(server.serve(sockets=sockets))
         while not server.started:
             if task.done():
                 task.result()
@@ -185,8 +198,12 @@ async def run_gateway(
         else:
             host, port = sock.getsockname()[:2]
             base_url = f"http://{host}:{port}"
+        tcp_address = None
+        if len(sockets) > 1:
+            tcp_host, tcp_port = sockets[1].getsockname()[:2]
+            tcp_address = (str(tcp_host), int(tcp_port))
         try:
-            yield RunningGateway(gateway, base_url, listen.uds)
+            yield RunningGateway(gateway, base_url, listen.uds, tcp_address)
         finally:
             server.should_exit = True
             await gateway.drain()

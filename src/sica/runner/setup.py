@@ -105,10 +105,13 @@ async def serve_gateway(
     settings: Settings, environ: Mapping[str, str], aliases: set[str], ledger_path: Path, log_dir: Path
 ) -> AsyncIterator[RunningGateway]:
     """A gateway for these model aliases only, on a unix socket in a fresh folder the sandbox user can reach
-    (each sandbox mounts that folder)."""
+    (each sandbox mounts that folder), and on TCP at `[runner] gateway_host` too when attempts run on a Ray
+    cluster (its workers' sandboxes reach it through a relay; the keys stay here)."""
     used = settings.with_only(aliases)
+    runner = settings.runner
+    also_tcp = Listen(host=runner.gateway_host, port=runner.gateway_port) if runner.kind == "ray" else None
     with tempfile.TemporaryDirectory(prefix="sica-gateway-") as socket_dir:
         Path(socket_dir).chmod(0o755)
         listen = Listen(uds=Path(socket_dir) / "gateway.sock")
-        async with run_gateway(used, environ, ledger_path, listen, log_dir=log_dir) as running:
+        async with run_gateway(used, environ, ledger_path, listen, log_dir=log_dir, also_tcp=also_tcp) as running:
             yield running
