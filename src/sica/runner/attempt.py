@@ -26,13 +26,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 from sica.benchmarks.base import Problem, Score
 from sica.config import EvalSettings, SolveSettings
 from sica.events import STATUSES as AGENT_STATUSES
 from sica.events import EventReader, read_events
-from sica.gateway import RunningGateway
+from sica.gateway import AccountHandle, RunningGateway
 from sica.gateway.accounts import Account
 from sica.gateway.pricing import nano_to_usd
 from sica.overseer import Limits as WindowLimits
@@ -329,6 +329,45 @@ async def run_attempt(
         for source, kept in ((run.workdir, "workdir"), (run.logdir, "logdir")):
             _agent_caused(failures, f"keeping its {kept}", None, copy_untrusted_tree, source, folder / kept)
         (folder / "live.json").unlink()
+    return finish_attempt(
+        folder,
+        problem,
+        agent,
+        gateway,
+        account,
+        status,
+        summary,
+        score,
+        diff,
+        answer,
+        failures,
+        seconds,
+        started_wall,
+        rows,
+        oversight_summary,
+    )
+
+
+def finish_attempt(
+    folder: Path,
+    problem: Problem,
+    agent: AgentSetup,
+    gateway: RunningGateway,
+    account: AccountHandle,
+    status: str,
+    summary: str,
+    score: Score | None,
+    diff: str,
+    answer: str | None,
+    failures: list[str],
+    seconds: float,
+    started_wall: float,
+    rows: list[sqlite3.Row],
+    oversight_summary: OversightSummary | None = None,
+) -> AttemptOutcome:
+    """The attempt's outcome from what was found where it ran (here, or on a Ray worker): tampering and the
+    harness's failures named, the trace summary and diff kept, cost and tokens from this gateway's ledger, and
+    `outcome.json` written."""
     if score is not None and score.tampered is not None:
         status, summary = "tampered", "the scorer found evidence of tampering with its checks (see the score)"
     if failures:
@@ -362,6 +401,27 @@ async def run_attempt(
     fields = {k: v for k, v in asdict(outcome).items() if k not in ("diff", "trace_summary")}
     (folder / "outcome.json").write_text(json.dumps(fields, indent=2), encoding="utf-8")
     return outcome
+
+
+class AttemptRunner(Protocol):
+    """What runs one attempt: `run_attempt` here, or the ray runner's `RayAttempts` on a cluster's node."""
+
+    async def __call__(
+        self,
+        problem: Problem,
+        agent: AgentSetup,
+        limits: AttemptLimits,
+        sandbox: Sandbox,
+        gateway: RunningGateway,
+        run_id: str,
+        folder: Path,
+        on_progress: Callable[[Progress], None],
+        stop: asyncio.Event,
+        *,
+        parent_account: str | None = None,
+        archive: Path | None = None,
+        overseer: OverseerPlan | None = None,
+    ) -> AttemptOutcome: ...
 
 
 def _agent_caused(failures: list[str], what: str, fallback: T, step: Callable[..., T], *args: object) -> T:

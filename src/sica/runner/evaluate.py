@@ -31,10 +31,10 @@ from pathlib import Path
 import uv
 
 from sica.benchmarks import BenchmarkContext, BenchmarkError, Problem, open_benchmark, split_name
-from sica.config import BenchmarkSettings, EvalSettings, ModelRoles, Settings, SolveSettings
+from sica.config import BenchmarkSettings, EvalSettings, ModelRoles, RunnerSettings, Settings, SolveSettings
 from sica.gateway import RunningGateway
 from sica.gateway.pricing import nano_to_usd
-from sica.runner.attempt import AttemptLimits, AttemptOutcome, run_attempt
+from sica.runner.attempt import AttemptLimits, AttemptOutcome, AttemptRunner, run_attempt
 from sica.runner.oversight import OverseerPlan, with_overseer
 from sica.runner.results import (
     TAMPERED,
@@ -86,6 +86,7 @@ class EvalConfig:
     roles: ModelRoles
     local_slots: int
     overseer: OverseerPlan | None = None
+    runner: RunnerSettings = RunnerSettings()
 
     @classmethod
     def of(cls, settings: Settings) -> EvalConfig:
@@ -97,6 +98,7 @@ class EvalConfig:
             settings.model_roles,
             settings.local.n_parallel,
             OverseerPlan.of(settings.overseer, settings.model_roles),
+            settings.runner,
         )
 
 
@@ -213,6 +215,52 @@ async def run_eval(
     sandbox = open_sandbox(request.sandbox, allow_unsafe=request.sandbox == "none")
     progress = EvalProgress(phase="building the agent's environment")
     on_progress(progress)
+    async with contextlib.AsyncExitStack() as on_cluster:
+        attempter: AttemptRunner = run_attempt
+        cluster_width = None
+        if config.runner.kind == "ray":
+            from sica.runner.ray_runner import cluster_width as width_of
+            from sica.runner.ray_runner import ray_attempts
+
+            if config.overseer is not None:
+                raise ValueError(
+                    "the ray runner runs no overseer yet: set [overseer] enabled = false, or use --runner local"
+                )
+            progress.phase = "connecting to the Ray cluster"
+            on_progress(progress)
+            attempter = await on_cluster.enter_async_context(
+                ray_attempts(config.runner, config.solve.envs_dir, request.sandbox, request.agent_dir)
+            )
+            cluster_width = width_of(config.runner)
+        return await _evaluate(
+            config,
+            request,
+            on_progress,
+            stop,
+            gateway,
+            parent_account,
+            on_planned,
+            sandbox,
+            progress,
+            attempter,
+            cluster_width,
+        )
+
+
+async def _evaluate(
+    config: EvalConfig,
+    request: EvalRequest,
+    on_progress: Callable[[EvalProgress], None],
+    stop: asyncio.Event,
+    gateway: RunningGateway | GatewayStarter,
+    parent_account: str | None,
+    on_planned: Callable[[list[PlannedProblem]], None] | None,
+    sandbox: Sandbox,
+    progress: EvalProgress,
+    attempter: AttemptRunner,
+    cluster_width: int | None,
+) -> EvalReport:
+    """`run_eval`'s evaluation, its attempts run by `attempter` (here, or on a cluster `cluster_width` wide)."""
     async with prepared_agent(config.roles, config.solve.envs_dir, request.agent_dir, request.model) as agent:
 
         def building(message: str) -> None:
@@ -240,7 +288,7 @@ async def run_eval(
         eval_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         folder = config.evaluation.results_dir.expanduser() / eval_id
         folder.mkdir(parents=True)
-        workers = request.workers or default_workers(config, agent)
+        workers = request.workers or config.evaluation.workers or cluster_width or default_workers(config, agent)
         log = ResultLog(folder / "results.jsonl")
         results: dict[int, ProblemResult] = {}
         progress.total, progress.phase = len(planned), ""
@@ -286,6 +334,7 @@ async def run_eval(
                         stop,
                         parent_account,
                         config.overseer,
+                        attempter,
                     )
                     await run.all([(index, planned[index], keys[index]) for index in pending], workers, record)
         finally:
@@ -311,6 +360,7 @@ class _EvalRun:
     stop: asyncio.Event
     parent_account: str | None = None
     overseer: OverseerPlan | None = None
+    attempt: AttemptRunner = run_attempt
     account_id: str = ""
     spent_before: float = 0.0
 
@@ -371,7 +421,7 @@ class _EvalRun:
             self.progress.running += 1
             refused_before = self._refused_above()
             try:
-                outcome = await run_attempt(
+                outcome = await self.attempt(
                     item.problem,
                     self.agent,
                     self.limits,

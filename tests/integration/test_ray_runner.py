@@ -1,0 +1,180 @@
+"""The ray runner on a real two-node Ray cluster on loopback (a head and a worker node, each a process of its own):
+a scripted evaluation spread over both nodes, its results and files on the head; the worker node killed mid-run,
+its attempts run again on the head as retries, every problem scored once; no provider key in what a task is sent
+or returns; and the one-line errors for a cluster that cannot be reached or a Ray that is not installed."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from sica.config import load_settings
+from sica.runner import ray_api
+from sica.runner.environments import seed_agent_dir
+from sica.runner.evaluate import EvalConfig, EvalReport, EvalRequest, run_eval
+from sica.runner.setup import serve_gateway
+from tests.support.cli import clean_environ, run_sica
+from tests.support.config import ENVS, EVAL, scripted_config, write_config
+from tests.support.evals import SOLVE_SCRIPT, make_tasks
+from tests.support.ray_cluster import Cluster, ray_cluster
+
+#: A key the head's gateway holds for an alias no attempt uses: it must appear nowhere a worker can see.
+PROVIDER_KEY = "sk-ray-test-provider-key-0123456789abcdef"
+WORDS = {"alpha": "ok", "beta": "ok", "gamma": "other", "delta": "ok"}
+
+
+def slow_script(latency_s: float) -> list[dict[str, object]]:
+    """SOLVE_SCRIPT with each model call taking `latency_s` (the gateway waits it out)."""
+    return [{**line, "latency_s": latency_s} for line in SOLVE_SCRIPT]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("ray")
+    with ray_cluster(root) as running:
+        saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        os.environ.update({k: running.environ[k] for k in saved})
+        try:
+            yield running
+        finally:
+            ray_api.disconnect()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture
+def nodes_dir():
+    """The worker nodes' `[runner] worker_dir`: where the sandbox user can reach it (tmp_path is closed)."""
+    folder = Path(tempfile.mkdtemp(prefix="sica-ray-nodes-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_home(home: Path, cluster: Cluster, nodes: Path, latency_s: float, retries: int = 2) -> Path:
+    make_tasks(home / "tasks", WORDS)
+    aliases = {"fake": {}, "hosted": {"provider": "openai_compatible", "model": "m", "script": None,
+                                      "base_url": "http://127.0.0.1:9/v1", "api_key_env": "HOSTED_KEY"}}
+    text = scripted_config(aliases, eval={**EVAL, "infra_retries": retries}, solve={"envs_dir": ENVS},
+                           roles={"main": "fake"},
+                           runner={"kind": "ray", "address": cluster.address, "worker_dir": nodes})
+    return write_config(home, text, {"script.jsonl": slow_script(latency_s)})
+
+
+def evaluate(home: Path, stop: asyncio.Event | None = None) -> EvalReport:
+    settings = load_settings(home / "sica.toml", {})
+    request = EvalRequest(seed_agent_dir(), [f"taskdir:{home / 'tasks'}"], workers=2)
+    start_gateway = functools.partial(serve_gateway, settings, clean_environ() | {"HOSTED_KEY": PROVIDER_KEY})
+    return asyncio.run(run_eval(EvalConfig.of(settings), request, lambda _: None, stop or asyncio.Event(),
+                                gateway=start_gateway))
+
+
+def node_ids(cluster: Cluster) -> dict[str, str]:
+    """Node id → 'head' or 'worker', from the nodes' own temporary folders' session files."""
+    import ray
+
+    ray_api.connect(cluster.address)
+    by_dir = {str(cluster.head.temp_dir): "head", **{str(w.temp_dir): "worker" for w in cluster.workers}}
+    named = {}
+    for node in ray.nodes():
+        for folder, name in by_dir.items():
+            if str(node.get("ObjectStoreSocketName", "")).startswith(folder):
+                named[node["NodeID"]] = name
+    return named
+
+
+def scores(report: EvalReport) -> dict[str, float]:
+    return {r.problem_id.rsplit("/", 1)[1]: r.score for r in report.results}
+
+
+def test_an_evaluation_runs_across_both_nodes_and_the_head_keeps_its_results(cluster, tmp_path, nodes_dir,
+                                                                             monkeypatch):
+    home = tmp_path
+    write_home(home, cluster, nodes_dir, latency_s=0.5)
+    sent: list[bytes] = []
+    real_submit = ray_api.submit
+
+    def spying_submit(function, *args, **kwargs):
+        from ray import cloudpickle  # imported once the cluster's token is in the environment
+
+        sent.append(cloudpickle.dumps(args[0]))  # the WorkerAttempt as it travels (as Ray pickles it)
+        return real_submit(function, *args, **kwargs)
+
+    monkeypatch.setattr(ray_api, "submit", spying_submit)
+    report = evaluate(home)
+
+    assert scores(report) == {"alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
+    assert not report.interrupted and all(r.tries == 1 and not r.infra for r in report.results)
+    for result in report.results:
+        folder = Path(result.folder)
+        assert folder.is_relative_to(home / "evals")  # on the head, where the archive and results live
+        assert (folder / "diff.patch").read_text().count("+ok") == 1 or result.score == 0.0
+        assert (folder / "logdir" / "events.jsonl").is_file() and (folder / "outcome.json").is_file()
+        assert json.loads((folder / "outcome.json").read_text())["status"] == "done"
+        assert (result.input_tokens, result.output_tokens) == (2100, 30)  # the head's ledger, 2 calls each
+    with closing(sqlite3.connect(home / "evals" / "results.sqlite")) as db:
+        assert db.execute("SELECT count(*) FROM results").fetchone() == (4,)
+    # Both nodes ran attempts (the tasks are spread), and nothing stayed in the nodes' work folders.
+    names = node_ids(cluster)
+    ran = [names[(Path(r.folder) / "node.txt").read_text().strip()] for r in report.results]
+    assert sorted(set(ran)) == ["head", "worker"], ran
+    assert list((nodes_dir / "attempts").glob("*/attempt-*")) == []
+    # Workers get the attempt's token, never a provider key: not in what each task is sent, nor in its files.
+    assert len(sent) == 4 and all(PROVIDER_KEY.encode() not in blob for blob in sent)
+    assert all(b"sica-" in blob for blob in sent)  # … while the attempt's bearer token is there
+    for path in (home / "evals").rglob("*"):
+        if path.is_file():
+            assert PROVIDER_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_scored_once(cluster, tmp_path,
+                                                                                          nodes_dir):
+    home = tmp_path
+    write_home(home, cluster, nodes_dir, latency_s=4.0)
+    worker = cluster.workers[0]
+    (worker_id,) = [node for node, name in node_ids(cluster).items() if name == "worker"]
+    killed = threading.Event()
+
+    def kill_when_busy() -> None:
+        # The worker node is mid-attempt once its attempt folder has the agent's events (it is calling the model).
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if list((nodes_dir / "attempts" / worker_id).glob("attempt-*/task.md")):
+                time.sleep(2.0)
+                worker.kill()
+                killed.set()
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_when_busy, daemon=True)
+    killer.start()
+    try:
+        report = evaluate(home)
+    finally:
+        killer.join(5)
+    assert killed.is_set()
+    assert scores(report) == {"alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
+    assert not report.interrupted and not any(r.infra for r in report.results)
+    retried = [r for r in report.results if r.tries > 1]
+    assert retried, "the killed node's attempt should have been run again as a retry"
+    with closing(sqlite3.connect(home / "evals" / "results.sqlite")) as db:
+        assert db.execute("SELECT count(*), count(DISTINCT key) FROM results").fetchone() == (4, 4)
+    lines = (report.folder / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # one result a problem, the rerun not a second one
+    for result in retried:
+        assert Path(result.folder).name == f"try-{result.tries}"
+
