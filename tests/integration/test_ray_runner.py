@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from sica.archive import Run
 from sica.config import load_settings
+from sica.loop.improve import ImproveRequest, improve
 from sica.runner import ray_api
 from sica.runner.environments import seed_agent_dir
 from sica.runner.evaluate import EvalConfig, EvalReport, EvalRequest, run_eval
 from sica.runner.setup import serve_gateway
 from tests.support.cli import clean_environ, run_sica
-from tests.support.config import ENVS, EVAL, scripted_config, write_config
+from tests.support.config import ENVS, EVAL, scripted_config, write_config, write_improve_config
 from tests.support.evals import SOLVE_SCRIPT, make_tasks
 from tests.support.ray_cluster import Cluster, ray_cluster
 
@@ -178,3 +180,27 @@ def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_s
     for result in retried:
         assert Path(result.folder).name == f"try-{result.tries}"
 
+
+
+def test_a_loop_iteration_evaluates_its_versions_on_the_cluster(cluster, tmp_path, nodes_dir):
+    """`sica improve`'s loop with `[runner] kind = "ray"`: the meta agent runs on the head, and every evaluation
+    of agent 0 and of the new version runs on the cluster's nodes, its results in the run's archive."""
+    home = tmp_path
+    make_tasks(home / "tasks", WORDS)
+    write_improve_config(home, [
+        {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt",
+                                                        "content": "agent N: plans before it edits\n"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "added planning"}}]},
+    ], runner_keys={"kind": "ray", "address": cluster.address, "worker_dir": nodes_dir})
+    request = ImproveRequest(home / "runs" / "r1", [f"taskdir:{home / 'tasks'}"], [], 1, model="task")
+    lines: list[str] = []
+    asyncio.run(improve(load_settings(home / "sica.toml", {}), {}, request, lines.append, asyncio.Event()))
+    assert lines[0] == "evaluating agent 0" and lines[1].startswith("iteration 1: agent-1 from agent-0"), lines
+    with Run.open(home / "runs" / "r1", read_only=True) as run:
+        assert [(v.number, v.state) for v in run.versions()] == [(0, "valid"), (1, "valid")]
+        for version in (0, 1):
+            assert {e.problem_id.rsplit("/", 1)[1]: e.score for e in run.evaluations(version)} == {
+                "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
+    tries = list((home / "evals").glob("*/problems/*/try-*"))
+    assert tries and all((folder / "node.txt").is_file() for folder in tries)
+    assert set(node_ids(cluster)) >= {(folder / "node.txt").read_text().strip() for folder in tries}

@@ -75,12 +75,14 @@ def write_eval_config(home: Path, script: Script = OK_SCRIPT, eval_keys: Mapping
 
 def write_improve_config(home: Path, meta_script: Script, task_script: Script = SOLVE_SCRIPT, *,
                          loop_keys: Mapping[str, Any] | None = None,
-                         eval_keys: Mapping[str, Any] | None = None) -> Path:
+                         eval_keys: Mapping[str, Any] | None = None,
+                         runner_keys: Mapping[str, Any] | None = None) -> Path:
     """The configuration of a `sica improve` in `home`: the scripted aliases `task` (the evaluated agents' model,
     replaying `task_script`, by default one solving `make_tasks`' tasks) and `meta` (the meta agent's), a first
     stage of two problems and the shared agent environments; `loop_keys` and `eval_keys` are more `[loop]` and
-    `[eval]` keys."""
+    `[eval]` keys, `runner_keys` a `[runner]` table."""
     aliases = {"task": {"script": "solve.jsonl"}, "meta": {"script": "meta.jsonl"}}
     text = scripted_config(aliases, loop={"meta_model": "meta", "stages": [2], **(loop_keys or {})},
-                           solve={"envs_dir": ENVS}, eval={"results_dir": "evals", **(eval_keys or {})})
+                           solve={"envs_dir": ENVS}, eval={"results_dir": "evals", **(eval_keys or {})},
+                           **({"runner": runner_keys} if runner_keys else {}))
     return write_config(home, text, {"solve.jsonl": task_script, "meta.jsonl": meta_script})
