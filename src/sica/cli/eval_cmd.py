@@ -15,10 +15,20 @@ from rich.table import Table
 
 from sica.benchmarks import BenchmarkError
 from sica.cli.agent_ref import AGENT_HELP, agent_folder
-from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
+from sica.cli.state import (
+    RAY_ADDRESS_HELP,
+    RUNNER_HELP,
+    CliState,
+    UserError,
+    check_model,
+    check_sandbox,
+    state,
+    with_runner,
+)
 from sica.config import Settings
 from sica.runner.environments import AgentVersionError
 from sica.runner.evaluate import HOLDOUT, SELECTION, EvalConfig, EvalProgress, EvalReport, EvalRequest, run_eval
+from sica.runner.ray_api import RayUnavailable
 from sica.runner.results import TAMPERED, ProblemResult
 from sica.runner.setup import serve_gateway
 from sica.runner.stats import mean_interval
@@ -50,6 +60,8 @@ def evaluate(
         typer.Option(min=1, help="Problems at a time. [default: [eval] workers, else the local model's slots, else 4]"),
     ] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
+    runner: Annotated[str | None, typer.Option(help=RUNNER_HELP)] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Run every problem again, even with a stored result.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print one row per problem.")] = False,
 ) -> None:
@@ -58,13 +70,13 @@ def evaluate(
     the rest."""
     cli = state(ctx)
     check_sandbox(sandbox)
-    settings = cli.settings()
+    settings = with_runner(cli.settings(), runner, ray_address)
     check_model(settings, model)
     with agent_folder(agent, settings) as agent_dir:
         request = EvalRequest(agent_dir, benchmark, holdout or [], model, workers, sandbox, fresh)
         try:
             report = uvloop.run(_run(cli, settings, request))
-        except (AgentVersionError, BenchmarkError, SandboxError, OSError) as error:
+        except (AgentVersionError, BenchmarkError, RayUnavailable, SandboxError, OSError) as error:
             raise UserError(str(error)) from None
     _print_report(cli, report, verbose)
     if report.interrupted:

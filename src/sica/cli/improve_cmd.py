@@ -15,13 +15,23 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sica.archive import ArchiveError
 from sica.archive.refs import find_run
 from sica.benchmarks import BenchmarkError
-from sica.cli.state import CliState, UserError, check_model, check_sandbox, state
+from sica.cli.state import (
+    RAY_ADDRESS_HELP,
+    RUNNER_HELP,
+    CliState,
+    UserError,
+    check_model,
+    check_sandbox,
+    state,
+    with_runner,
+)
 from sica.config import Settings
 from sica.loop.improve import ImproveRequest, improve
 from sica.loop.iteration import IterationSummary
 from sica.loop.policies import POLICIES, SelectionError
 from sica.loop.run_numbers import SWITCH_FLAG, NumbersMismatch
 from sica.runner.environments import AgentVersionError
+from sica.runner.ray_api import RayUnavailable
 from sica.sandbox import SandboxError
 
 
@@ -54,6 +64,8 @@ def improve_command(
         typer.Option(help="Carry on a run (its name under [loop] runs_dir, or its folder) where it stopped."),
     ] = None,
     sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
+    runner: Annotated[str | None, typer.Option(help=RUNNER_HELP)] = None,
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)] = None,
     policy: Annotated[
         str | None,
         typer.Option(
@@ -73,7 +85,7 @@ def improve_command(
     """Improve the agent: each iteration a meta agent edits a version chosen by the policy, the result is
     validated, archived and evaluated; one line per iteration. Ctrl-C stops; --resume carries on."""
     cli = state(ctx)
-    settings = cli.settings()
+    settings = with_runner(cli.settings(), runner, ray_address)
     check_sandbox(sandbox)
     for alias in (model, settings.loop.meta_model):
         check_model(settings, alias)
@@ -107,6 +119,7 @@ def improve_command(
         ArchiveError,
         BenchmarkError,
         NumbersMismatch,
+        RayUnavailable,
         SandboxError,
         SelectionError,
         OSError,

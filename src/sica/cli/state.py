@@ -41,5 +41,34 @@ def check_sandbox(backend: str) -> None:
         raise UserError(f"unknown sandbox backend '{backend}': use one of {', '.join(BACKENDS)}")
 
 
+RUNNERS = ("local", "ray")
+RUNNER_HELP = "Where attempts run: local (here) or ray (a Ray cluster). [default: [runner] kind, local]"
+RAY_ADDRESS_HELP = "With --runner ray: the cluster's head, host:port. [default: [runner] address, else this machine's]"
+
+
+def with_runner(settings: Settings, runner: str | None, address: str | None) -> Settings:
+    """The settings with the runner given on the command line; for `ray`, Ray must be installed and no overseer
+    configured (the ray runner runs none yet)."""
+    kind = runner or settings.runner.kind
+    if kind not in RUNNERS:
+        raise UserError(f"unknown runner '{kind}': use one of {', '.join(RUNNERS)}")
+    if address is not None and kind != "ray":
+        raise UserError("--ray-address is for the ray runner: add --runner ray, or leave the address out")
+    if kind == "ray":
+        from sica.runner.oversight import OverseerPlan
+        from sica.runner.ray_api import RayUnavailable, require_ray
+
+        try:
+            require_ray()
+        except RayUnavailable as error:
+            raise UserError(str(error)) from None
+        if OverseerPlan.of(settings.overseer, settings.model_roles) is not None:
+            raise UserError(
+                "the ray runner runs no overseer yet: set [overseer] enabled = false, or use --runner local"
+            )
+    updated = {"kind": kind, "address": address or settings.runner.address}
+    return settings.model_copy(update={"runner": settings.runner.model_copy(update=updated)})
+
+
 def state(ctx: typer.Context) -> CliState:
     return ctx.find_root().obj  # type: ignore[no-any-return]

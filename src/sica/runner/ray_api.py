@@ -5,6 +5,7 @@ optional extra, imported only here and only when the ray runner is chosen (so `-
 from __future__ import annotations
 
 import importlib.util
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -31,6 +32,8 @@ def connect(address: str | None) -> None:
     ray = require_ray()
     if ray.is_initialized():
         return
+    if address is not None:
+        _probe(address)
     try:
         ray.init(
             address=address,
@@ -46,6 +49,18 @@ def connect(address: str | None) -> None:
             f"cannot reach the Ray cluster at {where} ({detail}): check --ray-address / [runner] address "
             "(the head's host:port, as `ray start --head` printed it)"
         ) from None
+
+
+def _probe(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, on an address nothing listens at (Ray itself retries for minutes)."""
+    host, _, port = address.rpartition(":")
+    fix = "give the head's host:port as `ray start --head` printed it (--ray-address / [runner] address)"
+    if not host or not port.isdigit():
+        raise RayUnavailable(f"'{address}' is not a Ray cluster address: {fix}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address} ({error.strerror or error}): {fix}") from None
 
 
 def disconnect() -> None:
