@@ -203,8 +203,8 @@ class RunnerSettings(_Section):
     problem) pair to a Ray cluster at `address` (None: the cluster this process is part of, or a new local one),
     asking `cpus` and `memory_mb` per attempt, while the gateway stays here, also listening on TCP at
     `gateway_host`:`gateway_port` (0: a free port) for the workers' sandboxes. `worker_dir` is each worker node's
-    cache of the agent versions it was sent; `node_retries` is how often an attempt whose node died is run
-    again elsewhere (each a retry of the same result)."""
+    cache of the agent versions it was sent. An attempt whose node died runs again elsewhere as a retry of the
+    same result (`[eval] infra_retries` bounds them)."""
 
     kind: Literal["local", "ray"] = "local"
     address: str | None = None
@@ -213,7 +213,6 @@ class RunnerSettings(_Section):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = Field(default=0, ge=0, lt=65536)
     worker_dir: Path = Field(default_factory=lambda: default_worker_dir(os.geteuid()))
-    node_retries: int = Field(default=3, ge=0)
 
 
 class UtilitySettings(_Section):

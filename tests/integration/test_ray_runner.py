@@ -132,7 +132,9 @@ def test_an_evaluation_runs_across_both_nodes_and_the_head_keeps_its_results(clu
         assert db.execute("SELECT count(*) FROM results").fetchone() == (4,)
     # Both nodes ran attempts (the tasks are spread), and nothing stayed in the nodes' work folders.
     names = node_ids(cluster)
-    ran = [names[(Path(r.folder) / "node.txt").read_text().strip()] for r in report.results]
+    placements = [json.loads((Path(r.folder) / "ray.json").read_text()) for r in report.results]
+    ran = [names[placement["node"]] for placement in placements]
+    assert all(0 < p["worker_s"] < p["total_s"] for p in placements), placements
     assert sorted(set(ran)) == ["head", "worker"], ran
     assert list((nodes_dir / "attempts").glob("*/attempt-*")) == []
     # Workers get the attempt's token, never a provider key: not in what each task is sent, nor in its files.
@@ -202,5 +204,5 @@ def test_a_loop_iteration_evaluates_its_versions_on_the_cluster(cluster, tmp_pat
             assert {e.problem_id.rsplit("/", 1)[1]: e.score for e in run.evaluations(version)} == {
                 "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
     tries = list((home / "evals").glob("*/problems/*/try-*"))
-    assert tries and all((folder / "node.txt").is_file() for folder in tries)
-    assert set(node_ids(cluster)) >= {(folder / "node.txt").read_text().strip() for folder in tries}
+    assert tries and all((folder / "ray.json").is_file() for folder in tries)
+    assert set(node_ids(cluster)) >= {json.loads((folder / "ray.json").read_text())["node"] for folder in tries}

@@ -5,8 +5,8 @@ The task lays out its problem, unpacks the agent version it was sent and builds 
 sandboxed scorer there, and returns what it found with the attempt folder's files (events, diff, logs). The head
 keeps what only it may hold: the gateway (the provider keys; each sandbox reaches it through a relay on its node to
 the gateway's TCP address, with the attempt's bearer token and alias list), the ledger, the results store and the
-archive (each try's folder names the node that ran it, `node.txt`). A task whose node died is not retried by Ray
-(`max_retries=0`) but raised as `WorkerLost`, which the evaluation counts as one more try of the same keyed result
+archive (each try's `ray.json` names the node that ran it, with its time there and in all). A task whose node died
+is not retried by Ray (`max_retries=0`) but raised as `WorkerLost`, which the evaluation counts as one more try of the same keyed result
 (`[eval] infra_retries` bounds them): a rerun elsewhere is a retry, never a second result; the dead worker's call
 in flight is settled by the ledger's rules (the gateway finishes and meters it, or charges its reservation).
 
@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import tarfile
@@ -103,6 +104,7 @@ class WorkerReport:
     failures: list[str]
     files: bytes
     node: str
+    worker_s: float
 
 
 def pack_tree(folder: Path) -> bytes:
@@ -167,6 +169,7 @@ def _idle_account() -> Account:
 async def work_attempt(attempt: WorkerAttempt, agent_tar: bytes, node: str) -> WorkerReport:
     """The worker's part of an attempt: `run_attempt`'s steps that need the sandbox, with the gateway reached
     through a relay, and the folder's files packed for the head."""
+    begun = time.monotonic()
     code, env = await asyncio.to_thread(node_agent, attempt.worker_dir, attempt.agent_hash, agent_tar, attempt.envs_dir)
     sandbox = open_sandbox(attempt.sandbox, allow_unsafe=attempt.sandbox == "none")
     limits, problem = attempt.limits, attempt.problem
@@ -214,7 +217,8 @@ async def work_attempt(attempt: WorkerAttempt, agent_tar: bytes, node: str) -> W
         shutil.rmtree(folder, ignore_errors=True)
         shutil.rmtree(relay_dir, ignore_errors=True)
     result = SandboxResult(result.ending, result.exit_code, result.signal, result.seconds, "", "")
-    return WorkerReport(watch, result, seconds, started_wall, diff, answer, score, failures, files, node)
+    worker_s = time.monotonic() - begun
+    return WorkerReport(watch, result, seconds, started_wall, diff, answer, score, failures, files, node, worker_s)
 
 
 def _ignore(_: Progress) -> None:
@@ -256,6 +260,7 @@ class RayAttempts:
             raise ValueError("the ray runner runs evaluations without an overseer only")
         if gateway.tcp_address is None:
             raise ValueError('the gateway does not listen on TCP: the ray runner needs `[runner] kind = "ray"`')
+        begun = time.monotonic()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "task.md").write_text(problem.statement, encoding="utf-8")
         account = gateway.gateway.open_account(
@@ -282,11 +287,10 @@ class RayAttempts:
         )
         report = await _awaited(ref, stop)
         await asyncio.to_thread(unpack_tree, report.files, folder)
-        (folder / "node.txt").write_text(report.node + "\n", encoding="utf-8")
         await _calls_settled(lambda: gateway.gateway.account(account.id), SETTLE_WAIT_S)
         rows = list(gateway.gateway.ledger.calls(account.id))
         status, summary = _decide_end(report.watch, report.result, False, limits, rows)
-        return finish_attempt(
+        outcome = finish_attempt(
             folder,
             problem,
             agent,
@@ -302,6 +306,11 @@ class RayAttempts:
             report.started_wall,
             rows,
         )
+        # Which node ran the try, its own time, and what the head and Ray added around it (scheduling, transfers).
+        total_s = time.monotonic() - begun
+        placement = {"node": report.node, "worker_s": round(report.worker_s, 3), "total_s": round(total_s, 3)}
+        (folder / "ray.json").write_text(json.dumps(placement) + "\n", encoding="utf-8")
+        return outcome
 
 
 async def _awaited(ref: Any, stop: asyncio.Event) -> WorkerReport:
