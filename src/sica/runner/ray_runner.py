@@ -6,9 +6,9 @@ sandboxed scorer there, and returns what it found with the attempt folder's file
 keeps what only it may hold: the gateway (the provider keys; each sandbox reaches it through a relay on its node to
 the gateway's TCP address, with the attempt's bearer token and alias list), the ledger, the results store and the
 archive (each try's `ray.json` names the node that ran it, with its time there and in all). A task whose node died
-is not retried by Ray (`max_retries=0`) but raised as `WorkerLost`, which the evaluation counts as one more try of the same keyed result
-(`[eval] infra_retries` bounds them): a rerun elsewhere is a retry, never a second result; the dead worker's call
-in flight is settled by the ledger's rules (the gateway finishes and meters it, or charges its reservation).
+is not retried by Ray (`max_retries=0`) but raised as `WorkerLost`, which the evaluation counts as one more try of
+the same keyed result (`[eval] infra_retries` bounds them): a rerun elsewhere is a retry, never a second result;
+the dead worker's call in flight is settled by the ledger's rules (the gateway finishes and meters it).
 
 Ray is the optional extra `ray`; nothing imports it unless the runner is chosen (`ray_api.require_ray`).
 """
