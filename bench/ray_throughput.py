@@ -80,18 +80,20 @@ def measure(config: Path, tasks: Path) -> tuple[float, int, int, list[float]]:
 
 
 def run_on(nodes: int, args: argparse.Namespace, root: Path) -> tuple[float, int, int, list[float]]:
-    folder = root / f"{nodes}-node"
+    folder = root / f"n{nodes}"
     folder.mkdir()
+    (folder / "cfg").mkdir()
     node_dir = Path(tempfile.mkdtemp(prefix="sica-ray-bench-"))
     node_dir.chmod(0o755)
-    with ray_cluster(folder / "cluster", head_cpus=args.cpus, worker_cpus=args.cpus if nodes == 2 else 0) as cluster:
+    with ray_cluster(folder, head_cpus=args.cpus, worker_cpus=args.cpus if nodes == 2 else 0) as cluster:
         saved = {key: os.environ.get(key) for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
         os.environ.update({key: cluster.environ[key] for key in saved})
         try:
-            config = write_config(folder, args.calls, args.latency_s, cluster.address, node_dir)
-            measure(config, write_tasks(folder / "warmup", 1))  # builds and caches the agent on a node
+            config = write_config(folder / "cfg", args.calls, args.latency_s, cluster.address, node_dir)
             width = args.cpus * nodes
-            return measure(config, write_tasks(folder / "tasks", args.rounds * width))
+            # A warm-up as wide as the cluster: every node caches the agent and starts its Ray worker processes.
+            measure(config, write_tasks(folder / "cfg" / "warmup", width))
+            return measure(config, write_tasks(folder / "cfg" / "tasks", args.rounds * width))
         finally:
             ray_api.disconnect()
             for key, value in saved.items():
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2, help="Ray CPUs per node (attempts at once on it)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="sica-bench-ray-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="sica-rb-") as scratch:
         rows = {nodes: run_on(nodes, args, Path(scratch)) for nodes in (1, 2)}
     per_problem_s = args.calls * args.latency_s
     print(f"scripted model: {args.calls} calls of {args.latency_s:g} s a problem; {os.cpu_count()} cores on this "

@@ -21,6 +21,8 @@ from pathlib import Path
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 #: Small nodes: this machine has 2 cores shared with others.
+#: One token for every cluster this process starts: a Ray driver reads its token once, at its first connection.
+TOKEN = secrets.token_hex(32)
 NODE_ARGS = ["--disable-usage-stats", "--object-store-memory=200000000", "--block"]
 HEAD_ARGS = ["--head", "--port=0", "--include-dashboard=false"]
 
@@ -104,7 +106,7 @@ def cluster_environ() -> dict[str, str]:
                if not k.endswith("_API_KEY") and not k.startswith("SICA_") and not k.startswith("RAY_")}
     pythonpath = [SRC, *(p for p in environ.get("PYTHONPATH", "").split(":") if p)]
     return environ | {"PYTHONPATH": ":".join(dict.fromkeys(pythonpath)), "RAY_AUTH_MODE": "token",
-                      "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                      "RAY_AUTH_TOKEN": TOKEN,
                       # A dead node is noticed within seconds, not the default half minute.
                       "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4",
                       "RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_timeout_ms": "1000"}
