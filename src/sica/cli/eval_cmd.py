@@ -59,7 +59,7 @@ def evaluate(
         int | None,
         typer.Option(min=1, help="Problems at a time. [default: [eval] workers, else the local model's slots, else 4]"),
     ] = None,
-    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, docker, or none (unsafe).")] = "bwrap",
     runner: Annotated[str | None, typer.Option(help=RUNNER_HELP)] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="Run every problem again, even with a stored result.")] = False,

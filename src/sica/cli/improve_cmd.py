@@ -63,7 +63,7 @@ def improve_command(
         str | None,
         typer.Option(help="Carry on a run (its name under [loop] runs_dir, or its folder) where it stopped."),
     ] = None,
-    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, or none (unsafe).")] = "bwrap",
+    sandbox: Annotated[str, typer.Option(help="Sandbox backend: bwrap, podman, docker, or none (unsafe).")] = "bwrap",
     runner: Annotated[str | None, typer.Option(help=RUNNER_HELP)] = None,
     ray_address: Annotated[str | None, typer.Option("--ray-address", help=RAY_ADDRESS_HELP)] = None,
     policy: Annotated[
