@@ -145,8 +145,33 @@ def test_an_evaluation_runs_across_both_nodes_and_the_head_keeps_its_results(clu
             assert PROVIDER_KEY.encode() not in path.read_bytes(), path
 
 
+def test_a_loop_iteration_evaluates_its_versions_on_the_cluster(cluster, tmp_path, nodes_dir):
+    """`sica improve`'s loop with `[runner] kind = "ray"`: the meta agent runs on the head, and every evaluation
+    of agent 0 and of the new version runs on the cluster's nodes, its results in the run's archive."""
+    home = tmp_path
+    make_tasks(home / "tasks", WORDS)
+    write_improve_config(home, [
+        {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt",
+                                                        "content": "agent N: plans before it edits\n"}}]},
+        {"tool_calls": [{"name": "complete", "arguments": {"summary": "added planning"}}]},
+    ], runner_keys={"kind": "ray", "address": cluster.address, "worker_dir": nodes_dir})
+    request = ImproveRequest(home / "runs" / "r1", [f"taskdir:{home / 'tasks'}"], [], 1, model="task")
+    lines: list[str] = []
+    asyncio.run(improve(load_settings(home / "sica.toml", {}), {}, request, lines.append, asyncio.Event()))
+    assert lines[0] == "evaluating agent 0" and lines[1].startswith("iteration 1: agent-1 from agent-0"), lines
+    with Run.open(home / "runs" / "r1", read_only=True) as run:
+        assert [(v.number, v.state) for v in run.versions()] == [(0, "valid"), (1, "valid")]
+        for version in (0, 1):
+            assert {e.problem_id.rsplit("/", 1)[1]: e.score for e in run.evaluations(version)} == {
+                "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
+    tries = list((home / "evals").glob("*/problems/*/try-*"))
+    assert tries and all((folder / "ray.json").is_file() for folder in tries)
+    assert set(node_ids(cluster)) >= {json.loads((folder / "ray.json").read_text())["node"] for folder in tries}
+
+
 def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_scored_once(cluster, tmp_path,
                                                                                           nodes_dir):
+    """Last in the module: it kills the cluster's worker node."""
     home = tmp_path
     write_home(home, cluster, nodes_dir, latency_s=4.0)
     worker = cluster.workers[0]
@@ -179,30 +204,9 @@ def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_s
         assert db.execute("SELECT count(*), count(DISTINCT key) FROM results").fetchone() == (4, 4)
     lines = (report.folder / "results.jsonl").read_text().splitlines()
     assert len(lines) == 4  # one result a problem, the rerun not a second one
+    names = node_ids(cluster)
     for result in retried:
         assert Path(result.folder).name == f"try-{result.tries}"
-
-
-
-def test_a_loop_iteration_evaluates_its_versions_on_the_cluster(cluster, tmp_path, nodes_dir):
-    """`sica improve`'s loop with `[runner] kind = "ray"`: the meta agent runs on the head, and every evaluation
-    of agent 0 and of the new version runs on the cluster's nodes, its results in the run's archive."""
-    home = tmp_path
-    make_tasks(home / "tasks", WORDS)
-    write_improve_config(home, [
-        {"tool_calls": [{"name": "create", "arguments": {"path": "description.txt",
-                                                        "content": "agent N: plans before it edits\n"}}]},
-        {"tool_calls": [{"name": "complete", "arguments": {"summary": "added planning"}}]},
-    ], runner_keys={"kind": "ray", "address": cluster.address, "worker_dir": nodes_dir})
-    request = ImproveRequest(home / "runs" / "r1", [f"taskdir:{home / 'tasks'}"], [], 1, model="task")
-    lines: list[str] = []
-    asyncio.run(improve(load_settings(home / "sica.toml", {}), {}, request, lines.append, asyncio.Event()))
-    assert lines[0] == "evaluating agent 0" and lines[1].startswith("iteration 1: agent-1 from agent-0"), lines
-    with Run.open(home / "runs" / "r1", read_only=True) as run:
-        assert [(v.number, v.state) for v in run.versions()] == [(0, "valid"), (1, "valid")]
-        for version in (0, 1):
-            assert {e.problem_id.rsplit("/", 1)[1]: e.score for e in run.evaluations(version)} == {
-                "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
-    tries = list((home / "evals").glob("*/problems/*/try-*"))
-    assert tries and all((folder / "ray.json").is_file() for folder in tries)
-    assert set(node_ids(cluster)) >= {json.loads((folder / "ray.json").read_text())["node"] for folder in tries}
+        # The rerun ran on the head, the one node left; the lost try left no result of its own.
+        assert names[json.loads((Path(result.folder) / "ray.json").read_text())["node"]] == "head"
+        assert not (Path(result.folder).parent / "try-1" / "outcome.json").exists()
