@@ -22,13 +22,13 @@ import pytest
 from sica.archive import Run
 from sica.config import load_settings
 from sica.loop.improve import ImproveRequest, improve
-from sica.runner import ray_api
+from sica.runner import ray_api, ray_runner
 from sica.runner.environments import seed_agent_dir
 from sica.runner.evaluate import EvalConfig, EvalReport, EvalRequest, run_eval
 from sica.runner.setup import serve_gateway
 from tests.support.cli import clean_environ, run_sica
 from tests.support.config import ENVS, EVAL, scripted_config, write_config, write_improve_config
-from tests.support.evals import SOLVE_SCRIPT, make_tasks
+from tests.support.evals import SOLVE_SCRIPT, make_tasks, results_of
 from tests.support.ray_cluster import Cluster, ray_cluster
 
 #: A key the head's gateway holds for an alias no attempt uses: it must appear nowhere a worker can see.
@@ -167,6 +167,52 @@ def test_a_loop_iteration_evaluates_its_versions_on_the_cluster(cluster, tmp_pat
     tries = list((home / "evals").glob("*/problems/*/try-*"))
     assert tries and all((folder / "ray.json").is_file() for folder in tries)
     assert set(node_ids(cluster)) >= {json.loads((folder / "ray.json").read_text())["node"] for folder in tries}
+
+
+def test_sica_eval_runs_on_the_cluster_from_the_command_line(cluster, tmp_path, nodes_dir):
+    """`sica eval --runner ray --ray-address ADDR` as a user runs it (a process of its own, the cluster's token in
+    its environment): the same scores, each try placed on a node of the cluster."""
+    home = tmp_path
+    write_home(home, cluster, nodes_dir, latency_s=0.2)
+    text = (home / "sica.toml").read_text().replace(f'address = "{cluster.address}"\n', "")
+    (home / "sica.toml").write_text(text)
+    environ = clean_environ() | {key: cluster.environ[key] for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    done = run_sica(home, "eval", "-b", f"taskdir:{home / 'tasks'}", "--runner", "ray", "--ray-address",
+                    cluster.address, env=environ, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = results_of(home)
+    assert {r["problem_id"].rsplit("/", 1)[1]: r["score"] for r in results} == {
+        "alpha": 1.0, "beta": 1.0, "gamma": 0.0, "delta": 1.0}
+    nodes = set(node_ids(cluster))
+    assert all(json.loads((Path(r["folder"]) / "ray.json").read_text())["node"] in nodes for r in results)
+
+
+def test_a_stopped_evaluation_cancels_its_tasks_and_records_only_what_finished(cluster, tmp_path, nodes_dir):
+    home = tmp_path
+    write_home(home, cluster, nodes_dir, latency_s=30.0)
+    stop = asyncio.Event()
+    settings = load_settings(home / "sica.toml", {})
+    request = EvalRequest(seed_agent_dir(), [f"taskdir:{home / 'tasks'}"], workers=2)
+
+    async def main() -> EvalReport:
+        asyncio.get_running_loop().call_later(12.0, stop.set)
+        return await run_eval(EvalConfig.of(settings), request, lambda _: None, stop,
+                              gateway=functools.partial(serve_gateway, settings, clean_environ()))
+
+    started = time.monotonic()
+    report = asyncio.run(main())
+    assert time.monotonic() - started < 60  # not the 60 s its first attempts would take
+    assert report.interrupted and report.results == []
+    with closing(sqlite3.connect(home / "evals" / "results.sqlite")) as db:
+        assert db.execute("SELECT count(*) FROM results").fetchone() == (0,)
+    # The cancelled tasks' worker processes are gone; the next task on a node sweeps what they left.
+    left = list(nodes_dir.glob("attempts/*/attempt-*"))
+    assert left
+    ray_runner.sweep_dead(left[0].parent, "attempt-")
+    assert not [folder for folder in left if folder.exists() and folder.parent == left[0].parent]
+    relays = list(Path(tempfile.gettempdir()).glob("sica-relay-*"))
+    ray_runner.sweep_dead(Path(tempfile.gettempdir()), "sica-relay-")
+    assert not [relay for relay in relays if relay.exists() and not Path(f"/proc/{relay.name.split('-')[2]}").exists()]
 
 
 def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_scored_once(cluster, tmp_path,

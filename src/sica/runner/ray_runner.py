@@ -176,8 +176,10 @@ async def work_attempt(attempt: WorkerAttempt, agent_tar: bytes, node: str) -> W
     failures: list[str] = []
     attempts_dir = attempt.worker_dir / "attempts" / node
     attempts_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="attempt-", dir=attempts_dir))
-    relay_dir = Path(tempfile.mkdtemp(prefix="sica-relay-"))
+    for parent, prefix in ((attempts_dir, "attempt-"), (Path(tempfile.gettempdir()), "sica-relay-")):
+        sweep_dead(parent, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=f"attempt-{os.getpid()}-", dir=attempts_dir))
+    relay_dir = Path(tempfile.mkdtemp(prefix=f"sica-relay-{os.getpid()}-"))
     relay_dir.chmod(0o755)
     try:
         (folder / "task.md").write_text(problem.statement, encoding="utf-8")
@@ -219,6 +221,15 @@ async def work_attempt(attempt: WorkerAttempt, agent_tar: bytes, node: str) -> W
     result = SandboxResult(result.ending, result.exit_code, result.signal, result.seconds, "", "")
     worker_s = time.monotonic() - begun
     return WorkerReport(watch, result, seconds, started_wall, diff, answer, score, failures, files, node, worker_s)
+
+
+def sweep_dead(parent: Path, prefix: str) -> None:
+    """Remove the folders `PREFIX<pid>-…` in `parent` whose worker process is gone (a task cancelled or killed
+    with its node leaves its attempt folder and relay behind)."""
+    for entry in parent.glob(f"{prefix}*"):
+        pid = entry.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _ignore(_: Progress) -> None:
