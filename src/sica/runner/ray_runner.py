@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -133,29 +134,28 @@ def pack_agent(agent_dir: Path) -> tuple[str, bytes]:
     return hashlib.sha256(data).hexdigest()[:32], data
 
 
-_NODE_LOCK = threading.Lock()
-
-
 def node_agent(worker_dir: Path, agent_hash: str, agent_tar: bytes, envs_dir: Path) -> tuple[Path, Path]:
     """The agent version's compiled code snapshot and environment on this node, made once per node and version
-    (a second task of the same version reuses them; a rename makes them appear whole)."""
+    (a file lock serializes the node's worker processes; a rename makes the snapshot appear whole)."""
     home = worker_dir / "agents" / agent_hash
     code, env_link = home / "code", home / "env"
-    with _NODE_LOCK:
+    home.mkdir(parents=True, exist_ok=True)
+    for folder in (worker_dir, worker_dir / "agents", home):
+        folder.chmod(0o755)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not code.is_dir():
-            home.mkdir(parents=True, exist_ok=True)
-            worker_dir.chmod(0o755)
-            (worker_dir / "agents").chmod(0o755)
-            home.chmod(0o755)
             staging = Path(tempfile.mkdtemp(prefix="staging-", dir=home))
-            staging.chmod(0o755)
-            unpack_tree(agent_tar, staging / "src")
-            env = ensure_environment(staging / "src", envs_dir.expanduser(), uv.find_uv_bin())
-            _snapshot(staging / "src", staging / "code", env)
-            (staging / "env").write_text(str(env))
-            os.replace(staging / "env", env_link)
-            os.replace(staging / "code", code)
-            shutil.rmtree(staging)
+            try:
+                staging.chmod(0o755)
+                unpack_tree(agent_tar, staging / "src")
+                env = ensure_environment(staging / "src", envs_dir.expanduser(), uv.find_uv_bin())
+                _snapshot(staging / "src", staging / "code", env)
+                (staging / "env").write_text(str(env))
+                os.replace(staging / "env", env_link)
+                os.replace(staging / "code", code)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
     env = Path(env_link.read_text())
     check_reachable(env)
     return code, env
