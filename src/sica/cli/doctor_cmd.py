@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -54,6 +55,14 @@ def doctor(ctx: typer.Context) -> None:
     git = shutil.which("git")
     rows.append(("git", git is not None, git or "not found: apt-get install git"))
     rows.append(("uv", True, uv.find_uv_bin()))
+    has_ray = importlib.util.find_spec("ray") is not None
+    rows.append(
+        (
+            "ray",
+            True,
+            "installed (--runner ray)" if has_ray else "not installed: `uv sync --extra ray` for --runner ray",
+        )
+    )
     rg = subprocess.run(["sh", "-c", "command -v rg"], capture_output=True, text=True).stdout.strip()
     rows.append(("rg", True, rg or "not on PATH here; agent environments get it from the ripgrep wheel"))
     for spec in CATALOG.values():
