@@ -225,11 +225,12 @@ def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_s
     killed = threading.Event()
 
     def kill_when_busy() -> None:
-        # The worker node is mid-attempt once its attempt folder has the agent's events (it is calling the model).
+        # Kill once the worker node has an attempt whose model call is in flight: both running attempts (one a
+        # node, the tasks being spread) have a call pending in the head's ledger.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if list((nodes_dir / "attempts" / worker_id).glob("attempt-*/task.md")):
-                time.sleep(2.0)
+            if list((nodes_dir / "attempts" / worker_id).glob("attempt-*/task.md")) and _pending_calls(home) >= 2:
+                time.sleep(0.5)
                 worker.kill()
                 killed.set()
                 return
@@ -250,9 +251,26 @@ def test_a_worker_node_killed_mid_run_has_its_attempts_rerun_and_every_problem_s
         assert db.execute("SELECT count(*), count(DISTINCT key) FROM results").fetchone() == (4, 4)
     lines = (report.folder / "results.jsonl").read_text().splitlines()
     assert len(lines) == 4  # one result a problem, the rerun not a second one
+    # The dead worker's call in flight was settled by the ledger (the gateway finished and metered it): nothing is
+    # left pending, and the lost try's account paid for what it used, apart from the rerun's.
+    with closing(sqlite3.connect(report.folder / "ledger.sqlite")) as ledger:
+        assert ledger.execute("SELECT count(*) FROM calls WHERE status = 'pending'").fetchone() == (0,)
+        (accounts,) = ledger.execute("SELECT count(DISTINCT account_id) FROM calls").fetchone()
+    assert accounts == 4 + len(retried)  # each try its own account: the lost tries' calls are theirs
     names = node_ids(cluster)
     for result in retried:
         assert Path(result.folder).name == f"try-{result.tries}"
         # The rerun ran on the head, the one node left; the lost try left no result of its own.
         assert names[json.loads((Path(result.folder) / "ray.json").read_text())["node"]] == "head"
         assert not (Path(result.folder).parent / "try-1" / "outcome.json").exists()
+
+
+def _pending_calls(home: Path) -> int:
+    """Model calls in flight in the evaluation's ledger (read as the gateway writes it)."""
+    for ledger in (home / "evals").glob("*/ledger.sqlite"):
+        try:
+            with closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)) as db:
+                return int(db.execute("SELECT count(*) FROM calls WHERE status = 'pending'").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+    return 0
