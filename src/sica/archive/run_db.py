@@ -93,7 +93,13 @@ CREATE TABLE IF NOT EXISTS overseer_lines (
     line TEXT NOT NULL,
     UNIQUE (version, problem_id, repeat)
 );
+CREATE TABLE IF NOT EXISTS meta_step_overseer (
+    step INTEGER PRIMARY KEY REFERENCES meta_steps(id),
+    line TEXT NOT NULL
+);
 """
+#: The overseer's line of a meta step.
+META_STEP_OVERSEER = "meta_step_overseer"
 #: The overseer's line of a result (a table of its own, so the results' rows of older runs stay as they were).
 OVERSEER_LINES = "overseer_lines"
 #: The tables every run has (a database without one of them is not a run's).
@@ -175,6 +181,8 @@ class MetaStep:
     cost_usd: float
     result_version: int | None
     error: str | None
+    #: The overseer's line (empty: none watched).
+    overseer: str = ""
 
 
 class ProblemOutcome(Protocol):
@@ -441,19 +449,33 @@ class RunDb:
         return int(cursor.lastrowid or 0)
 
     def end_meta_step(
-        self, step: int, state: str, cost_usd: float, result_version: int | None = None, error: str | None = None
+        self,
+        step: int,
+        state: str,
+        cost_usd: float,
+        result_version: int | None = None,
+        error: str | None = None,
+        overseer: str = "",
     ) -> None:
         self._db.execute(
             "UPDATE meta_steps SET state = ?, ended_at = ?, cost_usd = ?, result_version = ?, error = ? WHERE id = ?",
             (state, time.time(), cost_usd, result_version, error, step),
         )
+        if overseer:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO {META_STEP_OVERSEER} (step, line) VALUES (?, ?)", (step, overseer)
+            )
 
     def meta_steps(self, state: str | None = None) -> list[MetaStep]:
         args: tuple[object, ...]
         query, args = "SELECT * FROM meta_steps", ()
         if state is not None:
             query, args = query + " WHERE state = ?", (state,)
-        return [MetaStep(**dict(row)) for row in self._db.execute(query + " ORDER BY id", args)]
+        lines: dict[int, str] = {}
+        if self._has_table(META_STEP_OVERSEER):
+            lines = dict(self._db.execute(f"SELECT step, line FROM {META_STEP_OVERSEER}").fetchall())
+        rows = self._db.execute(query + " ORDER BY id", args)
+        return [MetaStep(**dict(row), overseer=lines.get(row["id"], "")) for row in rows]
 
     # Run state
 

@@ -101,15 +101,20 @@ class Overseer:
             self.on_review(outcome)
         return outcome
 
-    def _act(self, judgement: Judgement) -> None:
+    def addressee(self, judgement: Judgement) -> str:
+        """The agent a judgement's notification and agent cancel go to: the agent it names when the window knows
+        it, else the top agent."""
         window = self.follower.window
         top = window.top_agent or "main"
-        named = judgement.agent if judgement.agent in window.agents else top
+        return judgement.agent if judgement.agent in window.agents else top
+
+    def _act(self, judgement: Judgement) -> None:
+        named = self.addressee(judgement)
         if judgement.notify:
             delivered = post_notice(self.logdir, "notify", named, judgement.notify)
             self.record.write("action", action="notify", agent=named, text=judgement.notify, delivered=delivered)
         if judgement.cancel != "none":
-            target = top if judgement.cancel == "run" else named
+            target = (self.follower.window.top_agent or "main") if judgement.cancel == "run" else named
             text = f"cancelled by the overseer: {judgement.verdict}"
             delivered = post_notice(self.logdir, "cancel", target, text)
             self.record.write("action", action="cancel", scope=judgement.cancel, agent=target, delivered=delivered)
