@@ -276,6 +276,9 @@ class OverseerSettings(_Section):
     #: role's alias; `sica overseer` run alone falls back to the default alias.
     model_role: Literal["main", "reasoning", "fast", "overseer"] = "overseer"
     max_output_tokens: int = Field(default=1024, gt=0)
+    #: A cancel needs a detector's finding beside the model's judgement (without one it is withheld and recorded),
+    #: so a small overseer model that misjudges a healthy run cannot end it.
+    cancel_needs_finding: bool = True
     #: What the window keeps: the latest tool steps and model calls.
     window_steps: int = Field(default=60, gt=0)
     window_calls: int = Field(default=120, gt=0)

@@ -5,7 +5,9 @@ are left alone, and every finding, judgement and action is recorded outside the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
 from pathlib import Path
 
 from sica.config import OverseerSettings
@@ -19,7 +21,8 @@ LOOPING = {"verdict": "looping", "agent": "main", "notify": "Stop viewing agent.
 CANCEL = {"verdict": "tampering", "agent": "sub", "cancel": "run", "notes": "it edited the tests"}
 
 
-def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps: int = 1, interval_s: float = 30):
+def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps: int = 1, interval_s: float = 30,
+            clock=time.monotonic, **settings_keys):
     settings = make_settings(scripted_config({"judge": {}}), {"script.jsonl": jsonl(script)})
     running = serve(settings)
     attempt = running.gateway.open_account("p1 run1", limit_usd=1.0)
@@ -32,8 +35,9 @@ def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps
 
     async def go():
         async with running.client(own.token) as client:
-            overseer = Overseer(OverseerSettings(interval_s=interval_s), follower, tmp_path / "logdir", record,
-                                Reviewer(client, ReviewModel("judge", "openai")))
+            overseer = Overseer(OverseerSettings(interval_s=interval_s, **settings_keys), follower,
+                                tmp_path / "logdir", record, Reviewer(client, ReviewModel("judge", "openai")),
+                                clock=clock)
             return [await overseer.step() for _ in range(steps)], overseer
 
     outcomes, overseer = asyncio.run(go())
@@ -109,3 +113,22 @@ def test_an_inbox_replaced_by_a_link_gets_nothing(tmp_path, serve, make_settings
     assert list((tmp_path / "elsewhere").iterdir()) == []
     [action] = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
     assert action["delivered"] is False
+
+
+def test_a_cancel_no_finding_supports_is_withheld(tmp_path, serve, make_settings):
+    """A healthy run reviewed at its interval (the clock moves a minute a reading), judged looping by a model that
+    wants it cancelled: with no detector finding beside the judgement the cancel is withheld (recorded), the
+    notification still goes."""
+    judged = {**LOOPING, "cancel": "run"}
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
+            clock=itertools.count(0, 60).__next__)
+    assert inbox(tmp_path) == [{"type": "notify", "agent_id": "main", "text": "Stop viewing agent.py; edit it."}]
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions[1] == {"action": "cancel_withheld", "scope": "run", "reason": "no finding"}
+
+
+def test_a_cancel_without_a_finding_goes_when_the_settings_allow_it(tmp_path, serve, make_settings):
+    judged = {**LOOPING, "cancel": "run"}
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
+            clock=itertools.count(0, 60).__next__, cancel_needs_finding=False)
+    assert inbox(tmp_path)[1] == {"type": "cancel", "agent_id": "main", "text": "cancelled by the overseer: looping"}

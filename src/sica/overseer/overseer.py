@@ -21,7 +21,8 @@ from sica.overseer.rendering import render_window
 
 class Overseer:
     """Oversees one attempt. Without a `reviewer` (no model for the overseer role) it runs the detectors and
-    records their findings only. `on_review` sees every review's outcome (the CLI prints it)."""
+    records their findings only. `on_review` sees every review's outcome (the CLI prints it), `on_cancel` every
+    cancel posted (the agent it names, the judgement: the runner enforces it)."""
 
     def __init__(
         self,
@@ -33,6 +34,7 @@ class Overseer:
         *,
         on_review: Callable[[ReviewOutcome], None] | None = None,
         on_finding: Callable[[Finding], None] | None = None,
+        on_cancel: Callable[[str, Judgement], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -42,10 +44,13 @@ class Overseer:
         self.reviewer = reviewer
         self.on_review = on_review
         self.on_finding = on_finding
+        self.on_cancel = on_cancel
         self._clock = clock
         self.notes = ""
         self.findings: list[Finding] = []
         self.judgements: list[Judgement] = []
+        #: Cancels the model asked for that no finding supported (`cancel_needs_finding`).
+        self.withheld = 0
         self._seen_findings: set[str] = set()
         self._next_review = clock() + settings.interval_s
         self._events_at_review = 0
@@ -96,25 +101,25 @@ class Overseer:
             self.notes = judgement.notes
             self.record.write("judgement", **judgement.model_dump())
             self._next_review = self._clock() + judgement.next_look_s
-            self._act(judgement)
+            self._act(judgement, findings)
         if self.on_review is not None:
             self.on_review(outcome)
         return outcome
 
-    def addressee(self, judgement: Judgement) -> str:
-        """The agent a judgement's notification and agent cancel go to: the agent it names when the window knows
-        it, else the top agent."""
+    def _act(self, judgement: Judgement, findings: list[Finding]) -> None:
         window = self.follower.window
         top = window.top_agent or "main"
-        return judgement.agent if judgement.agent in window.agents else top
-
-    def _act(self, judgement: Judgement) -> None:
-        named = self.addressee(judgement)
+        named = judgement.agent if judgement.agent in window.agents else top
         if judgement.notify:
             delivered = post_notice(self.logdir, "notify", named, judgement.notify)
             self.record.write("action", action="notify", agent=named, text=judgement.notify, delivered=delivered)
-        if judgement.cancel != "none":
-            target = (self.follower.window.top_agent or "main") if judgement.cancel == "run" else named
+        if judgement.cancel != "none" and self.settings.cancel_needs_finding and not findings:
+            self.withheld += 1
+            self.record.write("action", action="cancel_withheld", scope=judgement.cancel, reason="no finding")
+        elif judgement.cancel != "none":
+            target = top if judgement.cancel == "run" else named
             text = f"cancelled by the overseer: {judgement.verdict}"
             delivered = post_notice(self.logdir, "cancel", target, text)
             self.record.write("action", action="cancel", scope=judgement.cancel, agent=target, delivered=delivered)
+            if self.on_cancel is not None:
+                self.on_cancel(target, judgement)

@@ -150,6 +150,7 @@ class AttemptOversight:
             self.record,
             Reviewer(client, self._plan.model),
             on_review=self._reviewed,
+            on_cancel=self._cancelled,
         )
         self._task = asyncio.create_task(self._run(self._overseer))
         return self
@@ -179,14 +180,13 @@ class AttemptOversight:
             self.failure = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
     def _reviewed(self, outcome: ReviewOutcome) -> None:
-        judgement = outcome.judgement
-        if judgement is None:
+        if outcome.judgement is None:
             self.ignored += 1
-            return
-        if judgement.cancel == "none" or self.cancel is not None or self._overseer is None:
+
+    def _cancelled(self, target: str, judgement: Judgement) -> None:
+        if self.cancel is not None:
             return
         window = self.follower.window
-        target = self._overseer.addressee(judgement)
         if judgement.cancel == "run" or target == window.top_agent:
             self.cancel = RunCancel(time.monotonic(), _step(window), judgement, _doing(window, judgement.agent))
         else:
@@ -235,6 +235,8 @@ class AttemptOversight:
         if findings:
             kinds = sorted({finding.kind for finding in findings})
             line += f"; findings: {', '.join(kinds)}"
+        if overseer is not None and overseer.withheld:
+            line += f"; {overseer.withheld} cancel{'s' if overseer.withheld != 1 else ''} withheld (no finding)"
         if self.failure is not None:
             line += f"; the overseer failed ({self.failure})"
         if tampering:
