@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sica.archive import Run
+from sica.archive.run_db import OverseerEntry
 from sica.config import UtilitySettings
 from sica.loop.archive_view import write_archive_view
 from sica.overseer.inbox import post_notice
@@ -298,9 +299,27 @@ def test_a_meta_step_is_overseen_and_its_line_kept_in_the_run(tmp_path: Path):
     with Run.open(tmp_path / "runs" / "r1", read_only=True) as run:
         (step,) = run.db.meta_steps()
         assert step.state == "failed" and step.overseer.startswith("overseer: cancelled at step ")
+        kept = run.db.overseer_entries(meta_step=step.id)
+        assert [e.type for e in kept][:3] == ["finding", "judgement", "action"]
+        assert json.loads(kept[2].data) == {"action": "cancel", "scope": "run", "agent": "main-1", "delivered": True}
     folder = tmp_path / "runs" / "r1" / "meta" / "iteration-1"
     assert '"action": "cancel"' in (folder / "overseer.jsonl").read_text()
     done = run_sica(tmp_path, "report", "r1")
     assert done.returncode == 0, done.stderr
     (markdown,) = (tmp_path / "runs" / "r1").rglob("report.md")
     assert "overseer: cancelled at step" in markdown.read_text()
+
+
+def test_the_overseers_record_of_a_result_is_kept_in_the_run_and_replaced_with_the_result(tmp_path: Path):
+    """A retried result brings its own record; a tampered result, never replaced, keeps the record it had."""
+    first = [OverseerEntry(1.0, "judgement", '{"verdict": "looping"}'), OverseerEntry(2.0, "action", '{"x": 1}')]
+    second = [OverseerEntry(3.0, "judgement", '{"verdict": "progressing"}')]
+    with Run.create(tmp_path / "run", seed_agent_dir(), {}) as run:
+        run.record_evaluation(0, Result("toy/0", 0.0, status="error"), 0, first)
+        assert run.db.overseer_entries(version=0, problem_id="toy/0") == first
+        run.record_evaluation(0, Result("toy/0", 1.0, status="done"), 0, second)
+        assert run.db.overseer_entries(version=0, problem_id="toy/0") == second
+        run.record_evaluation(0, Result("toy/1", 0.0, status="tampered"), 0, first)
+        run.record_evaluation(0, Result("toy/1", 1.0, status="done"), 0, second)
+        assert run.db.overseer_entries(version=0, problem_id="toy/1") == first
+        assert run.db.overseer_entries(version=0, problem_id="toy/0", repeat=1) == []

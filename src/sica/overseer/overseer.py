@@ -16,7 +16,8 @@ from sica.overseer.follow import AttemptFollower
 from sica.overseer.inbox import post_notice
 from sica.overseer.judgement import Judgement, Reviewer, ReviewOutcome
 from sica.overseer.record import OverseerRecord
-from sica.overseer.rendering import render_window
+from sica.overseer.rendering import render_window, total_steps
+from sica.overseer.window import cut
 
 
 class Overseer:
@@ -36,6 +37,7 @@ class Overseer:
         on_finding: Callable[[Finding], None] | None = None,
         on_cancel: Callable[[str, Judgement], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        task: str = "",
     ) -> None:
         self.settings = settings
         self.follower = follower
@@ -45,6 +47,9 @@ class Overseer:
         self.on_review = on_review
         self.on_finding = on_finding
         self.on_cancel = on_cancel
+        self.task = task
+        #: What it did, one line an action, shown at the next reviews.
+        self.actions: list[str] = []
         self._clock = clock
         self.notes = ""
         self.findings: list[Finding] = []
@@ -91,7 +96,8 @@ class Overseer:
         assert self.reviewer is not None
         window = self.follower.window
         self._events_at_review = window.events_seen
-        outcome = await self.reviewer.review(render_window(window, findings, self.notes))
+        rendering = render_window(window, findings, self.notes, task=self.task, actions=self.actions)
+        outcome = await self.reviewer.review(rendering)
         judgement = outcome.judgement
         if judgement is None:
             self.record.write("review_ignored", reason=outcome.reason, replies=outcome.replies)
@@ -113,8 +119,10 @@ class Overseer:
         if judgement.notify:
             delivered = post_notice(self.logdir, "notify", named, judgement.notify)
             self.record.write("action", action="notify", agent=named, text=judgement.notify, delivered=delivered)
+            self.actions.append(f"at step {total_steps(window)}: told {named}: {cut(judgement.notify, 160)}")
         if judgement.cancel != "none" and self.settings.cancel_needs_finding and not findings:
             self.withheld += 1
+            self.actions.append(f"at step {total_steps(window)}: a cancel withheld (no detector finding)")
             self.record.write("action", action="cancel_withheld", scope=judgement.cancel, reason="no finding")
         elif judgement.cancel != "none":
             target = top if judgement.cancel == "run" else named

@@ -285,6 +285,7 @@ async def run_attempt(
                         run.workdir,
                         folder / "overseer.jsonl",
                         grace_s=limits.cancel_grace_s,
+                        task=problem.statement,
                         task_paths=[str(path) for path in spec.readonly],
                     )
                 )

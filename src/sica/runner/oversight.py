@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from sica.archive.run_db import OverseerEntry
 from sica.config import ModelRoles, OverseerSettings
 from sica.gateway import RunningGateway
 from sica.gateway.gateway import AccountHandle
@@ -29,6 +30,7 @@ from sica.overseer import (
     Window,
 )
 from sica.overseer.judgement import Judgement
+from sica.overseer.record import read_record
 from sica.overseer.window import cut
 
 #: How long an ended attempt waits for a review in progress before cancelling it.
@@ -57,6 +59,19 @@ class OverseerPlan:
     def fingerprint(self) -> dict[str, object]:
         """What of the plan can change an attempt's result (it may cancel it): for the results' cache key."""
         return {"alias": self.model.alias, "settings": self.settings.model_dump(mode="json")}
+
+
+def recorded_entries(folder: Path) -> list[OverseerEntry]:
+    """The overseer's record of a finished attempt (its folder's `overseer.jsonl`), for a run's `run.sqlite`."""
+    try:
+        records = read_record(folder / "overseer.jsonl")
+    except (OSError, ValueError):
+        return []
+    return [
+        OverseerEntry(float(r.get("ts", 0)), str(r.get("type", "")), json.dumps(r.get("data", {})))
+        for r in records
+        if isinstance(r, dict)
+    ]
 
 
 def with_overseer(aliases: set[str], plan: OverseerPlan | None) -> set[str]:
@@ -93,10 +108,11 @@ class OversightSummary:
 
 class AttemptOversight:
     """The overseer of one running attempt, a task beside the attempt's follower (`async with`): opened on its own
-    account under `account`, reading the live `logdir` and `workdir`, recording to `record_path`. `task_paths` are
-    more sandbox paths of the task (its read-only mounts: the task, an archive view) whose reads are no tampering
-    sign. A sub-agent still running `grace_s` after the overseer cancelled it turns the cancel into one of the
-    run, enforced at once: the sandbox is ended."""
+    account under `account`, reading the live `logdir` and `workdir`, recording to `record_path`. `task` is the
+    problem's statement, shown to the overseer's model; `task_paths` are more sandbox paths of the task (its
+    read-only mounts: the task, an archive view) whose reads are no tampering sign. A sub-agent still running
+    `grace_s` after the overseer cancelled it turns the cancel into one of the run, enforced at once: the sandbox
+    is ended."""
 
     def __init__(
         self,
@@ -109,6 +125,7 @@ class AttemptOversight:
         record_path: Path,
         *,
         grace_s: float,
+        task: str = "",
         task_paths: list[str] | None = None,
     ) -> None:
         settings = plan.settings.model_copy(update={"task_paths": [*plan.settings.task_paths, *(task_paths or [])]})
@@ -132,6 +149,7 @@ class AttemptOversight:
         self.record = OverseerRecord(record_path)
         self.cancel: RunCancel | None = None
         self._grace_s = grace_s
+        self._task_statement = task
         #: Sub-agents the overseer cancelled: when (monotonic) and why.
         self.agent_cancels: dict[str, tuple[float, Judgement]] = {}
         self.failure: str | None = None
@@ -151,6 +169,7 @@ class AttemptOversight:
             Reviewer(client, self._plan.model),
             on_review=self._reviewed,
             on_cancel=self._cancelled,
+            task=self._task_statement,
         )
         self._task = asyncio.create_task(self._run(self._overseer))
         return self
