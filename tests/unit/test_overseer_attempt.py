@@ -323,3 +323,60 @@ def test_the_overseers_record_of_a_result_is_kept_in_the_run_and_replaced_with_t
         run.record_evaluation(0, Result("toy/1", 1.0, status="done"), 0, second)
         assert run.db.overseer_entries(version=0, problem_id="toy/1") == first
         assert run.db.overseer_entries(version=0, problem_id="toy/0", repeat=1) == []
+
+
+
+def steps(*calls: dict[str, Any], times: int) -> list[dict[str, Any]]:
+    """A scripted trajectory repeating `calls` `times` over, a step every 0.2 s."""
+    return [{**call, "latency_s": 0.2, "usage": {"input": 100, "output": 10}} for call in calls] * times
+
+
+def call(tool: str, **arguments: Any) -> dict[str, Any]:
+    return {"tool_calls": [{"name": tool, "arguments": arguments}]}
+
+
+@pytest.mark.parametrize(("script", "kind"), [
+    (steps(call("view", path="README"), times=60), "repeated_action_observation"),
+    (steps(call("view", path="missing.txt"), times=60), "repeated_action_error"),
+    (steps(call("view", path="README"), call("run", command="cat README"), times=30), "alternation"),
+    (steps(call("run", command="ls"), call("run", command="pwd"), call("run", command="cat README"), times=20),
+     "no_progress"),
+], ids=["repeat", "error", "alternate", "stall"])
+def test_each_stuck_pattern_of_the_seed_agent_is_found_and_brings_the_cancel(tmp_path: Path, script, kind):
+    """The real seed agent on a scripted trajectory of each pattern; reviews only come with findings."""
+    result = evaluate(tmp_path, script, [judgement("looping", "run")] * 20, overseer=ON_FINDINGS)
+    assert result["status"] == "cancelled" and result["overseer"].startswith("overseer: cancelled at step ")
+    found = [r["data"]["kind"] for r in records(result) if r["type"] == "finding"]
+    assert kind in found, found
+    assert records(result)[0]["type"] == "finding"  # the first review came with a finding, not the clock
+
+
+def test_an_agent_talking_without_acting_is_found_and_cancelled(tmp_path: Path):
+    """The seed ends itself after a few replies with no tool call (its own guard), so a hostile agent talks on."""
+    actions = """
+        for n in range(300):
+            call_model({"model": "fake", "messages": [{"role": "user", "content": f"step {n}"}]})
+            _emit("llm_call", model="fake", input_tokens=100, output_tokens=10)
+            _emit("message", text="Let me think about this some more.")
+            time.sleep(0.1)
+    """
+    agent = hostile_agent(tmp_path / "agent", actions)
+    chatter = [{"content": "thinking", "usage": {"input": 100, "output": 10}}] * 300
+    result = evaluate(tmp_path, chatter, [judgement("looping", "run")] * 20, agent=agent, overseer=ON_FINDINGS)
+    assert "talking_without_acting" in [r["data"]["kind"] for r in records(result) if r["type"] == "finding"]
+    assert result["status"] == "cancelled"
+
+
+def test_an_agent_writing_no_events_but_calling_its_model_is_judged_from_the_ledger(tmp_path: Path):
+    actions = """
+        for n in range(200):
+            call_model({"model": "fake", "messages": [{"role": "user", "content": f"step {n}"}]})
+            time.sleep(0.05)
+    """
+    agent = hostile_agent(tmp_path / "agent", actions)
+    chatter = [{"content": "thinking", "usage": {"input": 100, "output": 10}}] * 200
+    result = evaluate(tmp_path, chatter, [judgement("looping", "run")] * 20, agent=agent, overseer=ON_FINDINGS)
+    found = {r["data"]["kind"]: r["data"]["evidence"] for r in records(result) if r["type"] == "finding"}
+    assert "silent" in found and "model calls since the agent's last event" in found["silent"]
+    assert result["status"] == "cancelled"
+    assert "not honoured within the grace period, the sandbox was ended" in result["overseer"]
