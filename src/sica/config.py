@@ -279,6 +279,9 @@ class OverseerSettings(_Section):
     #: A cancel needs a detector's finding beside the model's judgement (without one it is withheld and recorded),
     #: so a small overseer model that misjudges a healthy run cannot end it.
     cancel_needs_finding: bool = True
+    #: Tool steps after the overseer's notice to an agent that is still caught repeating itself (a repetition or
+    #: no-progress finding holds) before the overseer cancels the run itself; 0: never, the model alone decides.
+    escalate_after_steps: int = Field(default=10, ge=0)
     #: What the window keeps: the latest tool steps and model calls.
     window_steps: int = Field(default=60, gt=0)
     window_calls: int = Field(default=120, gt=0)

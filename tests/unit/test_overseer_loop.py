@@ -132,3 +132,50 @@ def test_a_cancel_without_a_finding_goes_when_the_settings_allow_it(tmp_path, se
     oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
             clock=itertools.count(0, 60).__next__, cancel_needs_finding=False)
     assert inbox(tmp_path)[1] == {"type": "cancel", "agent_id": "main", "text": "cancelled by the overseer: looping"}
+
+
+def escalation(tmp_path: Path, serve, make_settings, more_steps: int, repeat: bool, **settings_keys):
+    """A looping agent told once (the model never cancels), then `more_steps` tool steps, the same one again
+    (`repeat`) or each new; the cancels the overseer handed the runner."""
+    settings = make_settings(scripted_config({"judge": {}}), {"script.jsonl": jsonl([{"content": json.dumps(LOOPING)}])})
+    running = serve(settings)
+    own = running.gateway.open_account("overseer", limit_usd=0.1, aliases=frozenset({"judge"}))
+    log = AgentLog(tmp_path / "logdir")
+    looping(log)
+    follower = AttemptFollower(Window(Limits(started_at=0.0)), tmp_path / "logdir")
+    record = OverseerRecord(tmp_path / "overseer.jsonl")
+    cancels: list[tuple[str, str]] = []
+
+    async def go():
+        async with running.client(own.token) as client:
+            overseer = Overseer(OverseerSettings(interval_s=600, **settings_keys), follower, tmp_path / "logdir",
+                                record, Reviewer(client, ReviewModel("judge", "openai")),
+                                on_cancel=lambda agent, judgement: cancels.append((agent, judgement.notes)))
+            await overseer.step()
+            for i in range(more_steps):
+                path = "agent.py" if repeat else f"file{i}.py"
+                log.emit("tool_call", tool="view", arguments={"path": path}, call_id=f"d{i}")
+                log.emit("tool_result", tool="view", call_id=f"d{i}", ok=True, output="same text" if repeat else path)
+                await overseer.step()
+
+    asyncio.run(go())
+    record.close()
+    return cancels
+
+
+def test_an_agent_told_and_still_repeating_itself_has_its_run_cancelled(tmp_path, serve, make_settings):
+    cancels = escalation(tmp_path, serve, make_settings, more_steps=12, repeat=True)
+    assert cancels == [("main", "still stuck 10 steps after the overseer's notice")]
+    assert inbox(tmp_path)[-1] == {"type": "cancel", "agent_id": "main",
+                                   "text": "cancelled by the overseer: still stuck 10 steps after the overseer's notice"}
+    actions = [r["data"]["action"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions == ["notify", "cancel"]
+
+
+def test_an_agent_that_heeds_the_notice_is_not_cancelled(tmp_path, serve, make_settings):
+    assert escalation(tmp_path, serve, make_settings, more_steps=12, repeat=False) == []
+    assert [n["type"] for n in inbox(tmp_path)] == ["notify"]
+
+
+def test_escalation_can_be_switched_off(tmp_path, serve, make_settings):
+    assert escalation(tmp_path, serve, make_settings, more_steps=12, repeat=True, escalate_after_steps=0) == []

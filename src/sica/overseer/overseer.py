@@ -1,6 +1,7 @@
 """The overseer's loop: follow the attempt, run the detectors on what is new, review every `interval_s` (or
 after `events_per_review` events, or at once when a detector finds something new), act on the judgement through
-the inbox, and record every finding, judgement and action as a harness event."""
+the inbox, and record every finding, judgement and action as a harness event. An agent told what it repeats and
+still caught repeating itself `escalate_after_steps` steps later has its run cancelled without another review."""
 
 from __future__ import annotations
 
@@ -11,13 +12,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sica.config import OverseerSettings
-from sica.overseer.detectors import Finding, detect
+from sica.overseer.detectors import Finding, FindingKind, detect
 from sica.overseer.follow import AttemptFollower
 from sica.overseer.inbox import post_notice
 from sica.overseer.judgement import Judgement, Reviewer, ReviewOutcome
 from sica.overseer.record import OverseerRecord
 from sica.overseer.rendering import render_window, total_steps
 from sica.overseer.window import cut
+
+#: Findings that say the agent is stuck (its notice unheeded, they bring the cancel: `escalate_after_steps`).
+STUCK_KINDS: frozenset[FindingKind] = frozenset(
+    {
+        "repeated_action_observation",
+        "repeated_action_error",
+        "alternation",
+        "talking_without_acting",
+        "no_progress",
+        "silent",
+        "context_window",
+    }
+)
 
 
 class Overseer:
@@ -50,6 +64,9 @@ class Overseer:
         self.task = task
         #: What it did, one line an action, shown at the next reviews.
         self.actions: list[str] = []
+        #: The attempt's tool steps when the overseer first sent a notice, and whether it then cancelled itself.
+        self._noticed_at_step: int | None = None
+        self._escalated = False
         self._clock = clock
         self.notes = ""
         self.findings: list[Finding] = []
@@ -82,6 +99,9 @@ class Overseer:
             self.record.write("finding", kind=finding.kind, agent=finding.agent_id, evidence=finding.evidence)
             if self.on_finding is not None:
                 self.on_finding(finding)
+        if self._stuck_after_notice(current):
+            self._escalate()
+            return None
         due = (
             fresh
             or self._clock() >= self._next_review
@@ -112,6 +132,27 @@ class Overseer:
             self.on_review(outcome)
         return outcome
 
+    def _stuck_after_notice(self, current: list[Finding]) -> bool:
+        """Whether the agent was told and is still caught repeating itself `escalate_after_steps` steps later."""
+        after = self.settings.escalate_after_steps
+        if not after or self._noticed_at_step is None or self._escalated:
+            return False
+        stuck = any(finding.kind in STUCK_KINDS for finding in current)
+        return stuck and total_steps(self.follower.window) - self._noticed_at_step >= after
+
+    def _escalate(self) -> None:
+        """Cancel the run without asking the model again: it was told, and the detectors still see it stuck."""
+        self._escalated = True
+        window = self.follower.window
+        top = window.top_agent or "main"
+        steps = total_steps(window) - (self._noticed_at_step or 0)
+        reason = f"still stuck {steps} steps after the overseer's notice"
+        delivered = post_notice(self.logdir, "cancel", top, f"cancelled by the overseer: {reason}")
+        self.record.write("action", action="cancel", scope="run", agent=top, delivered=delivered, reason=reason)
+        self.actions.append(f"at step {total_steps(window)}: cancelled the run ({reason})")
+        if self.on_cancel is not None:
+            self.on_cancel(top, Judgement(verdict="looping", cancel="run", notes=reason))
+
     def _act(self, judgement: Judgement, findings: list[Finding]) -> None:
         window = self.follower.window
         top = window.top_agent or "main"
@@ -120,6 +161,8 @@ class Overseer:
             delivered = post_notice(self.logdir, "notify", named, judgement.notify)
             self.record.write("action", action="notify", agent=named, text=judgement.notify, delivered=delivered)
             self.actions.append(f"at step {total_steps(window)}: told {named}: {cut(judgement.notify, 160)}")
+            if self._noticed_at_step is None:
+                self._noticed_at_step = total_steps(window)
         if judgement.cancel != "none" and self.settings.cancel_needs_finding and not findings:
             self.withheld += 1
             self.actions.append(f"at step {total_steps(window)}: a cancel withheld (no detector finding)")
