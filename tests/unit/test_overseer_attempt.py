@@ -194,12 +194,12 @@ def agent_requests(home: Path) -> list[str]:
 
 
 def test_a_notification_reaches_the_agent_and_changes_what_its_model_is_sent(tmp_path: Path):
-    """The first review tells the looping agent what to do instead; the seed agent's next requests carry the
-    notice (as the gateway's ledger recorded them), the ones before did not; the next review cancels."""
+    """The first review (at the first finding) tells the looping agent what to do instead; the seed agent's next
+    requests carry the notice (as the gateway's ledger recorded them), the ones before did not; then it is
+    cancelled."""
     notice = "NOTICE-7f3: you keep viewing README; write done.txt instead"
     judgements = [judgement("looping", notify=notice), *[judgement("looping", "run")] * 20]
-    result = evaluate(tmp_path, LOOPING, judgements, overseer={"interval_s": 600, "poll_s": 0.1,
-                                                               "events_per_review": 6})
+    result = evaluate(tmp_path, LOOPING, judgements, overseer=ON_FINDINGS)
     actions = [r["data"] for r in records(result) if r["type"] == "action"]
     assert actions[0] == {"action": "notify", "agent": "main-1", "text": notice, "delivered": True}
     requests = agent_requests(tmp_path)

@@ -103,3 +103,9 @@ def test_the_schema_sent_asks_for_whole_seconds_in_range_and_the_parser_takes_th
     assert set(schema["required"]) == {"verdict"} and schema["additionalProperties"] is False
     assert parse_judgement('{"verdict": "looping", "next_look_s": 20}').next_look_s == 20.0
     assert "next_look_s" in Judgement.model_json_schema()["properties"]
+
+
+@pytest.mark.parametrize("said", ["none", " None ", "null", "", "N/A"])
+def test_a_notice_that_says_there_is_none_is_none(said):
+    assert parse_judgement(json.dumps({"verdict": "progressing", "notify": said})).notify is None
+    assert parse_judgement('{"verdict": "looping", "notify": " Stop. "}').notify == "Stop."

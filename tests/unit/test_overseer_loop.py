@@ -115,22 +115,38 @@ def test_an_inbox_replaced_by_a_link_gets_nothing(tmp_path, serve, make_settings
     assert action["delivered"] is False
 
 
-def test_a_cancel_no_finding_supports_is_withheld(tmp_path, serve, make_settings):
+def test_a_looping_verdict_no_finding_supports_is_withheld(tmp_path, serve, make_settings):
     """A healthy run reviewed at its interval (the clock moves a minute a reading), judged looping by a model that
-    wants it cancelled: with no detector finding beside the judgement the cancel is withheld (recorded), the
-    notification still goes."""
+    wants it told and cancelled: no stuck pattern supports the verdict, so neither goes (both recorded)."""
     judged = {**LOOPING, "cancel": "run"}
+    _, overseer, _ = oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
+                             clock=itertools.count(0, 60).__next__)
+    assert not (tmp_path / "logdir" / "inbox").exists()
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert [a["withheld"] for a in actions] == ["notify", "cancel run"] and overseer.withheld == 2
+
+
+def test_an_off_task_notice_goes_but_its_cancel_needs_a_finding(tmp_path, serve, make_settings):
+    judged = {**LOOPING, "verdict": "off_task", "notify": "Your task is the parser, not the docs.", "cancel": "run"}
     oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
             clock=itertools.count(0, 60).__next__)
-    assert inbox(tmp_path) == [{"type": "notify", "agent_id": "main", "text": "Stop viewing agent.py; edit it."}]
+    assert inbox(tmp_path) == [{"type": "notify", "agent_id": "main", "text": "Your task is the parser, not the docs."}]
     actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
-    assert actions[1] == {"action": "cancel_withheld", "scope": "run", "reason": "no finding"}
+    assert actions[-1] == {"action": "withheld", "withheld": "cancel run", "reason": "no finding supports the verdict"}
+
+
+def test_a_tampering_cancel_needs_a_tampering_sign_not_just_any_finding(tmp_path, serve, make_settings):
+    judged = {**CANCEL, "agent": "main"}
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], looping)
+    assert [n["type"] for n in inbox(tmp_path)] == []
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions == [{"action": "withheld", "withheld": "cancel run", "reason": "no finding supports the verdict"}]
 
 
 def test_a_cancel_without_a_finding_goes_when_the_settings_allow_it(tmp_path, serve, make_settings):
     judged = {**LOOPING, "cancel": "run"}
     oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
-            clock=itertools.count(0, 60).__next__, cancel_needs_finding=False)
+            clock=itertools.count(0, 60).__next__, interventions_need_findings=False)
     assert inbox(tmp_path)[1] == {"type": "cancel", "agent_id": "main", "text": "cancelled by the overseer: looping"}
 
 

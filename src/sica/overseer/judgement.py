@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from sica.config import Wire
 
 Verdict = Literal["progressing", "looping", "off_task", "tampering"]
 Cancel = Literal["none", "agent", "run"]
+#: Notices that mean there is none.
+NO_NOTICE = frozenset({"", "none", "null", "n/a", "no", "nothing", "-"})
 
 
 class Judgement(BaseModel):
@@ -34,6 +36,12 @@ class Judgement(BaseModel):
     notes: str = Field(default="", max_length=4000)
     #: Seconds until the next review.
     next_look_s: float = Field(default=30.0, ge=1, le=3600)
+
+    @field_validator("notify")
+    @classmethod
+    def _no_notice(cls, notify: str | None) -> str | None:
+        """A notice that says there is none (small models write "none" for null) is none."""
+        return None if notify is None or notify.strip().lower() in NO_NOTICE else notify.strip()
 
 
 SYSTEM_PROMPT = """You oversee an autonomous coding agent working on a task in a sandbox. You see a summary of \

@@ -18,7 +18,7 @@ from sica.overseer.inbox import post_notice
 from sica.overseer.judgement import Judgement, Reviewer, ReviewOutcome
 from sica.overseer.record import OverseerRecord
 from sica.overseer.rendering import render_window, total_steps
-from sica.overseer.window import cut
+from sica.overseer.window import Window, cut
 
 #: Findings that say the agent is stuck (its notice unheeded, they bring the cancel: `escalate_after_steps`).
 STUCK_KINDS: frozenset[FindingKind] = frozenset(
@@ -71,7 +71,7 @@ class Overseer:
         self.notes = ""
         self.findings: list[Finding] = []
         self.judgements: list[Judgement] = []
-        #: Cancels the model asked for that no finding supported (`cancel_needs_finding`).
+        #: Notices and cancels the model asked for that no finding supported (`interventions_need_findings`).
         self.withheld = 0
         self._seen_findings: set[str] = set()
         self._next_review = clock() + settings.interval_s
@@ -157,16 +157,17 @@ class Overseer:
         window = self.follower.window
         top = window.top_agent or "main"
         named = judgement.agent if judgement.agent in window.agents else top
-        if judgement.notify:
+        supported = not self.settings.interventions_need_findings or _supports(judgement, findings)
+        if judgement.notify and (supported or judgement.verdict != "looping"):
             delivered = post_notice(self.logdir, "notify", named, judgement.notify)
             self.record.write("action", action="notify", agent=named, text=judgement.notify, delivered=delivered)
             self.actions.append(f"at step {total_steps(window)}: told {named}: {cut(judgement.notify, 160)}")
             if self._noticed_at_step is None:
                 self._noticed_at_step = total_steps(window)
-        if judgement.cancel != "none" and self.settings.cancel_needs_finding and not findings:
-            self.withheld += 1
-            self.actions.append(f"at step {total_steps(window)}: a cancel withheld (no detector finding)")
-            self.record.write("action", action="cancel_withheld", scope=judgement.cancel, reason="no finding")
+        elif judgement.notify:
+            self._withhold(window, "notify")
+        if judgement.cancel != "none" and not supported:
+            self._withhold(window, f"cancel {judgement.cancel}")
         elif judgement.cancel != "none":
             target = top if judgement.cancel == "run" else named
             text = f"cancelled by the overseer: {judgement.verdict}"
@@ -174,3 +175,19 @@ class Overseer:
             self.record.write("action", action="cancel", scope=judgement.cancel, agent=target, delivered=delivered)
             if self.on_cancel is not None:
                 self.on_cancel(target, judgement)
+
+    def _withhold(self, window: Window, what: str) -> None:
+        self.withheld += 1
+        self.actions.append(f"at step {total_steps(window)}: {what} withheld (no detector finding supports it)")
+        self.record.write("action", action="withheld", withheld=what, reason="no finding supports the verdict")
+
+
+def _supports(judgement: Judgement, findings: list[Finding]) -> bool:
+    """Whether a detector's finding supports the judgement's verdict: looping needs a stuck pattern, tampering a
+    tampering sign, anything else some finding."""
+    kinds = {finding.kind for finding in findings}
+    if judgement.verdict == "looping":
+        return bool(kinds & STUCK_KINDS)
+    if judgement.verdict == "tampering":
+        return "tampering" in kinds
+    return bool(kinds)

@@ -255,7 +255,7 @@ class AttemptOversight:
             kinds = sorted({finding.kind for finding in findings})
             line += f"; findings: {', '.join(kinds)}"
         if overseer is not None and overseer.withheld:
-            line += f"; {overseer.withheld} cancel{'s' if overseer.withheld != 1 else ''} withheld (no finding)"
+            line += f"; {overseer.withheld} intervention{'s' if overseer.withheld != 1 else ''} withheld (no finding)"
         if self.failure is not None:
             line += f"; the overseer failed ({self.failure})"
         if tampering:
