@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -28,7 +29,8 @@ from pathlib import Path
 
 from sica.config import load_settings
 from sica.runner.environments import seed_agent_dir
-from sica.runner.evaluate import EvalRequest, run_eval
+from sica.runner.evaluate import EvalConfig, EvalRequest, run_eval
+from sica.runner.setup import serve_gateway
 
 
 def write_tasks(root: Path, count: int) -> Path:
@@ -59,7 +61,8 @@ async def measure(config: Path, tasks: Path, workers: int) -> tuple[float, int]:
     settings = load_settings(config, {})
     request = EvalRequest(seed_agent_dir(), [f"taskdir:{tasks}"], workers=workers, fresh=True)
     started = time.perf_counter()
-    report = await run_eval(settings, {}, request, lambda progress: None, asyncio.Event())
+    gateway = functools.partial(serve_gateway, settings, {})
+    report = await run_eval(EvalConfig.of(settings), request, lambda progress: None, asyncio.Event(), gateway=gateway)
     wall = time.perf_counter() - started
     solved = sum(r.score == 1.0 for r in report.results)
     if solved != len(report.results):

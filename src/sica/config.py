@@ -298,6 +298,13 @@ class OverseerSettings(_Section):
     #: role's alias; `sica overseer` run alone falls back to the default alias.
     model_role: Literal["main", "reasoning", "fast", "overseer"] = "overseer"
     max_output_tokens: int = Field(default=1024, gt=0)
+    #: A cancel, and a notice of looping, need a detector's finding that supports the verdict (a stuck pattern for
+    #: looping, a tampering sign for tampering); without one they are withheld and recorded, so a small overseer
+    #: model that misjudges a healthy run cannot end or distract it.
+    interventions_need_findings: bool = True
+    #: Tool steps after the overseer's notice to an agent that is still caught repeating itself (a repetition or
+    #: no-progress finding holds) before the overseer cancels the run itself; 0: never, the model alone decides.
+    escalate_after_steps: int = Field(default=10, ge=0)
     #: What the window keeps: the latest tool steps and model calls.
     window_steps: int = Field(default=60, gt=0)
     window_calls: int = Field(default=120, gt=0)

@@ -4,6 +4,7 @@ might), and a real ledger written by the gateway's own `Ledger`."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,44 @@ def test_stored_bodies_of_either_wire_and_of_streams():
                  '"text": "yo"}}\n\n')
     assert response_summary(anthropic) == ("yo", 0)
     assert response_summary("<html>") == ("<html>", None)
+
+
+def stamped_follower(tmp_path: Path, view: LedgerView) -> tuple[AttemptFollower, AgentLog]:
+    """A follower on the wall clock, whose agent stamps its events with the time they are written (as the ledger
+    stamps its calls)."""
+    log = AgentLog(tmp_path / "logdir")
+    window = Window(Limits(started_at=time.time(), time_limit_s=600, budget_usd=1.0))
+    return AttemptFollower(window, tmp_path / "logdir", ledger=view, clock=time.time), log
+
+
+def test_calls_the_agent_reported_are_not_silent_when_read_in_one_backlog(tmp_path, ledger):
+    """A follower that falls behind (a long review) reads many calls and their events at once: calls made before
+    the agent's last event are not counted as made in silence."""
+    attempt = open_account(ledger, "p1 run1")
+    view = LedgerView(tmp_path / "ledger.sqlite")
+    follow, log = stamped_follower(tmp_path, view)
+    for _ in range(12):
+        call(ledger, attempt, OPENAI_TEXT)
+        log.ts = time.time() - 1
+        log.emit("llm_call", model="fake", input_tokens=10, output_tokens=5)
+    follow.poll()
+    assert len(follow.window.calls) == 12 and follow.window.calls_since_event == 0
+    call(ledger, attempt, OPENAI_TEXT)
+    follow.poll()
+    assert follow.window.calls_since_event == 1
+    view.close()
+
+
+def test_an_event_stamped_in_the_future_hides_no_silent_calls(tmp_path, ledger):
+    attempt = open_account(ledger, "p1 run1")
+    view = LedgerView(tmp_path / "ledger.sqlite")
+    follow, log = stamped_follower(tmp_path, view)
+    log.ts = time.time() + 1e6
+    log.emit("agent_start", kind="coder")
+    follow.poll()
+    time.sleep(0.01)
+    for _ in range(6):
+        call(ledger, attempt, OPENAI_TEXT)
+    follow.poll()
+    assert follow.window.calls_since_event == 6
+    view.close()

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from sica.overseer.detectors import Finding
-from sica.overseer.judgement import Judgement, JudgementError, ReviewModel, Reviewer, parse_judgement
+from sica.overseer.judgement import Judgement, JudgementError, ReviewModel, Reviewer, parse_judgement, request_schema
 from sica.overseer.rendering import render_window
 from sica.overseer.window import AgentView, Limits, ModelCall, ToolStep, Window
 from tests.support.config import jsonl, scripted_config
@@ -86,9 +86,26 @@ def test_the_rendering_shows_agents_steps_findings_and_notes():
     window.steps.append(ToolStep("main", 5.0, "view", '{"path": "a.py"}', "c1", True, "x" * 5000, "d", True))
     window.steps.append(ToolStep("main", 6.0, "run", '{"command": "pytest"}', "c2", False, "1 failed", "e", True))
     window.calls.append(ModelCall(1, "acct", 1.0, "ok", 200, None, 10, 5, 0.001, 0.2, "let me see", 1))
-    text = render_window(window, [Finding("no_progress", None, "8 tool steps")], "last time: it viewed a.py")
+    text = render_window(window, [Finding("no_progress", None, "8 tool steps")], "last time: it viewed a.py",
+                         task="Fix the parser.", actions=["at step 1: told main: stop viewing a.py"])
+    assert text.startswith("Task: Fix the parser.\n")
+    assert "Tool steps so far: 2. Your actions so far:\n- at step 1: told main: stop viewing a.py" in text
     assert "120 s of 600 s, $0.2500 of $1.0000 spent" in text
     assert "- sub parent=main reasoner done 10s" in text
     assert "! [main] run" in text and "no_progress [attempt]: 8 tool steps" in text
     assert "last time: it viewed a.py" in text and "let me see" in text
     assert len(text) < 3000  # a 5000-character result is cut
+
+
+def test_the_schema_sent_asks_for_whole_seconds_in_range_and_the_parser_takes_them():
+    schema = request_schema()
+    assert schema["properties"]["next_look_s"] == {"type": "integer", "minimum": 1, "maximum": 3600, "default": 30}
+    assert set(schema["required"]) == {"verdict"} and schema["additionalProperties"] is False
+    assert parse_judgement('{"verdict": "looping", "next_look_s": 20}').next_look_s == 20.0
+    assert "next_look_s" in Judgement.model_json_schema()["properties"]
+
+
+@pytest.mark.parametrize("said", ["none", " None ", "null", "", "N/A"])
+def test_a_notice_that_says_there_is_none_is_none(said):
+    assert parse_judgement(json.dumps({"verdict": "progressing", "notify": said})).notify is None
+    assert parse_judgement('{"verdict": "looping", "notify": " Stop. "}').notify == "Stop."

@@ -5,7 +5,9 @@ are left alone, and every finding, judgement and action is recorded outside the 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import time
 from pathlib import Path
 
 from sica.config import OverseerSettings
@@ -19,7 +21,8 @@ LOOPING = {"verdict": "looping", "agent": "main", "notify": "Stop viewing agent.
 CANCEL = {"verdict": "tampering", "agent": "sub", "cancel": "run", "notes": "it edited the tests"}
 
 
-def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps: int = 1, interval_s: float = 30):
+def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps: int = 1, interval_s: float = 30,
+            clock=time.monotonic, **settings_keys):
     settings = make_settings(scripted_config({"judge": {}}), {"script.jsonl": jsonl(script)})
     running = serve(settings)
     attempt = running.gateway.open_account("p1 run1", limit_usd=1.0)
@@ -32,8 +35,9 @@ def oversee(tmp_path: Path, serve, make_settings, script, write_events, *, steps
 
     async def go():
         async with running.client(own.token) as client:
-            overseer = Overseer(OverseerSettings(interval_s=interval_s), follower, tmp_path / "logdir", record,
-                                Reviewer(client, ReviewModel("judge", "openai")))
+            overseer = Overseer(OverseerSettings(interval_s=interval_s, **settings_keys), follower,
+                                tmp_path / "logdir", record, Reviewer(client, ReviewModel("judge", "openai")),
+                                clock=clock)
             return [await overseer.step() for _ in range(steps)], overseer
 
     outcomes, overseer = asyncio.run(go())
@@ -109,3 +113,85 @@ def test_an_inbox_replaced_by_a_link_gets_nothing(tmp_path, serve, make_settings
     assert list((tmp_path / "elsewhere").iterdir()) == []
     [action] = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
     assert action["delivered"] is False
+
+
+def test_a_looping_verdict_no_finding_supports_is_withheld(tmp_path, serve, make_settings):
+    """A healthy run reviewed at its interval (the clock moves a minute a reading), judged looping by a model that
+    wants it told and cancelled: no stuck pattern supports the verdict, so neither goes (both recorded)."""
+    judged = {**LOOPING, "cancel": "run"}
+    _, overseer, _ = oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
+                             clock=itertools.count(0, 60).__next__)
+    assert not (tmp_path / "logdir" / "inbox").exists()
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert [a["withheld"] for a in actions] == ["notify", "cancel run"] and overseer.withheld == 2
+
+
+def test_an_off_task_notice_goes_but_its_cancel_needs_a_finding(tmp_path, serve, make_settings):
+    judged = {**LOOPING, "verdict": "off_task", "notify": "Your task is the parser, not the docs.", "cancel": "run"}
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
+            clock=itertools.count(0, 60).__next__)
+    assert inbox(tmp_path) == [{"type": "notify", "agent_id": "main", "text": "Your task is the parser, not the docs."}]
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions[-1] == {"action": "withheld", "withheld": "cancel run", "reason": "no finding supports the verdict"}
+
+
+def test_a_tampering_cancel_needs_a_tampering_sign_not_just_any_finding(tmp_path, serve, make_settings):
+    judged = {**CANCEL, "agent": "main"}
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], looping)
+    assert [n["type"] for n in inbox(tmp_path)] == []
+    actions = [r["data"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions == [{"action": "withheld", "withheld": "cancel run", "reason": "no finding supports the verdict"}]
+
+
+def test_a_cancel_without_a_finding_goes_when_the_settings_allow_it(tmp_path, serve, make_settings):
+    judged = {**LOOPING, "cancel": "run"}
+    oversee(tmp_path, serve, make_settings, [{"content": json.dumps(judged)}], healthy,
+            clock=itertools.count(0, 60).__next__, interventions_need_findings=False)
+    assert inbox(tmp_path)[1] == {"type": "cancel", "agent_id": "main", "text": "cancelled by the overseer: looping"}
+
+
+def escalation(tmp_path: Path, serve, make_settings, more_steps: int, repeat: bool, **settings_keys):
+    """A looping agent told once (the model never cancels), then `more_steps` tool steps, the same one again
+    (`repeat`) or each new; the cancels the overseer handed the runner."""
+    settings = make_settings(scripted_config({"judge": {}}), {"script.jsonl": jsonl([{"content": json.dumps(LOOPING)}])})
+    running = serve(settings)
+    own = running.gateway.open_account("overseer", limit_usd=0.1, aliases=frozenset({"judge"}))
+    log = AgentLog(tmp_path / "logdir")
+    looping(log)
+    follower = AttemptFollower(Window(Limits(started_at=0.0)), tmp_path / "logdir")
+    record = OverseerRecord(tmp_path / "overseer.jsonl")
+    cancels: list[tuple[str, str]] = []
+
+    async def go():
+        async with running.client(own.token) as client:
+            overseer = Overseer(OverseerSettings(interval_s=600, **settings_keys), follower, tmp_path / "logdir",
+                                record, Reviewer(client, ReviewModel("judge", "openai")),
+                                on_cancel=lambda agent, judgement: cancels.append((agent, judgement.notes)))
+            await overseer.step()
+            for i in range(more_steps):
+                path = "agent.py" if repeat else f"file{i}.py"
+                log.emit("tool_call", tool="view", arguments={"path": path}, call_id=f"d{i}")
+                log.emit("tool_result", tool="view", call_id=f"d{i}", ok=True, output="same text" if repeat else path)
+                await overseer.step()
+
+    asyncio.run(go())
+    record.close()
+    return cancels
+
+
+def test_an_agent_told_and_still_repeating_itself_has_its_run_cancelled(tmp_path, serve, make_settings):
+    cancels = escalation(tmp_path, serve, make_settings, more_steps=12, repeat=True)
+    assert cancels == [("main", "still stuck 10 steps after the overseer's notice")]
+    assert inbox(tmp_path)[-1] == {"type": "cancel", "agent_id": "main",
+                                   "text": "cancelled by the overseer: still stuck 10 steps after the overseer's notice"}
+    actions = [r["data"]["action"] for r in read_record(tmp_path / "overseer.jsonl") if r["type"] == "action"]
+    assert actions == ["notify", "cancel"]
+
+
+def test_an_agent_that_heeds_the_notice_is_not_cancelled(tmp_path, serve, make_settings):
+    assert escalation(tmp_path, serve, make_settings, more_steps=12, repeat=False) == []
+    assert [n["type"] for n in inbox(tmp_path)] == ["notify"]
+
+
+def test_escalation_can_be_switched_off(tmp_path, serve, make_settings):
+    assert escalation(tmp_path, serve, make_settings, more_steps=12, repeat=True, escalate_after_steps=0) == []

@@ -21,13 +21,13 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from sica.archive.errors import ArchiveError
 from sica.archive.git_store import GitStore, tag_name
-from sica.archive.run_db import Evaluation, ResultLike, RunDb, Version, VersionSummary
+from sica.archive.run_db import Evaluation, OverseerEntry, ResultLike, RunDb, Version, VersionSummary
 from sica.workspace.diffs import DIFF_CAP_BYTES
 
 ARCHIVE = "archive.git"
@@ -170,11 +170,14 @@ class Run:
         (a longer one is cut and says so in its first line)."""
         return self.git.diff(str(self.version(number).commit_sha), cap_bytes)
 
-    def record_evaluation(self, version: int, result: ResultLike, repeat: int = 0) -> None:
+    def record_evaluation(
+        self, version: int, result: ResultLike, repeat: int = 0, overseer_entries: Sequence[OverseerEntry] = ()
+    ) -> None:
         """Store one problem's result for a version as its attempt number `repeat` at the problem (0: its first
-        evaluation; see `run_db`): once per (problem, repeat), a later record replaces it."""
+        evaluation; see `run_db`), with the overseer's record of it: once per (problem, repeat), a later record
+        replaces it."""
         self.version(version)
-        self.db.record_evaluation(version, result, repeat)
+        self.db.record_evaluation(version, result, repeat, overseer_entries)
 
     def evaluations(self, version: int, part: str | None = None, *, every_repeat: bool = False) -> list[Evaluation]:
         """The version's results by problem: its first evaluation, or with `every_repeat` each problem's repeats

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +93,27 @@ CREATE TABLE IF NOT EXISTS overseer_lines (
     line TEXT NOT NULL,
     UNIQUE (version, problem_id, repeat)
 );
+CREATE TABLE IF NOT EXISTS meta_step_overseer (
+    step INTEGER PRIMARY KEY REFERENCES meta_steps(id),
+    line TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS overseer_records (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    version INTEGER REFERENCES versions(number),
+    problem_id TEXT,
+    repeat INTEGER,
+    meta_step INTEGER REFERENCES meta_steps(id),
+    ts REAL NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    CHECK ((meta_step IS NULL) = (version IS NOT NULL AND problem_id IS NOT NULL AND repeat IS NOT NULL))
+);
+CREATE INDEX IF NOT EXISTS overseer_records_of_result ON overseer_records (version, problem_id, repeat);
 """
+#: The overseer's line of a meta step.
+META_STEP_OVERSEER = "meta_step_overseer"
+#: Every finding, judgement and action of the overseer, by the result or the meta step it watched.
+OVERSEER_RECORDS = "overseer_records"
 #: The overseer's line of a result (a table of its own, so the results' rows of older runs stay as they were).
 OVERSEER_LINES = "overseer_lines"
 #: The tables every run has (a database without one of them is not a run's).
@@ -175,6 +195,18 @@ class MetaStep:
     cost_usd: float
     result_version: int | None
     error: str | None
+    #: The overseer's line (empty: none watched).
+    overseer: str = ""
+
+
+@dataclass(frozen=True)
+class OverseerEntry:
+    """One line of an attempt's `overseer.jsonl` (the harness's record, never the agent's): when, what kind
+    (finding, judgement, review_ignored, action), and its data as JSON text."""
+
+    ts: float
+    type: str
+    data: str
 
 
 class ProblemOutcome(Protocol):
@@ -312,11 +344,14 @@ class RunDb:
 
     # Evaluations
 
-    def record_evaluation(self, version: int, result: ResultLike, repeat: int = 0) -> None:
-        """Store one problem's result as the version's attempt number `repeat` at it (0: its first evaluation);
-        a second record for the same (version, problem, repeat) replaces the first (a problem retried after an
-        infrastructure failure keeps its latest result), and leaves the other repeats alone. A `tampered` result is
-        never replaced: a version caught tampering once stays caught, whatever a rerun of the problem does."""
+    def record_evaluation(
+        self, version: int, result: ResultLike, repeat: int = 0, overseer_entries: Sequence[OverseerEntry] = ()
+    ) -> None:
+        """Store one problem's result as the version's attempt number `repeat` at it (0: its first evaluation),
+        with the overseer's record of the attempt; a second record for the same (version, problem, repeat)
+        replaces the first (a problem retried after an infrastructure failure keeps its latest result), and leaves
+        the other repeats alone. A `tampered` result is never replaced: a version caught tampering once stays
+        caught, whatever a rerun of the problem does."""
         if repeat < 0:
             raise ArchiveError(f"repeat {repeat} of agent-{version}: repeats are numbered from 0")
         row: dict[str, object] = {
@@ -348,6 +383,11 @@ class RunDb:
         if not written.rowcount:
             return  # the tampered record stays, with its overseer line
         where = (version, result.problem_id, repeat)
+        self._db.execute(f"DELETE FROM {OVERSEER_RECORDS} WHERE version = ? AND problem_id = ? AND repeat = ?", where)
+        self._db.executemany(
+            f"INSERT INTO {OVERSEER_RECORDS} (version, problem_id, repeat, ts, type, data) VALUES (?, ?, ?, ?, ?, ?)",
+            [(*where, entry.ts, entry.type, entry.data) for entry in overseer_entries],
+        )
         if result.overseer:
             self._db.execute(
                 f"INSERT INTO {OVERSEER_LINES} (version, problem_id, repeat, line) VALUES (?, ?, ?, ?)"
@@ -441,19 +481,60 @@ class RunDb:
         return int(cursor.lastrowid or 0)
 
     def end_meta_step(
-        self, step: int, state: str, cost_usd: float, result_version: int | None = None, error: str | None = None
+        self,
+        step: int,
+        state: str,
+        cost_usd: float,
+        result_version: int | None = None,
+        error: str | None = None,
+        overseer: str = "",
+        overseer_entries: Sequence[OverseerEntry] = (),
     ) -> None:
+        """End the step's row, with the overseer's line and record of it."""
+        self._db.execute(f"DELETE FROM {OVERSEER_RECORDS} WHERE meta_step = ?", (step,))
+        self._db.executemany(
+            f"INSERT INTO {OVERSEER_RECORDS} (meta_step, ts, type, data) VALUES (?, ?, ?, ?)",
+            [(step, entry.ts, entry.type, entry.data) for entry in overseer_entries],
+        )
         self._db.execute(
             "UPDATE meta_steps SET state = ?, ended_at = ?, cost_usd = ?, result_version = ?, error = ? WHERE id = ?",
             (state, time.time(), cost_usd, result_version, error, step),
         )
+        if overseer:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO {META_STEP_OVERSEER} (step, line) VALUES (?, ?)", (step, overseer)
+            )
 
     def meta_steps(self, state: str | None = None) -> list[MetaStep]:
         args: tuple[object, ...]
         query, args = "SELECT * FROM meta_steps", ()
         if state is not None:
             query, args = query + " WHERE state = ?", (state,)
-        return [MetaStep(**dict(row)) for row in self._db.execute(query + " ORDER BY id", args)]
+        lines: dict[int, str] = {}
+        if self._has_table(META_STEP_OVERSEER):
+            lines = dict(self._db.execute(f"SELECT step, line FROM {META_STEP_OVERSEER}").fetchall())
+        rows = self._db.execute(query + " ORDER BY id", args)
+        return [MetaStep(**dict(row), overseer=lines.get(row["id"], "")) for row in rows]
+
+    def overseer_entries(
+        self,
+        *,
+        version: int | None = None,
+        problem_id: str | None = None,
+        repeat: int = 0,
+        meta_step: int | None = None,
+    ) -> list[OverseerEntry]:
+        """The overseer's record of one result (`version`, `problem_id`, `repeat`) or of one meta step, oldest
+        first; none for a run made before the table."""
+        if not self._has_table(OVERSEER_RECORDS):
+            return []
+        args: tuple[object, ...]
+        if meta_step is not None:
+            query, args = "meta_step = ?", (meta_step,)
+        else:
+            query, args = "version = ? AND problem_id = ? AND repeat = ?", (version, problem_id, repeat)
+        rows = self._db.execute(f"SELECT ts, type, data FROM {OVERSEER_RECORDS} WHERE {query} ORDER BY id", args)
+        return [OverseerEntry(*row) for row in rows]
 
     # Run state
 

@@ -20,6 +20,7 @@ from sica.loop.run_state import RunState
 from sica.loop.staging import Look, dgm_look, sequential_look, stages
 from sica.loop.utility import problem_utility
 from sica.runner.evaluate import SELECTION, EvalConfig, EvalProgress, EvalRequest, PlannedProblem, run_eval
+from sica.runner.oversight import recorded_entries
 
 
 def standings(run: Run, weights: UtilitySettings, part: str = SELECTION) -> list[Standing]:
@@ -243,4 +244,4 @@ class Evaluations:
                 on_planned=self._keep_selection_order if number == 0 else None,
             )
         for result in report.results:
-            self.run.record_evaluation(number, result, repeat)
+            self.run.record_evaluation(number, result, repeat, recorded_entries(Path(result.folder)))

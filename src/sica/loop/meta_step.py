@@ -22,7 +22,7 @@ from sica.loop.budget import RunBudget
 from sica.loop.plan import Plan
 from sica.loop.validation import Validation, one_line
 from sica.runner.attempt import AttemptLimits, AttemptOutcome, Progress, run_attempt
-from sica.runner.oversight import OverseerPlan
+from sica.runner.oversight import OverseerPlan, recorded_entries
 from sica.runner.setup import prepared_agent
 from sica.sandbox import Sandbox
 from sica.sandbox.untrusted import UntrustedTreeError, read_untrusted_text
@@ -102,7 +102,14 @@ class MetaStep:
 
     def interrupt(self, edit: Edit) -> None:
         """End the step's row `interrupted`: the run was halted before the step ended."""
-        self.run.db.end_meta_step(edit.step, "interrupted", edit.outcome.cost_usd, error="halted before it ended")
+        self.run.db.end_meta_step(
+            edit.step,
+            "interrupted",
+            edit.outcome.cost_usd,
+            error="halted before it ended",
+            overseer=edit.outcome.overseer,
+            overseer_entries=recorded_entries(edit.folder),
+        )
 
     def commit(self, plan: Plan, edit: Edit, validation: Validation) -> Version:
         """Commit the edit as the plan's version, valid or invalid as `validation` says, and end the step's row."""
@@ -118,7 +125,9 @@ class MetaStep:
         change_log = (read_untrusted_text(new_code / "CHANGELOG.md", 4000) or "").strip() or outcome.summary
         number, reason = self._add_version(plan, new_code, description, change_log, reason)
         state, error = _meta_step_end(outcome.status, outcome.summary, reason)
-        self.run.db.end_meta_step(edit.step, state, outcome.cost_usd, number, error)
+        self.run.db.end_meta_step(
+            edit.step, state, outcome.cost_usd, number, error, outcome.overseer, recorded_entries(edit.folder)
+        )
         return self.run.version(number)
 
     def _add_version(
@@ -143,10 +152,13 @@ class MetaStep:
             try:
                 outcome = json.loads((self.folder(plan) / "outcome.json").read_text(encoding="utf-8"))
                 status, summary, cost = str(outcome["status"]), str(outcome["summary"]), float(outcome["cost_usd"])
-            except (OSError, ValueError, KeyError, TypeError):
+                overseer = str(outcome.get("overseer", ""))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 status, summary, cost = "error", "the meta step's outcome.json is missing or unreadable", step.cost_usd
+                overseer = ""
             state, error = _meta_step_end(status, summary, version.invalid_reason)
-            self.run.db.end_meta_step(step.id, state, cost, version.number, error)
+            entries = recorded_entries(self.folder(plan))
+            self.run.db.end_meta_step(step.id, state, cost, version.number, error, overseer, entries)
             return cost
         return step.cost_usd
 

@@ -71,6 +71,9 @@ class AttemptFollower:
         self._calls_through = 0
         self._counted: set[int] = set()
         self._run_problem: tuple[str, str] | None = None
+        #: When (wall time) the agent last wrote an event: its stamp, never later than when the follower read it
+        #: (an agent cannot hide calls behind a stamp in the future).
+        self._last_event_at = float("-inf")
 
     def poll(self) -> int:
         """Read what is new; returns how many events and calls it added to the window."""
@@ -110,6 +113,7 @@ class AttemptFollower:
             added += 1
             self.window.events_seen += 1
             self.window.calls_since_event = 0
+            self._last_event_at = max(self._last_event_at, min(event.ts, self.window.now))
             if self._run_problem is None:
                 self._run_problem = (event.run, event.problem)
             if event.type == "tool_result" and not fingerprinted and self.workdir is not None:
@@ -196,7 +200,9 @@ class AttemptFollower:
             if row["account_id"] in self.exclude_accounts:
                 continue
             self.window.calls.append(model_call(row))
-            self.window.calls_since_event += 1
+            # Read after the events, so a call counts as silent only if it began after the agent's last event.
+            if float(row["started_at"]) > self._last_event_at:
+                self.window.calls_since_event += 1
             added += 1
         newest = max(self._counted, default=self._calls_through)
         self._calls_through = max(self._calls_through, watermark if watermark is not None else newest)

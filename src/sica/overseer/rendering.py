@@ -16,12 +16,21 @@ SHOWN_CALLS = 4
 SHOWN_CHARS = 240
 
 
-def render_window(window: Window, findings: Sequence[Finding], notes: str) -> str:
-    """The window as the reviewer reads it."""
+#: Characters of the task statement shown.
+SHOWN_TASK_CHARS = 600
+
+
+def render_window(
+    window: Window, findings: Sequence[Finding], notes: str, *, task: str = "", actions: Sequence[str] = ()
+) -> str:
+    """The window as the reviewer reads it: the task (`task`, empty: not given), the attempt, the detectors'
+    findings, and what the overseer did so far (`actions`, the harness's record, not the model's notes)."""
     limits = window.limits
     time_part = f"{window.elapsed_s:.0f} s" + (f" of {limits.time_limit_s:.0f} s" if limits.time_limit_s else "")
     budget_part = f"${window.spent_usd:.4f}" + (f" of ${limits.budget_usd:.4f}" if limits.budget_usd else "")
     lines = [
+        f"Task: {cut(task, SHOWN_TASK_CHARS) if task.strip() else '(not given)'}",
+        "",
         f"Attempt: {time_part}, {budget_part} spent, {window.events_seen} events "
         f"({window.invalid_lines} invalid lines), {len(window.calls)} model calls in view, "
         f"{window.calls_since_event} since the agent's last event.",
@@ -58,8 +67,15 @@ def render_window(window: Window, findings: Sequence[Finding], notes: str) -> st
         lines += [f"- [{n.agent_id}] {n.kind}: {cut(n.text, SHOWN_CHARS)}" for n in agent_notes]
     lines += ["", "Detectors' findings:"]
     lines += [f"- {finding.line()}" for finding in findings] or ["- none"]
+    lines += ["", f"Tool steps so far: {total_steps(window)}. Your actions so far:"]
+    lines += [f"- {action}" for action in actions[-6:]] or ["- none"]
     lines += ["", f"Your notes from last time: {cut(notes, 1200) if notes else '(none)'}"]
     return "\n".join(lines)
+
+
+def total_steps(window: Window) -> int:
+    """The attempt's tool steps as its events count them, every agent's."""
+    return sum(agent.tool_calls for agent in window.agents.values())
 
 
 def _ledger_cost(window: Window) -> str:

@@ -144,7 +144,7 @@ def version_table(report: RunReport) -> TextTable:
 
 
 def meta_step_table(steps: Sequence[MetaStepRow]) -> TextTable:
-    headers = ("iteration", "meta agent", "base", "state", "cost $", "time s", "made", "error")
+    headers = ("iteration", "meta agent", "base", "state", "cost $", "time s", "made", "error", "overseer")
     rows = tuple(
         (
             str(s.iteration),
@@ -155,6 +155,7 @@ def meta_step_table(steps: Sequence[MetaStepRow]) -> TextTable:
             number(s.seconds, 0),
             agent(s.result_version),
             one_line(s.error or "", 160) or "–",
+            one_line(s.overseer, 160) or "–",
         )
         for s in steps
     )

@@ -86,6 +86,8 @@ class MetaStepRow:
     seconds: float | None
     result_version: int | None
     error: str | None
+    #: The overseer's line (empty: none watched).
+    overseer: str = ""
 
 
 @dataclass(frozen=True)
@@ -238,6 +240,7 @@ def _meta_step_row(step: MetaStep) -> MetaStepRow:
         seconds,
         step.result_version,
         step.error,
+        step.overseer,
     )
 
 

@@ -284,6 +284,8 @@ async def run_attempt(
                         run.logdir,
                         run.workdir,
                         folder / "overseer.jsonl",
+                        grace_s=limits.cancel_grace_s,
+                        task=problem.statement,
                         task_paths=[str(path) for path in spec.readonly],
                     )
                 )
@@ -444,9 +446,11 @@ def _overseen_end(
     ended_first = cancel is not None and watch.end_seen_s is not None and watch.end_seen_s < cancel.at - started
     if cancel is None or stopped or status == "timeout" or ended_first:
         return status, summary, oversight.summary(honoured=None)
-    honoured = watch.ended is not None
+    honoured = watch.ended is not None and cancel.sub_agent is None
     why = f"cancelled by the overseer ({cancel.judgement.verdict.replace('_', ' ')})"
-    if honoured:
+    if cancel.sub_agent is not None:
+        why = f"its sub-agent {cancel.sub_agent} was {why}, did not stop within the grace period: the sandbox was ended"
+    elif honoured:
         why += f"; the agent stopped: {watch.ended[1][:SUMMARY_CHARS]}" if watch.ended else ""
     else:
         why += "; the agent did not stop within the grace period, so the sandbox was ended"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from sica.archive.run_db import OverseerEntry
 from sica.config import ModelRoles, OverseerSettings
 from sica.gateway import RunningGateway
 from sica.gateway.gateway import AccountHandle
@@ -29,6 +30,7 @@ from sica.overseer import (
     Window,
 )
 from sica.overseer.judgement import Judgement
+from sica.overseer.record import read_record
 from sica.overseer.window import cut
 
 #: How long an ended attempt waits for a review in progress before cancelling it.
@@ -59,6 +61,19 @@ class OverseerPlan:
         return {"alias": self.model.alias, "settings": self.settings.model_dump(mode="json")}
 
 
+def recorded_entries(folder: Path) -> list[OverseerEntry]:
+    """The overseer's record of a finished attempt (its folder's `overseer.jsonl`), for a run's `run.sqlite`."""
+    try:
+        records = read_record(folder / "overseer.jsonl")
+    except (OSError, ValueError):
+        return []
+    return [
+        OverseerEntry(float(r.get("ts", 0)), str(r.get("type", "")), json.dumps(r.get("data", {})))
+        for r in records
+        if isinstance(r, dict)
+    ]
+
+
 def with_overseer(aliases: set[str], plan: OverseerPlan | None) -> set[str]:
     """The aliases a gateway (or an account) must serve for an agent's `aliases` and the plan's overseer."""
     return aliases | {plan.model.alias} if plan is not None else set(aliases)
@@ -66,13 +81,14 @@ def with_overseer(aliases: set[str], plan: OverseerPlan | None) -> set[str]:
 
 @dataclass(frozen=True)
 class RunCancel:
-    """The overseer's cancel of the whole run: when (monotonic), at which step, why, on what, and whether the
-    notice reached the inbox."""
+    """The overseer's cancel of the whole run: when (monotonic), at which step, why, and on what. `sub_agent`
+    names the sub-agent whose cancel was not honoured within the grace period, which ends the whole sandbox."""
 
     at: float
     step: int
     judgement: Judgement
     doing: str
+    sub_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,9 +108,11 @@ class OversightSummary:
 
 class AttemptOversight:
     """The overseer of one running attempt, a task beside the attempt's follower (`async with`): opened on its own
-    account under `account`, reading the live `logdir` and `workdir`, recording to `record_path`. `task_paths` are
-    more sandbox paths of the task (its read-only mounts: the task, an archive view) whose reads are no tampering
-    sign."""
+    account under `account`, reading the live `logdir` and `workdir`, recording to `record_path`. `task` is the
+    problem's statement, shown to the overseer's model; `task_paths` are more sandbox paths of the task (its
+    read-only mounts: the task, an archive view) whose reads are no tampering sign. A sub-agent still running
+    `grace_s` after the overseer cancelled it turns the cancel into one of the run, enforced at once: the sandbox
+    is ended."""
 
     def __init__(
         self,
@@ -106,6 +124,8 @@ class AttemptOversight:
         workdir: Path,
         record_path: Path,
         *,
+        grace_s: float,
+        task: str = "",
         task_paths: list[str] | None = None,
     ) -> None:
         settings = plan.settings.model_copy(update={"task_paths": [*plan.settings.task_paths, *(task_paths or [])]})
@@ -128,6 +148,10 @@ class AttemptOversight:
         )
         self.record = OverseerRecord(record_path)
         self.cancel: RunCancel | None = None
+        self._grace_s = grace_s
+        self._task_statement = task
+        #: Sub-agents the overseer cancelled: when (monotonic) and why.
+        self.agent_cancels: dict[str, tuple[float, Judgement]] = {}
         self.failure: str | None = None
         self.ignored = 0
         self._overseer: Overseer | None = None
@@ -144,6 +168,8 @@ class AttemptOversight:
             self.record,
             Reviewer(client, self._plan.model),
             on_review=self._reviewed,
+            on_cancel=self._cancelled,
+            task=self._task_statement,
         )
         self._task = asyncio.create_task(self._run(self._overseer))
         return self
@@ -173,16 +199,35 @@ class AttemptOversight:
             self.failure = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
     def _reviewed(self, outcome: ReviewOutcome) -> None:
-        judgement = outcome.judgement
-        if judgement is None:
+        if outcome.judgement is None:
             self.ignored += 1
-        elif judgement.cancel == "run" and self.cancel is None:
-            window = self.follower.window
+
+    def _cancelled(self, target: str, judgement: Judgement) -> None:
+        if self.cancel is not None:
+            return
+        window = self.follower.window
+        if judgement.cancel == "run" or target == window.top_agent:
             self.cancel = RunCancel(time.monotonic(), _step(window), judgement, _doing(window, judgement.agent))
+        else:
+            self.agent_cancels.setdefault(target, (time.monotonic(), judgement))
 
     def cancel_requested_at(self) -> float | None:
-        """When (monotonic) the overseer cancelled the whole run, if it did."""
+        """When (monotonic) the overseer cancelled the whole run, if it did: its own cancel of the run, or the
+        cancel of a sub-agent that is still running after the grace period (then long enough ago that the
+        sandbox is ended at once)."""
+        if self.cancel is None:
+            self._enforce_agent_cancels()
         return None if self.cancel is None else self.cancel.at
+
+    def _enforce_agent_cancels(self) -> None:
+        now = time.monotonic()
+        window = self.follower.window
+        for agent_id, (at, judgement) in list(self.agent_cancels.items()):
+            if now - at > self._grace_s and _still_running(window, agent_id):
+                doing = _doing(window, agent_id)
+                self.cancel = RunCancel(at, _step(window), judgement, doing, sub_agent=agent_id)
+                self.record.write("action", action="end_sandbox", agent=agent_id, reason="cancel not honoured")
+                return
 
     def summary(self, *, honoured: bool | None) -> OversightSummary:
         """The overseer's summary once the attempt has ended; `honoured` says whether the agent ended itself
@@ -193,7 +238,8 @@ class AttemptOversight:
         tampering = any(j.verdict == "tampering" for j in judgements)
         if self.cancel is not None:
             cancel = self.cancel
-            line = f"overseer: cancelled at step {cancel.step}, {_verdict(cancel.judgement.verdict)}"
+            whom = f" {cancel.sub_agent}" if cancel.sub_agent else ""
+            line = f"overseer: cancelled{whom} at step {cancel.step}, {_verdict(cancel.judgement.verdict)}"
             line += f" on {cancel.doing}" if cancel.doing else ""
             if honoured is False:
                 line += "; not honoured within the grace period, the sandbox was ended"
@@ -202,10 +248,14 @@ class AttemptOversight:
             line = f"overseer: {reviews} review{'s' if reviews != 1 else ''}"
             line += f" ({self.ignored} ignored)" if self.ignored else ""
             line += f", {_verdict(judgements[-1].verdict)}" if judgements else ""
+            if self.agent_cancels:
+                line += f"; cancelled {', '.join(self.agent_cancels)}, which stopped"
         findings = overseer.findings if overseer is not None else []
         if findings:
             kinds = sorted({finding.kind for finding in findings})
             line += f"; findings: {', '.join(kinds)}"
+        if overseer is not None and overseer.withheld:
+            line += f"; {overseer.withheld} intervention{'s' if overseer.withheld != 1 else ''} withheld (no finding)"
         if self.failure is not None:
             line += f"; the overseer failed ({self.failure})"
         if tampering:
@@ -220,6 +270,19 @@ def _verdict(verdict: str) -> str:
 def _step(window: Window) -> int:
     """The attempt's step as far as the overseer saw it: its model calls (the ledger's when the agent wrote none)."""
     return max(sum(agent.model_calls for agent in window.agents.values()), len(window.calls))
+
+
+def _still_running(window: Window, agent_id: str) -> bool:
+    """Whether the agent or any agent it started is running, as the agent's events say (an agent that lies about
+    its sub-agent's end is still seen making calls in the ledger, and the overseer can cancel the run)."""
+    agents = list(window.agents.values())
+    family = {agent_id}
+    grown = True
+    while grown:
+        more = {a.agent_id for a in agents if a.parent_id in family} - family
+        family |= more
+        grown = bool(more)
+    return any(a.agent_id in family and a.status == "running" for a in agents)
 
 
 def _doing(window: Window, agent: str | None) -> str:
