@@ -1,0 +1,77 @@
+"""Live updates as server-sent events: an attempt's new events as they are written (from the live logdir while it
+runs), and a signal when a running run's database changes, so its pages follow without a reload by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from sica.archive.run import DATABASE, LOCK
+from sica.events import EventReader
+from sica.viewer.pages import event_row
+from sica.viewer.readers import is_live, is_locked, live_logdir
+
+POLL_S = 0.3
+#: A comment line now and then keeps proxies and the browser from dropping a quiet stream.
+KEEPALIVE_S = 15.0
+
+
+def sse(kind: str, data: object) -> str:
+    """One server-sent event: JSON data on one line (JSON escapes newlines, so nothing can end the event)."""
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def attempt_events(folder: Path, after: int) -> AsyncIterator[str]:
+    """The attempt's events from number `after` on, as they come, then `end` once it is over (no `live.json`)
+    and nothing more is left to read. Follows the live logdir while the attempt runs; when the attempt ends and its
+    logdir is copied back, carries on from the same count in the kept file."""
+    index = 0
+    path = live_logdir(folder) / "events.jsonl"
+    reader = EventReader(path)
+    quiet = 0.0
+    while True:
+        current = live_logdir(folder) / "events.jsonl"
+        if current != path:
+            path, reader, index = current, EventReader(current), 0
+        sent = False
+        for event in reader.new_events():
+            if index >= after:
+                yield sse("agent-event", event_row(index, event))
+                sent = True
+                after = index + 1
+            index += 1
+        if not sent and not is_live(folder):
+            yield sse("end", {"events": index})
+            return
+        quiet = 0.0 if sent else quiet + POLL_S
+        if quiet >= KEEPALIVE_S:
+            quiet = 0.0
+            yield ": keepalive\n\n"
+        await asyncio.sleep(POLL_S)
+
+
+def _stamp(folder: Path) -> tuple[float, int]:
+    latest = (0.0, 0)
+    for name in (DATABASE, DATABASE + "-wal"):
+        try:
+            stat = (folder / name).stat()
+        except OSError:
+            continue
+        latest = max(latest, (stat.st_mtime, stat.st_size))
+    return latest
+
+
+async def run_changes(folder: Path, every_s: float = 1.0) -> AsyncIterator[str]:
+    """`changed` each time the run's database is written, while a writer holds the run; then `end`."""
+    seen = _stamp(folder)
+    while is_locked(folder / LOCK):
+        await asyncio.sleep(every_s)
+        now = _stamp(folder)
+        if now != seen:
+            seen = now
+            yield sse("changed", {})
+        else:
+            yield ": keepalive\n\n"
+    yield sse("end", {})
