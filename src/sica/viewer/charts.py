@@ -36,7 +36,7 @@ def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
     values = [v for row in rows for v in (row.utility, row.mean_selection.mean if row.mean_selection else None) if v]
     low, high = min([0.0, *values]), max([1.0, *values])
     parts = [
-        f'<svg class="chart" id="progress" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="chart" id="progress" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
         'aria-label="utility and score per version">',
         f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"/>',
         f'<line class="axis" x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}"/>',
@@ -93,7 +93,10 @@ def lineage_tree(run: str, rows: Sequence[VersionRow], best: int | None) -> str:
         x, d = layout[number]
         return 20 + 45 + x * 90, 30 + d * 70
 
-    parts = [f'<svg class="chart" id="lineage" viewBox="0 0 {width} {height}" role="img" aria-label="lineage">']
+    parts = [
+        f'<svg class="chart" id="lineage" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'role="img" aria-label="lineage">'
+    ]
     for row in rows:
         if row.parent is not None and row.parent in layout and row.number in layout:
             (x1, y1), (x2, y2) = place(row.parent), place(row.number)
@@ -123,13 +126,13 @@ def spend_chart(points: Sequence[tuple[float, float]], budget_usd: float | None)
         f"{PAD + (WIDTH - 2 * PAD) * (t - t0) / (t1 - t0):.1f},{_y(usd, 0.0, top):.1f}" for t, usd in points
     )
     parts = [
-        f'<svg class="chart" id="spend" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="spend over time">',
+        f'<svg class="chart" id="spend" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
+        'aria-label="spend over time">',
         f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}"/>',
         f'<polyline class="spend-line" points="{coords}"/>',
         f'<text class="tick" x="{PAD}" y="{HEIGHT - PAD + 16}">0 s</text>',
         f'<text class="tick" x="{WIDTH - PAD}" y="{HEIGHT - PAD + 16}" text-anchor="end">{t1 - t0:.0f} s</text>',
-        f'<text class="tick" x="{PAD - 4}" y="{_y(points[-1][1], 0.0, top):.1f}" text-anchor="end">'
-        f"${points[-1][1]:.4f}</text>",
+        f'<text class="tick" x="{PAD + 4}" y="{_y(points[-1][1], 0.0, top) - 4:.1f}">${points[-1][1]:.4f}</text>',
     ]
     if budget_usd:
         y = _y(budget_usd, 0.0, top)

@@ -40,6 +40,7 @@ def page(
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{e(title)} · sica view</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/viewer.css"></head>'
         f"<body{attrs}><header><nav>{trail}</nav>"
         '<span class="others"><a href="/evals">evaluations</a> · <a href="/solves">solves</a></span></header>'
@@ -160,7 +161,7 @@ def highlighted_diff(diff: str) -> str:
         else:
             kind = "ctx"
         lines.append(f'<span class="{kind}">{e(line)}</span>')
-    return '<pre class="diff">' + "\n".join(lines) + "</pre>"
+    return '<pre class="diff">' + "".join(lines) + "</pre>"
 
 
 def version_page(

@@ -1,0 +1,287 @@
+"""`sica view` over a run made by a scripted `sica improve`: its pages (through the app and through the command
+as a user starts it), escaping of what the agents wrote, the token rule, the live streams, and one-line errors
+for bad input. The browser's view of the same pages is tests/unit/test_viewer_browser.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import sqlite3
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from sica.archive import Run
+from sica.config import UtilitySettings, load_settings
+from sica.viewer import Sources, create_app
+from sica.viewer.live import attempt_events
+from sica.viewer.readers import attempt_links
+from tests.support.cli import run_sica
+from tests.support.runs import database_content
+from tests.support.viewer import FAKE_KEY, HOSTILE, scripted_run, served
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a finished scripted run `demo`: agent 0, agent 1 (its description hostile markup) and an
+    invalid agent 2; the evaluations under `evals`."""
+    folder = tmp_path_factory.mktemp("viewer")
+    scripted_run(folder)
+    return folder
+
+
+def sources_of(home: Path) -> Sources:
+    settings = load_settings(home / "sica.toml", {})
+    return Sources(home / settings.loop.runs_dir, settings.eval.results_dir, home / "solves")
+
+
+@pytest.fixture(scope="module")
+def client(home: Path) -> TestClient:
+    return TestClient(create_app(sources_of(home), UtilitySettings()))
+
+
+class Parsed(HTMLParser):
+    """The tags of a page, with their attributes, and its text."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def having(self, tag: str, **attrs: str) -> list[dict[str, str | None]]:
+        return [a for t, a in self.tags if t == tag and all(a.get(k) == v for k, v in attrs.items())]
+
+
+def assert_nothing_hostile(page: Parsed) -> None:
+    """No tag or attribute an agent wrote made it into the page as markup: one script (the viewer's own), no
+    image, no event handler, no `javascript:` link."""
+    assert [a.get("src") for t, a in page.tags if t == "script"] == ["/static/viewer.js"]
+    assert page.having("img") == []
+    assert not any(name.startswith("on") for _, attrs in page.tags for name in attrs)
+    assert not any((a.get("href") or "").lower().startswith("javascript") for _, a in page.tags)
+
+
+def test_the_runs_list_shows_status_spend_versions_and_best(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    page = Parsed(response.text)
+    assert page.having("a", href="/runs/demo")
+    row = re.search(r'<a href="/runs/demo">demo</a>.*?</tr>', response.text)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(0))
+    assert "finished" in cells[0] and cells[2:4] == ["3", "2"]  # three versions, two iterations
+    assert cells[1].startswith("$0.0") and "of none" in cells[1]
+    assert cells[4].startswith("agent-")
+
+
+def test_the_run_page_has_its_iterations_chart_lineage_spend_and_meta_steps(client: TestClient) -> None:
+    response = client.get("/runs/demo")
+    assert response.status_code == 200
+    page = Parsed(response.text)
+    assert [a["data-label"] for a in page.having("g", **{"class": "point"})] == ["agent-0", "agent-1", "agent-2"]
+    assert [a["data-version"] for a in page.having("g", **{"class": "node invalid"})] == ["2"]
+    nodes = {a["data-version"] for t, a in page.tags if t == "g" and (a.get("class") or "").startswith("node")}
+    assert nodes == {"0", "1", "2"}
+    table = response.text.split('id="versions"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 4  # the header and a row a version
+    assert "invalid: the meta agent changed nothing" in table
+    assert page.having("svg", id="spend") and page.having("polyline", **{"class": "spend-line"})
+    assert page.having("a", href="/attempts/runs/demo/meta/iteration-1")
+    assert_nothing_hostile(page)
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in response.text  # shown, as text
+
+
+def test_the_version_page_shows_the_change_diff_and_results_linked_to_attempts(client: TestClient) -> None:
+    response = client.get("/runs/demo/versions/1")
+    assert response.status_code == 200
+    page = Parsed(response.text)
+    assert_nothing_hostile(page)
+    assert "agent 1: plans first " + HOSTILE in "".join(page.text)
+    assert '<span class="add">+agent 1: plans first &lt;script&gt;' in response.text
+    results = response.text.split('id="results"')[1].split("</table>")[0]
+    links = re.findall(r'href="(/attempts/evals/[^"]+)"', results)
+    assert len(links) == 3 and all(link.endswith("?run=demo") for link in links)
+    failed = client.get("/runs/demo/versions/1", params={"status": "failed"}).text.split('id="results"')[1]
+    done = client.get("/runs/demo/versions/1", params={"status": "done"}).text.split('id="results"')[1]
+    assert failed.split("</table>")[0].count("<tr>") + done.split("</table>")[0].count("<tr>") == 3 + 2
+    only = client.get("/runs/demo/versions/1", params={"q": "gamma"}).text.split('id="results"')[1]
+    assert only.split("</table>")[0].count("<tr>") == 2 and "gamma" in only
+
+
+def test_each_version_links_to_the_attempts_of_its_own_code(home: Path) -> None:
+    sources = sources_of(home)
+    with Run.open(home / "runs" / "demo", read_only=True) as run:
+        zero, one = attempt_links(run, sources.results_dir, 0), attempt_links(run, sources.results_dir, 1)
+        assert {problem for problem, _ in zero} == {e.problem_id for e in run.evaluations(0)}
+        assert {key[0] for key in one} == {e.problem_id for e in run.evaluations(1)}
+        assert (0 in {r for _, r in zero}) and (1 in {r for _, r in zero})  # agent 0's rematch: repeat 1
+        assert not set(zero.values()) & set(one.values())
+        assert attempt_links(run, sources.results_dir, 2) == {}  # invalid: never evaluated
+
+
+def test_the_attempt_page_shows_events_ledger_verdict_and_diff_escaped(client: TestClient) -> None:
+    version = client.get("/runs/demo/versions/1").text
+    link = re.findall(r'href="(/attempts/evals/[^"]+alpha[^"]+)"', version)[0].replace("&amp;", "&")
+    response = client.get(link)
+    assert response.status_code == 200
+    page = Parsed(response.text)
+    assert_nothing_hostile(page)
+    text = "".join(page.text)
+    assert f"wrote done.txt {HOSTILE}" in text  # the agent's summary, as text
+    assert page.having("li", **{"class": "agent", "data-agent": "main-1"})
+    events = response.text.split('id="events"')[1].split("</table>")[0]
+    assert events.count("<tr>") == 1 + 8  # agent_start, 2 × (llm_call, tool_call, tool_result), agent_end
+    agreement = re.search(r'id="ledger-agreement">(.*?)</p>', response.text)
+    assert agreement is not None and "has 2 calls, 2100 input and 30 output tokens" in agreement.group(1)
+    assert "They disagree" not in agreement.group(1)
+    assert "status (the harness&#x27;s finding)</dt><dd>done" in response.text
+    assert '<span class="add">+ok</span>' in response.text
+    meta = client.get("/attempts/runs/demo/meta/iteration-1")
+    assert meta.status_code == 200 and "has 2 calls" in meta.text
+    assert_nothing_hostile(Parsed(meta.text))
+
+
+def test_attempt_addresses_cannot_leave_their_folders(client: TestClient, home: Path) -> None:
+    for address in (
+        "/attempts/evals/%2e%2e/runs/demo",
+        "/attempts/evals/..%2F..%2Fetc",
+        "/attempts/etc/passwd",
+        "/attempts/runs/demo/meta/iteration-9",
+    ):
+        response = client.get(address)
+        assert response.status_code == 404, address
+        assert 'id="error"' in response.text
+
+
+def test_unknown_runs_and_versions_are_404_with_the_fix(client: TestClient) -> None:
+    response = client.get("/runs/nope")
+    assert response.status_code == 404 and "no run &#x27;nope&#x27;" in response.text and "demo" in response.text
+    response = client.get("/runs/demo/versions/7")
+    assert response.status_code == 404 and "agent-7 is not in run" in response.text
+
+
+def test_pages_are_read_only_and_keep_to_the_security_policy(client: TestClient, home: Path) -> None:
+    before = database_content(home / "runs" / "demo")
+    for address in ("/", "/runs/demo", "/runs/demo/versions/0", "/runs/demo/versions/1", "/evals", "/solves"):
+        response = client.get(address)
+        assert response.status_code == 200, address
+        assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert database_content(home / "runs" / "demo") == before
+
+
+def test_a_token_is_checked_on_every_request(home: Path) -> None:
+    guarded = TestClient(create_app(sources_of(home), UtilitySettings(), token="s3cret"))
+    for address in ("/", "/runs/demo", "/static/viewer.js", "/stream/attempts/evals/x"):
+        assert guarded.get(address).status_code == 401, address
+    assert guarded.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert guarded.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    first = guarded.get("/runs/demo", params={"token": "s3cret"})
+    assert first.status_code == 200 and first.cookies.get("sica_view_token") == "s3cret"
+    assert guarded.get("/runs/demo/versions/0").status_code == 200  # the cookie carries it on
+    guarded.cookies.clear()
+    assert guarded.get("/runs/demo/versions/0").status_code == 401
+
+
+def test_the_attempt_stream_follows_a_live_attempt_until_it_ends(tmp_path: Path) -> None:
+    folder, logdir = tmp_path / "try-1", tmp_path / "scratch" / "logdir"
+    logdir.mkdir(parents=True)
+    folder.mkdir()
+    (folder / "live.json").write_text(json.dumps({"logdir": str(logdir), "workdir": str(tmp_path)}))
+    event = {"v": 1, "run": "r", "problem": "p", "agent_id": "main-1", "parent_id": None, "type": "message"}
+
+    def agent() -> None:
+        with (logdir / "events.jsonl").open("a") as events:
+            for n in range(3):
+                events.write(json.dumps({**event, "ts": time.time(), "data": {"text": f"step {n} {HOSTILE}"}}) + "\n")
+                events.flush()
+                time.sleep(0.4)
+        (folder / "live.json").unlink()
+
+    async def follow() -> list[str]:
+        return [chunk async for chunk in attempt_events(folder, 1)]
+
+    writer = threading.Thread(target=agent)
+    writer.start()
+    chunks = asyncio.run(asyncio.wait_for(follow(), 20))
+    writer.join()
+    data = [json.loads(chunk.split("data: ", 1)[1]) for chunk in chunks if chunk.startswith("event: agent-event")]
+    assert [(row["index"], row["text"]) for row in data] == [(1, f"step 1 {HOSTILE}"), (2, f"step 2 {HOSTILE}")]
+    assert chunks[-1].startswith("event: end")
+    assert all(chunk.count("\n\n") == 1 for chunk in chunks)  # one event each: agent text cannot end one early
+
+
+def test_the_command_serves_the_pages_and_no_key_reaches_them(home: Path) -> None:
+    with served(home, "demo") as address:
+        assert address.endswith("/runs/demo")
+        base = address.rsplit("/runs/", 1)[0]
+        for path in ("/runs/demo", "/", "/runs/demo/versions/1", "/evals"):
+            response = httpx.get(base + path, timeout=30)
+            assert response.status_code == 200, path
+            assert FAKE_KEY not in response.text
+    with served(home, "--evals") as address:
+        assert address.endswith("/evals") and httpx.get(address, timeout=30).status_code == 200
+        assert "/attempts/evals/" in httpx.get(address, timeout=30).text
+    with served(home, "--solves") as address:
+        listed = httpx.get(address, timeout=30)
+        assert address.endswith("/solves") and listed.status_code == 200 and "None yet." in listed.text
+
+
+def test_the_command_with_a_token_refuses_requests_without_it(home: Path) -> None:
+    with served(home, "demo", "--token", "tok-1") as address:
+        assert address.endswith("/runs/demo?token=tok-1")
+        base = address.split("/runs/")[0]
+        assert httpx.get(base + "/runs/demo", timeout=30).status_code == 401
+        assert httpx.get(address, timeout=30).status_code == 200
+
+
+def test_the_command_refuses_bad_input_in_one_line(home: Path, tmp_path: Path) -> None:
+    refused = run_sica(home, "view", "--host", "0.0.0.0", "--port", "0")
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "error: --host 0.0.0.0 is reachable from other machines: pass --token T (any secret) as well"
+    ]
+    unknown = run_sica(home, "view", "nope", "--port", "0")
+    assert unknown.returncode == 1 and "no run 'nope' under" in unknown.stderr and "demo" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
+    (home / "runs" / "broken").mkdir(exist_ok=True)
+    (home / "runs" / "broken" / "run.sqlite").write_bytes(b"this is not a database" * 100)
+    try:
+        corrupt = run_sica(home, "view", "broken", "--port", "0")
+        assert corrupt.returncode == 1
+        assert "run.sqlite is not a readable run database" in corrupt.stderr and "restore it" in corrupt.stderr
+        listed = TestClient(create_app(sources_of(home), UtilitySettings())).get("/")
+        assert listed.status_code == 200 and "unreadable" in listed.text
+    finally:
+        (home / "runs" / "broken" / "run.sqlite").unlink()
+        (home / "runs" / "broken").rmdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_sica(home, "view", "--port", str(port))
+    assert busy.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use: pass --port N, or --port 0 for any free port" in busy.stderr
+
+
+def test_a_corrupt_database_is_never_written(home: Path) -> None:
+    """The viewer opens SQLite read-only: a query that would write fails instead."""
+    from sica.viewer.readers import connect_read_only
+
+    db = connect_read_only(home / "runs" / "demo" / "run.sqlite")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        db.execute("CREATE TABLE x (y)")
+    db.close()
