@@ -191,6 +191,7 @@ def chromium(profile: Path, width: int = 1280, height: int = 900) -> Iterator[Pa
     binary = chromium_path()
     assert binary is not None, "chromium is not installed"
     profile.mkdir(parents=True, exist_ok=True)
+    (profile / "DevToolsActivePort").unlink(missing_ok=True)  # a stale one names a port no browser listens on
     process = subprocess.Popen(
         [
             binary,

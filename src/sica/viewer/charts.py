@@ -50,6 +50,7 @@ def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
     ]
     if len(line) > 1:
         parts.append(f'<polyline class="utility-line" points="{" ".join(line)}"/>')
+    every = max(1, -(-len(rows) // 25))  # at most about 25 numbers on the axis
     for i, row in enumerate(rows):
         x = _x(i, len(rows))
         label = f"agent-{row.number}"
@@ -69,9 +70,11 @@ def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
         if row.mean_selection is not None:
             y = _y(row.mean_selection.mean, low, high)
             parts.append(f'<rect class="score" x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7"/>')
-        parts.append(
-            f'<text class="tick" x="{x:.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{row.number}</text></g></a>'
-        )
+        if i % every == 0:
+            parts.append(
+                f'<text class="tick" x="{x:.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{row.number}</text>'
+            )
+        parts.append("</g></a>")
     parts.append(
         f'<text class="legend" x="{WIDTH - PAD}" y="{PAD - 14}" text-anchor="end">● utility ■ mean score '
         "○ invalid · x: version</text></svg>"
