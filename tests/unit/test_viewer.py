@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import shutil
 import socket
 import sqlite3
 import threading
@@ -21,9 +22,9 @@ from fastapi.testclient import TestClient
 from sica.archive import Run
 from sica.config import UtilitySettings, load_settings
 from sica.viewer import Sources, create_app
-from sica.viewer.live import attempt_events
+from sica.viewer.live import attempt_events, run_changes
 from sica.viewer.readers import attempt_links
-from tests.support.cli import run_sica
+from tests.support.cli import clean_environ, run_sica
 from tests.support.runs import database_content
 from tests.support.viewer import FAKE_KEY, HOSTILE, scripted_run, served
 
@@ -149,6 +150,11 @@ def test_the_attempt_page_shows_events_ledger_verdict_and_diff_escaped(client: T
     assert agreement is not None and "has 2 calls, 2100 input and 30 output tokens" in agreement.group(1)
     assert "They disagree" not in agreement.group(1)
     assert "status (the harness&#x27;s finding)</dt><dd>done" in response.text
+    tools = response.text.split('id="tool-calls"')[1].split("</table>")[0]
+    assert re.findall(r"<tr><td>main-1</td><td>(\w+)</td><td>.*?</td><td>(\w+)</td>", tools) == [
+        ("create", "ok"),
+        ("complete", "ok"),
+    ]
     assert '<span class="add">+ok</span>' in response.text
     meta = client.get("/attempts/runs/demo/meta/iteration-1")
     assert meta.status_code == 200 and "has 2 calls" in meta.text
@@ -222,6 +228,52 @@ def test_the_attempt_stream_follows_a_live_attempt_until_it_ends(tmp_path: Path)
     assert [(row["index"], row["text"]) for row in data] == [(1, f"step 1 {HOSTILE}"), (2, f"step 2 {HOSTILE}")]
     assert chunks[-1].startswith("event: end")
     assert all(chunk.count("\n\n") == 1 for chunk in chunks)  # one event each: agent text cannot end one early
+
+
+def test_a_running_run_shows_running_and_streams_its_changes(home: Path, tmp_path: Path) -> None:
+    """A writer holding the run (as `sica improve` does) makes it `running`; each write is a `changed` event, and
+    the stream ends when the writer lets go."""
+    shutil.copytree(home / "runs" / "demo", tmp_path / "runs" / "copy", symlinks=True)
+    client = TestClient(create_app(Sources(tmp_path / "runs", tmp_path / "evals", tmp_path / "s"), UtilitySettings()))
+    assert "finished" in client.get("/").text
+    folder = tmp_path / "runs" / "copy"
+    writer = Run.open(folder)
+    try:
+        assert '<span class="status running">running</span>' in client.get("/").text
+        assert 'data-stream="/runs/copy/stream"' in client.get("/runs/copy").text
+
+        def write_then_close() -> None:
+            time.sleep(0.6)
+            writer.db.set_state("viewer test", 1)
+            time.sleep(0.6)
+            writer.close()
+
+        async def follow() -> list[str]:
+            return [chunk async for chunk in run_changes(folder, every_s=0.2)]
+
+        thread = threading.Thread(target=write_then_close)
+        thread.start()
+        chunks = asyncio.run(asyncio.wait_for(follow(), 20))
+        thread.join()
+    finally:
+        writer.close()
+    kinds = [chunk.split("\n", 1)[0] for chunk in chunks if chunk.startswith("event:")]
+    assert kinds[0] == "event: changed" and kinds[-1] == "event: end"
+    assert "finished" in client.get("/").text
+
+
+def test_a_solve_is_listed_and_its_attempt_shown_with_its_own_ledger(home: Path, tmp_path: Path) -> None:
+    env = clean_environ() | {"SICA_SOLVE__SOLVES_DIR": str(tmp_path / "solves")}
+    solved = run_sica(home, "solve", "--task-dir", str(home / "tasks" / "alpha"), "--model", "task", env=env)
+    assert solved.returncode == 0, solved.stderr
+    with served(home, "--solves", env=env) as address:
+        listed = httpx.get(address, timeout=30)
+        (link,) = re.findall(r'href="(/attempts/solves/[^"]+)"', listed.text)
+        shown = httpx.get(address.rsplit("/solves", 1)[0] + link, timeout=30)
+    assert shown.status_code == 200
+    assert shown.text.split('id="events"')[1].split("</table>")[0].count("<tr>") == 1 + 8
+    assert "has 2 calls, 2100 input and 30 output tokens" in shown.text
+    assert_nothing_hostile(Parsed(shown.text))
 
 
 def test_the_command_serves_the_pages_and_no_key_reaches_them(home: Path) -> None:

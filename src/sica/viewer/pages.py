@@ -276,6 +276,27 @@ def event_row(index: int, event: Event) -> dict[str, Any]:
     }
 
 
+def tool_calls(events: Sequence[Event]) -> list[tuple[str, ...]]:
+    """Each tool call among `events` with its result (matched by `call_id`): agent, tool, arguments, ok or
+    failed, output, seconds; a call still waiting shows `running`."""
+    results = {(ev.agent_id, str(ev.data.get("call_id"))): ev.data for ev in events if ev.type == "tool_result"}
+    rows: list[tuple[str, ...]] = []
+    for ev in events:
+        if ev.type != "tool_call":
+            continue
+        result = results.get((ev.agent_id, str(ev.data.get("call_id"))))
+        arguments = json.dumps(ev.data.get("arguments"), ensure_ascii=False)[:2000]
+        if result is None:
+            rows.append((ev.agent_id, str(ev.data.get("tool")), arguments, "running", "", ""))
+        else:
+            outcome = "ok" if result.get("ok") else "failed"
+            output = str(result.get("output", ""))[:4000]
+            rows.append(
+                (ev.agent_id, str(ev.data.get("tool")), arguments, outcome, output, str(result.get("seconds", "")))
+            )
+    return rows
+
+
 def call_graph(events: Sequence[Event]) -> str:
     """The agents and sub-agents the events tell of (the agent's own account), nested under their callers, with
     status, duration and tokens reported."""
@@ -414,7 +435,7 @@ def attempt_page(
         if records
         else '<p class="note">No overseer watched this attempt, or it recorded nothing.</p>'
     )
-    tool_calls = [ev for ev in events if ev.type in ("tool_call", "tool_result")]
+    tools = tool_calls(events)
     body = (
         f'<p><span class="status {"running" if live else "finished"}" id="attempt-status">'
         f"{'running' if live else 'finished'}</span></p>"
@@ -422,8 +443,13 @@ def attempt_page(
         f"<h2>Call graph</h2>{call_graph(events)}"
         f"<h2>Event timeline</h2>{invalid}{timeline}"
         + pager(base, params, first_index, count, None, more_events)
-        + f'<p class="note">{e(len(tool_calls))} tool calls and results on this page (in the timeline).</p>'
-        f"<h2>Model calls (ledger)</h2>"
+        + "<h2>Tool calls</h2>"
+        + (
+            table(("agent", "tool", "arguments", "result", "output", "seconds"), tools, table_id="tool-calls")
+            if tools
+            else '<p class="note">No tool calls among these events.</p>'
+        )
+        + "<h2>Model calls (ledger)</h2>"
         + _ledger_section(ledger, events, base, params, ledger_start, 20)
         + f"<h2>Overseer</h2>{oversight}<h2>Final diff</h2>"
         + (highlighted_diff(diff) if diff else '<p class="note">No diff.</p>')
