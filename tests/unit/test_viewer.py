@@ -284,6 +284,9 @@ def test_the_command_serves_the_pages_and_no_key_reaches_them(home: Path) -> Non
             response = httpx.get(base + path, timeout=30)
             assert response.status_code == 200, path
             assert FAKE_KEY not in response.text
+        # Another host's name resolved to this address (DNS rebinding) gets nothing.
+        rebound = httpx.get(base + "/runs/demo", headers={"Host": "attacker.example:8770"}, timeout=30)
+        assert rebound.status_code == 403 and "demo" not in rebound.text
     with served(home, "--evals") as address:
         assert address.endswith("/evals") and httpx.get(address, timeout=30).status_code == 200
         assert "/attempts/evals/" in httpx.get(address, timeout=30).text

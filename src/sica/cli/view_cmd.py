@@ -81,7 +81,8 @@ def view(
     cli.out.print(
         f"sica view: http://{shown}:{bound}{path}{query}\nPress Ctrl-C to stop.", highlight=False, soft_wrap=True
     )
-    app = create_app(sources, settings.loop.utility, token)
+    hosts = None if token else {"127.0.0.1", "localhost", "::1", host}
+    app = create_app(sources, settings.loop.utility, token, hosts)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
     server.run(sockets=[listener])
     cli.err.print("viewer stopped")

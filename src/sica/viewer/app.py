@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request, Response
@@ -18,6 +18,7 @@ from sica.config import UtilitySettings
 from sica.report import gather_report
 from sica.viewer import live, pages, readers
 from sica.viewer.readers import Sources
+from sica.workspace.diffs import DIFF_CAP_BYTES
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "sica_view_token"
@@ -44,6 +45,24 @@ def _start(request: Request) -> int:
         return 0
 
 
+def _head(path: Path, cap: int) -> str:
+    """The first `cap` bytes of a file the harness wrote, as text (saying so when cut); empty when absent."""
+    try:
+        with path.open("rb") as file:
+            data = file.read(cap + 1)
+    except OSError:
+        return ""
+    text = data[:cap].decode("utf-8", errors="replace")
+    return text if len(data) <= cap else text + f"\n… (cut at {cap} bytes)"
+
+
+def _host_name(header: str) -> str:
+    """The host of a `Host` header, without its port (`[::1]:8770` → `::1`)."""
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
 def _html(text: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(text, status_code=status)
 
@@ -52,14 +71,20 @@ def _not_found(message: str) -> HTTPException:
     return HTTPException(status_code=404, detail=message)
 
 
-def create_app(sources: Sources, weights: UtilitySettings, token: str | None = None) -> FastAPI:
+def create_app(
+    sources: Sources, weights: UtilitySettings, token: str | None = None, hosts: Collection[str] | None = None
+) -> FastAPI:
     """The viewer over `sources`; with `token`, every request must carry it (`Authorization: Bearer`, the
-    `token` query parameter, which sets a cookie for the pages after it, or that cookie)."""
+    `token` query parameter, which sets a cookie for the pages after it, or that cookie). With `hosts`, a request
+    whose `Host` names another host is refused: a page elsewhere that makes its own name resolve to 127.0.0.1
+    (DNS rebinding) cannot read a viewer that has no token."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         from_query = request.query_params.get("token")
+        if hosts is not None and _host_name(request.headers.get("host", "")) not in hosts:
+            return Response("this viewer answers only to its own address\n", status_code=403, headers=HEADERS)
         if token is not None:
             given = from_query or request.cookies.get(TOKEN_COOKIE) or ""
             header = request.headers.get("authorization", "")
@@ -160,7 +185,7 @@ def create_app(sources: Sources, weights: UtilitySettings, token: str | None = N
         except sqlite3.Error:
             ledger = None
         diff_path = folder / "diff.patch"
-        diff = diff_path.read_text(encoding="utf-8", errors="replace") if diff_path.is_file() else ""
+        diff = _head(diff_path, DIFF_CAP_BYTES)
         crumbs = [(source, f"/{source}")]
         if run_name:
             crumbs = [(run_name, pages.run_href(run_name))]
