@@ -156,6 +156,8 @@ def test_the_attempt_page_shows_events_ledger_verdict_and_diff_escaped(client: T
         ("complete", "ok"),
     ]
     assert '<span class="add">+ok</span>' in response.text
+    alone = client.get(link.split("?")[0])  # as the evaluations list links it: the run is found by its ledger
+    assert alone.status_code == 200 and "has 2 calls, 2100 input and 30 output tokens" in alone.text
     meta = client.get("/attempts/runs/demo/meta/iteration-1")
     assert meta.status_code == 200 and "has 2 calls" in meta.text
     assert_nothing_hostile(Parsed(meta.text))

@@ -24,6 +24,7 @@ STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "sica_view_token"
 RUNS_A_PAGE = 20
 RESULTS_A_PAGE = 100
+VERSIONS_A_PAGE = 100
 EVENTS_A_PAGE = 200
 CALLS_A_PAGE = 20
 ATTEMPTS_A_PAGE = 50
@@ -121,7 +122,7 @@ def create_app(
         return _html(pages.runs_page(listed, start, RUNS_A_PAGE, len(names), str(sources.runs_dir)))
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
-    def run(name: str) -> HTMLResponse:
+    def run(name: str, request: Request) -> HTMLResponse:
         folder = run_folder(name)
         try:
             with readers.open_run(folder) as opened:
@@ -131,7 +132,7 @@ def create_app(
             spend = readers.spend_over_time(folder / "run.sqlite")
         except (ArchiveError, sqlite3.Error) as error:
             raise HTTPException(500, f"cannot read run {name}: {error}") from None
-        return _html(pages.run_page(report, status, budget, spend))
+        return _html(pages.run_page(report, status, budget, spend, _start(request), VERSIONS_A_PAGE))
 
     @app.get("/runs/{name}/versions/{number}", response_class=HTMLResponse)
     def version(name: str, number: int, request: Request) -> HTMLResponse:
@@ -145,6 +146,7 @@ def create_app(
                 diff = opened.diff(number)
                 every = opened.evaluations(number, every_repeat=True)
                 links = readers.attempt_links(opened, sources.results_dir, number)
+                running = readers.run_status(opened) == readers.RUNNING
         except ArchiveError as error:
             raise _not_found(str(error)) from None
         wanted = [
@@ -158,7 +160,9 @@ def create_app(
             )
         ]
         shown = wanted[start : start + RESULTS_A_PAGE]
-        return _html(pages.version_page(name, found, diff, shown, links, filters, start, RESULTS_A_PAGE, len(wanted)))
+        return _html(
+            pages.version_page(name, found, diff, shown, links, filters, start, RESULTS_A_PAGE, len(wanted), running)
+        )
 
     @app.get("/runs/{name}/stream")
     def run_stream(name: str) -> StreamingResponse:

@@ -107,13 +107,22 @@ def runs_page(listings: Sequence[RunListing], start: int, count: int, total: int
     return page("Runs", body)
 
 
-def run_page(report: RunReport, status: str, budget: float | None, spend: Sequence[tuple[float, float]]) -> str:
+def run_page(
+    report: RunReport,
+    status: str,
+    budget: float | None,
+    spend: Sequence[tuple[float, float]],
+    start: int = 0,
+    count: int = 100,
+) -> str:
+    """The run: totals, chart and lineage of every version, the iterations table `count` rows a page."""
     name = report.name
     summary = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in cells.summary(report))
     budget_text = "none" if budget is None else f"${budget:.2f}"
     versions = cells.version_table(report)
     rows = []
-    for row, text in zip(report.versions, versions.rows, strict=True):
+    paired = list(zip(report.versions, versions.rows, strict=True))
+    for row, text in paired[start : start + count]:
         linked = f'<a href="{e(charts.version_href(name, row.number))}">{e(text[0])}</a>'
         rows.append((linked, *(e(cell) for cell in text[1:]), e(row.tampered)))
     steps = cells.meta_step_table(report.meta_steps)
@@ -134,7 +143,8 @@ def run_page(report: RunReport, status: str, budget: float | None, spend: Sequen
         '<p class="note">Hover a point for its change, click it for the version.</p>'
         f"{charts.progress_chart(name, report.versions)}"
         f"<h2>Iterations</h2>{table((*versions.headers, 'tampered'), rows, table_id='versions', raw=True)}"
-        f'<p class="note">{e(versions.note)}</p>'
+        + pager(run_href(name), {}, start, count, len(paired), start + count < len(paired))
+        + f'<p class="note">{e(versions.note)}</p>'
         f"<h2>Lineage</h2>{charts.lineage_tree(name, report.versions, report.totals.best)}"
         f"<h2>Spend over time</h2>{charts.spend_chart(spend, budget)}"
         f"<h2>Meta steps</h2>{table(steps.headers, step_rows, table_id='meta-steps', raw=True)}"
@@ -174,6 +184,7 @@ def version_page(
     start: int,
     count: int,
     total: int,
+    running: bool = False,
 ) -> str:
     number = version.number
     state = version.state if version.state != "invalid" else f"invalid: {version.invalid_reason or '?'}"
@@ -238,7 +249,8 @@ def version_page(
         + pager(charts.version_href(run, number), filters, start, count, total, start + count < total)
     )
     crumbs = [(run, run_href(run)), (f"agent-{number}", charts.version_href(run, number))]
-    return page(f"agent-{number} of {run}", body, crumbs=crumbs)
+    data = {"stream": f"{run_href(run)}/stream"} if running else {}
+    return page(f"agent-{number} of {run}", body, crumbs=crumbs, data=data)
 
 
 # Attempts

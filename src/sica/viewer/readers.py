@@ -336,9 +336,23 @@ def attempt_ledger(sources: Sources, source: str, folder: Path, run_name: str | 
     problem = _problem_of(root, folder)
     name = None if problem is None else f"{problem} {eval_id}"
     own = root / eval_id / "ledger.sqlite"
-    if own.is_file() or run_name is None:
+    if own.is_file():
         return own, name
-    return sources.runs_dir / run_name / DATABASE, name
+    run_name = run_name or run_of_evaluation(sources.runs_dir, eval_id)
+    return (own if run_name is None else sources.runs_dir / run_name / DATABASE), name
+
+
+def run_of_evaluation(runs_dir: Path, eval_id: str) -> str | None:
+    """The run whose ledger has the account of evaluation `eval_id` (the loop's evaluations have no ledger of
+    their own), or None."""
+    for name in run_names(runs_dir):
+        try:
+            with closing(connect_read_only(runs_dir / name / DATABASE)) as db:
+                if db.execute("SELECT 1 FROM accounts WHERE name = ?", (f"eval {eval_id}",)).fetchone():
+                    return name
+        except sqlite3.Error:
+            continue
+    return None
 
 
 def _problem_of(results_dir: Path, folder: Path) -> str | None:
