@@ -104,7 +104,8 @@ def runs_page(listings: Sequence[RunListing], start: int, count: int, total: int
         headers = ("run", "status", "spent", "versions", "iterations", "best (utility)")
         body += table(headers, rows, table_id="runs", raw=True)
         body += pager("/", {}, start, count, total, start + count < total)
-    return page("Runs", body)
+    running = next((r.name for r in listings if r.status == "running"), None)
+    return page("Runs", body, data={"stream": f"{run_href(running)}/stream"} if running else None)
 
 
 def run_page(
@@ -453,7 +454,13 @@ def attempt_page(
         f"{'running' if live else 'finished'}</span></p>"
         f"<h2>Verdict</h2>{verdict}"
         f"<h2>Call graph</h2>{call_graph(events)}"
-        f"<h2>Event timeline</h2>{invalid}{timeline}"
+        + (
+            f'<p class="note">Tokens as the agents report them; the whole attempt cost ${ledger.cost_usd:.6f} by the '
+            "ledger.</p>"
+            if ledger is not None
+            else ""
+        )
+        + f"<h2>Event timeline</h2>{invalid}{timeline}"
         + pager(base, params, first_index, count, None, more_events)
         + "<h2>Tool calls</h2>"
         + (
