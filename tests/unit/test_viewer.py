@@ -8,8 +8,11 @@ import asyncio
 import json
 import re
 import shutil
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from html.parser import HTMLParser
@@ -342,3 +345,35 @@ def test_a_corrupt_database_is_never_written(home: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         db.execute("CREATE TABLE x (y)")
     db.close()
+
+
+def test_ctrl_c_stops_the_viewer_while_a_page_follows_a_live_attempt(tmp_path: Path) -> None:
+    attempt = tmp_path / "evals" / "e1" / "problems" / "p" / "try-1"
+    (attempt / "logdir").mkdir(parents=True)
+    (attempt / "logdir" / "events.jsonl").write_text("")
+    (attempt / "live.json").write_text(json.dumps({"logdir": str(attempt / "logdir")}))
+    (tmp_path / "sica.toml").write_text('[eval]\nresults_dir = "evals"\n[loop]\nruns_dir = "runs"\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sica", "view", "--evals", "--port", "0"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_environ(),
+    )
+    try:
+        assert process.stdout is not None
+        address = re.search(r"http://\S+", process.stdout.readline())
+        assert address is not None
+        base = address.group(0).rsplit("/evals", 1)[0]
+        with httpx.stream("GET", f"{base}/stream/attempts/evals/e1/problems/p/try-1", timeout=30) as stream:
+            assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
+            process.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            process.wait(timeout=20)
+        assert time.monotonic() - started < 10
+        assert "viewer stopped" in process.communicate()[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

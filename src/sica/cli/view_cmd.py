@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import threading
+from types import FrameType
 from typing import Annotated
 from urllib.parse import quote
 
@@ -82,10 +84,27 @@ def view(
         f"sica view: http://{shown}:{bound}{path}{query}\nPress Ctrl-C to stop.", highlight=False, soft_wrap=True
     )
     hosts = None if token else {"127.0.0.1", "localhost", "::1", host}
-    app = create_app(sources, settings.loop.utility, token, hosts)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
-    server.run(sockets=[listener])
+    stopping = threading.Event()
+    app = create_app(sources, settings.loop.utility, token, hosts, stopping)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+    try:
+        _Server(config, stopping).run(sockets=[listener])
+    except KeyboardInterrupt:  # uvicorn raises the Ctrl-C again once it has shut down
+        pass
     cli.err.print("viewer stopped")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which on Ctrl-C (or SIGTERM) first ends the live streams, so pages that follow them do
+    not hold the shutdown up."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+        super().handle_exit(sig, frame)
 
 
 def _listen(host: str, port: int) -> socket.socket:

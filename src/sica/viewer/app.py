@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hmac
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
@@ -73,12 +74,17 @@ def _not_found(message: str) -> HTTPException:
 
 
 def create_app(
-    sources: Sources, weights: UtilitySettings, token: str | None = None, hosts: Collection[str] | None = None
+    sources: Sources,
+    weights: UtilitySettings,
+    token: str | None = None,
+    hosts: Collection[str] | None = None,
+    stopping: threading.Event | None = None,
 ) -> FastAPI:
     """The viewer over `sources`; with `token`, every request must carry it (`Authorization: Bearer`, the
     `token` query parameter, which sets a cookie for the pages after it, or that cookie). With `hosts`, a request
     whose `Host` names another host is refused: a page elsewhere that makes its own name resolve to 127.0.0.1
-    (DNS rebinding) cannot read a viewer that has no token."""
+    (DNS rebinding) cannot read a viewer that has no token. When `stopping` is set the live streams end, so the
+    server can shut down without waiting for the pages that follow them."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.middleware("http")
@@ -166,7 +172,7 @@ def create_app(
 
     @app.get("/runs/{name}/stream")
     def run_stream(name: str) -> StreamingResponse:
-        return StreamingResponse(live.run_changes(run_folder(name)), media_type="text/event-stream")
+        return StreamingResponse(live.run_changes(run_folder(name), stopping=stopping), media_type="text/event-stream")
 
     def attempt(source: str, relative: str) -> Path:
         try:
@@ -226,7 +232,7 @@ def create_app(
             after = max(0, int(request.query_params.get("next", "0")))
         except ValueError:
             after = 0
-        return StreamingResponse(live.attempt_events(folder, after), media_type="text/event-stream")
+        return StreamingResponse(live.attempt_events(folder, after, stopping), media_type="text/event-stream")
 
     def listing(source: str, title: str, request: Request) -> HTMLResponse:
         start = _start(request)

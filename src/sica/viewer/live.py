@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,15 +24,16 @@ def sse(kind: str, data: object) -> str:
     return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def attempt_events(folder: Path, after: int) -> AsyncIterator[str]:
+async def attempt_events(folder: Path, after: int, stopping: threading.Event | None = None) -> AsyncIterator[str]:
     """The attempt's events from number `after` on, as they come, then `end` once it is over (no `live.json`)
     and nothing more is left to read. Follows the live logdir while the attempt runs; when the attempt ends and its
-    logdir is copied back, carries on from the same count in the kept file."""
+    logdir is copied back, carries on from the same count in the kept file. Ends at once when `stopping` is set
+    (the server is shutting down)."""
     index = 0
     path = live_logdir(folder) / "events.jsonl"
     reader = EventReader(path)
     quiet = 0.0
-    while True:
+    while not (stopping and stopping.is_set()):
         current = live_logdir(folder) / "events.jsonl"
         if current != path:
             path, reader, index = current, EventReader(current), 0
@@ -63,10 +65,13 @@ def _stamp(folder: Path) -> tuple[float, int]:
     return latest
 
 
-async def run_changes(folder: Path, every_s: float = 1.0) -> AsyncIterator[str]:
-    """`changed` each time the run's database is written, while a writer holds the run; then `end`."""
+async def run_changes(
+    folder: Path, every_s: float = 1.0, stopping: threading.Event | None = None
+) -> AsyncIterator[str]:
+    """`changed` each time the run's database is written, while a writer holds the run; then `end` (at once when
+    `stopping` is set)."""
     seen = _stamp(folder)
-    while is_locked(folder / LOCK):
+    while is_locked(folder / LOCK) and not (stopping and stopping.is_set()):
         await asyncio.sleep(every_s)
         now = _stamp(folder)
         if now != seen:
