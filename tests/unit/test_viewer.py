@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from sica.archive import Run
 from sica.config import UtilitySettings, load_settings
+from sica.gateway.ledger import Ledger
 from sica.viewer import Sources, create_app
 from sica.viewer.live import attempt_events, run_changes
 from sica.viewer.readers import attempt_links
@@ -377,3 +379,70 @@ def test_ctrl_c_stops_the_viewer_while_a_page_follows_a_live_attempt(tmp_path: P
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_an_attempt_shows_sub_agents_the_overseer_and_where_the_ledger_disagrees(tmp_path: Path) -> None:
+    """A standalone evaluation's attempt (its own ledger.sqlite): a sub-agent nested under its caller, the
+    overseer's records as text, lines that are no events counted, and the ledger's three calls against the one
+    the agent reports flagged."""
+    attempt = tmp_path / "evals" / "e1" / "problems" / "p" / "try-1"
+    (attempt / "logdir").mkdir(parents=True)
+    base = {"v": 1, "ts": 1.0, "run": "e1", "problem": "toy/1", "parent_id": None}
+    events = [
+        {**base, "agent_id": "main-1", "type": "agent_start", "data": {"kind": "main", "task": "t", "model": "m"}},
+        {**base, "agent_id": "dev-2", "parent_id": "main-1", "type": "agent_start", "data": {"kind": "developer"}},
+        {
+            **base,
+            "agent_id": "dev-2",
+            "parent_id": "main-1",
+            "type": "llm_call",
+            "data": {"model": "m", "input_tokens": 10, "output_tokens": 5},
+        },
+        {
+            **base,
+            "ts": 3.5,
+            "agent_id": "dev-2",
+            "parent_id": "main-1",
+            "type": "agent_end",
+            "data": {"status": "done", "summary": HOSTILE},
+        },
+    ]
+    lines = [json.dumps(event) for event in events] + ["not an event", json.dumps({"v": 2})]
+    (attempt / "logdir" / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (attempt / "outcome.json").write_text(json.dumps({"status": "done", "score": {"value": 0.0}}))
+    (attempt / "overseer.jsonl").write_text(
+        json.dumps({"v": 1, "ts": 2.0, "type": "judgement", "data": {"verdict": "looping", "reason": HOSTILE}})
+        + "\n"
+        + json.dumps({"v": 1, "ts": 2.5, "type": "action", "data": {"action": "notify", "agent": "dev-2"}})
+        + "\n"
+    )
+    (tmp_path / "evals" / "e1" / "results.jsonl").write_text(
+        json.dumps({"problem_id": "toy/1", "folder": str(attempt)})
+    )
+    ledger = tmp_path / "evals" / "e1" / "ledger.sqlite"
+    Ledger(ledger).close()
+    with closing(sqlite3.connect(ledger)) as db, db:
+        db.execute("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'toy/1 e1', 0), ('b', 'other e1', 0)")
+        for account in ("a", "a", "a", "b"):
+            db.execute(
+                "INSERT INTO calls (account_id, alias, provider, model, stream, owner, status, input_tokens,"
+                " output_tokens, cost_nano, reserved_nano, reserved_tokens, started_at, request_body, response_body)"
+                " VALUES (?, 'm', 'p', 'm', 0, 'o', 'ok', 10, 5, 1000, 1000, 15, 1.0, ?, ?)",
+                (account, json.dumps({"messages": [{"role": "user", "content": HOSTILE}]}), "{}"),
+            )
+    client = TestClient(create_app(Sources(tmp_path / "runs", tmp_path / "evals", tmp_path / "s"), UtilitySettings()))
+    response = client.get("/attempts/evals/e1/problems/p/try-1")
+    assert response.status_code == 200
+    page = Parsed(response.text)
+    assert_nothing_hostile(page)
+    graph = response.text.split('id="call-graph"')[1].split("</ul></li></ul>")[0]
+    assert '<li class="agent" data-agent="main-1">' in graph and '<ul><li class="agent" data-agent="dev-2">' in graph
+    assert "2.5 s · 1 model calls · 15 tokens" in graph
+    assert "2 lines of events.jsonl were not valid events" in response.text
+    overseer = response.text.split('id="overseer"')[1].split("</table>")[0]
+    assert "verdict: looping\nreason: &lt;script&gt;" in overseer and "action: notify\nagent: dev-2" in overseer
+    agreement = re.search(r'id="ledger-agreement">(.*?)</p>', response.text)
+    assert agreement is not None and agreement.group(0).startswith('id="ledger-agreement">The ledger')
+    assert "has 3 calls" in agreement.group(1) and "report 1 calls" in agreement.group(1)
+    assert "They disagree: trust the ledger." in agreement.group(1)
+    assert response.text.count("[user] &lt;script&gt;") == 3

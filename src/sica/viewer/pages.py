@@ -289,6 +289,18 @@ def event_row(index: int, event: Event) -> dict[str, Any]:
     }
 
 
+def _record_text(data: object) -> str:
+    """An overseer record's data as `key: value` lines (its judgement's reasons and the agent's words inside them
+    are shown as text)."""
+    if not isinstance(data, Mapping):
+        return str(data)[:4000]
+    lines = []
+    for key, value in data.items():
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"{key}: {shown}")
+    return "\n".join(lines)[:4000]
+
+
 def tool_calls(events: Sequence[Event]) -> list[tuple[str, ...]]:
     """Each tool call among `events` with its result (matched by `call_id`): agent, tool, arguments, ok or
     failed, output, seconds; a call still waiting shows `running`."""
@@ -439,10 +451,7 @@ def attempt_page(
         if invalid_lines
         else ""
     )
-    records = [
-        (when(r.get("ts")), str(r.get("type", "")), json.dumps(r.get("data", {}), ensure_ascii=False)[:4000])
-        for r in overseer
-    ]
+    records = [(when(r.get("ts")), str(r.get("type", "")), _record_text(r.get("data"))) for r in overseer]
     oversight = (
         table(("time", "type", "what"), records, table_id="overseer")
         if records
