@@ -43,6 +43,7 @@ from sica.report.html import render_html  # noqa: E402
 from sica.runner.environments import seed_agent_dir  # noqa: E402
 from sica.runner.results import ProblemResult, ResultStore  # noqa: E402
 from sica.viewer import Sources, create_app  # noqa: E402
+from sica.viewer.links import version_code_hash  # noqa: E402
 
 VERSIONS = 50
 SELECTION = 90
@@ -106,6 +107,7 @@ def make_run(home: Path) -> tuple[Path, str]:
             eval_account = uuid.uuid4().hex
             accounts.append((eval_account, iteration, f"eval {eval_id}"))
             skill = rng.uniform(0.3, 0.8)
+            code = version_code_hash(run, number)
             for problem, part in problems:
                 score = 1.0 if rng.random() < skill else 0.0
                 attempt = evals / eval_id / "problems" / problem.replace("/", "_") / "try-1"
@@ -128,7 +130,7 @@ def make_run(home: Path) -> tuple[Path, str]:
                         1,
                         str(attempt),
                     ),
-                    f"hash-{number}",
+                    code,
                     "scripted",
                     eval_id,
                 )

@@ -26,12 +26,13 @@ from fastapi.testclient import TestClient
 from sica.archive import Run
 from sica.config import UtilitySettings, load_settings
 from sica.gateway.ledger import Ledger
+from sica.runner.results import agent_code_hash
 from sica.viewer import Sources, create_app
+from sica.viewer.links import attempt_links, version_code_hash
 from sica.viewer.live import attempt_events, run_changes
-from sica.viewer.readers import attempt_links
 from tests.support.cli import clean_environ, run_sica
 from tests.support.runs import database_content
-from tests.support.viewer import FAKE_KEY, HOSTILE, scripted_run, served
+from tests.support.viewer import FAKE_KEY, HOSTILE, improve_args, scripted_run, served
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_the_version_page_shows_the_change_diff_and_results_linked_to_attempts(c
     assert only.split("</table>")[0].count("<tr>") == 2 and "gamma" in only
 
 
-def test_each_version_links_to_the_attempts_of_its_own_code(home: Path) -> None:
+def test_each_version_links_to_the_attempts_of_its_own_code(home: Path, tmp_path: Path) -> None:
     sources = sources_of(home)
     with Run.open(home / "runs" / "demo", read_only=True) as run:
         zero, one = attempt_links(run, sources.results_dir, 0), attempt_links(run, sources.results_dir, 1)
@@ -137,6 +138,23 @@ def test_each_version_links_to_the_attempts_of_its_own_code(home: Path) -> None:
         assert (0 in {r for _, r in zero}) and (1 in {r for _, r in zero})  # agent 0's rematch: repeat 1
         assert not set(zero.values()) & set(one.values())
         assert attempt_links(run, sources.results_dir, 2) == {}  # invalid: never evaluated
+        for number in (0, 1):  # the code hash read from git is the one the evaluation computed on a checkout
+            assert version_code_hash(run, number) == agent_code_hash(run.checkout(number, tmp_path / f"v{number}"))
+
+
+def test_results_taken_from_the_cache_link_to_the_attempts_that_made_them(home: Path) -> None:
+    """A second run of agent 0 on the same problems takes every result from the store: its version page links
+    to the first run's attempts."""
+    again = run_sica(home, *improve_args(home, "again", 0))
+    assert again.returncode == 0, again.stderr
+    sources = sources_of(home)
+    with Run.open(home / "runs" / "again", read_only=True) as run:
+        links = attempt_links(run, sources.results_dir, 0)
+        results = {(e.problem_id, e.repeat) for e in run.evaluations(0, every_repeat=True)}
+    with Run.open(home / "runs" / "demo", read_only=True) as run:
+        first = attempt_links(run, sources.results_dir, 0)
+    assert set(links) == results and len(results) == 3
+    assert links == {key: first[key] for key in results}
 
 
 def test_the_attempt_page_shows_events_ledger_verdict_and_diff_escaped(client: TestClient) -> None:

@@ -18,6 +18,7 @@ from sica.archive import ArchiveError
 from sica.config import UtilitySettings
 from sica.report import gather_report
 from sica.viewer import live, pages, readers
+from sica.viewer.links import attempt_links
 from sica.viewer.readers import Sources
 from sica.workspace.diffs import DIFF_CAP_BYTES
 
@@ -151,7 +152,7 @@ def create_app(
                 found = opened.version(number)
                 diff = opened.diff(number)
                 every = opened.evaluations(number, every_repeat=True)
-                links = readers.attempt_links(opened, sources.results_dir, number)
+                links = attempt_links(opened, sources.results_dir, number)
                 running = readers.run_status(opened) == readers.RUNNING
         except ArchiveError as error:
             raise _not_found(str(error)) from None

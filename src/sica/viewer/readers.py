@@ -1,5 +1,5 @@
-"""What the viewer reads, read-only: the runs under `[loop] runs_dir` with their status, an attempt's folder and the
-ledger rows of its account, and which attempt folder holds a run's evaluation of a problem.
+"""What the viewer reads, read-only: the runs under `[loop] runs_dir` with their status, an attempt's folder, its
+events, overseer record and the ledger rows of its account (`links.py` finds the attempt behind a run's result).
 
 Nothing here takes the loop's lock or writes: a run is opened with `Run.open(read_only=True)`, every other SQLite
 file with a `mode=ro` URI, and files the agent wrote (its events) through `sica.events.EventReader`, which reads
@@ -154,79 +154,6 @@ def list_run(folder: Path, weights: UtilitySettings) -> RunListing:
             )
     except (ArchiveError, sqlite3.Error) as error:
         return RunListing(folder.name, "unreadable", 0.0, None, 0, 0, None, None, str(error))
-
-
-@dataclass(frozen=True)
-class AttemptLink:
-    """Where one evaluated problem's attempt is: its folder under `[eval] results_dir`, relative."""
-
-    problem_id: str
-    repeat: int
-    relative: str
-
-
-def attempt_links(run: Run, results_dir: Path, version: int) -> dict[tuple[str, int], str]:
-    """(problem, repeat) → the folder (relative to `results_dir`) of the attempt behind the run's result. The run
-    records which evaluations each iteration ran (its ledger's `eval ID` accounts under `iteration N`), the
-    results store which agent code each evaluation ran; a version's code is the one its iteration's evaluations
-    ran first (agent 0: iteration 0). Repeats take the attempts in the order they finished."""
-    store = results_dir / "results.sqlite"
-    if not store.is_file():
-        return {}
-    made_in = {step.result_version: step.iteration for step in run.db.meta_steps() if step.result_version}
-    made_in[0] = 0
-    evals_by_iteration = _evals_by_iteration(run.db.path)
-    every = sorted({eval_id for ids in evals_by_iteration.values() for eval_id in ids})
-    if not every:
-        return {}
-    with closing(connect_read_only(store)) as db:
-        marks = ",".join("?" * len(every))
-        rows = db.execute(
-            f"SELECT eval_id, agent_hash, problem_id, folder, finished_at FROM results WHERE eval_id IN ({marks})",
-            every,
-        ).fetchall()
-    hash_of: dict[int, str] = {}
-    taken: set[str] = set()
-    for number, iteration in sorted(made_in.items(), key=lambda item: item[1]):
-        ran = [row for row in rows if row["eval_id"] in evals_by_iteration.get(iteration, ())]
-        fresh = [row["agent_hash"] for row in sorted(ran, key=lambda row: row["finished_at"]) if row["agent_hash"]]
-        code = next((agent_hash for agent_hash in fresh if agent_hash not in taken), None)
-        if code is not None:
-            hash_of[number] = code
-            taken.add(code)
-    code = hash_of.get(version)
-    if code is None:
-        return {}
-    links: dict[tuple[str, int], str] = {}
-    mine = sorted((row for row in rows if row["agent_hash"] == code), key=lambda row: row["finished_at"])
-    repeat: dict[str, int] = {}
-    root = results_dir.resolve()
-    for row in mine:
-        index = repeat.get(row["problem_id"], 0)
-        repeat[row["problem_id"]] = index + 1
-        folder = Path(row["folder"]).resolve()
-        if folder.is_relative_to(root):
-            links[(row["problem_id"], index)] = str(folder.relative_to(root))
-    return links
-
-
-def _evals_by_iteration(database: Path) -> dict[int, set[str]]:
-    with closing(connect_read_only(database)) as db:
-        try:
-            rows = db.execute(
-                "SELECT a.name AS name, p.name AS parent FROM accounts a JOIN accounts p ON a.parent_id = p.id"
-                " WHERE a.name LIKE 'eval %' AND p.name LIKE 'iteration %'"
-            ).fetchall()
-        except sqlite3.OperationalError:
-            return {}
-    found: dict[int, set[str]] = {}
-    for row in rows:
-        try:
-            iteration = int(row["parent"].split(" ", 1)[1])
-        except ValueError:
-            continue
-        found.setdefault(iteration, set()).add(row["name"].split(" ", 1)[1])
-    return found
 
 
 def attempt_folder(sources: Sources, source: str, relative: str) -> Path:
