@@ -205,13 +205,25 @@ def test_unknown_runs_and_versions_are_404_with_the_fix(client: TestClient) -> N
     assert response.status_code == 404 and "agent-7 is not in run" in response.text
 
 
+def files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under `folder` with its size and modification time; but SQLite's `-shm` files, the shared
+    memory where every reader of a database in WAL mode marks what it reads (never data)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.endswith("-shm")]
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in files}
+
+
 def test_pages_are_read_only_and_keep_to_the_security_policy(client: TestClient, home: Path) -> None:
-    before = database_content(home / "runs" / "demo")
-    for address in ("/", "/runs/demo", "/runs/demo/versions/0", "/runs/demo/versions/1", "/evals", "/solves"):
-        response = client.get(address)
+    before, files = database_content(home / "runs" / "demo"), files_of(home / "runs" / "demo")
+    stored = files_of(home / "evals")
+    addresses = ["/", "/runs/demo", "/runs/demo/versions/0", "/runs/demo/versions/1", "/runs/demo/versions/2"]
+    addresses += ["/evals", "/solves", "/attempts/runs/demo/meta/iteration-1"]
+    addresses += re.findall(r'href="(/attempts/evals/[^"]+)"', client.get("/runs/demo/versions/0").text)
+    for address in addresses:
+        response = client.get(address.replace("&amp;", "&"))
         assert response.status_code == 200, address
         assert "script-src 'self'" in response.headers["content-security-policy"]
     assert database_content(home / "runs" / "demo") == before
+    assert files_of(home / "runs" / "demo") == files and files_of(home / "evals") == stored
 
 
 def test_a_token_is_checked_on_every_request(home: Path) -> None:
