@@ -371,7 +371,7 @@ def test_the_command_refuses_bad_input_in_one_line(home: Path, tmp_path: Path) -
 
 def test_a_corrupt_database_is_never_written(home: Path) -> None:
     """The viewer opens SQLite read-only: a query that would write fails instead."""
-    from sica.viewer.readers import connect_read_only
+    from sica.viewer.runs import connect_read_only
 
     db = connect_read_only(home / "runs" / "demo" / "run.sqlite")
     with pytest.raises(sqlite3.OperationalError, match="readonly"):

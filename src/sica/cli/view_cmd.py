@@ -16,7 +16,7 @@ import uvicorn
 from sica.archive import ArchiveError
 from sica.cli.state import UserError, state
 from sica.viewer import Sources, create_app
-from sica.viewer.readers import connect_read_only, run_folder
+from sica.viewer.runs import connect_read_only, run_folder
 
 DEFAULT_PORT = 8770
 

@@ -1,6 +1,7 @@
-"""The viewer's web application: its pages and live streams over the readers, with the token check on every
-request when one is set, and headers that keep the browser from running anything the pages did not ship (a
-content security policy with no inline script: even a string that slipped past escaping could not run)."""
+"""The viewer's web application: its pages and live streams over what `runs`, `attempts`, `ledger` and `links`
+read, with the token check on every request when one is set, and headers that keep the browser from running
+anything the pages did not ship (a content security policy with no inline script: even a string that slipped
+past escaping could not run)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from sica.archive import ArchiveError
 from sica.config import UtilitySettings
 from sica.report import gather_report
-from sica.viewer import live, pages, readers
+from sica.viewer import attempts, ledger, live, pages, runs
+from sica.viewer.attempts import Sources
 from sica.viewer.links import attempt_links
-from sica.viewer.readers import Sources
 from sica.workspace.diffs import DIFF_CAP_BYTES
 
 STATIC = Path(__file__).parent / "static"
@@ -117,26 +118,26 @@ def create_app(
 
     def run_folder(name: str) -> Path:
         try:
-            return readers.run_folder(sources.runs_dir, name)
+            return runs.run_folder(sources.runs_dir, name)
         except ArchiveError as error:
             raise _not_found(str(error)) from None
 
     @app.get("/", response_class=HTMLResponse)
-    def runs(request: Request) -> HTMLResponse:
+    def runs_list(request: Request) -> HTMLResponse:
         start = _start(request)
-        names = readers.run_names(sources.runs_dir)
-        listed = [readers.list_run(sources.runs_dir / n, weights) for n in names[start : start + RUNS_A_PAGE]]
+        names = runs.run_names(sources.runs_dir)
+        listed = [runs.list_run(sources.runs_dir / n, weights) for n in names[start : start + RUNS_A_PAGE]]
         return _html(pages.runs_page(listed, start, RUNS_A_PAGE, len(names), str(sources.runs_dir)))
 
     @app.get("/runs/{name}", response_class=HTMLResponse)
     def run(name: str, request: Request) -> HTMLResponse:
         folder = run_folder(name)
         try:
-            with readers.open_run(folder) as opened:
+            with runs.open_run(folder) as opened:
                 report = gather_report(opened, weights)
-                status = readers.run_status(opened)
-                budget = readers.run_budget_usd(opened)
-            spend = readers.spend_over_time(folder / "run.sqlite")
+                status = runs.run_status(opened)
+                budget = runs.run_budget_usd(opened)
+            spend = ledger.spend_over_time(folder / "run.sqlite")
         except (ArchiveError, sqlite3.Error) as error:
             raise HTTPException(500, f"cannot read run {name}: {error}") from None
         return _html(pages.run_page(report, status, budget, spend, _start(request), VERSIONS_A_PAGE))
@@ -148,12 +149,12 @@ def create_app(
         filters = {k: request.query_params.get(k, "") for k in ("q", "status", "benchmark")}
         filters = {k: v for k, v in filters.items() if v}
         try:
-            with readers.open_run(folder) as opened:
+            with runs.open_run(folder) as opened:
                 found = opened.version(number)
                 diff = opened.diff(number)
                 every = opened.evaluations(number, every_repeat=True)
                 links = attempt_links(opened, sources.results_dir, number)
-                running = readers.run_status(opened) == readers.RUNNING
+                running = runs.run_status(opened) == runs.RUNNING
         except ArchiveError as error:
             raise _not_found(str(error)) from None
         wanted = [
@@ -177,7 +178,7 @@ def create_app(
 
     def attempt(source: str, relative: str) -> Path:
         try:
-            return readers.attempt_folder(sources, source, relative)
+            return attempts.attempt_folder(sources, source, relative)
         except ArchiveError as error:
             raise _not_found(str(error)) from None
 
@@ -187,14 +188,14 @@ def create_app(
         start = _start(request) if request.query_params.get("section") != "ledger" else 0
         ledger_start = _start(request) if request.query_params.get("section") == "ledger" else 0
         run_name = request.query_params.get("run")
-        if run_name is not None and run_name not in readers.run_names(sources.runs_dir):
+        if run_name is not None and run_name not in runs.run_names(sources.runs_dir):
             run_name = None
-        events, invalid, more = readers.events_page(folder, start, EVENTS_A_PAGE)
-        ledger_path, account = readers.attempt_ledger(sources, source, folder, run_name)
+        events, invalid, more = attempts.events_page(folder, start, EVENTS_A_PAGE)
+        ledger_path, account = ledger.attempt_ledger(sources, source, folder, run_name)
         try:
-            ledger = readers.ledger_view(ledger_path, account, ledger_start, CALLS_A_PAGE)
+            calls = ledger.ledger_view(ledger_path, account, ledger_start, CALLS_A_PAGE)
         except sqlite3.Error:
-            ledger = None
+            calls = None
         diff_path = folder / "diff.patch"
         diff = _head(diff_path, DIFF_CAP_BYTES)
         crumbs = [(source, f"/{source}")]
@@ -213,12 +214,12 @@ def create_app(
                 start,
                 invalid,
                 more,
-                readers.read_json(folder / "outcome.json"),
-                readers.overseer_records(folder),
-                ledger,
+                attempts.read_json(folder / "outcome.json"),
+                attempts.overseer_records(folder),
+                calls,
                 ledger_start,
                 diff,
-                readers.is_live(folder),
+                attempts.is_live(folder),
                 pages.attempt_href(source, relative).split("?")[0],
                 params,
                 EVENTS_A_PAGE,
@@ -238,7 +239,7 @@ def create_app(
     def listing(source: str, title: str, request: Request) -> HTMLResponse:
         start = _start(request)
         root = sources.root(source)
-        items, total = readers.attempts_under(root, start, ATTEMPTS_A_PAGE)
+        items, total = attempts.attempts_under(root, start, ATTEMPTS_A_PAGE)
         return _html(pages.attempts_page(title, source, items, start, ATTEMPTS_A_PAGE, total, str(root)))
 
     @app.get("/evals", response_class=HTMLResponse)

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from sica.archive import Run
 from sica.archive.run_db import Evaluation
-from sica.viewer.readers import connect_read_only
+from sica.viewer.runs import connect_read_only
 from sica.workspace.git import git
 from sica.workspace.trees import SKIPPED
 

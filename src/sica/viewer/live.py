@@ -11,8 +11,9 @@ from pathlib import Path
 
 from sica.archive.run import DATABASE, LOCK
 from sica.events import EventReader
+from sica.viewer.attempts import is_live, live_logdir
 from sica.viewer.pages import event_row
-from sica.viewer.readers import is_live, is_locked, live_logdir
+from sica.viewer.runs import is_locked
 
 POLL_S = 0.3
 #: A comment line now and then keeps proxies and the browser from dropping a quiet stream.

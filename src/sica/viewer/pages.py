@@ -1,4 +1,4 @@
-"""The viewer's pages as HTML, rendered on the server from what the readers found. Everything shown is escaped
+"""The viewer's pages as HTML, rendered on the server from what the viewer read. Everything shown is escaped
 (`html.escape`, quotes included) wherever it comes from: the agent wrote much of it (events, tool output, diffs,
 model text, descriptions), so none of it can open a tag, an attribute or a script. Links are built here from
 numbers and the harness's own folder names (URL-quoted), never taken from what an agent wrote."""
@@ -17,7 +17,8 @@ from sica.events import Event
 from sica.report import cells
 from sica.report.tables import RunReport
 from sica.viewer import charts
-from sica.viewer.readers import LedgerView, RunListing
+from sica.viewer.ledger import LedgerView
+from sica.viewer.runs import RunListing
 
 
 def e(value: object) -> str:
