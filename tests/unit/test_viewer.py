@@ -324,6 +324,8 @@ def test_the_command_serves_the_pages_and_no_key_reaches_them(home: Path) -> Non
         # Another host's name resolved to this address (DNS rebinding) gets nothing.
         rebound = httpx.get(base + "/runs/demo", headers={"Host": "attacker.example:8770"}, timeout=30)
         assert rebound.status_code == 403 and "demo" not in rebound.text
+    with served(home, str(home / "runs" / "demo")) as address:  # a run's folder serves the runs beside it
+        assert address.endswith("/runs/demo") and "agent-1" in httpx.get(address, timeout=30).text
     with served(home, "--evals") as address:
         assert address.endswith("/evals") and httpx.get(address, timeout=30).status_code == 200
         assert "/attempts/evals/" in httpx.get(address, timeout=30).text

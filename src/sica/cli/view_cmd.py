@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import ipaddress
 import socket
+import sqlite3
 import threading
+from contextlib import closing
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 from urllib.parse import quote
@@ -14,6 +18,7 @@ import typer
 import uvicorn
 
 from sica.archive import ArchiveError
+from sica.archive.run import DATABASE
 from sica.cli.state import UserError, state
 from sica.viewer import Sources, create_app
 from sica.viewer.runs import connect_read_only, run_folder
@@ -34,7 +39,10 @@ def is_loopback(host: str) -> bool:
 def view(
     ctx: typer.Context,
     run: Annotated[
-        str | None, typer.Argument(help="A run under [loop] runs_dir to open at. [default: the runs list]")
+        str | None,
+        typer.Argument(
+            help="A run to open at: its name under [loop] runs_dir, or its folder. [default: the runs list]"
+        ),
     ] = None,
     solves: Annotated[bool, typer.Option("--solves", help="Open at the solves under [solve] solves_dir.")] = False,
     evals: Annotated[bool, typer.Option("--evals", help="Open at the evaluations under [eval] results_dir.")] = False,
@@ -61,14 +69,20 @@ def view(
     )
     path = "/"
     if run is not None:
+        given = Path(run).expanduser()
+        if (given / DATABASE).is_file():  # a run's folder: its runs are those beside it
+            given = given.absolute()
+            sources = dataclasses.replace(sources, runs_dir=given.parent)
+            run = given.name
         try:
             folder = run_folder(sources.runs_dir, run)
-            connect_read_only(folder / "run.sqlite").execute("SELECT COUNT(*) FROM versions").fetchone()
+            with closing(connect_read_only(folder / DATABASE)) as db:
+                db.execute("SELECT COUNT(*) FROM versions").fetchone()
         except ArchiveError as error:
             raise UserError(str(error)) from None
-        except Exception as error:  # sqlite3.Error: a corrupt or foreign database
+        except sqlite3.Error as error:  # a corrupt or foreign database
             raise UserError(
-                f"{folder / 'run.sqlite'} is not a readable run database ({error}): restore it from a backup, or "
+                f"{folder / DATABASE} is not a readable run database ({error}): restore it from a backup, or "
                 "view another run"
             ) from None
         path = f"/runs/{quote(run, safe='')}"
