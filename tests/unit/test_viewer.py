@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import shutil
 import signal
@@ -183,6 +184,9 @@ def test_the_attempt_page_shows_events_ledger_verdict_and_diff_escaped(client: T
     assert alone.status_code == 200 and "has 2 calls, 2100 input and 30 output tokens" in alone.text
     meta = client.get("/attempts/runs/demo/meta/iteration-1")
     assert meta.status_code == 200 and "has 2 calls" in meta.text
+    assert Parsed(meta.text).having("a", href="/attempts/runs/demo/meta/iteration-1/smoke")
+    smoke = client.get("/attempts/runs/demo/meta/iteration-1/smoke")
+    assert smoke.status_code == 200 and "has 2 calls" in smoke.text  # the smoke problem's two scripted replies
     assert_nothing_hostile(Parsed(meta.text))
 
 
@@ -478,3 +482,33 @@ def test_an_attempt_shows_sub_agents_the_overseer_and_where_the_ledger_disagrees
     assert "has 3 calls" in agreement.group(1) and "report 1 calls" in agreement.group(1)
     assert "They disagree: trust the ledger." in agreement.group(1)
     assert response.text.count("[user] &lt;script&gt;") == 3
+
+
+def test_attempts_sharing_an_account_name_each_see_their_own_calls(tmp_path: Path) -> None:
+    """Two tries of a problem open accounts of the same name: each try's page shows the calls made while it ran
+    (from its `task.md` to its `outcome.json`)."""
+    evaluation = tmp_path / "evals" / "e1"
+    tries = [evaluation / "problems" / "p" / f"try-{n}" for n in (1, 2)]
+    log = []
+    for n, folder in enumerate(tries):
+        (folder / "logdir").mkdir(parents=True)
+        (folder / "logdir" / "events.jsonl").write_text("")
+        for name, at in (("task.md", 1000 + 100 * n), ("outcome.json", 1050 + 100 * n)):
+            (folder / name).write_text("{}")
+            os.utime(folder / name, (at, at))
+        log.append(json.dumps({"problem_id": "toy/1", "folder": str(folder)}))
+    (evaluation / "results.jsonl").write_text("\n".join(log) + "\n")
+    Ledger(evaluation / "ledger.sqlite").close()
+    with closing(sqlite3.connect(evaluation / "ledger.sqlite")) as db, db:
+        db.execute("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'toy/1 e1', 0), ('b', 'toy/1 e1', 0)")
+        for account, at, tokens in (("a", 1010, 7), ("a", 1020, 7), ("b", 1110, 9)):
+            db.execute(
+                "INSERT INTO calls (account_id, alias, provider, model, stream, owner, status, input_tokens,"
+                " output_tokens, cost_nano, reserved_nano, reserved_tokens, started_at) VALUES"
+                " (?, 'm', 'p', 'm', 0, 'o', 'ok', ?, 1, 0, 0, 0, ?)",
+                (account, tokens, at),
+            )
+    client = TestClient(create_app(Sources(tmp_path / "runs", tmp_path / "evals", tmp_path / "s"), UtilitySettings()))
+    first = client.get("/attempts/evals/e1/problems/p/try-1").text
+    second = client.get("/attempts/evals/e1/problems/p/try-2").text
+    assert "has 2 calls, 14 input" in first and "has 1 calls, 9 input" in second

@@ -193,7 +193,8 @@ def create_app(
         events, invalid, more = attempts.events_page(folder, start, EVENTS_A_PAGE)
         ledger_path, account = ledger.attempt_ledger(sources, source, folder, run_name)
         try:
-            calls = ledger.ledger_view(ledger_path, account, ledger_start, CALLS_A_PAGE)
+            window = attempts.attempt_window(folder)
+            calls = ledger.ledger_view(ledger_path, account, ledger_start, CALLS_A_PAGE, window)
         except sqlite3.Error:
             calls = None
         diff_path = folder / "diff.patch"
@@ -206,6 +207,9 @@ def create_app(
         crumbs.append((relative, pages.attempt_href(source, relative, run_name)))
         params = {"run": run_name} if run_name else {}
         stream = f"/stream{pages.attempt_href(source, relative)}"
+        related = []
+        if source == "runs" and (folder / "smoke" / "outcome.json").is_file():
+            related.append(("its smoke check", pages.attempt_href(source, f"{relative.rstrip('/')}/smoke")))
         return _html(
             pages.attempt_page(
                 f"Attempt {relative}",
@@ -224,6 +228,7 @@ def create_app(
                 params,
                 EVENTS_A_PAGE,
                 stream,
+                related,
             )
         )
 

@@ -121,3 +121,17 @@ def _mtime(path: Path) -> float:
         return os.stat(path).st_mtime
     except OSError:
         return 0.0
+
+
+def attempt_window(folder: Path, slack_s: float = 1.0) -> tuple[float, float] | None:
+    """When the attempt ran, by the files the harness wrote: `task.md` at its start, `outcome.json` at its end
+    (now, while it runs), widened by `slack_s`; None when it has no `task.md`."""
+    try:
+        began = (folder / "task.md").stat().st_mtime
+    except OSError:
+        return None
+    try:
+        ended = (folder / "outcome.json").stat().st_mtime
+    except OSError:
+        ended = float("inf")
+    return began - slack_s, ended + slack_s

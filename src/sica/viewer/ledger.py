@@ -98,11 +98,21 @@ def _problem_of(results_dir: Path, folder: Path) -> str | None:
     return None
 
 
-def ledger_view(path: Path, account_name: str | None, start: int, count: int, cap: int = 6000) -> LedgerView | None:
+def ledger_view(
+    path: Path,
+    account_name: str | None,
+    start: int,
+    count: int,
+    window: tuple[float, float] | None = None,
+    cap: int = 6000,
+) -> LedgerView | None:
     """A page of the calls of `account_name` in the ledger at `path` (each request's last message and the
-    response, cut at `cap` characters), or None when there is no such ledger."""
+    response, cut at `cap` characters), those begun within `window` (seconds since the epoch) when given: the
+    attempts that share an account name (a problem's tries, a run's smoke checks) each see their own. None when
+    there is no such ledger."""
     if not path.is_file():
         return None
+    low, high = window if window is not None else (float("-inf"), float("inf"))
     with closing(connect_read_only(path)) as db:
         try:
             if account_name is None:
@@ -111,16 +121,16 @@ def ledger_view(path: Path, account_name: str | None, start: int, count: int, ca
                 ids = [row["id"] for row in db.execute("SELECT id FROM accounts WHERE name = ?", (account_name,))]
             if not ids:
                 return LedgerView(path, (), (), 0, 0, 0, 0.0)
-            marks = ",".join("?" * len(ids))
+            where = f"account_id IN ({','.join('?' * len(ids))}) AND started_at BETWEEN ? AND ?"
             totals = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),"
-                f" COALESCE(SUM(cost_nano), 0) FROM calls WHERE account_id IN ({marks})",
-                ids,
+                f" COALESCE(SUM(cost_nano), 0) FROM calls WHERE {where}",
+                [*ids, low, high],
             ).fetchone()
             rows = db.execute(
                 "SELECT id, alias, model, status, input_tokens, output_tokens, cost_nano, started_at, ended_at,"
-                f" request_body, response_body FROM calls WHERE account_id IN ({marks}) ORDER BY id LIMIT ? OFFSET ?",
-                [*ids, count, start],
+                f" request_body, response_body FROM calls WHERE {where} ORDER BY id LIMIT ? OFFSET ?",
+                [*ids, low, high, count, start],
             ).fetchall()
         except sqlite3.OperationalError:
             return LedgerView(path, (), (), 0, 0, 0, 0.0)

@@ -419,6 +419,7 @@ def attempt_page(
     params: Mapping[str, str],
     count: int,
     stream: str,
+    related: Sequence[tuple[str, str]] = (),
 ) -> str:
     if outcome is None:
         verdict = "<p>Still running: no outcome yet.</p>" if live else "<p>No outcome recorded.</p>"
@@ -462,7 +463,14 @@ def attempt_page(
     body = (
         f'<p><span class="status {"running" if live else "finished"}" id="attempt-status">'
         f"{'running' if live else 'finished'}</span></p>"
-        f"<h2>Verdict</h2>{verdict}"
+        + (
+            '<p id="related">See also: '
+            + ", ".join(f'<a href="{e(href)}">{e(label)}</a>' for label, href in related)
+            + "</p>"
+            if related
+            else ""
+        )
+        + f"<h2>Verdict</h2>{verdict}"
         f"<h2>Call graph</h2>{call_graph(events)}"
         + (
             f'<p class="note">Tokens as the agents report them; the whole attempt cost ${ledger.cost_usd:.6f} by the '
