@@ -257,6 +257,11 @@ def test_the_attempt_stream_follows_a_live_attempt_until_it_ends(tmp_path: Path)
                 events.flush()
                 time.sleep(0.4)
         (folder / "live.json").unlink()
+        time.sleep(0.6)  # scoring: the stream ends only once the outcome is written
+        ended.append(time.monotonic())
+        (folder / "outcome.json").write_text("{}")
+
+    ended: list[float] = []
 
     async def follow() -> list[str]:
         return [chunk async for chunk in attempt_events(folder, 1)]
@@ -267,7 +272,7 @@ def test_the_attempt_stream_follows_a_live_attempt_until_it_ends(tmp_path: Path)
     writer.join()
     data = [json.loads(chunk.split("data: ", 1)[1]) for chunk in chunks if chunk.startswith("event: agent-event")]
     assert [(row["index"], row["text"]) for row in data] == [(1, f"step 1 {HOSTILE}"), (2, f"step 2 {HOSTILE}")]
-    assert chunks[-1].startswith("event: end")
+    assert chunks[-1].startswith("event: end") and time.monotonic() >= ended[0]
     assert all(chunk.count("\n\n") == 1 for chunk in chunks)  # one event each: agent text cannot end one early
 
 

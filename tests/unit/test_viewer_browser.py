@@ -124,6 +124,9 @@ def test_an_attempt_page_shows_events_live_while_a_run_goes_on(page: Page, tmp_p
             assert shown < 8
             page.wait_for("document.querySelectorAll('#events tbody tr.live').length > 0", timeout=30)
             page.wait_for("document.getElementById('attempt-status').textContent === 'finished'", timeout=60)
+            # Once over, the page loads again with the verdict the harness wrote (and no stream any more).
+            page.wait_for("document.getElementById('verdict') !== null", timeout=30)
+            assert page.evaluate("document.body.dataset.stream === undefined")
             rows = page.evaluate("[...document.querySelectorAll('#events tbody tr')].map(r => r.cells[3].textContent)")
             assert rows == ["agent_start", "llm_call", "tool_call", "tool_result"] * 1 + [
                 "llm_call",

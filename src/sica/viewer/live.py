@@ -16,6 +16,8 @@ from sica.viewer.pages import event_row
 from sica.viewer.runs import is_locked
 
 POLL_S = 0.3
+#: How long after its end an attempt's stream waits for its `outcome.json` (scoring comes after the agent's end).
+OUTCOME_WAIT_S = 120.0
 #: A comment line now and then keeps proxies and the browser from dropping a quiet stream.
 KEEPALIVE_S = 15.0
 
@@ -26,14 +28,14 @@ def sse(kind: str, data: object) -> str:
 
 
 async def attempt_events(folder: Path, after: int, stopping: threading.Event | None = None) -> AsyncIterator[str]:
-    """The attempt's events from number `after` on, as they come, then `end` once it is over (no `live.json`)
-    and nothing more is left to read. Follows the live logdir while the attempt runs; when the attempt ends and its
-    logdir is copied back, carries on from the same count in the kept file. Ends at once when `stopping` is set
-    (the server is shutting down)."""
+    """The attempt's events from number `after` on, as they come, then `end` once it is over (no `live.json`),
+    nothing more is left to read and its `outcome.json` is written. Follows the live logdir while the attempt
+    runs; when the attempt ends and its logdir is copied back, carries on from the same count in the kept file.
+    Ends at once when `stopping` is set (the server is shutting down)."""
     index = 0
     path = live_logdir(folder) / "events.jsonl"
     reader = EventReader(path)
-    quiet = 0.0
+    quiet = waited = 0.0
     while not (stopping and stopping.is_set()):
         current = live_logdir(folder) / "events.jsonl"
         if current != path:
@@ -46,8 +48,11 @@ async def attempt_events(folder: Path, after: int, stopping: threading.Event | N
                 after = index + 1
             index += 1
         if not sent and not is_live(folder):
-            yield sse("end", {"events": index})
-            return
+            # The attempt has ended: its events are all kept; its outcome is written a moment later.
+            waited += POLL_S
+            if (folder / "outcome.json").is_file() or waited >= OUTCOME_WAIT_S:
+                yield sse("end", {"events": index})
+                return
         quiet = 0.0 if sent else quiet + POLL_S
         if quiet >= KEEPALIVE_S:
             quiet = 0.0

@@ -34,12 +34,14 @@ function followAttempt(stream) {
   const source = new EventSource(`${stream}?next=${encodeURIComponent(document.body.dataset.next || "0")}`);
   source.addEventListener("agent-event", (message) => appendEvent(JSON.parse(message.data)));
   source.addEventListener("end", () => {
+    // Over: its verdict, ledger and diff are written now, so the page is loaded again to show them.
     source.close();
     const status = document.getElementById("attempt-status");
     if (status) {
       status.textContent = "finished";
       status.className = "status finished";
     }
+    setTimeout(() => window.location.reload(), 500);
   });
 }
 
