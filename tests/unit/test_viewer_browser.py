@@ -87,6 +87,7 @@ def test_the_chart_and_lineage_have_every_version(page: Page, address: str, scre
     ticks = page.evaluate("[...document.querySelectorAll('#progress g.point text')].map(t => t.textContent)")
     assert ticks == ["0", "1", "2"]
     assert page.evaluate("document.querySelectorAll('#progress g.point circle.invalid').length") == 1
+    assert page.evaluate("document.querySelectorAll('#progress path.best-line').length") == 1
     nodes = page.evaluate("[...document.querySelectorAll('#lineage g.node')].map(g => g.dataset.version).sort()")
     assert nodes == ["0", "1", "2"]
     page.evaluate(

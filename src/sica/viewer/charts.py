@@ -31,9 +31,19 @@ def version_href(run: str, number: int) -> str:
 
 
 def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
-    """Utility (line and points) and mean selection score (points) per version, one point a version in order;
-    invalid versions are hollow marks on the axis."""
-    values = [v for row in rows for v in (row.utility, row.mean_selection.mean if row.mean_selection else None) if v]
+    """As the SICA paper's Figure 3: utility per version (line and points) with the best so far (a dashed step
+    line), mean selection and held-out scores (squares, diamonds), one mark a version in order; invalid versions
+    are hollow marks on the axis."""
+    values = [
+        v
+        for row in rows
+        for v in (
+            row.utility,
+            row.mean_selection.mean if row.mean_selection else None,
+            row.mean_holdout.mean if row.mean_holdout else None,
+        )
+        if v is not None
+    ]
     low, high = min([0.0, *values]), max([1.0, *values])
     parts = [
         f'<svg class="chart" id="progress" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" '
@@ -50,13 +60,23 @@ def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
     ]
     if len(line) > 1:
         parts.append(f'<polyline class="utility-line" points="{" ".join(line)}"/>')
+    best: float | None = None
+    steps: list[str] = []
+    for i, row in enumerate(rows):
+        if row.valid and row.utility is not None and (best is None or row.utility > best):
+            best = row.utility
+            x, y = _x(i, len(rows)), _y(best, low, high)
+            steps.append(f"H{x:.1f} V{y:.1f}" if steps else f"M{x:.1f},{y:.1f}")
+    if steps:
+        parts.append(f'<path class="best-line" d="{" ".join(steps)} H{_x(len(rows) - 1, len(rows)):.1f}"/>')
     every = max(1, -(-len(rows) // 25))  # at most about 25 numbers on the axis
     for i, row in enumerate(rows):
         x = _x(i, len(rows))
         label = f"agent-{row.number}"
         utility = "–" if row.utility is None else f"{row.utility:.3f}"
         score = "–" if row.mean_selection is None else f"{row.mean_selection.mean:.3f}"
-        change = f"{label}: {row.change} (utility {utility}, score {score}, {row.state})"
+        held_out = "" if row.mean_holdout is None else f", held-out {row.mean_holdout.mean:.3f}"
+        change = f"{label}: {row.change} (utility {utility}, score {score}{held_out}, {row.state})"
         parts.append(
             f'<a class="point-link" href="{version_href(run, row.number)}">'
             f'<g class="point" data-version="{row.number}" data-label="{escape(label)}" '
@@ -70,6 +90,12 @@ def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
         if row.mean_selection is not None:
             y = _y(row.mean_selection.mean, low, high)
             parts.append(f'<rect class="score" x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7"/>')
+        if row.mean_holdout is not None:
+            y = _y(row.mean_holdout.mean, low, high)
+            parts.append(
+                f'<path class="holdout" d="M{x:.1f},{y - 5:.1f} L{x + 5:.1f},{y:.1f} L{x:.1f},{y + 5:.1f} '
+                f'L{x - 5:.1f},{y:.1f} Z"/>'
+            )
         if i % every == 0:
             parts.append(
                 f'<text class="tick" x="{x:.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle">{row.number}</text>'
@@ -77,7 +103,7 @@ def progress_chart(run: str, rows: Sequence[VersionRow]) -> str:
         parts.append("</g></a>")
     parts.append(
         f'<text class="legend" x="{WIDTH - PAD}" y="{PAD - 14}" text-anchor="end">● utility ■ mean score '
-        "○ invalid · x: version</text></svg>"
+        "◆ held-out score ┄ best so far ○ invalid · x: version</text></svg>"
     )
     return "".join(parts)
 

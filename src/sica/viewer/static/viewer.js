@@ -49,7 +49,8 @@ function followRun(stream) {
   const source = new EventSource(stream);
   let pending = null;
   const reload = () => {
-    if (pending === null) pending = setTimeout(() => window.location.reload(), 1000);
+    // At most one reload in three seconds, however often a busy run writes.
+    if (pending === null) pending = setTimeout(() => window.location.reload(), 3000);
   };
   source.addEventListener("changed", reload);
   source.addEventListener("end", () => { source.close(); reload(); });
