@@ -12,6 +12,7 @@ gather the same run and render its HTML (`gather_report` + `render_html`, no plo
 
     .venv/bin/python bench/viewer_pages.py                 # about a minute, most of it making the run
     .venv/bin/python bench/viewer_pages.py --repeats 10 --keep /tmp/big-run
+    .venv/bin/python bench/viewer_pages.py --versions 5 --problems 10 --repeats 1    # a small run, in seconds
 """
 
 from __future__ import annotations
@@ -45,12 +46,18 @@ from sica.runner.results import ProblemResult, ResultStore  # noqa: E402
 from sica.viewer import Sources, create_app  # noqa: E402
 from sica.viewer.links import version_code_hash  # noqa: E402
 
-VERSIONS = 50
-SELECTION = 90
-HOLDOUT = 10
-CALLS = 10_000
-EVENTS = 2_000
 TARGET_S = 1.0
+
+
+@dataclass(frozen=True)
+class Size:
+    """How large the synthetic run is (the issue's figure: 50 versions × 100 problems)."""
+
+    versions: int = 50
+    selection: int = 90
+    holdout: int = 10
+    calls: int = 10_000
+    events: int = 2_000
 
 
 @dataclass(frozen=True)
@@ -70,13 +77,15 @@ class Result:
     overseer: str = ""
 
 
-def make_run(home: Path) -> tuple[Path, str]:
+def make_run(home: Path, size: Size) -> tuple[Path, str]:
     """The run folder `home/runs/big` and the address of its busiest attempt."""
     rng = random.Random(0)
     runs, evals = home / "runs", home / "evals"
     folder = runs / "big"
     config = {"benchmarks": ["toy:90"], "holdout": ["toy:10"], "model": "scripted", "policy": "sica"}
-    problems = [(f"toy/{n}", "selection" if n < SELECTION else "holdout") for n in range(SELECTION + HOLDOUT)]
+    problems = [
+        (f"toy/{n}", "selection" if n < size.selection else "holdout") for n in range(size.selection + size.holdout)
+    ]
     store = ResultStore(evals / "results.sqlite")
     accounts: list[tuple[str, str | None, str]] = []
     run_account = uuid.uuid4().hex
@@ -85,7 +94,7 @@ def make_run(home: Path) -> tuple[Path, str]:
     with Run.create(folder, seed_agent_dir(), config) as run:
         run.db.set_state("account:run", run_account)
         run.db.set_state("selection problems", [p for p, part in problems if part == "selection"])
-        for number in range(VERSIONS):
+        for number in range(size.versions):
             if number:
                 base = rng.randrange(number)
                 step = run.db.start_meta_step(number, 0, base)
@@ -93,11 +102,12 @@ def make_run(home: Path) -> tuple[Path, str]:
                 run.checkout(base, code)
                 with (code / "CHANGELOG.md").open("a") as log:
                     log.write(f"- change {number}: retries failed edits up to {number} times\n")
-                invalid = "it does not import" if number % 7 == 3 else None
+                last = number == size.versions - 1  # the busiest attempt is the last version's
+                invalid = "it does not import" if number % 7 == 3 and not last else None
                 run.add_version(base, code, f"agent {number}: retries edits {number} times", "- change", invalid)
                 run.db.end_meta_step(step, "done", 0.02, number)
                 if number == 1:
-                    write_attempt(folder / "meta" / "iteration-1", "meta", "big")
+                    write_attempt(folder / "meta" / "iteration-1", "meta", "big", size.events)
                 shutil.rmtree(code)
                 if invalid:
                     continue
@@ -135,20 +145,20 @@ def make_run(home: Path) -> tuple[Path, str]:
                     eval_id,
                 )
                 accounts.append((uuid.uuid4().hex, eval_account, f"{problem} {eval_id}"))
-                if number == VERSIONS - 1 and problem == "toy/0":
+                if number == size.versions - 1 and problem == "toy/0":
                     busiest = str(attempt.relative_to(evals))
-                    write_attempt(attempt, problem, eval_id)
-        run.db.set_state("iteration", VERSIONS - 1)
+                    write_attempt(attempt, problem, eval_id, size.events)
+        run.db.set_state("iteration", size.versions - 1)
         run.db.set_state("agent-0 evaluated", True)
     store.close()
-    write_ledger(folder / "run.sqlite", accounts, rng)
+    write_ledger(folder / "run.sqlite", accounts, rng, size)
     return folder, busiest
 
 
-def write_attempt(folder: Path, problem: str, eval_id: str) -> None:
+def write_attempt(folder: Path, problem: str, eval_id: str, events_count: int) -> None:
     (folder / "logdir").mkdir(parents=True)
     with (folder / "logdir" / "events.jsonl").open("w") as events:
-        for n in range(EVENTS):
+        for n in range(events_count):
             kind = ("llm_call", "tool_call", "tool_result", "message")[n % 4]
             data = {"text": f"step {n}"} if kind == "message" else {"tool": "run", "output": "x" * 200, "ok": True}
             if kind == "llm_call":
@@ -168,20 +178,20 @@ def write_attempt(folder: Path, problem: str, eval_id: str) -> None:
     (folder / "diff.patch").write_text("".join(f"+line {n}\n" for n in range(2000)))
 
 
-def write_ledger(database: Path, accounts: list[tuple[str, str | None, str]], rng: random.Random) -> None:
+def write_ledger(database: Path, accounts: list[tuple[str, str | None, str]], rng: random.Random, size: Size) -> None:
     Ledger(database).close()  # the gateway's own tables
     with closing(sqlite3.connect(database)) as db, db:
         db.executemany(
             "INSERT INTO accounts (id, parent_id, name, created_at) VALUES (?, ?, ?, ?)",
             [(ident, parent, name, time.time()) for ident, parent, name in accounts],
         )
-        busiest = next(ident for ident, _, name in accounts if name == f"toy/0 eval-{VERSIONS - 1:03d}")
+        busiest = next(ident for ident, _, name in accounts if name == f"toy/0 eval-{size.versions - 1:03d}")
         problem_accounts = [ident for ident, _, name in accounts if name.startswith("toy/") and ident != busiest]
         body = json.dumps({"messages": [{"role": "user", "content": "q" * 2000}] * 20})
         reply = json.dumps({"choices": [{"message": {"role": "assistant", "content": "a" * 500}}]})
         start = time.time() - 3600
         rows = []
-        for n in range(CALLS):
+        for n in range(size.calls):
             account = busiest if n < 100 else rng.choice(problem_accounts)
             rows.append(
                 (
@@ -225,14 +235,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keep", type=Path, help="make the run here and keep it (a new folder)")
+    parser.add_argument("--versions", type=int, default=Size.versions, help="versions in the run (50)")
+    parser.add_argument("--problems", type=int, default=Size.selection + Size.holdout, help="problems (100)")
     args = parser.parse_args()
+    holdout = max(1, args.problems // 10)
+    calls = Size.calls * args.versions * args.problems // (Size.versions * (Size.selection + Size.holdout))
+    size = Size(args.versions, args.problems - holdout, holdout, max(calls, 200), Size.events)
     home = args.keep or Path(tempfile.mkdtemp(prefix="viewer-bench-"))
     try:
         made = time.perf_counter()
-        folder, attempt = make_run(home)
+        folder, attempt = make_run(home, size)
         print(
-            f"made a run of {VERSIONS} versions × {SELECTION + HOLDOUT} problems, {CALLS} ledger calls, "
-            f"an attempt of {EVENTS} events in {time.perf_counter() - made:.0f} s: {folder}"
+            f"made a run of {size.versions} versions × {size.selection + size.holdout} problems, "
+            f"{size.calls} ledger calls, an attempt of {size.events} events "
+            f"in {time.perf_counter() - made:.0f} s: {folder}"
         )
         client = TestClient(create_app(Sources(home / "runs", home / "evals", home / "solves"), UtilitySettings()))
 
@@ -243,8 +259,8 @@ def main() -> int:
         pages = {
             "runs list": "/",
             "run": "/runs/big",
-            "version (100 results)": f"/runs/big/versions/{VERSIONS - 1}",
-            "version, filtered": f"/runs/big/versions/{VERSIONS - 1}?status=failed",
+            f"version ({size.selection + size.holdout} results)": f"/runs/big/versions/{size.versions - 1}",
+            "version, filtered": f"/runs/big/versions/{size.versions - 1}?status=failed",
             "attempt (2000 events, page 1)": f"/attempts/evals/{attempt}?run=big",
             "attempt, events page 10": f"/attempts/evals/{attempt}?run=big&start=1800",
             "meta step": "/attempts/runs/big/meta/iteration-1",
@@ -252,7 +268,10 @@ def main() -> int:
         }
         checks = {
             f"/attempts/evals/{attempt}?run=big": ("<tr>", 1 + 200 + 1 + 20),
-            f"/runs/big/versions/{VERSIONS - 1}": ('href="/attempts/evals/', 100),
+            f"/runs/big/versions/{size.versions - 1}": (
+                'href="/attempts/evals/',
+                min(100, size.selection + size.holdout),
+            ),
         }
         for path, (needle, least) in checks.items():
             found = client.get(path).text.count(needle)
