@@ -104,11 +104,12 @@ def test_the_chart_and_lineage_have_every_version(page: Page, address: str, scre
 
 
 def test_an_attempt_page_shows_events_live_while_a_run_goes_on(page: Page, tmp_path: Path, screenshots: Path) -> None:
-    """Each scripted reply takes 2 s, so agent 0's first problem is still running when its page is opened; the
-    events that come after appear on the page, and the page notices the attempt's end."""
+    """Each scripted reply takes 2 s, so agent 0's first problem is still running when its page is opened: the
+    events that come after appear on the page, which then notices the attempt's end and shows its verdict. While
+    the run goes on, its page reloads itself as the run's database changes."""
     prepare(tmp_path, latency_s=2.0)
     run = subprocess.Popen(
-        [sys.executable, "-m", "sica", *improve_args(tmp_path, "live", 0)],
+        [sys.executable, "-m", "sica", *improve_args(tmp_path, "live", 1)],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -142,6 +143,12 @@ def test_an_attempt_page_shows_events_live_while_a_run_goes_on(page: Page, tmp_p
             page.screenshot(screenshots / "attempt-live.png")
             assert page.errors == []
             assert page.evaluate("typeof window.__pwned") == "undefined"
+            # The run goes on (its iteration: a meta step, checks, an evaluation): its page follows it.
+            page.goto(f"{address.rstrip('/')}/runs/live")
+            assert page.evaluate("document.getElementById('run-status').textContent") == "running"
+            page.evaluate("window.__before_reload = 1")
+            page.wait_for("window.__before_reload === undefined && document.readyState === 'complete'", timeout=60)
+            assert page.errors == [] and page.evaluate("typeof window.__pwned") == "undefined"
     finally:
         run.terminate()
         _, errors = run.communicate(timeout=60)
