@@ -13,6 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "viewer_pages.py"
 PAGES = [
+    "runs list, first visit",
     "runs list",
     "run",
     "version (10 results)",

@@ -9,11 +9,11 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from sica.archive.run import DATABASE, LOCK
+from sica.archive.run import LOCK
 from sica.events import EventReader
 from sica.viewer.attempts import is_live, live_logdir
 from sica.viewer.pages import event_row
-from sica.viewer.runs import is_locked
+from sica.viewer.runs import database_stamp, is_locked
 
 POLL_S = 0.3
 #: How long after its end an attempt's stream waits for its `outcome.json` (scoring comes after the agent's end).
@@ -60,26 +60,15 @@ async def attempt_events(folder: Path, after: int, stopping: threading.Event | N
         await asyncio.sleep(POLL_S)
 
 
-def _stamp(folder: Path) -> tuple[float, int]:
-    latest = (0.0, 0)
-    for name in (DATABASE, DATABASE + "-wal"):
-        try:
-            stat = (folder / name).stat()
-        except OSError:
-            continue
-        latest = max(latest, (stat.st_mtime, stat.st_size))
-    return latest
-
-
 async def run_changes(
     folder: Path, every_s: float = 1.0, stopping: threading.Event | None = None
 ) -> AsyncIterator[str]:
     """`changed` each time the run's database is written, while a writer holds the run; then `end` (at once when
     `stopping` is set)."""
-    seen = _stamp(folder)
+    seen = database_stamp(folder)
     while is_locked(folder / LOCK) and not (stopping and stopping.is_set()):
         await asyncio.sleep(every_s)
-        now = _stamp(folder)
+        now = database_stamp(folder)
         if now != seen:
             seen = now
             yield sse("changed", {})

@@ -110,24 +110,45 @@ def run_budget_usd(run: Run) -> float | None:
     return None if row is None or row["limit_nano"] is None else row["limit_nano"] / 1e9
 
 
+def database_stamp(folder: Path) -> tuple[int, int, int, int]:
+    """When the run's database (and its write-ahead log) last changed: their modification times and sizes."""
+    stamp = []
+    for name in (DATABASE, DATABASE + "-wal"):
+        try:
+            stat = (folder / name).stat()
+            stamp += [stat.st_mtime_ns, stat.st_size]
+        except OSError:
+            stamp += [0, 0]
+    return stamp[0], stamp[1], stamp[2], stamp[3]
+
+
+#: Each run's best version and recorded cost as of its database's stamp: the runs list reads a run again only
+#: when it changed.
+_standing: dict[Path, tuple[tuple[int, int, int, int], int | None, float | None, float]] = {}
+
+
 def list_run(folder: Path, weights: UtilitySettings) -> RunListing:
     """A run's line in the runs list; a run that cannot be read gets a line with the reason."""
     try:
         with open_run(folder) as run:
             state = RunState(run.db)
-            weights = state.utility_weights(weights)
-            best = best_version(standings(run, weights), frozenset(selection_mix(run)))
-            recorded = sum(e.cost_usd for v in run.versions() for e in run.evaluations(v.number, every_repeat=True))
+            stamp = database_stamp(folder)
+            known = _standing.get(folder)
+            if known is None or known[0] != stamp:
+                best = best_version(standings(run, state.utility_weights(weights)), frozenset(selection_mix(run)))
+                recorded = sum(e.cost_usd for v in run.versions() for e in run.evaluations(v.number, every_repeat=True))
+                known = (stamp, best.number if best else None, best.utility if best else None, recorded)
+                _standing[folder] = known
             spent = run.db.ledger_spent_usd()
             return RunListing(
                 folder.name,
                 run_status(run),
-                spent if spent is not None else recorded,
+                spent if spent is not None else known[3],
                 run_budget_usd(run),
                 len(run.versions()),
                 state.iteration,
-                best.number if best else None,
-                best.utility if best else None,
+                known[1],
+                known[2],
             )
     except (ArchiveError, sqlite3.Error) as error:
         return RunListing(folder.name, "unreadable", 0.0, None, 0, 0, None, None, str(error))
