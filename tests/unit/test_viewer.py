@@ -447,6 +447,9 @@ def test_an_attempt_shows_sub_agents_the_overseer_and_where_the_ledger_disagrees
             "type": "agent_end",
             "data": {"status": "done", "summary": HOSTILE},
         },
+        # Two agents that name each other as caller: no chain from the top reaches them, yet both are shown.
+        {**base, "agent_id": "x-3", "parent_id": "y-4", "type": "message", "data": {"text": "x"}},
+        {**base, "agent_id": "y-4", "parent_id": "x-3", "type": "message", "data": {"text": "y"}},
     ]
     lines = [json.dumps(event) for event in events] + ["not an event", json.dumps({"v": 2})]
     (attempt / "logdir" / "events.jsonl").write_text("\n".join(lines) + "\n")
@@ -479,6 +482,8 @@ def test_an_attempt_shows_sub_agents_the_overseer_and_where_the_ledger_disagrees
     graph = response.text.split('id="call-graph"')[1].split("</ul></li></ul>")[0]
     assert '<li class="agent" data-agent="main-1">' in graph and '<ul><li class="agent" data-agent="dev-2">' in graph
     assert "2.5 s · 1 model calls · 15 tokens" in graph
+    whole = response.text.split('id="call-graph"')[1].split("<h2>")[0]
+    assert whole.count('data-agent="x-3"') == 1 and whole.count('data-agent="y-4"') == 1
     assert "2 lines of events.jsonl were not valid events" in response.text
     overseer = response.text.split('id="overseer"')[1].split("</table>")[0]
     assert "verdict: looping\nreason: &lt;script&gt;" in overseer and "action: notify\nagent: dev-2" in overseer
@@ -517,3 +522,34 @@ def test_attempts_sharing_an_account_name_each_see_their_own_calls(tmp_path: Pat
     first = client.get("/attempts/evals/e1/problems/p/try-1").text
     second = client.get("/attempts/evals/e1/problems/p/try-2").text
     assert "has 2 calls, 14 input" in first and "has 1 calls, 9 input" in second
+
+
+def test_the_call_graph_and_the_ledger_comparison_count_every_event_not_one_page(tmp_path: Path) -> None:
+    attempt = tmp_path / "evals" / "e1" / "problems" / "p" / "try-1"
+    (attempt / "logdir").mkdir(parents=True)
+    base = {"v": 1, "ts": 1.0, "run": "e1", "problem": "toy/1", "agent_id": "main-1", "parent_id": None}
+    call = {**base, "type": "llm_call", "data": {"input_tokens": 10, "output_tokens": 1}}
+    lines = [json.dumps(call) for _ in range(450)]
+    (attempt / "logdir" / "events.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "evals" / "e1" / "results.jsonl").write_text(
+        json.dumps({"problem_id": "toy/1", "folder": str(attempt)})
+    )
+    ledger = tmp_path / "evals" / "e1" / "ledger.sqlite"
+    Ledger(ledger).close()
+    with closing(sqlite3.connect(ledger)) as db, db:
+        db.execute("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'toy/1 e1', 0)")
+        db.executemany(
+            "INSERT INTO calls (account_id, alias, provider, model, stream, owner, status, input_tokens,"
+            " output_tokens, cost_nano, reserved_nano, reserved_tokens, started_at) VALUES"
+            " ('a', 'm', 'p', 'm', 0, 'o', 'ok', 10, 1, 0, 0, 0, 1.0)",
+            [()] * 450,
+        )
+    client = TestClient(create_app(Sources(tmp_path / "runs", tmp_path / "evals", tmp_path / "s"), UtilitySettings()))
+    for start in (0, 200, 400):
+        page = client.get("/attempts/evals/e1/problems/p/try-1", params={"start": start}).text
+        rows = page.split('id="events"')[1].split("</table>")[0].count("<tr>") - 1
+        assert rows == min(200, 450 - start)
+        assert "450 model calls · 4950 tokens" in page
+        assert "the agent&#x27;s events report 450 calls and 4500 input tokens." in page and "They disagree" not in page
+        timeline = page.split('id="events"')[1].split("<h2>")[0]  # the events and their pager
+        assert ('rel="next"' in timeline) == (start < 400) and ('rel="prev"' in timeline) == (start > 0)

@@ -190,7 +190,7 @@ def create_app(
         run_name = request.query_params.get("run")
         if run_name is not None and run_name not in runs.run_names(sources.runs_dir):
             run_name = None
-        events, invalid, more = attempts.events_page(folder, start, EVENTS_A_PAGE)
+        read = attempts.read_events(folder, start, EVENTS_A_PAGE)
         ledger_path, account = ledger.attempt_ledger(sources, source, folder, run_name)
         try:
             window = attempts.attempt_window(folder)
@@ -214,10 +214,8 @@ def create_app(
             pages.attempt_page(
                 f"Attempt {relative}",
                 crumbs,
-                events,
+                read,
                 start,
-                invalid,
-                more,
                 attempts.read_json(folder / "outcome.json"),
                 attempts.overseer_records(folder),
                 calls,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +60,57 @@ def is_live(folder: Path) -> bool:
     return (folder / "live.json").is_file()
 
 
-def events_page(folder: Path, start: int, count: int) -> tuple[list[Event], int, bool]:
-    """Events `start`..`start+count` of the attempt, how many invalid lines were passed over on the way, and
-    whether more follow."""
+@dataclass
+class AgentSummary:
+    """One agent as its events tell (the agent's own account): its caller, when it started and ended, how it
+    ended, and the model calls and tokens it reports."""
+
+    parent: str | None
+    start: float
+    end: float | None = None
+    status: str = "running"
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass
+class EventsRead:
+    """A page of an attempt's events, and what all its events tell: each agent, and the model calls and input
+    tokens reported in all (for the comparison with the ledger)."""
+
+    page: list[Event]
+    more: bool
+    invalid_lines: int
+    agents: dict[str, AgentSummary] = field(default_factory=dict)
+    reported_calls: int = 0
+    reported_input_tokens: int = 0
+
+
+def read_events(folder: Path, start: int, count: int, limit: int = 200_000) -> EventsRead:
+    """Events `start`..`start+count` of the attempt, and the summary of its first `limit` events, in one pass."""
     reader = EventReader(live_logdir(folder) / "events.jsonl")
-    page: list[Event] = []
-    more = False
+    read = EventsRead([], False, 0)
     for index, event in enumerate(reader.new_events(max_chunks=None)):
-        if index >= start + count:
-            more = True
+        if index >= limit:
+            read.more = read.more or index >= start + count
             break
-        if index >= start:
-            page.append(event)
-    return page, reader.invalid_lines, more
+        if start <= index < start + count:
+            read.page.append(event)
+        elif index >= start + count:
+            read.more = True
+        agent = read.agents.setdefault(event.agent_id, AgentSummary(event.parent_id, event.ts))
+        if event.type == "agent_end":
+            agent.end, agent.status = event.ts, str(event.data.get("status", "?"))
+        elif event.type == "llm_call":
+            tokens_in, tokens_out = (event.data.get(key) for key in ("input_tokens", "output_tokens"))
+            agent.calls += 1
+            agent.input_tokens += tokens_in if isinstance(tokens_in, int) else 0
+            agent.output_tokens += tokens_out if isinstance(tokens_out, int) else 0
+            read.reported_calls += 1
+            read.reported_input_tokens += tokens_in if isinstance(tokens_in, int) else 0
+    read.invalid_lines = reader.invalid_lines
+    return read
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ from sica.events import Event
 from sica.report import cells
 from sica.report.tables import RunReport
 from sica.viewer import charts
+from sica.viewer.attempts import AgentSummary, EventsRead
 from sica.viewer.ledger import LedgerView
 from sica.viewer.runs import RunListing
 
@@ -323,57 +324,46 @@ def tool_calls(events: Sequence[Event]) -> list[tuple[str, ...]]:
     return rows
 
 
-def call_graph(events: Sequence[Event]) -> str:
-    """The agents and sub-agents the events tell of (the agent's own account), nested under their callers, with
-    status, duration and tokens reported."""
-    agents: dict[str, dict[str, Any]] = {}
-    for event in events:
-        agent = agents.setdefault(
-            event.agent_id,
-            {"parent": event.parent_id, "start": event.ts, "end": None, "status": "running", "tokens": 0, "calls": 0},
-        )
-        if event.type == "agent_end":
-            agent["end"], agent["status"] = event.ts, str(event.data.get("status", "?"))
-        elif event.type == "llm_call":
-            agent["calls"] += 1
-            for key in ("input_tokens", "output_tokens"):
-                value = event.data.get(key)
-                agent["tokens"] += value if isinstance(value, int) else 0
+def call_graph(agents: Mapping[str, AgentSummary]) -> str:
+    """The agents and sub-agents the events tell of (the agent's own account), each nested under its caller, with
+    status, duration and tokens reported. An agent no chain from a top agent reaches (its caller unknown, or a
+    cycle of callers) is shown at the top, so every agent appears once."""
     children: dict[str | None, list[str]] = {}
     for ident, agent in agents.items():
-        parent = agent["parent"] if agent["parent"] in agents else None
-        children.setdefault(parent, []).append(ident)
+        children.setdefault(agent.parent if agent.parent in agents else None, []).append(ident)
+    shown: set[str] = set()
 
     def render(ident: str, depth: int) -> str:
-        if depth > 50:
-            return ""
+        shown.add(ident)
         agent = agents[ident]
-        took = "running" if agent["end"] is None else f"{agent['end'] - agent['start']:.1f} s"
+        took = "running" if agent.end is None else f"{agent.end - agent.start:.1f} s"
         line = (
             f'<li class="agent" data-agent="{e(ident)}"><b>{e(ident)}</b> '
-            f'<span class="status {e(agent["status"])}">{e(agent["status"])}</span> · {e(took)} · '
-            f"{e(agent['calls'])} model calls · {e(agent['tokens'])} tokens"
+            f'<span class="status {e(agent.status)}">{e(agent.status)}</span> · {e(took)} · '
+            f"{e(agent.calls)} model calls · {e(agent.input_tokens + agent.output_tokens)} tokens"
         )
-        nested = "".join(render(child, depth + 1) for child in children.get(ident, []))
+        below = [child for child in children.get(ident, []) if child not in shown] if depth < 30 else []
+        nested = "".join(render(child, depth + 1) for child in below)
         return line + (f"<ul>{nested}</ul>" if nested else "") + "</li>"
 
-    roots = "".join(render(ident, 0) for ident in children.get(None, []))
-    return f'<ul class="call-graph" id="call-graph">{roots}</ul>' if roots else '<p class="note">No agents yet.</p>'
+    tops = [render(ident, 0) for ident in children.get(None, [])]
+    tops += [render(ident, 0) for ident in agents if ident not in shown]
+    return (
+        f'<ul class="call-graph" id="call-graph">{"".join(tops)}</ul>' if tops else '<p class="note">No agents yet.</p>'
+    )
 
 
 def _ledger_section(
-    ledger: LedgerView | None, events: Sequence[Event], base: str, params: Mapping[str, str], start: int, count: int
+    ledger: LedgerView | None, read: EventsRead, base: str, params: Mapping[str, str], start: int, count: int
 ) -> str:
     if ledger is None:
         return '<p class="note">No ledger found for this attempt.</p>'
-    reported = [ev for ev in events if ev.type == "llm_call"]
-    reported_in = sum(ev.data.get("input_tokens", 0) for ev in reported if isinstance(ev.data.get("input_tokens"), int))
     agreement = (
         f"The ledger (the gateway's trusted record) has {ledger.total_calls} calls, "
         f"{ledger.input_tokens} input and {ledger.output_tokens} output tokens, ${ledger.cost_usd:.6f}; "
-        f"the agent's events report {len(reported)} calls and {reported_in} input tokens."
+        f"the agent's events report {read.reported_calls} calls and {read.reported_input_tokens} input tokens."
     )
-    differs = len(reported) != ledger.total_calls or reported_in != ledger.input_tokens
+    differs = read.reported_calls != ledger.total_calls or read.reported_input_tokens != ledger.input_tokens
     note = (
         f'<p class="{"disagree" if differs else "note"}" id="ledger-agreement">{e(agreement)}'
         + (" They disagree: trust the ledger." if differs else "")
@@ -405,10 +395,8 @@ def _ledger_section(
 def attempt_page(
     title: str,
     crumbs: Sequence[tuple[str, str]],
-    events: Sequence[Event],
+    read: EventsRead,
     first_index: int,
-    invalid_lines: int,
-    more_events: bool,
     outcome: Mapping[str, Any] | None,
     overseer: Sequence[Mapping[str, Any]],
     ledger: LedgerView | None,
@@ -421,6 +409,7 @@ def attempt_page(
     stream: str,
     related: Sequence[tuple[str, str]] = (),
 ) -> str:
+    events, invalid_lines, more_events = read.page, read.invalid_lines, read.more
     if outcome is None:
         verdict = "<p>Still running: no outcome yet.</p>" if live else "<p>No outcome recorded.</p>"
     else:
@@ -471,7 +460,7 @@ def attempt_page(
             else ""
         )
         + f"<h2>Verdict</h2>{verdict}"
-        f"<h2>Call graph</h2>{call_graph(events)}"
+        f"<h2>Call graph</h2>{call_graph(read.agents)}"
         + (
             f'<p class="note">Tokens as the agents report them; the whole attempt cost ${ledger.cost_usd:.6f} by the '
             "ledger.</p>"
@@ -487,7 +476,7 @@ def attempt_page(
             else '<p class="note">No tool calls among these events.</p>'
         )
         + "<h2>Model calls (ledger)</h2>"
-        + _ledger_section(ledger, events, base, params, ledger_start, 20)
+        + _ledger_section(ledger, read, base, params, ledger_start, 20)
         + f"<h2>Overseer</h2>{oversight}<h2>Final diff</h2>"
         + (highlighted_diff(diff) if diff else '<p class="note">No diff.</p>')
     )
