@@ -337,7 +337,10 @@ def test_the_command_serves_the_pages_and_no_key_reaches_them(home: Path) -> Non
         assert address.endswith("/runs/demo") and "agent-1" in httpx.get(address, timeout=30).text
     with served(home, "--evals") as address:
         assert address.endswith("/evals") and httpx.get(address, timeout=30).status_code == 200
-        assert "/attempts/evals/" in httpx.get(address, timeout=30).text
+        listed = httpx.get(address, timeout=30).text
+        assert "/attempts/evals/" in listed
+        table = listed.split('id="attempts"')[1].split("</table>")[0]
+        assert table.count('<span class="status done">done</span>') == table.count("<tr>") - 1 > 0
     with served(home, "--solves") as address:
         listed = httpx.get(address, timeout=30)
         assert address.endswith("/solves") and listed.status_code == 200 and "None yet." in listed.text

@@ -242,7 +242,11 @@ def create_app(
     def listing(source: str, title: str, request: Request) -> HTMLResponse:
         start = _start(request)
         root = sources.root(source)
-        items, total = attempts.attempts_under(root, start, ATTEMPTS_A_PAGE)
+        found, total = attempts.attempts_under(root, start, ATTEMPTS_A_PAGE)
+        items = [
+            (relative, attempts.read_json(root / relative / "outcome.json"), attempts.is_live(root / relative))
+            for relative in found
+        ]
         return _html(pages.attempts_page(title, source, items, start, ATTEMPTS_A_PAGE, total, str(root)))
 
     @app.get("/evals", response_class=HTMLResponse)

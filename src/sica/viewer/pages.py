@@ -484,10 +484,33 @@ def attempt_page(
     return page(title, body, crumbs=crumbs, data=data)
 
 
-def attempts_page(title: str, source: str, items: Sequence[str], start: int, count: int, total: int, root: str) -> str:
-    rows = [(f'<a href="{e(attempt_href(source, item))}">{e(item)}</a>',) for item in items]
+def attempts_page(
+    title: str,
+    source: str,
+    items: Sequence[tuple[str, Mapping[str, Any] | None, bool]],
+    start: int,
+    count: int,
+    total: int,
+    root: str,
+) -> str:
+    """A page of attempts: each with how it ended (its `outcome.json`), or running."""
+    rows = []
+    for relative, outcome, running in items:
+        score = (outcome or {}).get("score")
+        value = score.get("value") if isinstance(score, Mapping) else None
+        status = "running" if running else str((outcome or {}).get("status", "–"))
+        rows.append(
+            (
+                f'<a href="{e(attempt_href(source, relative))}">{e(relative)}</a>',
+                f'<span class="status {e(status)}">{e(status)}</span>',
+                e("–" if value is None else value),
+                e("–" if outcome is None else outcome.get("cost_usd", "–")),
+                e("–" if outcome is None else outcome.get("seconds", "–")),
+            )
+        )
     body = f'<p class="note">Attempts under {e(root)}, newest first.</p>'
-    body += table(("attempt",), rows, table_id="attempts", raw=True) if rows else "<p>None yet.</p>"
+    headers = ("attempt", "status", "score", "cost $", "seconds")
+    body += table(headers, rows, table_id="attempts", raw=True) if rows else "<p>None yet.</p>"
     body += pager(f"/{source}", {}, start, count, total, start + count < total)
     return page(title, body, crumbs=[(source, f"/{source}")])
 
