@@ -6,7 +6,7 @@ TOOLS        := .tools
 UV           := $(TOOLS)/bin/uv
 VENV         := .venv
 SICA         := $(VENV)/bin/sica
-DEBIAN_PKGS  := bubblewrap podman runc docker.io git python3-venv
+DEBIAN_PKGS  := bubblewrap podman runc docker.io git python3-venv chromium
 PYTEST_ARGS  ?=
 # `make run`: a short improvement run on a small mix (three example tasks and three HumanEval problems to select
 # on, two held out), with the caps that keep it short on the local model; `make run ITERATIONS=5 RUN=mine`.

@@ -25,6 +25,7 @@ from sica.cli import (
     report_cmd,
     sandbox_cmd,
     solve_cmd,
+    view_cmd,
 )
 from sica.cli.state import CliState, UserError
 from sica.config import ConfigError
@@ -46,6 +47,7 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("improve")(improve_cmd.improve_command)
 app.command("report")(report_cmd.report)
 app.command("overseer")(overseer_cmd.overseer)
+app.command("view")(view_cmd.view)
 app.add_typer(models_cmd.models_app, name="models")
 app.add_typer(sandbox_cmd.sandbox_app, name="sandbox")
 app.add_typer(benchmarks_cmd.benchmarks_app, name="benchmarks")
