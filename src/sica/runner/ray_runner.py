@@ -178,8 +178,9 @@ async def work_attempt(attempt: WorkerAttempt, agent_tar: bytes, node: str) -> W
     attempts_dir.mkdir(parents=True, exist_ok=True)
     for parent, prefix in ((attempts_dir, "attempt-"), (Path(tempfile.gettempdir()), "sica-relay-")):
         sweep_dead(parent, prefix)
-    folder = Path(tempfile.mkdtemp(prefix=f"attempt-{os.getpid()}-", dir=attempts_dir))
-    relay_dir = Path(tempfile.mkdtemp(prefix=f"sica-relay-{os.getpid()}-"))
+    pid = os.getpid()
+    folder = Path(tempfile.mkdtemp(prefix=f"attempt-{pid}-", dir=attempts_dir))
+    relay_dir = Path(tempfile.mkdtemp(prefix="sica-relay-" + f"{pid}-"))
     relay_dir.chmod(0o755)
     try:
         (folder / "task.md").write_text(problem.statement, encoding="utf-8")
